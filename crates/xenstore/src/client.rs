@@ -1,0 +1,1 @@
+//! XenStore client (to be written).

@@ -1,0 +1,17 @@
+//! XenStore in pure Rust: the wire codec ([`wire`]), a client for the xenstored
+//! Unix socket and the `/dev/xen/xenbus` device ([`client`]), and an in-process
+//! xenstored simulator for tests and demos ([`sim`]).
+//!
+//! The crate has no dependency on any agent: it speaks only XenStore.
+
+#![warn(missing_docs)]
+
+pub mod client;
+mod error;
+pub mod path;
+pub mod sim;
+pub mod wire;
+
+pub use client::{Client, Transaction, Watch, WatchEvent};
+pub use error::{Error, Result};
+pub use wire::{Access, ErrorKind, Perm};

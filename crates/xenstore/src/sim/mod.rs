@@ -1,0 +1,1 @@
+//! XenStore simulator (to be written).

@@ -1,1 +1,0 @@
-//! XenStore client (to be written).

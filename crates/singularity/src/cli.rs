@@ -1,0 +1,169 @@
+//! The command line. One clap definition drives parsing, `--help`, the man
+//! pages and shell completions.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Guest agent for OpenStack virtual machines on Xen.
+#[derive(Debug, Parser)]
+#[command(name = "singularity", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// Options shared by every subcommand.
+    #[command(flatten)]
+    pub global: Global,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Commands,
+}
+
+/// Global options; each may also be set in `[main]` of the configuration file.
+#[derive(Debug, Args, Default, Clone)]
+pub struct Global {
+    /// Lowest severity logged: debug, info, warning, error, critical.
+    #[arg(short = 'l', long, global = true, value_name = "LEVEL")]
+    pub loglevel: Option<String>,
+    /// Keep a .<name>.bak copy of every replaced file.
+    #[arg(short = 'b', long, global = true)]
+    pub backup: bool,
+    /// Directory holding singularity.conf.
+    #[arg(short = 'f', long = "configuration", global = true, value_name = "DIR")]
+    pub configuration: Option<PathBuf>,
+    /// Directory for the cache of written files.
+    #[arg(short = 'c', long, global = true, value_name = "DIR")]
+    pub cache: Option<String>,
+    /// Log destination: syslog, journald, - (standard error) or a file path.
+    #[arg(short = 'H', long, global = true, value_name = "HANDLER")]
+    pub loghandler: Option<String>,
+    /// Functions to manage (comma-separated, or all).
+    #[arg(short = 'F', long, global = true, value_name = "LIST")]
+    pub functions: Option<String>,
+    /// Directory standing for / of the managed system.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Commands {
+    /// Serve the hypervisor's requests.
+    Daemon(DaemonArgs),
+    /// Serve a simulated XenStore on Unix sockets (for tests, demos and development).
+    Xenstored(XenstoredArgs),
+    /// Print configuration.
+    Config(ConfigArgs),
+}
+
+/// Daemon control actions (LSB semantics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Action {
+    /// Start the daemon.
+    #[default]
+    Start,
+    /// Stop the running daemon.
+    Stop,
+    /// Stop, then start.
+    Restart,
+    /// Re-read the configuration (or start if not running).
+    Reload,
+    /// Report whether the daemon runs (exit 3 if not).
+    Status,
+}
+
+/// Which transport carries requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CommunicatorKind {
+    /// XenStore (the hypervisor).
+    Xen,
+    /// A local Unix socket, one JSON request per line.
+    Socket,
+}
+
+/// `singularity daemon`.
+#[derive(Debug, Args, Clone)]
+pub struct DaemonArgs {
+    /// What to do.
+    #[arg(value_enum, default_value_t = Action::Start)]
+    pub action: Action,
+    /// Run-time directory.
+    #[arg(short = 'r', long = "run", value_name = "DIR")]
+    pub run_dir: Option<String>,
+    /// Pid file.
+    #[arg(short = 'p', long, value_name = "FILE")]
+    pub pidfile: Option<String>,
+    /// User to run as.
+    #[arg(short = 'u', long, value_name = "USER")]
+    pub uid: Option<String>,
+    /// Group to run as.
+    #[arg(short = 'g', long, value_name = "GROUP")]
+    pub gid: Option<String>,
+    /// Allow core dumps.
+    #[arg(long)]
+    pub coredumps: bool,
+    /// Stay in the foreground.
+    #[arg(long)]
+    pub nodaemonize: bool,
+    /// Transport for requests.
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub communicator: Option<CommunicatorKind>,
+    /// XenStore socket or device (xen communicator).
+    #[arg(long, value_name = "PATH")]
+    pub xenstore: Option<String>,
+    /// Unix socket path (socket communicator).
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+}
+
+/// `singularity xenstored`.
+#[derive(Debug, Args, Clone)]
+pub struct XenstoredArgs {
+    /// The privileged (dom0) socket.
+    #[arg(long, value_name = "PATH")]
+    pub socket: PathBuf,
+    /// A guest's xenbus as a stream socket: DOMID:PATH (repeatable).
+    #[arg(long = "guest", value_name = "DOMID:PATH")]
+    pub guests: Vec<String>,
+    /// A guest's xenbus emulating /dev/xen/xenbus exactly (seqpacket): DOMID:PATH.
+    #[arg(long = "guest-device", value_name = "DOMID:PATH")]
+    pub guest_devices: Vec<String>,
+    /// Behave like oxenstored (2048-byte values for everyone, its quirks).
+    #[arg(long)]
+    pub oxenstored: bool,
+}
+
+/// `singularity config`.
+#[derive(Debug, Args, Clone)]
+pub struct ConfigArgs {
+    /// Print the fully commented default configuration file.
+    #[arg(long)]
+    pub default: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_daemon_options() {
+        let cli = Cli::parse_from([
+            "singularity",
+            "-F",
+            "password",
+            "daemon",
+            "--nodaemonize",
+            "--root",
+            "/tmp/r",
+        ]);
+        assert_eq!(cli.global.functions.as_deref(), Some("password"));
+        assert_eq!(cli.global.root, Some(PathBuf::from("/tmp/r")));
+        match cli.command {
+            Commands::Daemon(d) => assert!(d.nodaemonize && d.action == Action::Start),
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! The Xen communicator: requests are nodes `data/host/<id>` in the guest's
+//! XenStore home, replies are written to `data/guest/<id>`.
+//!
+//! A watch on `data/host` wakes the agent; every wake-up, every reconnect and a
+//! slow periodic rescan list the directory, so no request is ever missed. A
+//! request node is read, removed, handled and answered with one write; an id is
+//! never handled twice.
+
+use super::{CommError, Communicator, Incoming};
+use crate::protocol::Reply;
+use std::collections::{HashSet, VecDeque};
+use std::time::{Duration, Instant};
+use xenstore::{Client, Watch, WatchEvent};
+
+/// Where the host writes requests (relative to the domain's home).
+pub const REQUEST_DIR: &str = "data/host";
+/// Where the agent writes replies.
+pub const REPLY_DIR: &str = "data/guest";
+/// How many handled ids are remembered, in case a removal failed.
+const REMEMBERED_IDS: usize = 1024;
+
+/// Requests over XenStore.
+pub struct XenCommunicator {
+    client: Client,
+    watch: Watch,
+    queue: VecDeque<String>,
+    handled: VecDeque<String>,
+    handled_set: HashSet<String>,
+    rescan_every: Duration,
+    next_rescan: Instant,
+    scan_due: bool,
+}
+
+fn comm(what: &str) -> impl Fn(xenstore::Error) -> CommError + '_ {
+    move |e| CommError(format!("{what}: {e}"))
+}
+
+impl XenCommunicator {
+    /// Connects (to `path`, or to the default XenStore locations) and watches
+    /// the request directory. Requests already waiting are picked up at once.
+    pub fn connect(path: Option<&str>, rescan_every: Duration) -> Result<XenCommunicator, CommError> {
+        let client = match path {
+            Some(p) => Client::connect(p),
+            None => Client::open(),
+        }
+        .map_err(comm("cannot connect to xenstore"))?;
+        let watch = client.watch(REQUEST_DIR).map_err(comm("cannot watch data/host"))?;
+        match client.read_string("domid") {
+            Ok(domid) => log::info!("connected to xenstore as domain {domid}"),
+            Err(e) => log::debug!("cannot read own domid: {e}"),
+        }
+        Ok(XenCommunicator {
+            client,
+            watch,
+            queue: VecDeque::new(),
+            handled: VecDeque::new(),
+            handled_set: HashSet::new(),
+            rescan_every,
+            next_rescan: Instant::now() + rescan_every,
+            scan_due: true,
+        })
+    }
+
+    /// Lists `data/host` and queues ids not yet seen.
+    fn scan(&mut self) -> Result<(), CommError> {
+        self.scan_due = false;
+        self.next_rescan = Instant::now() + self.rescan_every;
+        let mut ids = match self.client.directory(REQUEST_DIR) {
+            Ok(ids) => ids,
+            Err(e) if e.is_noent() => Vec::new(),
+            Err(e) => {
+                self.scan_due = true;
+                return Err(comm("cannot list data/host")(e));
+            }
+        };
+        ids.sort();
+        for id in ids {
+            if !self.handled_set.contains(&id) && !self.queue.contains(&id) {
+                self.queue.push_back(id);
+            }
+        }
+        Ok(())
+    }
+
+    fn remember(&mut self, id: &str) {
+        if self.handled_set.insert(id.to_string()) {
+            self.handled.push_back(id.to_string());
+        }
+        while self.handled.len() > REMEMBERED_IDS {
+            if let Some(old) = self.handled.pop_front() {
+                self.handled_set.remove(&old);
+            }
+        }
+    }
+
+    /// Takes the request `id`: read it, then remove it (a missing node means the
+    /// host gave up on it).
+    fn take(&mut self, id: &str) -> Result<Option<Incoming>, CommError> {
+        let path = format!("{REQUEST_DIR}/{id}");
+        let data = match self.client.read(&path) {
+            Ok(data) => data,
+            Err(e) if e.is_noent() => return Ok(None),
+            Err(e) => {
+                // Left in place: the next scan picks it up again.
+                self.scan_due = true;
+                return Err(comm("cannot read request")(e));
+            }
+        };
+        match self.client.rm(&path) {
+            Ok(()) => {}
+            Err(e) if e.is_noent() => {}
+            Err(e) => log::warn!("cannot remove {path}: {e}"),
+        }
+        self.remember(id);
+        Ok(Some(Incoming {
+            id: id.to_string(),
+            data,
+        }))
+    }
+
+    fn wait_event(&mut self, timeout: Duration) -> Result<(), CommError> {
+        match self.watch.recv_timeout(timeout) {
+            Ok(Some(WatchEvent::Changed(_))) => self.scan_due = true,
+            Ok(Some(WatchEvent::Reconnected)) => {
+                log::info!("xenstore connection re-established; rescanning");
+                if let Ok(domid) = self.client.read_string("domid") {
+                    log::info!("domain id is {domid}");
+                }
+                self.scan_due = true;
+            }
+            Ok(None) => {}
+            Err(e) => return Err(comm("watch failed")(e)),
+        }
+        Ok(())
+    }
+}
+
+impl Communicator for XenCommunicator {
+    fn recv(&mut self, timeout: Duration) -> Result<Option<Incoming>, CommError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            while let Some(id) = self.queue.pop_front() {
+                if let Some(incoming) = self.take(&id)? {
+                    return Ok(Some(incoming));
+                }
+            }
+            if Instant::now() >= self.next_rescan {
+                self.scan_due = true;
+            }
+            if self.scan_due {
+                self.scan()?;
+                if !self.queue.is_empty() {
+                    continue;
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(None);
+            }
+            let wait = deadline.min(self.next_rescan).saturating_duration_since(now);
+            self.wait_event(wait)?;
+        }
+    }
+
+    fn reply(&mut self, id: &str, reply: &Reply) -> Result<(), CommError> {
+        let path = format!("{REPLY_DIR}/{id}");
+        self.client
+            .write(&path, reply.to_json())
+            .map_err(comm("cannot write reply"))
+    }
+}

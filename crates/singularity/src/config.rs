@@ -1,0 +1,242 @@
+//! The configuration file `singularity.conf`: INI with `[main]`, `[daemon]`,
+//! `[apply]` and per-communicator/per-function sections. One table of
+//! [`KEYS`] defines every key, its default, what it accepts and its
+//! documentation; the parser, the annotated default file and the man page all
+//! come from it. Parsing is pure: text in, [`FileValues`] out.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// One configuration key.
+#[derive(Debug)]
+pub struct KeyDef {
+    /// Section name, without brackets.
+    pub section: &'static str,
+    /// Key name.
+    pub key: &'static str,
+    /// Default value, as written in the file.
+    pub default: &'static str,
+    /// What values are accepted (shown in errors).
+    pub accepts: &'static str,
+    /// One-paragraph documentation.
+    pub doc: &'static str,
+}
+
+/// Every key the file may hold.
+pub const KEYS: &[KeyDef] = &[
+    KeyDef { section: "main", key: "loglevel", default: "warning", accepts: "debug, info, warning, error, critical", doc: "Lowest severity that is logged." },
+    KeyDef { section: "main", key: "loghandler", default: "syslog", accepts: "syslog, journald, - (standard error), or an absolute file path", doc: "Where log lines go." },
+    KeyDef { section: "main", key: "backup", default: "false", accepts: "true or false", doc: "Keep the previous version of every replaced file as .<name>.bak beside it." },
+    KeyDef { section: "main", key: "cache", default: "/var/cache/singularity", accepts: "an absolute path", doc: "Directory holding a copy of every file written, as <cache>/<function>/<path>, for `singularity apply`." },
+    KeyDef { section: "main", key: "functions", default: "network,hosts,hostname,resolvers,password,file,update,version,features", accepts: "a comma-separated list of network, hosts, hostname, resolvers, password, file, update, version, features, or all", doc: "What the agent manages. Commands of disabled functions are answered 404 and left out of `features`." },
+    KeyDef { section: "main", key: "root", default: "/", accepts: "an absolute path", doc: "Directory that stands for / of the managed system. With anything but /, no command is run and no kernel state is changed." },
+    KeyDef { section: "main", key: "communicator", default: "xen", accepts: "xen or socket", doc: "How requests arrive: XenStore (the hypervisor) or a local Unix socket." },
+    KeyDef { section: "daemon", key: "run", default: "/var/run/singularity", accepts: "an absolute path", doc: "Run-time directory." },
+    KeyDef { section: "daemon", key: "pidfile", default: "/var/run/singularity/singularity.pid", accepts: "an absolute path", doc: "Pid file, locked while the daemon runs." },
+    KeyDef { section: "daemon", key: "uid", default: "", accepts: "a user name or number; empty keeps the current user", doc: "User to run as after start-up." },
+    KeyDef { section: "daemon", key: "gid", default: "", accepts: "a group name or number; empty keeps the current group", doc: "Group to run as after start-up." },
+    KeyDef { section: "daemon", key: "coredumps", default: "false", accepts: "true or false", doc: "Allow core dumps (they could hold secrets)." },
+    KeyDef { section: "daemon", key: "nodaemonize", default: "false", accepts: "true or false", doc: "Stay in the foreground (for systemd)." },
+    KeyDef { section: "xen", key: "xenstore", default: "", accepts: "a path to a XenStore socket or device; empty tries $XENSTORED_PATH, /dev/xen/xenbus, /proc/xen/xenbus and the xenstored sockets", doc: "Where to reach XenStore." },
+    KeyDef { section: "xen", key: "rescan_interval", default: "60", accepts: "a whole number of seconds, 1 to 86400", doc: "How often data/host is listed even without a watch event." },
+    KeyDef { section: "socket", key: "path", default: "/var/run/singularity/agent.sock", accepts: "an absolute path", doc: "Unix socket of the socket communicator (one JSON request per line)." },
+    KeyDef { section: "file", key: "allowed_paths", default: "/", accepts: "a comma-separated list of absolute paths", doc: "Injected files may only be written at or below these paths." },
+    KeyDef { section: "password", key: "hash", default: "sha512", accepts: "sha512 or sha256", doc: "crypt(3) scheme for the root password in /etc/shadow." },
+];
+
+/// The definition of `section.key`, if it exists.
+pub fn key_def(section: &str, key: &str) -> Option<&'static KeyDef> {
+    KEYS.iter().find(|k| k.section == section && k.key == key)
+}
+
+/// A value from the file with where it came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Located {
+    /// The raw value, trimmed.
+    pub value: String,
+    /// 1-based line number.
+    pub line: usize,
+}
+
+/// The known keys found in one file, and warnings about the rest.
+#[derive(Debug, Default)]
+pub struct FileValues {
+    /// File name used in messages.
+    pub file: String,
+    /// `(section, key)` → value.
+    pub values: BTreeMap<(String, String), Located>,
+    /// Unknown keys and sections, each naming file and line.
+    pub warnings: Vec<String>,
+}
+
+/// A syntax error or a bad value.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Parses INI text. Lines are `[section]`, `key = value` (or `key: value`),
+/// blank, or comments starting with `#` or `;`.
+pub fn parse(file: &str, text: &str) -> Result<FileValues, ConfigError> {
+    let mut out = FileValues {
+        file: file.to_string(),
+        ..FileValues::default()
+    };
+    let mut section: Option<String> = None;
+    for (index, raw) in text.lines().enumerate() {
+        let line = index + 1;
+        let trimmed = raw.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with(';') {
+            continue;
+        }
+        if let Some(rest) = trimmed.strip_prefix('[') {
+            let name = rest
+                .strip_suffix(']')
+                .ok_or_else(|| ConfigError(format!("{file}:{line}: section header lacks ']'")))?
+                .trim();
+            if !KEYS.iter().any(|k| k.section == name) {
+                out.warnings.push(format!("{file}:{line}: unknown section [{name}]"));
+            }
+            section = Some(name.to_string());
+            continue;
+        }
+        let Some(split) = trimmed.find(['=', ':']) else {
+            return Err(ConfigError(format!(
+                "{file}:{line}: expected 'key = value', found '{trimmed}'"
+            )));
+        };
+        let key = trimmed[..split].trim();
+        let value = trimmed[split + 1..].trim();
+        let Some(sec) = &section else {
+            return Err(ConfigError(format!("{file}:{line}: key '{key}' before any [section]")));
+        };
+        if key_def(sec, key).is_none() {
+            out.warnings
+                .push(format!("{file}:{line}: unknown key '{key}' in [{sec}]"));
+            continue;
+        }
+        out.values.insert(
+            (sec.clone(), key.to_string()),
+            Located {
+                value: value.to_string(),
+                line,
+            },
+        );
+    }
+    Ok(out)
+}
+
+impl FileValues {
+    /// The raw value of a key, if the file sets it.
+    pub fn get(&self, section: &str, key: &str) -> Option<&Located> {
+        self.values.get(&(section.to_string(), key.to_string()))
+    }
+
+    /// Converts a key's value with `convert`; an error names file, line, key and
+    /// what is accepted.
+    pub fn typed<T>(
+        &self,
+        section: &str,
+        key: &str,
+        convert: impl Fn(&str) -> Option<T>,
+    ) -> Result<Option<T>, ConfigError> {
+        let Some(found) = self.get(section, key) else {
+            return Ok(None);
+        };
+        match convert(&found.value) {
+            Some(v) => Ok(Some(v)),
+            None => {
+                let accepts = key_def(section, key).map_or("", |k| k.accepts);
+                Err(ConfigError(format!(
+                    "{}:{}: bad value '{}' for '{}' in [{}]: expected {}",
+                    self.file, found.line, found.value, key, section, accepts
+                )))
+            }
+        }
+    }
+}
+
+/// `true`/`false` and the usual INI spellings.
+pub fn parse_bool(s: &str) -> Option<bool> {
+    match s.to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" | "1" => Some(true),
+        "false" | "no" | "off" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+/// The fully commented default configuration file.
+pub fn default_file() -> String {
+    let mut out = String::from(
+        "# singularity.conf: configuration of the singularity guest agent.\n\
+         # Every key is shown with its default value, commented out.\n\
+         # Command-line options override this file.\n",
+    );
+    let mut section = "";
+    for k in KEYS {
+        if k.section != section {
+            section = k.section;
+            out.push_str(&format!("\n[{section}]\n"));
+        }
+        out.push_str(&format!(
+            "\n# {}\n# Accepts: {}.\n#{} = {}\n",
+            k.doc, k.accepts, k.key, k.default
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_sections_keys_and_comments() {
+        let v = parse(
+            "t.conf",
+            "# c\n[main]\nbackup = yes\n; x\nfunctions: password,file\n[xen]\nrescan_interval=5\n",
+        )
+        .unwrap();
+        assert_eq!(v.get("main", "backup").unwrap().value, "yes");
+        assert_eq!(v.get("main", "functions").unwrap().line, 5);
+        assert_eq!(
+            v.typed("xen", "rescan_interval", |s| s.parse::<u64>().ok()).unwrap(),
+            Some(5)
+        );
+        assert!(v.warnings.is_empty());
+    }
+
+    #[test]
+    fn unknown_keys_warn_and_bad_values_fail_with_location() {
+        let v = parse("t.conf", "[main]\nbogus = 1\nbackup = maybe\n[extra]\n").unwrap();
+        assert_eq!(v.warnings[0], "t.conf:2: unknown key 'bogus' in [main]");
+        assert_eq!(v.warnings[1], "t.conf:4: unknown section [extra]");
+        let err = v.typed("main", "backup", parse_bool).unwrap_err();
+        assert_eq!(
+            err.0,
+            "t.conf:3: bad value 'maybe' for 'backup' in [main]: expected true or false"
+        );
+        assert!(parse("t.conf", "x = 1\n")
+            .unwrap_err()
+            .0
+            .contains("before any [section]"));
+        assert!(parse("t.conf", "[main\n").unwrap_err().0.contains("lacks ']'"));
+        assert!(parse("t.conf", "[main]\njunk\n").unwrap_err().0.contains("t.conf:2"));
+    }
+
+    #[test]
+    fn default_file_parses_back_to_nothing_set() {
+        let text = default_file();
+        let v = parse("d", &text).unwrap();
+        assert!(v.values.is_empty() && v.warnings.is_empty());
+        for k in KEYS {
+            assert!(text.contains(&format!("#{} = {}", k.key, k.default)), "{}", k.key);
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! Configurators turn a typed request into a [`Plan`](crate::plan::Plan):
+//! pure functions of their input and settings, no system access.
+
+pub mod files;
+pub mod password;

@@ -1,0 +1,117 @@
+//! The request loop: receive, handle, reply, log; reload on SIGHUP, finish the
+//! request in flight and stop on SIGTERM/SIGINT. Requests never stop it.
+
+use crate::apply::Applier;
+use crate::cli::{CommunicatorKind, DaemonArgs, Global};
+use crate::communicator::{socket::SocketCommunicator, xen::XenCommunicator, Communicator};
+use crate::handler::Agent;
+use crate::root::Root;
+use crate::settings::{self, Settings};
+use crate::{logging, notify, signals};
+use std::time::{Duration, Instant};
+
+/// How long one wait for a request lasts before signals are checked again.
+const POLL: Duration = Duration::from_millis(250);
+
+/// Builds the applier the settings describe.
+pub fn applier(s: &Settings) -> Applier {
+    Applier::new(Root::new(&s.root), s.backup, Some(s.cache.clone()))
+}
+
+fn connect(s: &Settings) -> Result<Box<dyn Communicator>, String> {
+    match s.communicator {
+        CommunicatorKind::Xen => XenCommunicator::connect(s.xenstore.as_deref(), s.rescan_interval)
+            .map(|c| Box::new(c) as Box<dyn Communicator>)
+            .map_err(|e| e.to_string()),
+        CommunicatorKind::Socket => SocketCommunicator::bind(&s.socket_path)
+            .map(|c| Box::new(c) as Box<dyn Communicator>)
+            .map_err(|e| e.to_string()),
+    }
+}
+
+/// Connects, retrying until it works or a stop is requested (at boot the
+/// xenbus device may appear late).
+fn connect_until_ready(s: &Settings) -> Option<Box<dyn Communicator>> {
+    let mut delay = Duration::from_millis(100);
+    let mut reported = false;
+    loop {
+        match connect(s) {
+            Ok(c) => return Some(c),
+            Err(e) => {
+                if !reported {
+                    log::error!("{e}; retrying");
+                    reported = true;
+                }
+            }
+        }
+        let until = Instant::now() + delay;
+        while Instant::now() < until {
+            if signals::stop_requested() {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Serves requests in the foreground until stopped.
+pub fn serve(current: Settings, global: &Global, args: &DaemonArgs) -> Result<(), String> {
+    signals::install();
+    let mut agent = Agent::new(current.handler(), applier(&current));
+    let Some(mut comm) = connect_until_ready(&current) else {
+        return Ok(());
+    };
+    log::info!(
+        "serving requests ({:?} communicator, functions {}, root {})",
+        current.communicator,
+        current.functions,
+        current.root.display()
+    );
+    notify::send("READY=1");
+    while !signals::stop_requested() {
+        if signals::take_reload() {
+            notify::send("RELOADING=1");
+            match settings::load(global, Some(args)) {
+                Ok(new) => {
+                    for w in &new.warnings {
+                        log::warn!("{w}");
+                    }
+                    if let Err(e) = logging::init(&new.loghandler, new.loglevel) {
+                        log::error!("{e}");
+                    }
+                    agent.reconfigure(new.handler(), applier(&new));
+                    log::info!("configuration reloaded (functions {})", new.functions);
+                }
+                Err(e) => log::error!("configuration not reloaded, keeping the old one: {e}"),
+            }
+            notify::send("READY=1");
+        }
+        let incoming = match comm.recv(POLL) {
+            Ok(Some(incoming)) => incoming,
+            Ok(None) => continue,
+            Err(e) => {
+                log::warn!("{e}");
+                std::thread::sleep(POLL);
+                continue;
+            }
+        };
+        let started = Instant::now();
+        let handled = agent.handle(&incoming.data);
+        let sent = comm.reply(&incoming.id, &handled.reply);
+        log::info!(
+            "request {} command {} returncode {} changed {} in {:.1} ms",
+            incoming.id,
+            handled.command,
+            handled.reply.returncode,
+            if handled.changed { "yes" } else { "no" },
+            started.elapsed().as_secs_f64() * 1000.0
+        );
+        if let Err(e) = sent {
+            log::warn!("{e}");
+        }
+    }
+    notify::send("STOPPING=1");
+    log::info!("stopping");
+    Ok(())
+}

@@ -1,0 +1,195 @@
+//! Answers one request: parse, check it is enabled, plan, apply, and map the
+//! result to the reply nova expects. Whatever happens, the answer is a
+//! [`Reply`] with string `returncode` and `message`; the handler never panics
+//! the daemon and never logs a secret.
+
+use crate::apply::{Applier, ApplyError};
+use crate::configurators::{files, password};
+use crate::crypto::cipher::{decrypt_password, CipherError};
+use crate::crypto::dh::{KeyPair, SharedSecret};
+use crate::crypto::hash::Scheme;
+use crate::functions::Functions;
+use crate::protocol::{parse_request, Command, Reply, RequestError, COMMAND_NAMES};
+use std::fmt;
+
+/// The commands this build implements; `features` lists the enabled ones.
+const IMPLEMENTED: [&str; 6] = [
+    "version",
+    "features",
+    "keyinit",
+    "password",
+    "injectfile",
+    "file_inject",
+];
+
+/// The agent version: dotted numeric only, as nova compares it with LooseVersion.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// What the handler needs to know from the configuration.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Enabled functions.
+    pub functions: Functions,
+    /// Path prefixes file injection may write under.
+    pub inject_allowed: Vec<String>,
+    /// Hash scheme for `/etc/shadow`.
+    pub password_scheme: Scheme,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            functions: Functions::all(),
+            inject_allowed: vec!["/".to_string()],
+            password_scheme: Scheme::Sha512,
+        }
+    }
+}
+
+/// The result of handling one request, for the reply and the log line.
+#[derive(Debug)]
+pub struct Handled {
+    /// The command name, or `-` when the request had none.
+    pub command: String,
+    /// The reply to send.
+    pub reply: Reply,
+    /// Whether the system changed.
+    pub changed: bool,
+}
+
+/// Why a command failed (mapped to `"500"` with this text).
+enum Failure {
+    NoKeyExchange,
+    Cipher(CipherError),
+    Plan(String),
+    Apply(ApplyError),
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::NoKeyExchange => f.write_str("Password without key exchange"),
+            Failure::Cipher(CipherError::Base64) => f.write_str("Couldn't decode base64 data"),
+            Failure::Cipher(_) => f.write_str("Invalid password data received"),
+            Failure::Plan(why) => f.write_str(why),
+            Failure::Apply(e) => e.fmt(f),
+        }
+    }
+}
+
+/// The request handler and the little state the protocol needs between
+/// requests: the shared secret from the last `keyinit`.
+pub struct Agent {
+    settings: Settings,
+    applier: Applier,
+    shared: Option<SharedSecret>,
+}
+
+impl Agent {
+    /// An agent applying changes through `applier`.
+    pub fn new(settings: Settings, applier: Applier) -> Agent {
+        Agent {
+            settings,
+            applier,
+            shared: None,
+        }
+    }
+
+    /// Replaces the settings (configuration reload). The key exchange survives.
+    pub fn reconfigure(&mut self, settings: Settings, applier: Applier) {
+        self.settings = settings;
+        self.applier = applier;
+    }
+
+    /// The commands `features` reports: implemented and enabled, in a fixed order.
+    pub fn features(&self) -> String {
+        COMMAND_NAMES
+            .iter()
+            .filter(|name| IMPLEMENTED.contains(name) && self.settings.functions.allows_command(name))
+            .copied()
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Handles one raw request.
+    pub fn handle(&mut self, raw: &[u8]) -> Handled {
+        let command = match parse_request(raw) {
+            Ok(command) => command,
+            Err(err) => {
+                let name = match &err {
+                    RequestError::Unknown(name) => name.clone(),
+                    RequestError::BadValue { name, .. } => (*name).to_string(),
+                    _ => "-".to_string(),
+                };
+                // A known command with a bad value is still refused if disabled.
+                let reply = if name != "-" && self.disabled(&name) {
+                    disabled_reply(&name)
+                } else {
+                    Reply::from(&err)
+                };
+                return Handled {
+                    command: name,
+                    reply,
+                    changed: false,
+                };
+            }
+        };
+        let name = command.name().to_string();
+        if self.disabled(&name) {
+            return Handled {
+                command: name,
+                reply: disabled_reply(command.name()),
+                changed: false,
+            };
+        }
+        let (reply, changed) = match self.run(command) {
+            Ok(done) => done,
+            Err(failure) => (Reply::error(failure.to_string()), false),
+        };
+        Handled {
+            command: name,
+            reply,
+            changed,
+        }
+    }
+
+    fn disabled(&self, name: &str) -> bool {
+        !(IMPLEMENTED.contains(&name) && self.settings.functions.allows_command(name))
+    }
+
+    fn run(&mut self, command: Command) -> Result<(Reply, bool), Failure> {
+        match command {
+            Command::Version => Ok((Reply::ok(VERSION), false)),
+            Command::Features => Ok((Reply::ok(self.features()), false)),
+            Command::KeyInit(peer) => {
+                let pair = KeyPair::generate().map_err(|e| Failure::Plan(format!("cannot read random data: {e}")))?;
+                let public = pair.public_key();
+                // Replaces (and so wipes) any earlier secret.
+                self.shared = Some(pair.shared_secret(peer));
+                Ok((Reply::new("D0", public.to_string()), false))
+            }
+            Command::Password(ciphertext) => {
+                // One password per key exchange: the secret is wiped whatever happens.
+                let shared = self.shared.take().ok_or(Failure::NoKeyExchange)?;
+                let (plain, _digest) = decrypt_password(&shared, &ciphertext).map_err(Failure::Cipher)?;
+                drop(shared);
+                let plan = password::plan(&plain, self.settings.password_scheme)
+                    .map_err(|e| Failure::Plan(format!("cannot hash password: {e}")))?;
+                let outcome = self.applier.apply(&plan).map_err(Failure::Apply)?;
+                Ok((Reply::ok(""), outcome.changed))
+            }
+            Command::InjectFile(injection) => {
+                let plan =
+                    files::plan(&injection, &self.settings.inject_allowed).map_err(|e| Failure::Plan(e.to_string()))?;
+                let outcome = self.applier.apply(&plan).map_err(Failure::Apply)?;
+                Ok((Reply::ok(""), outcome.changed))
+            }
+            // Not in IMPLEMENTED: `disabled` answered these already.
+            Command::ResetNetwork | Command::AgentUpdate => Err(Failure::Plan("not implemented".into())),
+        }
+    }
+}
+
+fn disabled_reply(name: &str) -> Reply {
+    Reply::new("404", format!("No such agent command '{name}'"))
+}

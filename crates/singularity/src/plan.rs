@@ -1,0 +1,119 @@
+//! A plan is what a configurator wants done, as data: files to write, the root
+//! password to set, commands to run. Nothing here touches the system; the
+//! applier ([`crate::apply`]) carries a plan out.
+
+use crate::functions::Function;
+use crate::secret::Secret;
+use std::fmt;
+
+/// A file to write atomically.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileWrite {
+    /// Absolute path on the managed system.
+    pub path: String,
+    /// The new contents.
+    pub contents: Vec<u8>,
+    /// Mode for a new file (an existing file keeps its own).
+    pub mode: u32,
+    /// Ancestor directories with the mode each gets if it must be created,
+    /// outermost first.
+    pub dirs: Vec<(String, u32)>,
+}
+
+impl FileWrite {
+    /// A file whose missing parents are created 0755.
+    pub fn new(path: &str, contents: Vec<u8>, mode: u32) -> FileWrite {
+        let dirs = ancestors(path).into_iter().map(|d| (d, 0o755)).collect();
+        FileWrite {
+            path: path.to_string(),
+            contents,
+            mode,
+            dirs,
+        }
+    }
+}
+
+/// The ancestors of an absolute path, outermost first, without `/` itself.
+pub fn ancestors(path: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut end = 0;
+    while let Some(i) = path[end + 1..].find('/') {
+        end += 1 + i;
+        out.push(path[..end].to_string());
+    }
+    out
+}
+
+/// A program to run (never through a shell).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Run {
+    /// Program name or path.
+    pub program: String,
+    /// Its arguments.
+    pub args: Vec<String>,
+}
+
+/// One thing to do.
+#[derive(Debug)]
+pub enum Step {
+    /// Write a file.
+    Write(FileWrite),
+    /// Set a user's password hash in `/etc/shadow`, under the shadow lock.
+    SetPassword {
+        /// The account (root for nova).
+        user: String,
+        /// The crypt(3) hash to store.
+        hash: Secret<String>,
+    },
+    /// Run a command on the live system.
+    Run(Run),
+}
+
+/// What one function wants done.
+#[derive(Debug)]
+pub struct Plan {
+    /// The function the plan belongs to (names its cache directory).
+    pub function: Function,
+    /// The steps, in order.
+    pub steps: Vec<Step>,
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for step in &self.steps {
+            match step {
+                Step::Write(w) => writeln!(f, "{}: write {} ({} bytes)", self.function, w.path, w.contents.len())?,
+                Step::SetPassword { user, .. } => {
+                    writeln!(f, "{}: set the password of {user} in /etc/shadow", self.function)?
+                }
+                Step::Run(r) => writeln!(f, "{}: run {} {}", self.function, r.program, r.args.join(" "))?,
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ancestors_are_outermost_first() {
+        assert_eq!(ancestors("/root/.ssh/authorized_keys"), vec!["/root", "/root/.ssh"]);
+        assert!(ancestors("/x").is_empty());
+    }
+
+    #[test]
+    fn display_never_shows_a_hash() {
+        let plan = Plan {
+            function: Function::Password,
+            steps: vec![Step::SetPassword {
+                user: "root".into(),
+                hash: Secret::new("$6$salt$hash".into()),
+            }],
+        };
+        let text = plan.to_string();
+        assert!(!text.contains("$6$"));
+        assert!(text.contains("root"));
+    }
+}

@@ -1,0 +1,238 @@
+//! The effective settings: command line over configuration file over
+//! defaults. This is the only place the three meet.
+
+use crate::cli::{CommunicatorKind, DaemonArgs, Global};
+use crate::config::{self, parse_bool, ConfigError, FileValues};
+use crate::crypto::hash::Scheme;
+use crate::functions::Functions;
+use crate::handler;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Default configuration directory.
+pub const DEFAULT_CONFIG_DIR: &str = "/etc/singularity";
+/// File name inside the configuration directory.
+pub const CONFIG_FILE: &str = "singularity.conf";
+
+/// Everything the program needs to know, resolved.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Log threshold.
+    pub loglevel: log::LevelFilter,
+    /// Log destination.
+    pub loghandler: String,
+    /// Keep backups.
+    pub backup: bool,
+    /// Cache directory (a path on the managed system).
+    pub cache: String,
+    /// Enabled functions.
+    pub functions: Functions,
+    /// Root of the managed system.
+    pub root: PathBuf,
+    /// Request transport.
+    pub communicator: CommunicatorKind,
+    /// Run-time directory.
+    pub run_dir: PathBuf,
+    /// Pid file.
+    pub pidfile: PathBuf,
+    /// User to switch to.
+    pub uid: Option<String>,
+    /// Group to switch to.
+    pub gid: Option<String>,
+    /// Allow core dumps.
+    pub coredumps: bool,
+    /// Stay in the foreground.
+    pub nodaemonize: bool,
+    /// XenStore path override.
+    pub xenstore: Option<String>,
+    /// Periodic rescan of data/host.
+    pub rescan_interval: Duration,
+    /// Socket communicator path.
+    pub socket_path: PathBuf,
+    /// Allowed injection prefixes.
+    pub inject_allowed: Vec<String>,
+    /// Shadow hash scheme.
+    pub password_scheme: Scheme,
+    /// Where the configuration came from (for messages).
+    pub config_file: PathBuf,
+    /// Warnings about the configuration file (unknown keys).
+    pub warnings: Vec<String>,
+}
+
+impl Settings {
+    /// What the request handler needs.
+    pub fn handler(&self) -> handler::Settings {
+        handler::Settings {
+            functions: self.functions.clone(),
+            inject_allowed: self.inject_allowed.clone(),
+            password_scheme: self.password_scheme,
+        }
+    }
+}
+
+fn default_of(section: &str, key: &str) -> &'static str {
+    config::key_def(section, key).map_or("", |k| k.default)
+}
+
+/// Parses a log level name.
+pub fn parse_level(s: &str) -> Option<log::LevelFilter> {
+    match s.to_ascii_lowercase().as_str() {
+        "debug" => Some(log::LevelFilter::Debug),
+        "info" => Some(log::LevelFilter::Info),
+        "warning" | "warn" => Some(log::LevelFilter::Warn),
+        "error" | "critical" => Some(log::LevelFilter::Error),
+        _ => None,
+    }
+}
+
+fn absolute(s: &str) -> Option<String> {
+    s.starts_with('/').then(|| s.to_string())
+}
+
+fn path_list(s: &str) -> Option<Vec<String>> {
+    let items: Vec<String> = s
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(String::from)
+        .collect();
+    items.iter().all(|p| p.starts_with('/')).then_some(items)
+}
+
+fn non_empty(s: &str) -> Option<Option<String>> {
+    Some((!s.is_empty()).then(|| s.to_string()))
+}
+
+/// Reads the configuration file chosen by `-f` (or the default one) and merges
+/// it with the command line. A missing default file is fine; a missing file
+/// that `-f` names is an error.
+pub fn load(global: &Global, daemon: Option<&DaemonArgs>) -> Result<Settings, ConfigError> {
+    let dir = global
+        .configuration
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_DIR));
+    let file = dir.join(CONFIG_FILE);
+    let values = read_file(&file, global.configuration.is_some())?;
+    resolve(global, daemon, &values, file)
+}
+
+fn read_file(file: &Path, required: bool) -> Result<FileValues, ConfigError> {
+    match std::fs::read_to_string(file) {
+        Ok(text) => config::parse(&file.display().to_string(), &text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(FileValues::default()),
+        Err(e) => Err(ConfigError(format!("cannot read {}: {e}", file.display()))),
+    }
+}
+
+/// Merges parsed file values with the command line.
+pub fn resolve(
+    global: &Global,
+    daemon: Option<&DaemonArgs>,
+    v: &FileValues,
+    file: PathBuf,
+) -> Result<Settings, ConfigError> {
+    let pick = |cli: Option<String>, section: &str, key: &str| -> Option<String> {
+        cli.or_else(|| v.get(section, key).map(|l| l.value.clone()))
+    };
+    let typed = |section: &'static str, key: &'static str, cli: Option<String>| -> Result<String, ConfigError> {
+        Ok(pick(cli, section, key).unwrap_or_else(|| default_of(section, key).to_string()))
+    };
+    let cli_err = |what: &str, value: &str, key: &str| {
+        let accepts = config::KEYS.iter().find(|k| k.key == key).map_or("", |k| k.accepts);
+        ConfigError(format!("bad {what} '{value}': expected {accepts}"))
+    };
+
+    let loglevel = match &global.loglevel {
+        Some(l) => parse_level(l).ok_or_else(|| cli_err("log level", l, "loglevel"))?,
+        None => v
+            .typed("main", "loglevel", parse_level)?
+            .unwrap_or(log::LevelFilter::Warn),
+    };
+    let functions = match &global.functions {
+        Some(f) => Functions::parse(f).map_err(|e| ConfigError(format!("bad function list: {e}")))?,
+        None => v
+            .typed("main", "functions", |s| Functions::parse(s).ok())?
+            .unwrap_or_else(Functions::all),
+    };
+    let backup = global.backup || v.typed("main", "backup", parse_bool)?.unwrap_or(false);
+    let cache = match &global.cache {
+        Some(c) => absolute(c).ok_or_else(|| cli_err("cache directory", c, "cache"))?,
+        None => v
+            .typed("main", "cache", absolute)?
+            .unwrap_or_else(|| default_of("main", "cache").into()),
+    };
+    let root = match &global.root {
+        Some(r) => r.clone(),
+        None => PathBuf::from(v.typed("main", "root", absolute)?.unwrap_or_else(|| "/".into())),
+    };
+    let parse_comm = |s: &str| match s {
+        "xen" => Some(CommunicatorKind::Xen),
+        "socket" => Some(CommunicatorKind::Socket),
+        _ => None,
+    };
+    let communicator = match daemon.and_then(|d| d.communicator) {
+        Some(c) => c,
+        None => v
+            .typed("main", "communicator", parse_comm)?
+            .unwrap_or(CommunicatorKind::Xen),
+    };
+    let rescan = v.typed("xen", "rescan_interval", |s| {
+        s.parse::<u64>().ok().filter(|n| (1..=86400).contains(n))
+    })?;
+    let password_scheme = v
+        .typed("password", "hash", |s| s.parse::<Scheme>().ok())?
+        .unwrap_or(Scheme::Sha512);
+    let inject_allowed = v
+        .typed("file", "allowed_paths", path_list)?
+        .unwrap_or_else(|| vec!["/".into()]);
+    let xenstore = match daemon.and_then(|d| d.xenstore.clone()) {
+        Some(x) => Some(x),
+        None => v.typed("xen", "xenstore", non_empty)?.flatten(),
+    };
+    let d = daemon.cloned();
+    let run_dir = typed("daemon", "run", d.as_ref().and_then(|d| d.run_dir.clone()))?;
+    let pidfile = typed("daemon", "pidfile", d.as_ref().and_then(|d| d.pidfile.clone()))?;
+    let socket_path = match d.as_ref().and_then(|d| d.socket.clone()) {
+        Some(p) => p,
+        None => PathBuf::from(
+            v.typed("socket", "path", absolute)?
+                .unwrap_or_else(|| default_of("socket", "path").into()),
+        ),
+    };
+    let uid = match d.as_ref().and_then(|d| d.uid.clone()) {
+        Some(u) => Some(u),
+        None => v.typed("daemon", "uid", non_empty)?.flatten(),
+    };
+    let gid = match d.as_ref().and_then(|d| d.gid.clone()) {
+        Some(g) => Some(g),
+        None => v.typed("daemon", "gid", non_empty)?.flatten(),
+    };
+    let coredumps =
+        d.as_ref().is_some_and(|d| d.coredumps) || v.typed("daemon", "coredumps", parse_bool)?.unwrap_or(false);
+    let nodaemonize =
+        d.as_ref().is_some_and(|d| d.nodaemonize) || v.typed("daemon", "nodaemonize", parse_bool)?.unwrap_or(false);
+    let loghandler = typed("main", "loghandler", global.loghandler.clone())?;
+
+    Ok(Settings {
+        loglevel,
+        loghandler,
+        backup,
+        cache,
+        functions,
+        root,
+        communicator,
+        run_dir: PathBuf::from(run_dir),
+        pidfile: PathBuf::from(pidfile),
+        uid,
+        gid,
+        coredumps,
+        nodaemonize,
+        xenstore,
+        rescan_interval: Duration::from_secs(rescan.unwrap_or(60)),
+        socket_path,
+        inject_allowed,
+        password_scheme,
+        config_file: file,
+        warnings: v.warnings.clone(),
+    })
+}

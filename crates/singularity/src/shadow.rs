@@ -63,12 +63,7 @@ fn is_field_safe(value: &str) -> bool {
 /// that are empty or hold `:` or a control character,
 /// [`ShadowError::NoSuchUser`] if no line names the user,
 /// [`ShadowError::Malformed`] if the user's line has not 9 fields.
-pub fn set_password(
-    shadow: &[u8],
-    user: &str,
-    hash: &str,
-    days_since_epoch: u64,
-) -> Result<Vec<u8>, ShadowError> {
+pub fn set_password(shadow: &[u8], user: &str, hash: &str, days_since_epoch: u64) -> Result<Vec<u8>, ShadowError> {
     if !is_field_safe(user) {
         return Err(ShadowError::InvalidUser);
     }
@@ -141,19 +136,39 @@ mod tests {
         let bob_new = "bob:$6$salt$hash:20000:0:99999:7:::\n";
         let table: &[(String, &str, String)] = &[
             // first, middle, last line
-            (format!("{root}{daemon}{bob}"), "root", format!("{root_new}{daemon}{bob}")),
-            (format!("{daemon}{root}{bob}"), "root", format!("{daemon}{root_new}{bob}")),
-            (format!("{daemon}{bob}{root}"), "root", format!("{daemon}{bob}{root_new}")),
+            (
+                format!("{root}{daemon}{bob}"),
+                "root",
+                format!("{root_new}{daemon}{bob}"),
+            ),
+            (
+                format!("{daemon}{root}{bob}"),
+                "root",
+                format!("{daemon}{root_new}{bob}"),
+            ),
+            (
+                format!("{daemon}{bob}{root}"),
+                "root",
+                format!("{daemon}{bob}{root_new}"),
+            ),
             // no trailing newline
-            ("daemon:*:1::::::\nroot:x:1:2:3:4:5:6:7".into(), "root",
-             "daemon:*:1::::::\nroot:$6$salt$hash:20000:2:3:4:5:6:7".into()),
+            (
+                "daemon:*:1::::::\nroot:x:1:2:3:4:5:6:7".into(),
+                "root",
+                "daemon:*:1::::::\nroot:$6$salt$hash:20000:2:3:4:5:6:7".into(),
+            ),
             // CRLF kept, in the last field
-            ("root:x:1::::::\r\nbob:x:1::::::\r\n".into(), "bob",
-             "root:x:1::::::\r\nbob:$6$salt$hash:20000::::::\r\n".into()),
+            (
+                "root:x:1::::::\r\nbob:x:1::::::\r\n".into(),
+                "bob",
+                "root:x:1::::::\r\nbob:$6$salt$hash:20000::::::\r\n".into(),
+            ),
             // comments, blank lines, prefixes and lookalikes untouched
-            (format!("# root:x:1::::::\n\n#root:x:1::::::\nroot2:x:1::::::\nroo:x:1::::::\n{bob}"),
-             "bob",
-             format!("# root:x:1::::::\n\n#root:x:1::::::\nroot2:x:1::::::\nroo:x:1::::::\n{bob_new}")),
+            (
+                format!("# root:x:1::::::\n\n#root:x:1::::::\nroot2:x:1::::::\nroo:x:1::::::\n{bob}"),
+                "bob",
+                format!("# root:x:1::::::\n\n#root:x:1::::::\nroot2:x:1::::::\nroo:x:1::::::\n{bob_new}"),
+            ),
             // only the first of duplicate lines
             (format!("{bob}{bob}"), "bob", format!("{bob_new}{bob}")),
             // a single line
@@ -181,21 +196,14 @@ mod tests {
         assert_eq!(set(ok, "bob"), Err(NoSuchUser));
         assert_eq!(set("", "root"), Err(NoSuchUser));
         assert_eq!(set("\n\n", "root"), Err(NoSuchUser));
-        assert_eq!(
-            set("bob:x:1::::::\nroot:x:1\n", "root"),
-            Err(Malformed { line: 2 })
-        );
+        assert_eq!(set("bob:x:1::::::\nroot:x:1\n", "root"), Err(Malformed { line: 2 }));
         assert_eq!(set("root\n", "root"), Err(Malformed { line: 1 }));
         assert_eq!(set("root:x:1:::::::\n", "root"), Err(Malformed { line: 1 })); // 10 fields
         assert_eq!(set(ok, ""), Err(InvalidUser));
         assert_eq!(set(ok, "root:x"), Err(InvalidUser));
         assert_eq!(set(ok, "ro\not"), Err(InvalidUser));
         for bad in ["", "$6$a:b", "$6$a\nroot::0::::::", "$6$a\r", "a\0b"] {
-            assert_eq!(
-                set_password(ok.as_bytes(), "root", bad, 1),
-                Err(InvalidHash),
-                "{bad:?}"
-            );
+            assert_eq!(set_password(ok.as_bytes(), "root", bad, 1), Err(InvalidHash), "{bad:?}");
         }
         // locked and disabled hashes are fine
         assert!(set_password(ok.as_bytes(), "root", "!$6$a$b", 1).is_ok());
@@ -204,28 +212,19 @@ mod tests {
 
     #[test]
     fn error_messages() {
-        assert_eq!(
-            ShadowError::NoSuchUser.to_string(),
-            "no such user in the shadow file"
-        );
+        assert_eq!(ShadowError::NoSuchUser.to_string(), "no such user in the shadow file");
         assert_eq!(
             ShadowError::Malformed { line: 3 }.to_string(),
             "malformed shadow entry on line 3"
         );
-        assert_eq!(
-            ShadowError::InvalidHash.to_string(),
-            "invalid password hash"
-        );
+        assert_eq!(ShadowError::InvalidHash.to_string(), "invalid password hash");
     }
 
     #[test]
     fn days() {
         let day = |d: u64| UNIX_EPOCH + Duration::from_secs(d * 86_400);
         assert_eq!(days_since_epoch(day(19_000)), 19_000);
-        assert_eq!(
-            days_since_epoch(day(19_000) + Duration::from_secs(86_399)),
-            19_000
-        );
+        assert_eq!(days_since_epoch(day(19_000) + Duration::from_secs(86_399)), 19_000);
         assert_eq!(days_since_epoch(day(2)), 2);
         assert_eq!(days_since_epoch(UNIX_EPOCH), 1);
         assert_eq!(days_since_epoch(UNIX_EPOCH - Duration::from_secs(5)), 1);

@@ -118,10 +118,7 @@ fn unpadded_len(data: &[u8]) -> Option<usize> {
         return None;
     }
     let body = data.len() - n;
-    data[body..]
-        .iter()
-        .all(|&b| usize::from(b) == n)
-        .then_some(body)
+    data[body..].iter().all(|&b| usize::from(b) == n).then_some(body)
 }
 
 /// Decrypts `ciphertext` (a non-empty multiple of 16 bytes) with one digest's
@@ -130,10 +127,7 @@ fn try_digest(secret: &[u8], ciphertext: &[u8], digest: Digest) -> Option<Secret
     let keys = derive(secret, digest);
     let mut buf = Zeroizing::new(ciphertext.to_vec());
     let decryptor = cbc::Decryptor::<aes::Aes128>::new(&keys.key.into(), &keys.iv.into());
-    let len = decryptor
-        .decrypt_padded_mut::<NoPadding>(&mut buf)
-        .ok()?
-        .len();
+    let len = decryptor.decrypt_padded_mut::<NoPadding>(&mut buf).ok()?.len();
     let body = unpadded_len(&buf[..len])?;
     // exactly one '\n', the one nova appends; a '\r' before it is kept
     let text_len = body.checked_sub(1)?;
@@ -169,22 +163,12 @@ fn try_digest(secret: &[u8], ciphertext: &[u8], digest: Digest) -> Option<Secret
 /// [`CipherError::Base64`] if the value is not base64,
 /// [`CipherError::Invalid`] for a bad length or if neither digest yields an
 /// acceptable plaintext.
-pub fn decrypt_password(
-    secret: &SharedSecret,
-    b64: &str,
-) -> Result<(Secret<String>, Digest), CipherError> {
-    let ciphertext = Zeroizing::new(
-        BASE64
-            .decode(b64.trim_ascii())
-            .map_err(|_| CipherError::Base64)?,
-    );
+pub fn decrypt_password(secret: &SharedSecret, b64: &str) -> Result<(Secret<String>, Digest), CipherError> {
+    let ciphertext = Zeroizing::new(BASE64.decode(b64.trim_ascii()).map_err(|_| CipherError::Base64)?);
     decrypt_bytes(secret.as_decimal().as_bytes(), &ciphertext)
 }
 
-fn decrypt_bytes(
-    secret: &[u8],
-    ciphertext: &[u8],
-) -> Result<(Secret<String>, Digest), CipherError> {
+fn decrypt_bytes(secret: &[u8], ciphertext: &[u8]) -> Result<(Secret<String>, Digest), CipherError> {
     if ciphertext.is_empty() || ciphertext.len() % BLOCK != 0 {
         return Err(CipherError::Invalid);
     }
@@ -250,23 +234,14 @@ mod tests {
             "36SsrRz2-csiT8ErOtKBNw==", // URL-safe alphabet
             "36SsrRz2csiT8ErOtKBNwx==", // trailing bits set
         ] {
-            assert_eq!(
-                decrypt_password(&s, bad).unwrap_err(),
-                CipherError::Base64,
-                "{bad:?}"
-            );
+            assert_eq!(decrypt_password(&s, bad).unwrap_err(), CipherError::Base64, "{bad:?}");
         }
     }
 
     #[test]
     fn bad_lengths_are_invalid() {
         let s = shared_3_6();
-        for input in [
-            "",
-            "AAAA",
-            "AAAAAAAAAAAAAAAAAAAAAAA=",
-            "AAAAAAAAAAAAAAAAAAAAAAAAAA==",
-        ] {
+        for input in ["", "AAAA", "AAAAAAAAAAAAAAAAAAAAAAA=", "AAAAAAAAAAAAAAAAAAAAAAAAAA=="] {
             // 0, 3, 17 and 19 bytes
             assert_eq!(
                 decrypt_password(&s, input).unwrap_err(),
@@ -303,7 +278,7 @@ mod tests {
         let keys = derive(secret, digest);
         let mut buf = plain.to_vec();
         let pad = BLOCK - plain.len() % BLOCK;
-        buf.extend(std::iter::repeat(pad as u8).take(pad));
+        buf.extend(std::iter::repeat_n(pad as u8, pad));
         let len = buf.len();
         cbc::Encryptor::<aes::Aes128>::new(&keys.key.into(), &keys.iv.into())
             .encrypt_padded_mut::<NoPadding>(&mut buf, len)
@@ -344,8 +319,7 @@ mod tests {
             x ^= x << 17;
             x
         };
-        let alphabet =
-            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\n -_\xc3\xa9";
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\n -_\xc3\xa9";
         let mut decoded = 0;
         for _ in 0..3000 {
             let len = (next() % 90) as usize;
@@ -369,14 +343,8 @@ mod tests {
 
     #[test]
     fn messages_are_lowercase_and_secretless() {
-        assert_eq!(
-            CipherError::Base64.to_string(),
-            "couldn't decode base64 data"
-        );
-        assert_eq!(
-            CipherError::Invalid.to_string(),
-            "invalid password data received"
-        );
+        assert_eq!(CipherError::Base64.to_string(), "couldn't decode base64 data");
+        assert_eq!(CipherError::Invalid.to_string(), "invalid password data received");
         let s = shared_3_6();
         let (pw, _) = decrypt_password(&s, "36SsrRz2csiT8ErOtKBNww==").unwrap();
         assert_eq!(format!("{pw:?} {pw}"), "*** ***");

@@ -337,15 +337,9 @@ mod tests {
             ("162259276829213363391578010288127", Err(OutOfRange)), // p
             ("340282366920938463463374607431768211455", Err(OutOfRange)), // u128::MAX
             ("340282366920938463463374607431768211456", Err(OutOfRange)), // overflow
-            (
-                "99999999999999999999999999999999999999999999999999",
-                Err(OutOfRange),
-            ),
+            ("99999999999999999999999999999999999999999999999999", Err(OutOfRange)),
             ("007", Ok(7)),
-            (
-                "000000000000000000000000000000000000000000000000042",
-                Ok(42),
-            ),
+            ("000000000000000000000000000000000000000000000000042", Ok(42)),
             (" 128492706489454800633959484585958\n", Ok(A_PUB)),
             ("\t42\r\n", Ok(42)),
         ];
@@ -376,10 +370,7 @@ mod tests {
                     assert!(s.trim_ascii().bytes().all(|b| b.is_ascii_digit()));
                 }
                 Err(DhError::NotANumber) => {
-                    assert!(
-                        !s.trim_ascii().bytes().all(|b| b.is_ascii_digit())
-                            || s.trim_ascii().is_empty()
-                    );
+                    assert!(!s.trim_ascii().bytes().all(|b| b.is_ascii_digit()) || s.trim_ascii().is_empty());
                 }
                 Err(DhError::OutOfRange) => {}
             }
@@ -394,23 +385,16 @@ mod tests {
         assert_ne!(a.private.expose(), b.private.expose());
         let pa = PeerKey::parse(&a.public_key().to_string()).unwrap();
         let pb = PeerKey::parse(&b.public_key().to_string()).unwrap();
-        assert_eq!(
-            a.shared_secret(pb).as_decimal(),
-            b.shared_secret(pa).as_decimal()
-        );
+        assert_eq!(a.shared_secret(pb).as_decimal(), b.shared_secret(pa).as_decimal());
     }
 
     #[test]
     fn secrets_never_print() {
         let pair = KeyPair::from_private(B_PRIV);
-        let shared =
-            pair.shared_secret(PeerKey::parse("128492706489454800633959484585958").unwrap());
+        let shared = pair.shared_secret(PeerKey::parse("128492706489454800633959484585958").unwrap());
         assert_eq!(format!("{shared:?}"), "SharedSecret { decimal: *** }");
         let shown = format!("{pair:?}");
         assert!(!shown.contains(&B_PRIV.to_string()), "{shown}");
-        assert!(!DhError::OutOfRange
-            .to_string()
-            .chars()
-            .any(|c| c.is_ascii_digit()));
+        assert!(!DhError::OutOfRange.to_string().chars().any(|c| c.is_ascii_digit()));
     }
 }

@@ -12,8 +12,7 @@ use zeroize::Zeroize;
 const SALT_LEN: usize = 16;
 
 /// The crypt(3) salt alphabet, 64 characters.
-const CRYPT_ALPHABET: &[u8; 64] =
-    b"./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+const CRYPT_ALPHABET: &[u8; 64] = b"./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
 /// The crypt(3) scheme of the hash written to `/etc/shadow`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -90,12 +89,8 @@ fn random_salt() -> io::Result<String> {
 /// `$<id>$<salt>$<hash>` for a given salt (at most 16 crypt characters).
 fn hash_with_salt(plain: &str, scheme: Scheme, salt: &str) -> io::Result<String> {
     let encoded = match scheme {
-        Scheme::Sha512 => {
-            sha512_crypt_b64(plain.as_bytes(), salt.as_bytes(), &Sha512Params::default())
-        }
-        Scheme::Sha256 => {
-            sha256_crypt_b64(plain.as_bytes(), salt.as_bytes(), &Sha256Params::default())
-        }
+        Scheme::Sha512 => sha512_crypt_b64(plain.as_bytes(), salt.as_bytes(), &Sha512Params::default()),
+        Scheme::Sha256 => sha256_crypt_b64(plain.as_bytes(), salt.as_bytes(), &Sha256Params::default()),
     }
     .map_err(|_| io::Error::other("password hashing failed"))?;
     Ok(format!("{}{salt}${encoded}", scheme.prefix()))
@@ -153,11 +148,7 @@ mod tests {
                 Scheme::Sha256 => sha_crypt::sha256_check("Passw0rd!", &h).is_ok(),
             };
             assert!(check, "{h}");
-            assert_ne!(
-                h,
-                hash_password("Passw0rd!", scheme).unwrap(),
-                "salt reused"
-            );
+            assert_ne!(h, hash_password("Passw0rd!", scheme).unwrap(), "salt reused");
         }
     }
 

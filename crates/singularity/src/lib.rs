@@ -22,6 +22,7 @@ pub mod config;
 pub mod configurators;
 pub mod crypto;
 pub mod daemon;
+pub mod dom0;
 pub mod functions;
 pub mod handler;
 pub mod logging;

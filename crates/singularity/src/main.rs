@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use singularity::cli::{Cli, Commands};
-use singularity::{config, daemon, logging, settings};
+use singularity::{config, daemon, dom0, logging, settings};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -40,6 +40,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             return Err("TEMPORARY: simulator pending".into());
             Ok(ExitCode::SUCCESS)
         }
+        Commands::Host(args) => dom0::run::run(args),
         Commands::Daemon(args) => {
             let s = settings::load(&cli.global, Some(args)).map_err(|e| e.to_string())?;
             logging::init(&s.loghandler, s.loglevel)?;

@@ -178,3 +178,19 @@ fn hashes_verify_with_system_crypt() {
         }
     }
 }
+
+#[test]
+fn host_side_encryption_is_byte_identical_to_openssl() {
+    use singularity::crypto::cipher::encrypt_password;
+    let mut rng = Rng(0x5eed_0003);
+    for len in [0usize, 1, 15, 16, 17, 31, 32, 33, 100] {
+        let pw: String = (0..len).map(|_| char::from(b'!' + (rng.next() % 90) as u8)).collect();
+        let host = KeyPair::generate().unwrap();
+        let agent = KeyPair::generate().unwrap();
+        let shared = host.shared_secret(PeerKey::parse(&agent.public_key().to_string()).unwrap());
+        for (md, digest) in [("md5", Digest::Md5), ("sha256", Digest::Sha256)] {
+            let ours = encrypt_password(&shared, &format!("{pw}\n"), digest);
+            assert_eq!(ours, openssl_encrypt(shared.as_decimal(), &pw, md).trim(), "len {len} md {md}");
+        }
+    }
+}

@@ -148,6 +148,26 @@ fn try_digest(secret: &[u8], ciphertext: &[u8], digest: Digest) -> Option<Secret
     }
 }
 
+/// The host side: encrypts `plaintext` exactly as
+/// `openssl aes-128-cbc -A -a -nosalt -pass pass:<shared> -md <digest>` does
+/// (PKCS#7 padding, one line of standard base64). nova appends the `\n`
+/// itself; so must the caller.
+pub fn encrypt_password(secret: &SharedSecret, plaintext: &str, digest: Digest) -> String {
+    use aes::cipher::BlockEncryptMut;
+    let keys = derive(secret.as_decimal().as_bytes(), digest);
+    let pad = BLOCK - plaintext.len() % BLOCK;
+    let mut buf = Zeroizing::new(Vec::with_capacity(plaintext.len() + pad));
+    buf.extend_from_slice(plaintext.as_bytes());
+    buf.extend(std::iter::repeat_n(pad as u8, pad));
+    let encryptor = cbc::Encryptor::<aes::Aes128>::new(&keys.key.into(), &keys.iv.into());
+    let len = buf.len();
+    match encryptor.encrypt_padded_mut::<NoPadding>(&mut buf, len) {
+        Ok(ct) => BASE64.encode(ct),
+        // The buffer is a whole number of blocks by construction.
+        Err(_) => String::new(),
+    }
+}
+
 /// Decrypts the `password` request's value with the shared secret of the
 /// preceding `keyinit`, returning the password (its trailing `\n` removed)
 /// and the digest that worked.

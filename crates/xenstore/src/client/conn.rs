@@ -201,9 +201,7 @@ impl Shared {
     pub(crate) fn check_payload(&self, payload: &[u8]) -> Result<()> {
         if payload.is_empty() {
             // oxenstored < 4.20.4 stalls on len == 0 requests.
-            return Err(Error::Protocol(
-                "refusing to send a zero-length payload".into(),
-            ));
+            return Err(Error::Protocol("refusing to send a zero-length payload".into()));
         }
         if payload.len() > self.max_payload {
             return Err(Error::TooBig {
@@ -308,9 +306,7 @@ impl Shared {
         };
         res.map_err(|e| match (conn.kind(), e.raw_os_error()) {
             (Kind::Device, _) => Error::Io(e),
-            (_, Some(libc::EPIPE | libc::ECONNRESET | libc::ENOTCONN | libc::ESHUTDOWN)) => {
-                Error::Disconnected
-            }
+            (_, Some(libc::EPIPE | libc::ECONNRESET | libc::ENOTCONN | libc::ESHUTDOWN)) => Error::Disconnected,
             _ => Error::Io(e),
         })
     }

@@ -47,8 +47,7 @@ impl Scope<'_> {
     }
 
     pub(crate) fn read_string(&self, p: &str) -> Result<String> {
-        String::from_utf8(self.read(p)?)
-            .map_err(|_| Error::Protocol(format!("value of {p} is not UTF-8")))
+        String::from_utf8(self.read(p)?).map_err(|_| Error::Protocol(format!("value of {p} is not UTF-8")))
     }
 
     pub(crate) fn exists(&self, p: &str) -> Result<bool> {
@@ -98,9 +97,7 @@ impl Scope<'_> {
                 let offset = list.len().to_string();
                 let reply = self.call(MsgType::DirectoryPart, &join_nul(&[p, &offset]))?;
                 let Some(nul) = reply.iter().position(|&b| b == 0) else {
-                    return Err(Error::Protocol(
-                        "DIRECTORY_PART reply without generation".into(),
-                    ));
+                    return Err(Error::Protocol("DIRECTORY_PART reply without generation".into()));
                 };
                 let (this_gen, data) = (&reply[..nul], &reply[nul + 1..]);
                 match &gen {
@@ -132,9 +129,7 @@ impl Scope<'_> {
                 std::str::from_utf8(s)
                     .ok()
                     .and_then(Perm::parse)
-                    .ok_or_else(|| {
-                        Error::Protocol(format!("bad permission {:?}", String::from_utf8_lossy(s)))
-                    })
+                    .ok_or_else(|| Error::Protocol(format!("bad permission {:?}", String::from_utf8_lossy(s))))
             })
             .collect()
     }

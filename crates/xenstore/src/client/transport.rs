@@ -80,19 +80,12 @@ impl Transport {
             let n = unsafe {
                 match self.kind {
                     Kind::Device => libc::write(self.raw_fd(), rest.as_ptr().cast(), rest.len()),
-                    _ => libc::send(
-                        self.raw_fd(),
-                        rest.as_ptr().cast(),
-                        rest.len(),
-                        libc::MSG_NOSIGNAL,
-                    ),
+                    _ => libc::send(self.raw_fd(), rest.as_ptr().cast(), rest.len(), libc::MSG_NOSIGNAL),
                 }
             };
             if n < 0 {
                 let err = io::Error::last_os_error();
-                if err.kind() == io::ErrorKind::Interrupted
-                    && (self.kind == Kind::Stream || off == 0)
-                {
+                if err.kind() == io::ErrorKind::Interrupted && (self.kind == Kind::Stream || off == 0) {
                     continue;
                 }
                 return Err(err);
@@ -100,10 +93,7 @@ impl Transport {
             // n >= 0 was checked just above.
             off += n as usize;
             if self.kind != Kind::Stream && off < buf.len() {
-                return Err(io::Error::new(
-                    io::ErrorKind::WriteZero,
-                    "short write of a message",
-                ));
+                return Err(io::Error::new(io::ErrorKind::WriteZero, "short write of a message"));
             }
         }
         Ok(())
@@ -113,10 +103,7 @@ impl Transport {
     pub(crate) fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         if buf.is_empty() {
             // Never read(fd, 0): the device spins on it.
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "empty read buffer",
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty read buffer"));
         }
         loop {
             // SAFETY: `buf` is a valid writable slice for its whole length.
@@ -134,10 +121,7 @@ impl Transport {
 
 fn connect_socket(path: &Path) -> io::Result<Transport> {
     match connect_as(path, libc::SOCK_STREAM) {
-        Ok(fd) => Ok(Transport {
-            fd,
-            kind: Kind::Stream,
-        }),
+        Ok(fd) => Ok(Transport { fd, kind: Kind::Stream }),
         Err(e) if e.raw_os_error() == Some(libc::EPROTOTYPE) => Ok(Transport {
             fd: connect_as(path, libc::SOCK_SEQPACKET)?,
             kind: Kind::SeqPacket,
@@ -159,10 +143,7 @@ fn connect_as(path: &Path, ty: libc::c_int) -> io::Result<OwnedFd> {
     addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
     let bytes = path.as_os_str().as_bytes();
     if bytes.len() >= addr.sun_path.len() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "socket path too long",
-        ));
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "socket path too long"));
     }
     for (dst, src) in addr.sun_path.iter_mut().zip(bytes) {
         *dst = *src as libc::c_char;

@@ -73,10 +73,7 @@ impl Watch {
     pub fn unwatch(mut self) -> Result<()> {
         self.done = true;
         match detach(&self.shared, &self.token, self.sub_id) {
-            Some(payload) => self
-                .shared
-                .request(MsgType::Unwatch, 0, &payload)
-                .map(|_| ()),
+            Some(payload) => self.shared.request(MsgType::Unwatch, 0, &payload).map(|_| ()),
             None => Ok(()),
         }
     }
@@ -118,10 +115,7 @@ pub(crate) fn watch(shared: &Arc<Shared>, path: &str) -> Result<Watch> {
         st.next_sub += 1;
         let sub_id = st.next_sub;
         let existing = if shared.is_device {
-            st.watches
-                .iter()
-                .find(|(_, r)| r.path == path)
-                .map(|(t, _)| t.clone())
+            st.watches.iter().find(|(_, r)| r.path == path).map(|(t, _)| t.clone())
         } else {
             None
         };

@@ -299,3 +299,29 @@ fn oversize_replies_are_accepted() {
     );
     assert_eq!(got.expect("oversize directory"), names);
 }
+
+#[test]
+fn handles_are_thread_safe_and_open_honours_xenstored_path() {
+    fn send_sync_clone<T: Send + Sync + Clone>() {}
+    fn send<T: Send>() {}
+    send_sync_clone::<Client>();
+    send::<Watch>();
+    send::<Error>();
+
+    let l = Listener::stream();
+    std::env::set_var("XENSTORED_PATH", l.path());
+    let c = Client::open().expect("open via XENSTORED_PATH");
+    std::env::remove_var("XENSTORED_PATH");
+    let mut p = l.accept();
+    assert!(!c.is_device());
+    let got = with_peer(
+        &mut p,
+        || c.get_domain_path(7),
+        |p| {
+            let m = p.recv();
+            assert_eq!((m.kind, m.payload.as_slice()), (MsgType::GetDomainPath, &b"7\0"[..]));
+            p.reply(&m, b"/local/domain/7\0");
+        },
+    );
+    assert_eq!(got.expect("domain path"), "/local/domain/7");
+}

@@ -74,14 +74,25 @@ impl Client {
             candidates.push(p.into());
         }
         candidates.extend(DEFAULT_PATHS.iter().map(Into::into));
-        let mut last = None;
-        for candidate in candidates {
-            match Client::connect(&candidate) {
+        // Report the most useful failure: a path that exists but refused us
+        // (permissions, daemon down) beats "not found".
+        let mut found_but_failed = None;
+        for candidate in &candidates {
+            match Client::connect(candidate) {
                 Ok(c) => return Ok(c),
-                Err(e) => last = Some(e),
+                Err(Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    found_but_failed.get_or_insert(e);
+                }
             }
         }
-        Err(last.unwrap_or(Error::Disconnected))
+        Err(found_but_failed.unwrap_or_else(|| {
+            let tried: Vec<String> = candidates.iter().map(|p| p.display().to_string()).collect();
+            Error::Io(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("no xenstore found (tried {})", tried.join(", ")),
+            ))
+        }))
     }
 
     /// Connects to `path`: a character device (or any non-socket file) is used

@@ -1,6 +1,7 @@
-//! Client latency and throughput against the real C xenstored (Debian 12, Xen
-//! 4.17, run without Xen through the test harness's fakexen shim), compared with
-//! a minimal raw-socket loop doing the same requests in the same run.
+//! Client latency and throughput against the in-process simulator and the real
+//! C xenstored (Debian 12, Xen 4.17, run without Xen through the test harness's
+//! fakexen shim), each compared with a minimal raw-socket loop doing the same
+//! requests in the same run.
 //!
 //! Run: `cargo run --release -p xenstore --example bench [iterations]`.
 
@@ -133,6 +134,16 @@ fn bench(label: &str, socket: &Path, iters: usize) {
 fn main() {
     let iters: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(3000);
     let started = Instant::now();
+    {
+        let dir = std::env::temp_dir().join(format!("xs-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let socket = dir.join("socket");
+        let sim = xenstore::sim::Simulator::new(xenstore::sim::Config::default());
+        sim.listen_dom0(&socket).expect("simulator socket");
+        bench("simulator (C flavour, in-process)", &socket, iters);
+        sim.shutdown();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     match realxs::prepare().and_then(|env| realxs::Daemon::start(&env, realxs::Kind::C)) {
         Ok(daemon) => bench("real C xenstored 4.17", daemon.socket(), iters),
         Err(reason) => eprintln!("SKIPPED: real xenstored unavailable: {reason}"),

@@ -5,11 +5,11 @@
 //! it stops reading (back-pressure, like C xenstored's `domain_can_read`) while
 //! the connection or its domain has too many replies not yet delivered.
 
-use super::framing::{DeviceFramer, Input, Oversize, StreamFramer};
+use super::framing::{DeviceFramer, Input, StreamFramer, C_DOM0, GUEST_RING, OX_DOM0};
 use super::state::{ConnId, ConnKind, REPLY_QUEUE_MAX};
 use super::sys::{self, EventFd, Recv, SockType};
 use super::{Flavor, Shared};
-use crate::wire::{Message, DEVICE_PAYLOAD_MAX, HEADER_LEN, PAYLOAD_MAX, READ_PAYLOAD_CAP};
+use crate::wire::{Message, HEADER_LEN, READ_PAYLOAD_CAP};
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -99,13 +99,9 @@ enum Reader {
 impl Reader {
     fn new(kind: ConnKind, flavor: Flavor) -> Reader {
         match (kind, flavor) {
-            (ConnKind::Dom0Socket, Flavor::C) => Reader::Stream(StreamFramer::new(PAYLOAD_MAX, Oversize::Close, false)),
-            (ConnKind::Dom0Socket, Flavor::Ox) => {
-                Reader::Stream(StreamFramer::new(PAYLOAD_MAX, Oversize::Reject, true))
-            }
-            (ConnKind::GuestSocket, _) => {
-                Reader::Stream(StreamFramer::new(DEVICE_PAYLOAD_MAX, Oversize::Reject, false))
-            }
+            (ConnKind::Dom0Socket, Flavor::C) => Reader::Stream(StreamFramer::new(C_DOM0)),
+            (ConnKind::Dom0Socket, Flavor::Ox) => Reader::Stream(StreamFramer::new(OX_DOM0)),
+            (ConnKind::GuestSocket, _) => Reader::Stream(StreamFramer::new(GUEST_RING)),
             (ConnKind::GuestDevice, _) => Reader::Device(DeviceFramer::default()),
         }
     }

@@ -5,8 +5,8 @@
 //!   connection (xenstored's `bad_client`);
 //! * dom0 socket, ox flavour: `E2BIG` and the announced payload is skipped; a
 //!   zero-length request waits for the next bytes (oxenstored < 4.20.4 bug);
-//! * guest stream socket: like a ring, `E2BIG` above 4080 and the payload is
-//!   skipped;
+//! * guest stream socket: like a ring behind the device, `E2BIG` above 4080
+//!   and the payload is skipped; a length above 4096 closes the connection;
 //! * guest device (packets): the Linux `xenbus_file_write` state machine. Each
 //!   packet is one `write()`: a partial message accumulates, bytes after the
 //!   first complete message are dropped, more than 4096 buffered bytes is
@@ -28,12 +28,36 @@ pub(crate) enum Input {
     Close,
 }
 
-/// What to do with a header announcing too long a payload.
+/// Payload-length rules of a stream endpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Oversize {
-    Close,
-    Reject,
+pub(crate) struct StreamRules {
+    /// Longer payloads are answered `E2BIG` and skipped.
+    pub(crate) reject_above: usize,
+    /// Longer payloads close the connection (checked first).
+    pub(crate) close_above: usize,
+    /// Hold a zero-length request until more bytes arrive (oxenstored bug).
+    pub(crate) hold_empty: bool,
 }
+
+/// C xenstored's socket: over 4096 bytes, the connection is closed.
+pub(crate) const C_DOM0: StreamRules = StreamRules {
+    reject_above: PAYLOAD_MAX,
+    close_above: PAYLOAD_MAX,
+    hold_empty: false,
+};
+/// oxenstored's socket: over 4096 bytes is `E2BIG`, zero-length requests wait.
+pub(crate) const OX_DOM0: StreamRules = StreamRules {
+    reject_above: PAYLOAD_MAX,
+    close_above: usize::MAX,
+    hold_empty: true,
+};
+/// A guest's ring: `E2BIG` over 4080 (the device's limit); a length beyond the
+/// protocol's 4096 is a broken client and closes the connection.
+pub(crate) const GUEST_RING: StreamRules = StreamRules {
+    reject_above: DEVICE_PAYLOAD_MAX,
+    close_above: PAYLOAD_MAX,
+    hold_empty: false,
+};
 
 /// Stream reassembly.
 #[derive(Debug)]
@@ -41,9 +65,7 @@ pub(crate) struct StreamFramer {
     buf: Vec<u8>,
     start: usize,
     skip: u64,
-    max: usize,
-    oversize: Oversize,
-    hold_empty: bool,
+    rules: StreamRules,
 }
 
 fn reject(h: &Header, e: ErrorKind) -> Input {
@@ -56,16 +78,12 @@ fn header_at(bytes: &[u8]) -> Option<Header> {
 }
 
 impl StreamFramer {
-    /// `max` is the largest payload accepted; `hold_empty` emulates oxenstored's
-    /// zero-length request bug.
-    pub(crate) fn new(max: usize, oversize: Oversize, hold_empty: bool) -> StreamFramer {
+    pub(crate) fn new(rules: StreamRules) -> StreamFramer {
         StreamFramer {
             buf: Vec::new(),
             start: 0,
             skip: 0,
-            max,
-            oversize,
-            hold_empty,
+            rules,
         }
     }
 
@@ -96,17 +114,16 @@ impl StreamFramer {
         let avail = &self.buf[self.start..];
         let h = header_at(avail)?;
         let len = h.len as usize;
-        if len > self.max {
-            return match self.oversize {
-                Oversize::Close => Some(Input::Close),
-                Oversize::Reject => {
-                    self.start += HEADER_LEN;
-                    self.skip = u64::from(h.len);
-                    Some(reject(&h, ErrorKind::TooBig))
-                }
-            };
+        if len > self.rules.close_above {
+            return Some(Input::Close);
         }
-        if avail.len() < HEADER_LEN + len || (len == 0 && self.hold_empty && avail.len() == HEADER_LEN) {
+        if len > self.rules.reject_above {
+            self.start += HEADER_LEN;
+            self.skip = u64::from(h.len);
+            return Some(reject(&h, ErrorKind::TooBig));
+        }
+        let hold = len == 0 && self.rules.hold_empty && avail.len() == HEADER_LEN;
+        if avail.len() < HEADER_LEN + len || hold {
             return None;
         }
         let payload = avail[HEADER_LEN..HEADER_LEN + len].to_vec();
@@ -171,7 +188,7 @@ mod tests {
         let mut bytes = msg(MsgType::Read, 1, b"/a\0");
         bytes.extend(msg(MsgType::Read, 2, b"/b\0"));
         for chunk in [1, 3, 16, bytes.len()] {
-            let mut f = StreamFramer::new(PAYLOAD_MAX, Oversize::Close, false);
+            let mut f = StreamFramer::new(C_DOM0);
             let mut got = Vec::new();
             for piece in bytes.chunks(chunk) {
                 f.feed(piece);
@@ -185,10 +202,13 @@ mod tests {
     fn stream_oversize_closes_or_skips() {
         let mut big = msg(MsgType::Write, 7, &vec![b'a'; 4097]);
         big.extend(msg(MsgType::Read, 8, b"/a\0"));
-        let mut c = StreamFramer::new(PAYLOAD_MAX, Oversize::Close, false);
+        let mut c = StreamFramer::new(C_DOM0);
         c.feed(&big);
         assert_eq!(c.next_input(), Some(Input::Close));
-        let mut ox = StreamFramer::new(PAYLOAD_MAX, Oversize::Reject, false);
+        let mut ox = StreamFramer::new(StreamRules {
+            hold_empty: false,
+            ..OX_DOM0
+        });
         ox.feed(&big[..100]);
         let got = drain(&mut ox);
         assert!(matches!(&got[..], [Input::Reject(m)] if m.req_id == 7 && m.payload == b"E2BIG\0"));
@@ -199,7 +219,7 @@ mod tests {
 
     #[test]
     fn stream_holds_empty_requests_until_more_bytes() {
-        let mut f = StreamFramer::new(PAYLOAD_MAX, Oversize::Reject, true);
+        let mut f = StreamFramer::new(OX_DOM0);
         f.feed(&msg(MsgType::TransactionStart, 1, b""));
         assert_eq!(f.next_input(), None);
         f.feed(&msg(MsgType::Read, 2, b"/a\0")[..1]);

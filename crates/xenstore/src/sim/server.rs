@@ -215,7 +215,7 @@ impl Shared {
             c.push_reply(h.reply);
             let mut queued = 0;
             for ev in h.after {
-                if c.push_event(ev, false) {
+                if c.push_event(ev, None) {
                     queued += 1;
                 }
             }
@@ -291,7 +291,7 @@ fn wake(st: &State, fired: &Fired, except: Option<ConnId>) {
 pub(crate) fn push_events(st: &mut State, id: ConnId, msgs: Vec<Message>) {
     if let Some(c) = st.conns.get_mut(&id) {
         for m in msgs {
-            c.push_event(m, false);
+            c.push_event(m, None);
         }
         c.wake.signal();
     }

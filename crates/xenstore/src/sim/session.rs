@@ -61,7 +61,7 @@ impl Cx<'_> {
         Ok(ok())
     }
 
-    fn new_watch(&self, given: &[u8], token: &[u8]) -> XsResult<Watch> {
+    fn new_watch(&mut self, given: &[u8], token: &[u8]) -> XsResult<Watch> {
         let (path, relative) = if given.starts_with(b"@") {
             if given.len() > REL_PATH_MAX {
                 return Err(ErrorKind::Inval);
@@ -71,7 +71,9 @@ impl Cx<'_> {
         } else {
             (self.resolve(given)?, !given.starts_with(b"/"))
         };
+        self.st.next_watch += 1;
         Ok(Watch {
+            id: self.st.next_watch,
             given: given.to_vec(),
             path,
             token: token.to_vec(),

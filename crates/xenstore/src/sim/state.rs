@@ -36,6 +36,8 @@ pub(crate) enum ConnKind {
 pub(crate) struct Out {
     pub(crate) msg: Message,
     pub(crate) is_event: bool,
+    /// The registration an event belongs to (coalescing key with the payload).
+    pub(crate) watch: Option<u64>,
 }
 
 /// Per-connection state.
@@ -81,13 +83,19 @@ impl ConnState {
     /// Queues a reply.
     pub(crate) fn push_reply(&mut self, msg: Message) {
         self.outstanding += 1;
-        self.out.push_back(Out { msg, is_event: false });
+        self.out.push_back(Out {
+            msg,
+            is_event: false,
+            watch: None,
+        });
     }
 
-    /// Queues a watch event. With `coalesce` (C xenstored), an identical event
-    /// still queued makes this one redundant. Returns whether it was queued.
-    pub(crate) fn push_event(&mut self, msg: Message, coalesce: bool) -> bool {
-        if coalesce && self.out.iter().any(|o| o.is_event && o.msg.payload == msg.payload) {
+    /// Queues a watch event. With `coalesce` set to the registration's id (C
+    /// xenstored), an identical event of the same registration still queued
+    /// makes this one redundant. Returns whether it was queued.
+    pub(crate) fn push_event(&mut self, msg: Message, coalesce: Option<u64>) -> bool {
+        let same = |o: &Out| o.watch == coalesce && o.msg.payload == msg.payload;
+        if coalesce.is_some() && self.out.iter().any(same) {
             return false;
         }
         if self.out.iter().filter(|o| o.is_event).count() >= EVENT_QUEUE_MAX {
@@ -102,7 +110,11 @@ impl ConnState {
                 }
             }
         }
-        self.out.push_back(Out { msg, is_event: true });
+        self.out.push_back(Out {
+            msg,
+            is_event: true,
+            watch: coalesce,
+        });
         true
     }
 
@@ -139,6 +151,8 @@ pub(crate) struct State {
     pub(crate) special_perms: HashMap<String, Vec<Perm>>,
     pub(crate) fail_commits: u32,
     pub(crate) counters: Counters,
+    /// Source of [`Watch::id`](super::watch::Watch).
+    pub(crate) next_watch: u64,
 }
 
 /// The special watch paths.
@@ -158,6 +172,7 @@ impl State {
             special_perms,
             fail_commits: 0,
             counters: Counters::default(),
+            next_watch: 1,
         }
     }
 
@@ -195,5 +210,43 @@ impl State {
             .filter(|c| c.actor.domid == domid)
             .map(|c| c.watches.len())
             .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn() -> ConnState {
+        let wake = Arc::new(EventFd::new().expect("eventfd"));
+        ConnState::new(ConnKind::Dom0Socket, 0, wake)
+    }
+
+    fn ev(path: &str) -> Message {
+        Message::new(MsgType::WatchEvent, 0, 0, format!("{path}\0t\0").into_bytes())
+    }
+
+    #[test]
+    fn identical_queued_events_of_one_registration_coalesce() {
+        let mut c = conn();
+        assert!(c.push_event(ev("/a"), Some(1)));
+        assert!(!c.push_event(ev("/a"), Some(1)), "C drops the duplicate");
+        assert!(c.push_event(ev("/a"), Some(2)), "another registration");
+        assert!(c.push_event(ev("/b"), Some(1)));
+        assert!(c.push_event(ev("/a"), None), "no coalescing (ox)");
+        assert_eq!(c.out.len(), 4);
+    }
+
+    #[test]
+    fn event_queue_is_capped_dropping_the_oldest() {
+        let mut c = conn();
+        c.push_reply(Message::new(MsgType::Read, 1, 0, Vec::new()));
+        for i in 0..EVENT_QUEUE_MAX + 10 {
+            c.push_event(ev(&format!("/e{i}")), None);
+        }
+        assert_eq!(c.out.len(), EVENT_QUEUE_MAX + 1);
+        assert_eq!(c.queued_replies(), 1, "replies are never dropped");
+        assert_eq!(c.dropped_events, 10);
+        assert_eq!(c.out[1].msg.payload, b"/e10\0t\0");
     }
 }

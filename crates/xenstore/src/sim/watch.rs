@@ -13,6 +13,8 @@ use std::collections::{BTreeSet, HashMap};
 /// One registration.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Watch {
+    /// Unique per registration (the device registers duplicates separately).
+    pub(crate) id: u64,
     /// The path exactly as the client sent it (the device's UNWATCH compares it).
     pub(crate) given: Vec<u8>,
     /// Absolute path, or a special `@...` name.
@@ -101,15 +103,15 @@ pub(crate) fn fire(st: &mut State, changes: &[Change], how: Delivery, fired: &mu
             } else {
                 Box::new(conn.watches.iter())
             };
-            let events: Vec<Message> = order
+            let events: Vec<(u64, Message)> = order
                 .filter(|w| w.matches(change))
-                .map(|w| w.event(&change.path, &conn.home))
-                .filter(|m| m.payload.len() <= PAYLOAD_MAX)
+                .map(|w| (w.id, w.event(&change.path, &conn.home)))
+                .filter(|(_, m)| m.payload.len() <= PAYLOAD_MAX)
                 .collect();
-            for ev in events {
+            for (watch_id, ev) in events {
                 if how.defer_own && how.origin == Some(id) {
                     fired.deferred.push(ev);
-                } else if conn.push_event(ev, how.coalesce) {
+                } else if conn.push_event(ev, how.coalesce.then_some(watch_id)) {
                     st.counters.events_queued += 1;
                     fired.woken.insert(id);
                 }
@@ -125,6 +127,7 @@ mod tests {
 
     fn watch(path: &str, relative: bool) -> Watch {
         Watch {
+            id: 1,
             given: path.as_bytes().to_vec(),
             path: path.to_string(),
             token: b"tok".to_vec(),

@@ -125,6 +125,19 @@ impl Peer {
         }
     }
 
+    /// Sends raw bytes, reporting failure (a closed connection) instead of
+    /// panicking.
+    pub fn try_send_raw(&mut self, bytes: &[u8]) -> bool {
+        match &mut self.sock {
+            Sock::Stream(s) => s.write_all(bytes).is_ok(),
+            Sock::Packet(fd) => {
+                // SAFETY: `bytes` is valid for reads of its length.
+                let n = unsafe { libc::send(fd.as_raw_fd(), bytes.as_ptr().cast(), bytes.len(), libc::MSG_NOSIGNAL) };
+                n >= 0
+            }
+        }
+    }
+
     /// Sends a request and returns its req_id.
     pub fn send(&mut self, kind: MsgType, tx: u32, payload: &[u8]) -> u32 {
         self.next_req += 1;

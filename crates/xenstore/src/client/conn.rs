@@ -230,7 +230,7 @@ impl Shared {
         self.check_payload(payload)?;
         let deadline = lock(&self.timeout).map(|t| Instant::now() + t);
         let (tx, rx) = mpsc::sync_channel(1);
-        let (req_id, conn) = {
+        let (req_id, conn, alone) = {
             let mut st = lock(&self.state);
             loop {
                 if st.dead || self.shutdown.load(Ordering::Relaxed) {
@@ -259,7 +259,8 @@ impl Shared {
             let Some(conn) = st.conn.clone() else {
                 return Err(Error::Disconnected);
             };
-            (st.insert(kind, Waiter::Caller(tx), true), conn)
+            let req_id = st.insert(kind, Waiter::Caller(tx), true);
+            (req_id, conn, st.in_flight == 1)
         };
         let buf = encode(kind, req_id, tx_id, payload);
         if let Err(e) = self.send(&conn, &buf) {
@@ -268,7 +269,9 @@ impl Shared {
         }
         // Replies usually come back within tens of microseconds: spin briefly
         // before sleeping, which saves a futex wake-up round trip per request.
-        let spin_until = Instant::now() + spin_budget();
+        // Only a lone caller spins: several spinning callers would starve the
+        // reader thread of CPU.
+        let spin_until = Instant::now() + if alone { spin_budget() } else { Duration::ZERO };
         loop {
             match rx.try_recv() {
                 Ok(reply) => return reply,

@@ -24,6 +24,9 @@ pub enum WatchEvent {
 }
 
 /// A registered watch. Dropping it (or calling [`Watch::unwatch`]) removes it.
+///
+/// Events queue up without bound until received: keep receiving, or drop the
+/// watch. `Send`, so it can be moved to the thread that waits on it.
 #[derive(Debug)]
 pub struct Watch {
     shared: Arc<Shared>,

@@ -31,8 +31,10 @@
 //! asleep in `poll(2)` when idle; [`shutdown`](Simulator::shutdown) (also run
 //! when the last clone is dropped) stops and joins them and unlinks the sockets.
 
+mod access;
 mod conn;
 mod framing;
+mod listing;
 mod ops;
 mod server;
 mod session;

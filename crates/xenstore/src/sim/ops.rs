@@ -9,7 +9,7 @@ use super::store::{Actor, Change, Journal, Limits, Need, Store, XsResult};
 use super::watch::{self, Delivery, Fired};
 use super::{Config, Flavor};
 use crate::path;
-use crate::wire::{join_nul, split_nul, ErrorKind, Message, MsgType, Perm, PAYLOAD_MAX, REL_PATH_MAX};
+use crate::wire::{join_nul, split_nul, ErrorKind, Message, MsgType, Perm, REL_PATH_MAX};
 
 /// The outcome of one request.
 #[derive(Debug)]
@@ -171,7 +171,7 @@ impl Cx<'_> {
 
     /// Runs a node operation on the main tree (events now) or inside the
     /// transaction `tx` (events at commit).
-    fn with_store<T>(
+    pub(crate) fn with_store<T>(
         &mut self,
         tx: u32,
         op: impl FnOnce(&mut Store, &mut Journal) -> XsResult<(T, Vec<Change>)>,
@@ -217,7 +217,7 @@ impl Cx<'_> {
         Ok(full)
     }
 
-    fn path_arg(&self, payload: &[u8]) -> XsResult<String> {
+    pub(crate) fn path_arg(&self, payload: &[u8]) -> XsResult<String> {
         let raw = self.one_arg(payload)?;
         self.resolve(raw)
     }
@@ -229,57 +229,6 @@ impl Cx<'_> {
             let node = s.lookup(actor, &path, Need::Read, j)?;
             Ok((node.value.clone(), Vec::new()))
         })
-    }
-
-    fn directory(&mut self, tx: u32, p: &[u8]) -> XsResult<Vec<u8>> {
-        let path = self.path_arg(p)?;
-        let actor = self.actor;
-        let (mut names, _) = self.with_store(tx, |s, j| Ok((s.children(actor, &path, j)?, Vec::new())))?;
-        if self.cfg.flavor == Flavor::Ox && path == "/" {
-            names.extend(super::state::SPECIAL_PATHS.iter().map(|s| s.to_string()));
-        }
-        let payload = join_nul(&names);
-        if payload.len() > PAYLOAD_MAX && self.cfg.flavor == Flavor::C {
-            return Err(ErrorKind::TooBig);
-        }
-        Ok(payload)
-    }
-
-    /// DIRECTORY_PART (C only): `<gencnt>\0` then the child list from a byte
-    /// offset, whole names only after the first, with an extra NUL on the last
-    /// chunk.
-    fn directory_part(&mut self, tx: u32, p: &[u8]) -> XsResult<Vec<u8>> {
-        let parts = strings(p).ok_or(ErrorKind::Inval)?;
-        let [raw_path, raw_off] = parts[..] else {
-            return Err(ErrorKind::Inval);
-        };
-        let path = self.resolve(raw_path)?;
-        let off = atoi(raw_off) as usize;
-        let actor = self.actor;
-        let (names, gen) = self.with_store(tx, |s, j| Ok((s.children(actor, &path, j)?, Vec::new())))?;
-        let list = join_nul(&names);
-        let mut out = format!("{gen}\0").into_bytes();
-        if off >= list.len() {
-            out.push(0);
-            return Ok(out);
-        }
-        let room = PAYLOAD_MAX - out.len() - 1;
-        let mut end = off;
-        while end < list.len() {
-            let next = list[end..]
-                .iter()
-                .position(|&b| b == 0)
-                .map_or(list.len(), |i| end + i + 1);
-            if next - off > room {
-                break;
-            }
-            end = next;
-        }
-        out.extend_from_slice(&list[off..end]);
-        if end == list.len() {
-            out.push(0);
-        }
-        Ok(out)
     }
 
     fn get_perms(&mut self, tx: u32, p: &[u8]) -> XsResult<Vec<u8>> {

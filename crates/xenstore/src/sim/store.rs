@@ -4,6 +4,7 @@
 //! watches, no connections: operations return the [`Change`]s that watches must
 //! see and record what they touched in a [`Journal`] (for transactions).
 
+pub(crate) use super::access::{rights, Actor, Limits, Need};
 use crate::path::parent;
 use crate::wire::{Access, ErrorKind, Perm};
 use std::collections::{BTreeSet, HashMap};
@@ -38,82 +39,6 @@ impl Node {
             + self.value.len()
             + self.children.iter().map(|c| c.len() + 1).sum::<usize>()
     }
-}
-
-/// Who performs an operation.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Actor {
-    pub(crate) domid: u32,
-    pub(crate) privileged: bool,
-}
-
-impl Actor {
-    /// Dom0, or a direct call through the simulator API.
-    pub(crate) const DOM0: Actor = Actor {
-        domid: 0,
-        privileged: true,
-    };
-}
-
-/// What an actor may do with a node.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Rights {
-    pub(crate) read: bool,
-    pub(crate) write: bool,
-    pub(crate) owner: bool,
-}
-
-/// C's `perm_for_conn`: privileged and owner get everything, then the first
-/// entry naming the domain, then the owner entry's default access.
-pub(crate) fn rights(actor: Actor, perms: &[Perm]) -> Rights {
-    let Some(first) = perms.first() else {
-        return Rights {
-            read: actor.privileged,
-            write: actor.privileged,
-            owner: actor.privileged,
-        };
-    };
-    if actor.privileged || first.domid == actor.domid {
-        return Rights {
-            read: true,
-            write: true,
-            owner: true,
-        };
-    }
-    let access = perms[1..]
-        .iter()
-        .find(|p| p.domid == actor.domid)
-        .map_or(first.access, |p| p.access);
-    Rights {
-        read: access.can_read(),
-        write: access.can_write(),
-        owner: false,
-    }
-}
-
-/// Which right an operation needs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Need {
-    Read,
-    Write,
-}
-
-impl Need {
-    fn granted(self, r: Rights) -> bool {
-        match self {
-            Need::Read => r.read,
-            Need::Write => r.write,
-        }
-    }
-}
-
-/// Limits that apply to unprivileged writers (and, for `value_max`, to all).
-#[derive(Clone, Debug)]
-pub(crate) struct Limits {
-    pub(crate) node_size_max: usize,
-    pub(crate) value_max: Option<usize>,
-    pub(crate) nodes_per_domain: usize,
-    pub(crate) quota_error: ErrorKind,
 }
 
 /// A change that watches may report.

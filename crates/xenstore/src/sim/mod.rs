@@ -8,8 +8,9 @@
 //! * [`add_guest`](Simulator::add_guest): a stream socket standing for a
 //!   domain's own xenstore connection: unprivileged, relative paths resolve to
 //!   `/local/domain/<domid>`, permissions and quotas enforced, payloads above
-//!   4080 bytes refused with `E2BIG`, and watch events carrying garbage
-//!   `req_id`/`tx_id` as they do through the Linux device.
+//!   4080 bytes refused with `E2BIG` (a header announcing more than 4096 closes
+//!   the connection), and watch events carrying garbage `req_id`/`tx_id` as
+//!   they do through the Linux device.
 //! * [`add_guest_device`](Simulator::add_guest_device): a `SOCK_SEQPACKET`
 //!   socket emulating the domain's `/dev/xen/xenbus`: each packet is one
 //!   `write()` (bytes after the first complete message are dropped, partial
@@ -22,8 +23,12 @@
 //!   `HEADER_LEN + READ_PAYLOAD_CAP` bytes.
 //!
 //! Semantics follow C xenstored 4.17, or oxenstored 4.17 where [`Flavor::Ox`]
-//! selects the observed differences (see the crate's `xenstore.md` research,
-//! §1.11). Test knobs: [`kill_connections`](Simulator::kill_connections),
+//! selects the observed differences (the project's XenStore research notes,
+//! §1.11). One deliberate difference: a transaction reads a snapshot taken at
+//! `TRANSACTION_START` (C reads the live node the first time), so a node
+//! changed outside after the start reads stale and the commit fails with
+//! `EAGAIN`, where C might have committed. Clients must retry on `EAGAIN`
+//! anyway; the simulator just asks them to a little more often. Test knobs: [`kill_connections`](Simulator::kill_connections),
 //! [`fail_next_commits`](Simulator::fail_next_commits),
 //! [`simulate_resume`](Simulator::simulate_resume), [`stats`](Simulator::stats).
 //!
@@ -32,6 +37,7 @@
 //! when the last clone is dropped) stops and joins them and unlinks the sockets.
 
 mod access;
+mod config;
 mod conn;
 mod framing;
 mod listing;
@@ -44,117 +50,18 @@ mod sys;
 mod txn;
 mod watch;
 
+pub use self::config::{Config, Flavor, Stats};
 use self::server::Shared;
 use self::state::{ConnKind, State};
 use self::store::{Actor, Change, Journal, Limits};
 use crate::path::{domain_home, resolve};
-use crate::wire::{Access, ErrorKind, MsgType, Perm};
-use std::collections::HashMap;
+use crate::wire::{Access, ErrorKind, Perm};
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
 /// Most permission entries an unprivileged domain may set on a node (C `ACC_NPERM`).
 pub(crate) const PERMS_PER_NODE_MAX: usize = 5;
-
-/// Which daemon's observable behaviour to reproduce where they differ.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Flavor {
-    /// C xenstored 4.17: own-write events before the reply, identical queued
-    /// events coalesced, stale transaction `ENOENT`, oversize `DIRECTORY` is
-    /// `E2BIG` (use `DIRECTORY_PART`), a payload over 4096 bytes closes the
-    /// connection, an unterminated path is `ENOENT`, quotas are `ENOSPC`
-    /// (watches `E2BIG`).
-    C,
-    /// oxenstored 4.17: reply before own-write events, no coalescing, stale
-    /// transaction `EIO`, oversize `DIRECTORY` replies, `DIRECTORY_PART` is
-    /// `ENOSYS`, a payload over 4096 bytes is `E2BIG` (connection kept), a
-    /// zero-length request on the dom0 socket waits for more bytes, quotas are
-    /// `EQUOTA`, `DIRECTORY /` also lists `@introduceDomain`/`@releaseDomain`.
-    /// `RM /` stays `EINVAL` (oxenstored would wipe the tree).
-    Ox,
-}
-
-/// Simulator settings. [`Config::default`] is C-xenstored-like.
-#[derive(Clone, Debug)]
-pub struct Config {
-    /// Observable behaviour differences to reproduce.
-    pub flavor: Flavor,
-    /// C accounting of a node written by an unprivileged domain (24-byte
-    /// header + 8 per permission + value + child names with NULs); at or above
-    /// it the write fails with `ENOSPC`. `usize::MAX` disables it.
-    pub node_size_max: usize,
-    /// Largest value anyone (dom0 included) may write, else `E2BIG`:
-    /// oxenstored's `quota-maxsize`. `None` for C xenstored.
-    pub value_max: Option<usize>,
-    /// Nodes an unprivileged domain may own.
-    pub nodes_per_domain: usize,
-    /// Watches an unprivileged domain may register (over all its connections).
-    pub watches_per_domain: usize,
-    /// Open transactions an unprivileged domain may have.
-    pub transactions_per_domain: usize,
-    /// Replies an unprivileged domain may have undelivered before the
-    /// simulator stops reading its requests (C `ACC_OUTST`: back-pressure, not
-    /// an error).
-    pub outstanding_per_domain: usize,
-}
-
-impl Default for Config {
-    fn default() -> Config {
-        Config {
-            flavor: Flavor::C,
-            node_size_max: 2048,
-            value_max: None,
-            nodes_per_domain: 1000,
-            watches_per_domain: 128,
-            transactions_per_domain: 10,
-            outstanding_per_domain: 20,
-        }
-    }
-}
-
-impl Config {
-    /// oxenstored 4.17 defaults: values over 2048 bytes are `E2BIG` for every
-    /// domain, no C node-size accounting, 100 watches, 1024 outstanding.
-    pub fn oxenstored_like() -> Config {
-        Config {
-            flavor: Flavor::Ox,
-            node_size_max: usize::MAX,
-            value_max: Some(2048),
-            nodes_per_domain: 1000,
-            watches_per_domain: 100,
-            transactions_per_domain: 10,
-            outstanding_per_domain: 1024,
-        }
-    }
-}
-
-/// A snapshot of the simulator's counters.
-#[derive(Clone, Debug, Default)]
-pub struct Stats {
-    /// Requests handled, per message type (all connections since start).
-    pub requests: HashMap<MsgType, u64>,
-    /// Client connections open now.
-    pub connections: usize,
-    /// Client connections accepted since start.
-    pub connections_accepted: u64,
-    /// Watch events queued for clients since start.
-    pub watch_events: u64,
-    /// Requests that hit an internal error (a bug); their connection was closed.
-    pub handler_panics: u64,
-}
-
-impl Stats {
-    /// Requests handled of one type.
-    pub fn requests_of(&self, kind: MsgType) -> u64 {
-        self.requests.get(&kind).copied().unwrap_or(0)
-    }
-
-    /// Requests handled of all types.
-    pub fn total_requests(&self) -> u64 {
-        self.requests.values().sum()
-    }
-}
 
 /// Stops the simulator when the last [`Simulator`] clone goes away.
 struct Handle(Arc<Shared>);
@@ -383,5 +290,36 @@ fn api_limits() -> Limits {
         value_max: None,
         nodes_per_domain: usize::MAX,
         quota_error: ErrorKind::Nospc,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn simulator_is_clone_send_sync() {
+        fn check<T: Clone + Send + Sync + 'static>() {}
+        check::<Simulator>();
+        check::<Config>();
+        check::<Stats>();
+    }
+
+    #[test]
+    fn direct_api_round_trips_and_ignores_bad_paths() {
+        let sim = Simulator::new(Config::default());
+        sim.write("rel/x", b"1");
+        assert_eq!(sim.read("/local/domain/0/rel/x").as_deref(), Some(&b"1"[..]));
+        assert_eq!(sim.directory("/local/domain/0/rel"), ["x"]);
+        sim.write("/bad path", b"x");
+        assert_eq!(sim.read("/bad path"), None);
+        sim.rm("/local/domain/0/rel");
+        assert_eq!(sim.read("rel/x"), None);
+        sim.create_domain(3, "three");
+        assert_eq!(sim.read("/local/domain/3/name").as_deref(), Some(&b"three"[..]));
+        assert_eq!(sim.directory("/local/domain/3"), ["name", "domid", "data", "vm-data"]);
+        sim.destroy_domain(3);
+        assert!(sim.directory("/local/domain/3").is_empty());
+        assert_eq!(sim.stats().connections, 0);
     }
 }

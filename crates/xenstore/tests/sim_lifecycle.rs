@@ -29,7 +29,7 @@ fn wait_for(what: &str, cond: impl Fn() -> bool) {
 fn lifecycle() {
     assert_eq!(sim_threads(), 0);
     let rig = Rig::c();
-    assert_eq!(sim_threads(), 3, "one accept thread per socket");
+    wait_for("one accept thread per socket", || sim_threads() == 3);
 
     // Connections: one thread each; idle means no traffic at all.
     let mut d = rig.dom0();
@@ -50,7 +50,7 @@ fn lifecycle() {
     // kill_connections: clients see EOF, the tree and the listeners stay.
     rig.sim.kill_connections();
     assert_eq!(rig.sim.stats().connections, 0);
-    assert_eq!(sim_threads(), 3);
+    wait_for("connection threads gone", || sim_threads() == 3);
     for p in [&mut d, &mut g, &mut dev] {
         assert!(p.closed_within(WAIT));
     }
@@ -64,7 +64,7 @@ fn lifecycle() {
     assert!(paths.iter().all(|p| p.exists()));
     let clone = rig.sim.clone();
     clone.shutdown();
-    assert_eq!(sim_threads(), 0);
+    wait_for("all threads gone", || sim_threads() == 0);
     assert!(paths.iter().all(|p| !p.exists()));
     assert!(d.closed_within(WAIT));
     rig.sim.shutdown();
@@ -83,16 +83,20 @@ fn lifecycle() {
     assert!(sock.exists(), "a clone is still alive");
     drop(second);
     assert!(!sock.exists());
-    assert_eq!(sim_threads(), 0);
+    wait_for("all threads gone after drop", || sim_threads() == 0);
     assert!(p.closed_within(WAIT));
 
-    // A stale socket file is replaced; anything else is not touched.
+    // A stale socket file is replaced; a live one or a plain file is not.
     std::fs::write(dir.path().join("file"), b"x").unwrap();
     let sim = Simulator::new(Config::default());
     assert!(sim.listen_dom0(&dir.path().join("file")).is_err());
-    let stale = std::os::unix::net::UnixListener::bind(&sock).unwrap();
-    drop(stale);
+    let live = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let err = sim.listen_dom0(&sock).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
+    drop(live);
     sim.listen_dom0(&sock).unwrap();
     let mut p = Peer::stream(&sock);
     assert!(p.read("/tool/xenstored").is_ok());
+    let other = Simulator::new(Config::default());
+    assert!(other.add_guest(3, &sock).is_err(), "in use by the first simulator");
 }

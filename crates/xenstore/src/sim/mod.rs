@@ -104,9 +104,10 @@ impl Simulator {
         &self.handle.0
     }
 
-    /// Serves the privileged xenstored socket at `path` (mode 0600; a stale
-    /// socket file there is replaced). Relative paths resolve to
-    /// `/local/domain/0`.
+    /// Serves the privileged xenstored socket at `path` (mode 0600). A stale
+    /// socket file there (nobody listening) is replaced; a live socket or any
+    /// other file is an error (`AddrInUse`). Relative paths resolve to
+    /// `/local/domain/0`. The same rules apply to the guest sockets.
     pub fn listen_dom0(&self, path: &Path) -> io::Result<()> {
         self.shared().listen(path, ConnKind::Dom0Socket, 0)
     }

@@ -29,16 +29,7 @@ fn cvt_size(ret: libc::ssize_t) -> io::Result<usize> {
     usize::try_from(ret).map_err(|_| io::Error::last_os_error())
 }
 
-/// Creates a listening, non-blocking, close-on-exec Unix socket at `path` with
-/// mode 0600. A stale *socket* file at `path` is removed first; any other kind of
-/// file is left alone and makes the bind fail.
-pub(crate) fn listen_unix(path: &Path, kind: SockType) -> io::Result<OwnedFd> {
-    if let Ok(meta) = std::fs::symlink_metadata(path) {
-        use std::os::unix::fs::FileTypeExt;
-        if meta.file_type().is_socket() {
-            std::fs::remove_file(path)?;
-        }
-    }
+fn sockaddr(path: &Path) -> io::Result<libc::sockaddr_un> {
     let bytes = path.as_os_str().as_bytes();
     // SAFETY: sockaddr_un is plain old data; all-zero is a valid value.
     let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
@@ -52,18 +43,47 @@ pub(crate) fn listen_unix(path: &Path, kind: SockType) -> io::Result<OwnedFd> {
     for (dst, src) in addr.sun_path.iter_mut().zip(bytes) {
         *dst = *src as libc::c_char;
     }
+    Ok(addr)
+}
+
+fn socket(kind: SockType, flags: libc::c_int) -> io::Result<OwnedFd> {
     let ty = match kind {
         SockType::Stream => libc::SOCK_STREAM,
         SockType::SeqPacket => libc::SOCK_SEQPACKET,
     };
     // SAFETY: plain socket(2) call; the result is checked before use.
-    let raw = cvt(unsafe { libc::socket(libc::AF_UNIX, ty | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, 0) })?;
+    let raw = cvt(unsafe { libc::socket(libc::AF_UNIX, ty | libc::SOCK_CLOEXEC | flags, 0) })?;
     // SAFETY: `raw` is a fresh descriptor that nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
-    // SAFETY: `addr` is a valid sockaddr_un of `len` bytes that outlives the call.
-    cvt(unsafe { libc::bind(fd.as_raw_fd(), (&addr as *const libc::sockaddr_un).cast(), len) })?;
-    let cpath = CString::new(bytes)?;
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+const SOCKADDR_LEN: libc::socklen_t = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+
+/// Whether a socket file is left over from a dead server: connecting is
+/// refused. A live server (or a socket of the other type) is not stale.
+fn is_stale_socket(path: &Path, kind: SockType) -> io::Result<bool> {
+    let addr = sockaddr(path)?;
+    let fd = socket(kind, 0)?;
+    // SAFETY: `addr` is a valid sockaddr_un of SOCKADDR_LEN bytes.
+    let ret = unsafe { libc::connect(fd.as_raw_fd(), (&addr as *const libc::sockaddr_un).cast(), SOCKADDR_LEN) };
+    Ok(ret < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ECONNREFUSED))
+}
+
+/// Creates a listening, non-blocking, close-on-exec Unix socket at `path` with
+/// mode 0600. A stale socket file at `path` (nobody listening) is replaced; a
+/// live one, or any other kind of file, makes it fail (`EADDRINUSE`).
+pub(crate) fn listen_unix(path: &Path, kind: SockType) -> io::Result<OwnedFd> {
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        use std::os::unix::fs::FileTypeExt;
+        if meta.file_type().is_socket() && is_stale_socket(path, kind)? {
+            std::fs::remove_file(path)?;
+        }
+    }
+    let addr = sockaddr(path)?;
+    let fd = socket(kind, libc::SOCK_NONBLOCK)?;
+    // SAFETY: `addr` is a valid sockaddr_un of SOCKADDR_LEN bytes that outlives the call.
+    cvt(unsafe { libc::bind(fd.as_raw_fd(), (&addr as *const libc::sockaddr_un).cast(), SOCKADDR_LEN) })?;
+    let cpath = CString::new(path.as_os_str().as_bytes())?;
     // SAFETY: `cpath` is a valid NUL-terminated string.
     cvt(unsafe { libc::chmod(cpath.as_ptr(), 0o600) })?;
     // SAFETY: listen(2) on a descriptor we own.

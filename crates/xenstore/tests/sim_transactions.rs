@@ -137,6 +137,14 @@ fn guest_quotas() {
         g.end(ids[0], false).unwrap();
         g.start();
     }
+    // dom0 has no domain quota, only a per-connection cap on snapshots.
+    let rig = Rig::c();
+    let mut d = rig.dom0();
+    for _ in 0..256 {
+        d.start();
+    }
+    assert_eq!(d.call(MsgType::TransactionStart, 0, b"\0"), Err("ENOSPC".into()));
+    assert!(rig.dom0().start() > 0, "another connection is not affected");
     // Watches: C 128 (E2BIG), ox 100 (EQUOTA); dom0 is not limited.
     for (rig, max, err) in [(Rig::c(), 128, "E2BIG"), (Rig::ox(), 100, "EQUOTA")] {
         let mut g = rig.guest();

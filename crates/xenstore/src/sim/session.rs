@@ -11,6 +11,10 @@ use super::watch::Watch;
 use super::Flavor;
 use crate::wire::{ErrorKind, Message, MsgType, REL_PATH_MAX};
 
+/// Open transactions any one connection may hold, dom0 included: each one is a
+/// snapshot of the tree, so this keeps memory bounded.
+const TRANSACTIONS_PER_CONN_MAX: usize = 256;
+
 impl Cx<'_> {
     /// The kernel's own handling of a device write. `Some` when the kernel
     /// answers by itself (or synthesises the reply), `None` to forward.
@@ -139,6 +143,9 @@ impl Cx<'_> {
         }
         let st = &mut *self.st;
         let conn = st.conns.get_mut(&self.id).ok_or(ErrorKind::Io)?;
+        if conn.txs.len() >= TRANSACTIONS_PER_CONN_MAX {
+            return Err(self.quota_error());
+        }
         let mut id = conn.next_tx;
         while id == 0 || conn.txs.contains_key(&id) {
             id = id.wrapping_add(1);

@@ -34,4 +34,4 @@ pub mod secret;
 pub mod settings;
 pub mod shadow;
 pub mod signals;
-// pub mod xenstored;
+pub mod xenstored;

@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use singularity::cli::{Cli, Commands};
-use singularity::{config, daemon, dom0, logging, settings};
+use singularity::{config, daemon, dom0, logging, settings, xenstored};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -36,8 +36,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 .and_then(settings::parse_level)
                 .unwrap_or(log::LevelFilter::Warn);
             logging::init(handler, level)?;
-            let _ = args;
-            return Err("TEMPORARY: simulator pending".into());
+            xenstored::run(args)?;
             Ok(ExitCode::SUCCESS)
         }
         Commands::Host(args) => dom0::run::run(args),

@@ -24,21 +24,32 @@ fn parse_guest(spec: &str) -> Result<(u32, PathBuf), String> {
 
 /// Runs the simulator; returns when a stop signal arrives.
 pub fn run(args: &XenstoredArgs) -> Result<(), String> {
-    let guests = args.guests.iter().map(|g| parse_guest(g)).collect::<Result<Vec<_>, _>>()?;
-    let devices = args.guest_devices.iter().map(|g| parse_guest(g)).collect::<Result<Vec<_>, _>>()?;
+    let guests = args
+        .guests
+        .iter()
+        .map(|g| parse_guest(g))
+        .collect::<Result<Vec<_>, _>>()?;
+    let devices = args
+        .guest_devices
+        .iter()
+        .map(|g| parse_guest(g))
+        .collect::<Result<Vec<_>, _>>()?;
     let config = if args.oxenstored {
         Config::oxenstored_like()
     } else {
         Config::default()
     };
     let sim = Simulator::new(config);
-    let fail = |what: &str, path: &PathBuf, e: std::io::Error| format!("cannot serve {what} on {}: {e}", path.display());
-    sim.listen_dom0(&args.socket).map_err(|e| fail("dom0", &args.socket, e))?;
+    let fail =
+        |what: &str, path: &PathBuf, e: std::io::Error| format!("cannot serve {what} on {}: {e}", path.display());
+    sim.listen_dom0(&args.socket)
+        .map_err(|e| fail("dom0", &args.socket, e))?;
     for (domid, path) in &guests {
         sim.add_guest(*domid, path).map_err(|e| fail("guest", path, e))?;
     }
     for (domid, path) in &devices {
-        sim.add_guest_device(*domid, path).map_err(|e| fail("guest device", path, e))?;
+        sim.add_guest_device(*domid, path)
+            .map_err(|e| fail("guest device", path, e))?;
     }
     signals::install();
     log::info!("xenstore simulator serving {}", args.socket.display());

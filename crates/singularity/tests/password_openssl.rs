@@ -190,7 +190,11 @@ fn host_side_encryption_is_byte_identical_to_openssl() {
         let shared = host.shared_secret(PeerKey::parse(&agent.public_key().to_string()).unwrap());
         for (md, digest) in [("md5", Digest::Md5), ("sha256", Digest::Sha256)] {
             let ours = encrypt_password(&shared, &format!("{pw}\n"), digest);
-            assert_eq!(ours, openssl_encrypt(shared.as_decimal(), &pw, md).trim(), "len {len} md {md}");
+            assert_eq!(
+                ours,
+                openssl_encrypt(shared.as_decimal(), &pw, md).trim(),
+                "len {len} md {md}"
+            );
         }
     }
 }

@@ -168,7 +168,10 @@ impl Applier {
             write::backup(target, existing).map_err(io_err("back up", &w.path))?;
         }
         let changed = write::replace(target, &w.contents, w.mode, existing).map_err(io_err("write", &w.path))?;
-        self.cache_copy(function, w)?;
+        // The live change is done; a cache failure only costs `apply` later.
+        if let Err(e) = self.cache_copy(function, w) {
+            log::warn!("{} written, but not cached: {e}", w.path);
+        }
         Ok(changed)
     }
 
@@ -178,12 +181,13 @@ impl Applier {
         let Some(cache) = &self.cache else {
             return Ok(());
         };
-        let cached = format!("{}/{}{}", cache.trim_end_matches('/'), function.name(), w.path);
-        let mut dirs = crate::plan::ancestors(&cached);
-        dirs.retain(|d| d.len() > cache.trim_end_matches('/').len() || d == cache);
-        for dir in &dirs {
-            let on_disk = self.root.join(dir)?;
-            write::ensure_dir(&on_disk, 0o700).map_err(io_err("create directory", dir))?;
+        let base = cache.trim_end_matches('/');
+        let cached = format!("{base}/{}{}", function.name(), w.path);
+        for dir in crate::plan::ancestors(&cached) {
+            // Directories from the cache down are private; above it, ordinary.
+            let mode = if dir.len() >= base.len() { 0o700 } else { 0o755 };
+            let on_disk = self.root.join(&dir)?;
+            write::ensure_dir(&on_disk, mode).map_err(io_err("create directory", &dir))?;
         }
         let target = self.root.join(&cached)?;
         let mode = match write::inspect(&self.root.join(&w.path)?) {

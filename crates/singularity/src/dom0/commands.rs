@@ -54,7 +54,9 @@ impl AgentHost {
             joined.extend_from_slice(contents);
             self.call("injectfile", Value::String(STANDARD.encode(joined)), timeout)
         } else {
-            Err(HostError::Other("NOT IMPLEMENTED: Agent does not support file injection.".into()))
+            Err(HostError::Other(
+                "NOT IMPLEMENTED: Agent does not support file injection.".into(),
+            ))
         }
     }
 
@@ -97,7 +99,9 @@ impl std::str::FromStr for Cidr {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Cidr, String> {
-        let (addr, prefix) = s.split_once('/').ok_or_else(|| format!("'{s}' is not ADDRESS/PREFIX"))?;
+        let (addr, prefix) = s
+            .split_once('/')
+            .ok_or_else(|| format!("'{s}' is not ADDRESS/PREFIX"))?;
         let addr: IpAddr = addr.parse().map_err(|_| format!("'{addr}' is not an IP address"))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix: u8 = prefix
@@ -110,12 +114,20 @@ impl std::str::FromStr for Cidr {
 }
 
 fn v4_mask(prefix: u8) -> Ipv4Addr {
-    let bits = if prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(prefix)) };
+    let bits = if prefix == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(prefix))
+    };
     Ipv4Addr::from(bits)
 }
 
 fn v6_mask(prefix: u8) -> Ipv6Addr {
-    let bits = if prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(prefix)) };
+    let bits = if prefix == 0 {
+        0
+    } else {
+        u128::MAX << (128 - u32::from(prefix))
+    };
     Ipv6Addr::from(bits)
 }
 
@@ -187,7 +199,10 @@ impl NicSpec {
             m.insert("routes".into(), Value::Array(routes));
         }
         if !self.dns.is_empty() {
-            m.insert("dns".into(), json!(self.dns.iter().map(ToString::to_string).collect::<Vec<_>>()));
+            m.insert(
+                "dns".into(),
+                json!(self.dns.iter().map(ToString::to_string).collect::<Vec<_>>()),
+            );
         }
         Value::Object(m)
     }

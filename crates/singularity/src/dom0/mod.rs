@@ -5,8 +5,8 @@
 //! `singularity host` and by the tests as a faithful host.
 
 pub mod commands;
-pub mod run;
 pub mod pyjson;
+pub mod run;
 
 use serde_json::Value;
 use std::fmt;
@@ -92,7 +92,14 @@ pub fn uuid4() -> Result<String, HostError> {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    Ok(format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32]))
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    ))
 }
 
 /// A connection to one guest's agent through the privileged XenStore socket.
@@ -181,8 +188,18 @@ mod tests {
     fn replies_are_checked_like_nova() {
         let ok = check_reply(b" {\"returncode\": \"0\", \"message\": \"1.0\"}\n").unwrap();
         assert_eq!((ok.returncode.as_str(), ok.message.as_str()), ("0", "1.0"));
-        for bad in [&b"\"x\""[..], b"[1]", b"{\"returncode\": 0, \"message\": \"\"}", b"{\"returncode\": \"0\"}", b"nope"] {
-            assert!(matches!(check_reply(bad), Err(HostError::BadReply(_))), "{:?}", String::from_utf8_lossy(bad));
+        for bad in [
+            &b"\"x\""[..],
+            b"[1]",
+            b"{\"returncode\": 0, \"message\": \"\"}",
+            b"{\"returncode\": \"0\"}",
+            b"nope",
+        ] {
+            assert!(
+                matches!(check_reply(bad), Err(HostError::BadReply(_))),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 

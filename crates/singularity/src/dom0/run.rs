@@ -14,21 +14,29 @@ use xenstore::Client;
 
 fn read_stdin() -> Result<Vec<u8>, String> {
     let mut buf = Vec::new();
-    std::io::stdin().read_to_end(&mut buf).map_err(|e| format!("cannot read standard input: {e}"))?;
+    std::io::stdin()
+        .read_to_end(&mut buf)
+        .map_err(|e| format!("cannot read standard input: {e}"))?;
     Ok(buf)
 }
 
 fn nic(args: &SetNetworkArgs) -> Result<NicSpec, String> {
     let ip = match &args.ip {
         Some(s) => match s.parse::<Cidr>()? {
-            Cidr { addr: IpAddr::V4(a), prefix } => Some((a, prefix)),
+            Cidr {
+                addr: IpAddr::V4(a),
+                prefix,
+            } => Some((a, prefix)),
             _ => return Err(format!("--ip {s} is not an IPv4 address")),
         },
         None => None,
     };
     let ip6 = match &args.ip6 {
         Some(s) => match s.parse::<Cidr>()? {
-            Cidr { addr: IpAddr::V6(a), prefix } => Some((a, prefix)),
+            Cidr {
+                addr: IpAddr::V6(a),
+                prefix,
+            } => Some((a, prefix)),
             _ => return Err(format!("--ip6 {s} is not an IPv6 address")),
         },
         None => None,
@@ -53,7 +61,9 @@ fn nic(args: &SetNetworkArgs) -> Result<NicSpec, String> {
         .route
         .iter()
         .map(|r| {
-            let (dest, via) = r.split_once(',').ok_or_else(|| format!("--route {r}: expected CIDR,VIA"))?;
+            let (dest, via) = r
+                .split_once(',')
+                .ok_or_else(|| format!("--route {r}: expected CIDR,VIA"))?;
             Ok((dest.parse::<Cidr>()?, parse_ip(via)?))
         })
         .collect::<Result<Vec<_>, String>>()?;
@@ -115,7 +125,11 @@ pub fn run(args: &HostArgs) -> Result<ExitCode, String> {
                 Md::Md5 => Digest::Md5,
                 Md::Sha256 => Digest::Sha256,
             };
-            Ok(print_reply(&host.password(&plain, digest, t).map_err(err)?, args.json, &["0"]))
+            Ok(print_reply(
+                &host.password(&plain, digest, t).map_err(err)?,
+                args.json,
+                &["0"],
+            ))
         }
         HostCommand::Inject { path, file } => {
             let contents = match file {
@@ -124,12 +138,22 @@ pub fn run(args: &HostArgs) -> Result<ExitCode, String> {
                 }
                 _ => read_stdin()?,
             };
-            Ok(print_reply(&host.inject(path, &contents, t).map_err(err)?, args.json, &["0"]))
+            Ok(print_reply(
+                &host.inject(path, &contents, t).map_err(err)?,
+                args.json,
+                &["0"],
+            ))
         }
-        HostCommand::Resetnetwork => Ok(print_reply(&host.resetnetwork(timeout).map_err(err)?, args.json, &["0", "500"])),
-        HostCommand::Agentupdate { url, md5 } => {
-            Ok(print_reply(&host.agentupdate(url, md5, t).map_err(err)?, args.json, &["0"]))
-        }
+        HostCommand::Resetnetwork => Ok(print_reply(
+            &host.resetnetwork(timeout).map_err(err)?,
+            args.json,
+            &["0", "500"],
+        )),
+        HostCommand::Agentupdate { url, md5 } => Ok(print_reply(
+            &host.agentupdate(url, md5, t).map_err(err)?,
+            args.json,
+            &["0"],
+        )),
         HostCommand::SetNetwork(n) => {
             host.set_network(&nic(n)?).map_err(err)?;
             Ok(ExitCode::SUCCESS)

@@ -80,9 +80,7 @@ pub enum RequestError {
 impl fmt::Display for RequestError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RequestError::TooLarge(n) => {
-                write!(f, "Request is malformed: {n} bytes exceeds the limit of {MAX_REQUEST}")
-            }
+            RequestError::TooLarge(_) => write!(f, "Request is malformed: larger than {MAX_REQUEST} bytes"),
             RequestError::NotJson(why) => write!(f, "Request is malformed: not valid JSON ({why})"),
             RequestError::NotObject => f.write_str("Request is malformed: not a JSON object"),
             RequestError::MissingName => f.write_str("Request is missing 'name' key"),

@@ -1,0 +1,223 @@
+//! Test harness: temporary guest roots seeded like a small Debian system, a
+//! running agent process, and byte-exact snapshots of a root.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The shadow line of root in a fresh test root.
+pub const ROOT_SHADOW: &str = "root:*:19000:0:99999:7:::";
+
+/// A temporary guest root with `/etc/shadow`, `/etc/passwd` and `/root`.
+pub struct TestRoot {
+    dir: tempfile::TempDir,
+}
+
+impl TestRoot {
+    pub fn new() -> TestRoot {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = TestRoot { dir };
+        root.write(
+            "/etc/passwd",
+            b"root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n",
+            0o644,
+        );
+        let shadow = format!("{ROOT_SHADOW}\ndaemon:*:19000:0:99999:7:::\n");
+        root.write("/etc/shadow", shadow.as_bytes(), 0o640);
+        fs::create_dir_all(root.path("/root")).expect("mkdir /root");
+        fs::set_permissions(root.path("/root"), fs::Permissions::from_mode(0o700)).expect("chmod");
+        root
+    }
+
+    pub fn base(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn path(&self, abs: &str) -> PathBuf {
+        self.dir.path().join(abs.trim_start_matches('/'))
+    }
+
+    pub fn write(&self, abs: &str, data: &[u8], mode: u32) {
+        let p = self.path(abs);
+        fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        fs::write(&p, data).expect("write");
+        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).expect("chmod");
+    }
+
+    pub fn read(&self, abs: &str) -> Vec<u8> {
+        fs::read(self.path(abs)).unwrap_or_else(|e| panic!("read {abs}: {e}"))
+    }
+
+    pub fn mode(&self, abs: &str) -> u32 {
+        fs::symlink_metadata(self.path(abs)).expect("stat").mode() & 0o7777
+    }
+
+    /// Every entry under the root: type, mode and contents (or link target).
+    pub fn snapshot(&self) -> BTreeMap<PathBuf, (u32, Vec<u8>)> {
+        let mut out = BTreeMap::new();
+        walk(self.base(), self.base(), &mut out);
+        out
+    }
+
+    /// The shadow field 2 (hash) of `user`.
+    pub fn shadow_hash(&self, user: &str) -> String {
+        let text = String::from_utf8(self.read("/etc/shadow")).expect("utf8");
+        let line = text
+            .lines()
+            .find(|l| l.split(':').next() == Some(user))
+            .expect("user line");
+        line.split(':').nth(1).expect("hash field").to_string()
+    }
+}
+
+fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, (u32, Vec<u8>)>) {
+    let mut entries: Vec<_> = fs::read_dir(dir)
+        .expect("read_dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    entries.sort();
+    for p in entries {
+        let meta = fs::symlink_metadata(&p).expect("lstat");
+        let rel = p.strip_prefix(base).expect("under base").to_path_buf();
+        if meta.file_type().is_symlink() {
+            let target = fs::read_link(&p).expect("readlink");
+            out.insert(rel, (meta.mode(), target.as_os_str().as_encoded_bytes().to_vec()));
+        } else if meta.is_dir() {
+            out.insert(rel, (meta.mode(), Vec::new()));
+            walk(base, &p, out);
+        } else if meta.is_file() {
+            out.insert(rel, (meta.mode(), fs::read(&p).expect("read")));
+        } else {
+            // FIFOs, sockets, devices: type and mode only (reading could block).
+            out.insert(rel, (meta.mode(), Vec::new()));
+        }
+    }
+}
+
+/// The agent binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_singularity")
+}
+
+/// A running `singularity daemon --nodaemonize`; killed on drop.
+pub struct Agent {
+    child: Child,
+    pub socket: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Agent {
+    /// Starts the agent with the socket communicator on `root`, with extra
+    /// global arguments (e.g. `-F`) and an optional configuration file body.
+    pub fn socket(root: &TestRoot, extra: &[&str], config: Option<&str>) -> Agent {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let socket = dir.path().join("agent.sock");
+        let confdir = dir.path().join("conf");
+        fs::create_dir_all(&confdir).expect("mkdir");
+        fs::write(confdir.join("singularity.conf"), config.unwrap_or("")).expect("conf");
+        let mut cmd = Command::new(bin());
+        cmd.arg("-f")
+            .arg(&confdir)
+            .arg("-H")
+            .arg("-")
+            .arg("-l")
+            .arg("debug")
+            .arg("--root")
+            .arg(root.base());
+        cmd.args(extra);
+        cmd.args(["daemon", "--nodaemonize", "--communicator", "socket", "--socket"])
+            .arg(&socket);
+        let child = cmd
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn agent");
+        let agent = Agent {
+            child,
+            socket,
+            _dir: dir,
+        };
+        agent.wait_ready();
+        agent
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if UnixStream::connect(&self.socket).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("agent socket {} never came up", self.socket.display());
+    }
+
+    /// A connection for line requests.
+    pub fn connect(&self) -> Conn {
+        let stream = UnixStream::connect(&self.socket).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+        Conn {
+            reader: BufReader::new(stream.try_clone().expect("clone")),
+            stream,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM and waits; returns the exit status and standard error.
+    pub fn stop(mut self) -> (std::process::ExitStatus, String) {
+        // SAFETY: kill(2) on our own child process, which has not been reaped.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let status = self.child.wait().expect("wait");
+        let mut err = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            use std::io::Read;
+            let _ = e.read_to_string(&mut err);
+        }
+        (status, err)
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One client connection to the socket communicator.
+pub struct Conn {
+    stream: UnixStream,
+    reader: BufReader<UnixStream>,
+}
+
+impl Conn {
+    /// Sends one request line and returns the reply as `(returncode, message)`.
+    pub fn call(&mut self, request: &[u8]) -> (String, String) {
+        let mut line = request.to_vec();
+        line.push(b'\n');
+        self.stream.write_all(&line).expect("send");
+        let mut reply = String::new();
+        self.reader.read_line(&mut reply).expect("reply");
+        let v: serde_json::Value = serde_json::from_str(&reply).unwrap_or_else(|e| panic!("reply {reply:?}: {e}"));
+        let rc = v["returncode"].as_str().expect("string returncode").to_string();
+        let msg = v["message"].as_str().expect("string message").to_string();
+        assert_eq!(
+            v.as_object().map(|o| o.len()),
+            Some(2),
+            "reply has exactly two keys: {reply}"
+        );
+        (rc, msg)
+    }
+
+    pub fn json(&mut self, request: serde_json::Value) -> (String, String) {
+        self.call(request.to_string().as_bytes())
+    }
+}

@@ -1,0 +1,379 @@
+//! Hostile and malformed requests: each gets its exact reply and leaves the
+//! guest root byte for byte unchanged (no file, no cache entry, no backup).
+
+use crate::harness::{Agent, TestRoot};
+use crate::socket::keyinit;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+
+const P: &str = "162259276829213363391578010288127";
+const P_MINUS_1: &str = "162259276829213363391578010288126";
+
+fn b64(s: &[u8]) -> String {
+    STANDARD.encode(s)
+}
+
+fn fi(path: &[u8], data: &[u8]) -> String {
+    format!(
+        r#"{{"name":"file_inject","value":{{"b64_path":"{}","b64_file":"{}"}}}}"#,
+        b64(path),
+        b64(data)
+    )
+}
+
+fn ij(raw: &[u8]) -> String {
+    format!(r#"{{"name":"injectfile","value":"{}"}}"#, b64(raw))
+}
+
+/// (needs a keyinit first, request, returncode, message)
+fn cases() -> Vec<(bool, Vec<u8>, &'static str, String)> {
+    let s = |x: &str| x.to_string();
+    vec![
+        (
+            false,
+            b"{".to_vec(),
+            "500",
+            s("Request is malformed: not valid JSON (EOF while parsing an object at line 1 column 1)"),
+        ),
+        (
+            false,
+            b"not json".to_vec(),
+            "500",
+            s("Request is malformed: not valid JSON (expected ident at line 1 column 2)"),
+        ),
+        (
+            false,
+            b"[]".to_vec(),
+            "500",
+            s("Request is malformed: not a JSON object"),
+        ),
+        (
+            false,
+            b"\"version\"".to_vec(),
+            "500",
+            s("Request is malformed: not a JSON object"),
+        ),
+        (
+            false,
+            b"42".to_vec(),
+            "500",
+            s("Request is malformed: not a JSON object"),
+        ),
+        (
+            false,
+            b"null".to_vec(),
+            "500",
+            s("Request is malformed: not a JSON object"),
+        ),
+        (false, b"{}".to_vec(), "500", s("Request is missing 'name' key")),
+        (
+            false,
+            br#"{"value":"agent"}"#.to_vec(),
+            "500",
+            s("Request is missing 'name' key"),
+        ),
+        (
+            false,
+            br#"{"name":5}"#.to_vec(),
+            "500",
+            s("Request is malformed: 'name' is not a string"),
+        ),
+        (
+            false,
+            br#"{"name":null}"#.to_vec(),
+            "500",
+            s("Request is malformed: 'name' is not a string"),
+        ),
+        (
+            false,
+            br#"{"name":["version"]}"#.to_vec(),
+            "500",
+            s("Request is malformed: 'name' is not a string"),
+        ),
+        (
+            false,
+            b"\xff\xfe{}".to_vec(),
+            "500",
+            s("Request is malformed: not valid JSON (not UTF-8)"),
+        ),
+        (
+            false,
+            br#"{"name":"help"}"#.to_vec(),
+            "404",
+            s("No such agent command 'help'"),
+        ),
+        (false, br#"{"name":""}"#.to_vec(), "404", s("No such agent command ''")),
+        (
+            false,
+            br#"{"name":"VERSION"}"#.to_vec(),
+            "404",
+            s("No such agent command 'VERSION'"),
+        ),
+        (
+            false,
+            br#"{"name":"kmsactivate","value":{}}"#.to_vec(),
+            "404",
+            s("No such agent command 'kmsactivate'"),
+        ),
+        (
+            false,
+            br#"{"name":"../../etc/shadow"}"#.to_vec(),
+            "404",
+            s("No such agent command '../../etc/shadow'"),
+        ),
+        (
+            false,
+            br#"{"name":"keyinit"}"#.to_vec(),
+            "500",
+            s("Invalid value for 'keyinit': expected a decimal string"),
+        ),
+        (
+            false,
+            br#"{"name":"keyinit","value":"abc"}"#.to_vec(),
+            "500",
+            s("Invalid value for 'keyinit': public key is not a decimal number"),
+        ),
+        (
+            false,
+            br#"{"name":"keyinit","value":"-5"}"#.to_vec(),
+            "500",
+            s("Invalid value for 'keyinit': public key is not a decimal number"),
+        ),
+        (
+            false,
+            br#"{"name":"keyinit","value":""}"#.to_vec(),
+            "500",
+            s("Invalid value for 'keyinit': public key is not a decimal number"),
+        ),
+        (
+            false,
+            br#"{"name":"keyinit","value":"0"}"#.to_vec(),
+            "500",
+            s("Invalid value for 'keyinit': public key is out of range"),
+        ),
+        (
+            false,
+            br#"{"name":"keyinit","value":"1"}"#.to_vec(),
+            "500",
+            s("Invalid value for 'keyinit': public key is out of range"),
+        ),
+        (
+            false,
+            format!(r#"{{"name":"keyinit","value":"{P_MINUS_1}"}}"#).into_bytes(),
+            "500",
+            s("Invalid value for 'keyinit': public key is out of range"),
+        ),
+        (
+            false,
+            format!(r#"{{"name":"keyinit","value":"{P}"}}"#).into_bytes(),
+            "500",
+            s("Invalid value for 'keyinit': public key is out of range"),
+        ),
+        (
+            false,
+            format!(r#"{{"name":"keyinit","value":"{}"}}"#, "9".repeat(60)).into_bytes(),
+            "500",
+            s("Invalid value for 'keyinit': public key is out of range"),
+        ),
+        (
+            false,
+            br#"{"name":"keyinit","value":1.5}"#.to_vec(),
+            "500",
+            s("Invalid value for 'keyinit': expected a decimal string"),
+        ),
+        (
+            false,
+            br#"{"name":"password","value":"aGVsbG8gd29ybGQhISEhIQ=="}"#.to_vec(),
+            "500",
+            s("Password without key exchange"),
+        ),
+        (
+            false,
+            br#"{"name":"password","value":5}"#.to_vec(),
+            "500",
+            s("Invalid value for 'password': expected a base64 string"),
+        ),
+        (
+            true,
+            br#"{"name":"password","value":"!!!not base64"}"#.to_vec(),
+            "500",
+            s("Couldn't decode base64 data"),
+        ),
+        (
+            true,
+            br#"{"name":"password","value":"aGVsbG8gd29ybGQhISEhIQ=="}"#.to_vec(),
+            "500",
+            s("Invalid password data received"),
+        ),
+        (
+            true,
+            br#"{"name":"password","value":"aGVsbG8="}"#.to_vec(),
+            "500",
+            s("Invalid password data received"),
+        ),
+        (
+            true,
+            br#"{"name":"password","value":""}"#.to_vec(),
+            "500",
+            s("Invalid password data received"),
+        ),
+        (
+            false,
+            br#"{"name":"injectfile","value":5}"#.to_vec(),
+            "500",
+            s("Invalid value for 'injectfile': expected a base64 string"),
+        ),
+        (
+            false,
+            br#"{"name":"injectfile","value":"%%%"}"#.to_vec(),
+            "500",
+            s("Invalid value for 'injectfile': couldn't decode base64 data in value"),
+        ),
+        (
+            false,
+            ij(b"/etc/motd-without-comma").into_bytes(),
+            "500",
+            s("Invalid value for 'injectfile': decoded data has no ',' between path and contents"),
+        ),
+        (
+            false,
+            ij(b"etc/motd,x").into_bytes(),
+            "500",
+            s("Invalid value for 'injectfile': path 'etc/motd' is not absolute"),
+        ),
+        (
+            false,
+            ij(b"/root/../etc/shadow,x").into_bytes(),
+            "500",
+            s("Invalid value for 'injectfile': path '/root/../etc/shadow' contains '..'"),
+        ),
+        (
+            false,
+            ij(b"/,x").into_bytes(),
+            "500",
+            s("Invalid value for 'injectfile': path '/' names a directory"),
+        ),
+        (
+            false,
+            ij(b"/etc/,x").into_bytes(),
+            "500",
+            s("Invalid value for 'injectfile': path '/etc/' names a directory"),
+        ),
+        (
+            false,
+            ij(b"/etc/a\0b,x").into_bytes(),
+            "500",
+            s("Invalid value for 'injectfile': path contains a NUL byte"),
+        ),
+        (
+            false,
+            ij(b",x").into_bytes(),
+            "500",
+            s("Invalid value for 'injectfile': path is empty"),
+        ),
+        (
+            false,
+            ij(b"/\xff\xfe,x").into_bytes(),
+            "500",
+            s("Invalid value for 'injectfile': path is not UTF-8"),
+        ),
+        (
+            false,
+            br#"{"name":"file_inject","value":"L2V0Yy9tb3Rk"}"#.to_vec(),
+            "500",
+            s("Invalid value for 'file_inject': expected an object with b64_path and b64_file"),
+        ),
+        (
+            false,
+            br#"{"name":"file_inject","value":{"b64_path":"L2V0Yy9tb3Rk"}}"#.to_vec(),
+            "500",
+            s("Invalid value for 'file_inject': missing b64_file"),
+        ),
+        (
+            false,
+            br#"{"name":"file_inject","value":{"b64_path":1,"b64_file":""}}"#.to_vec(),
+            "500",
+            s("Invalid value for 'file_inject': b64_path must be a string"),
+        ),
+        (
+            false,
+            br#"{"name":"file_inject","value":{"b64_path":"*","b64_file":""}}"#.to_vec(),
+            "500",
+            s("Invalid value for 'file_inject': couldn't decode base64 data in b64_path"),
+        ),
+        (
+            false,
+            fi(b"/etc/../../x", b"x").into_bytes(),
+            "500",
+            s("Invalid value for 'file_inject': path '/etc/../../x' contains '..'"),
+        ),
+        (
+            false,
+            fi(b"/etc", b"x").into_bytes(),
+            "500",
+            s("refusing to write /etc: it is a directory"),
+        ),
+        (
+            false,
+            fi(b"/etc/link", b"x").into_bytes(),
+            "500",
+            s("refusing to write /etc/link: it is a symbolic link"),
+        ),
+        (
+            false,
+            fi(b"/etc/fifo", b"x").into_bytes(),
+            "500",
+            s("refusing to write /etc/fifo: it is not a regular file"),
+        ),
+        (
+            false,
+            format!(r#"{{"name":"version","value":"{}"}}"#, "a".repeat(5000)).into_bytes(),
+            "500",
+            s("Request is malformed: larger than 4096 bytes"),
+        ),
+        (
+            false,
+            br#"{"name":"resetnetwork","value":""}"#.to_vec(),
+            "404",
+            s("No such agent command 'resetnetwork'"),
+        ),
+        (
+            false,
+            br#"{"name":"agentupdate","value":"http://x/a.tgz,d41d8cd98f00b204e9800998ecf8427e"}"#.to_vec(),
+            "404",
+            s("No such agent command 'agentupdate'"),
+        ),
+        (
+            false,
+            fi(b"/etc/passwd/sub", b"x").into_bytes(),
+            "500",
+            s("cannot inspect /etc/passwd/sub: Not a directory (os error 20)"),
+        ),
+    ]
+}
+
+#[test]
+fn hostile_requests_get_exact_replies_and_change_nothing() {
+    let root = TestRoot::new();
+    std::os::unix::fs::symlink("/etc/passwd", root.path("/etc/link")).unwrap();
+    let fifo = std::ffi::CString::new(root.path("/etc/fifo").as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: mkfifo with a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    let agent = Agent::socket(&root, &[], None);
+    let mut c = agent.connect();
+    let all = cases();
+    assert!(all.len() >= 40, "{} cases", all.len());
+    for (needs_key, request, rc, msg) in all {
+        if needs_key {
+            keyinit(&mut c);
+        }
+        let before = root.snapshot();
+        let (got_rc, got_msg) = c.call(&request);
+        let shown = String::from_utf8_lossy(&request[..request.len().min(120)]).into_owned();
+        assert_eq!(got_rc, rc, "returncode for {shown}: {got_msg}");
+        assert_eq!(got_msg, msg, "message for {shown}");
+        assert_eq!(root.snapshot(), before, "root changed by {shown}");
+    }
+    // After all that, the agent still answers.
+    assert_eq!(c.call(br#"{"name":"version","value":"agent"}"#).0, "0");
+}

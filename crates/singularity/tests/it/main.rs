@@ -1,0 +1,6 @@
+//! Integration tests: the real `singularity` binary against temporary roots,
+//! the XenStore simulator and real tools.
+
+mod harness;
+mod hostile;
+mod socket;

@@ -4,3 +4,5 @@
 mod harness;
 mod hostile;
 mod socket;
+mod xen;
+mod xenlab;

@@ -1,0 +1,219 @@
+//! Every command end to end over XenStore: the simulator's guest socket (and
+//! its exact `/dev/xen/xenbus` emulation), the real agent binary, and a host
+//! that writes `data/host/<uuid>` and polls `data/guest/<uuid>` like the
+//! os-xenapi plugin.
+
+use crate::harness::TestRoot;
+use crate::socket::system_crypt;
+use crate::xenlab::{GuestLink, XenLab, DOMID};
+use singularity::crypto::cipher::Digest;
+use singularity::dom0::HostError;
+use std::time::{Duration, Instant};
+use xenstore::sim::Config;
+use xenstore::wire::MsgType;
+
+const T: Duration = Duration::from_secs(20);
+
+fn boot_sequence(link: GuestLink, config: Config) {
+    let root = TestRoot::new();
+    let mut lab = XenLab::new(link, config);
+    lab.start_agent(&root, &[], "");
+    let host = lab.host();
+    let (reply, features) = host.features().unwrap();
+    assert_eq!(reply.returncode, "0");
+    assert_eq!(
+        features,
+        [
+            "version",
+            "features",
+            "keyinit",
+            "password",
+            "injectfile",
+            "file_inject"
+        ]
+    );
+    let key = b"\n# The following ssh key was injected by Nova\nssh-ed25519 AAAAC3 test\n";
+    assert_eq!(
+        host.inject("/root/.ssh/authorized_keys", key, T).unwrap().returncode,
+        "0"
+    );
+    assert_eq!(root.read("/root/.ssh/authorized_keys"), key);
+    assert_eq!(root.mode("/root/.ssh/authorized_keys"), 0o600);
+    for (digest, pw) in [(Digest::Md5, "first-Pass"), (Digest::Sha256, "second pässword")] {
+        let reply = host.password(pw, digest, T).unwrap();
+        assert_eq!((reply.returncode.as_str(), reply.message.as_str()), ("0", ""));
+        let hash = root.shadow_hash("root");
+        assert_eq!(system_crypt(pw, &hash), hash);
+    }
+    // Nothing left in data/host; every reply stays in data/guest.
+    let c = lab.client();
+    assert!(c.directory(&lab.home("data/host")).unwrap().is_empty());
+    assert_eq!(c.directory(&lab.home("data/guest")).unwrap().len(), 8);
+    assert!(lab.stop_agent(), "SIGTERM gives a clean exit");
+}
+
+#[test]
+fn boot_sequence_over_stream_socket() {
+    boot_sequence(GuestLink::Stream, Config::default());
+}
+
+#[test]
+fn boot_sequence_over_device_emulation() {
+    boot_sequence(GuestLink::Device, Config::default());
+}
+
+#[test]
+fn boot_sequence_with_oxenstored_limits() {
+    boot_sequence(GuestLink::Device, Config::oxenstored_like());
+}
+
+#[test]
+fn requests_waiting_at_start_are_answered() {
+    let root = TestRoot::new();
+    let mut lab = XenLab::new(GuestLink::Device, Config::default());
+    let c = lab.client();
+    c.write(
+        &lab.home("data/host/early-1"),
+        br#"{"name": "version", "value": "agent"}"#,
+    )
+    .unwrap();
+    c.write(&lab.home("data/host/early-2"), br#"{"name": "bogus", "value": ""}"#)
+        .unwrap();
+    lab.start_agent(&root, &[], "");
+    let deadline = Instant::now() + T;
+    while !c.exists(&lab.home("data/guest/early-2")).unwrap() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let v1: serde_json::Value = serde_json::from_slice(&c.read(&lab.home("data/guest/early-1")).unwrap()).unwrap();
+    assert_eq!(v1["returncode"], "0");
+    let v2 = c.read(&lab.home("data/guest/early-2")).unwrap();
+    assert_eq!(v2, br#"{"returncode":"404","message":"No such agent command 'bogus'"}"#);
+    assert!(c.directory(&lab.home("data/host")).unwrap().is_empty());
+}
+
+#[test]
+fn multi_line_and_binary_requests_over_xenstore() {
+    let root = TestRoot::new();
+    let mut lab = XenLab::new(GuestLink::Device, Config::default());
+    lab.start_agent(&root, &[], "");
+    let host = lab.host();
+    let before = root.snapshot();
+    let r = host
+        .call_raw(b"{\n  \"name\": \"version\",\n  \"value\": \"agent\"\n}\n", T)
+        .unwrap();
+    assert_eq!(r.returncode, "0");
+    let r = host.call_raw(b"\x00\xff{", T).unwrap();
+    assert_eq!(r.returncode, "500");
+    assert_eq!(r.message, "Request is malformed: not valid JSON (not UTF-8)");
+    let r = host.call_raw(b"", T).unwrap();
+    assert_eq!(
+        r.message,
+        "Request is malformed: not valid JSON (EOF while parsing a value at line 1 column 0)"
+    );
+    assert_eq!(root.snapshot(), before);
+    assert!(lab.agent_alive());
+}
+
+#[test]
+fn agent_survives_xenstored_dropping_connections() {
+    let root = TestRoot::new();
+    let mut lab = XenLab::new(GuestLink::Stream, Config::default());
+    lab.start_agent(&root, &[], "");
+    lab.sim.kill_connections();
+    let host = lab.host();
+    let reply = host.version(T).unwrap();
+    assert_eq!(reply.returncode, "0");
+    assert!(lab.agent_alive());
+}
+
+#[test]
+fn idle_agent_makes_no_xenstore_traffic() {
+    let root = TestRoot::new();
+    let mut lab = XenLab::new(GuestLink::Device, Config::default());
+    lab.start_agent(&root, &[], "");
+    std::thread::sleep(Duration::from_millis(300));
+    let count = |lab: &XenLab| lab.sim.stats().requests.values().sum::<u64>();
+    let before = count(&lab);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(count(&lab), before, "requests while idle");
+    assert!(!lab.sim.stats().requests.contains_key(&MsgType::ResetWatches));
+}
+
+#[test]
+fn request_written_by_the_toolstack_is_answered() {
+    // Written straight into the store (as xenopsd would), not over a connection.
+    let root = TestRoot::new();
+    let mut lab = XenLab::new(GuestLink::Stream, Config::default());
+    lab.start_agent(&root, &[], "[xen]\nrescan_interval = 1\n");
+    let c = lab.client();
+    lab.sim
+        .write(&lab.home("data/host/quiet"), br#"{"name": "version", "value": ""}"#);
+    let deadline = Instant::now() + T;
+    while !c.exists(&lab.home("data/guest/quiet")).unwrap() {
+        assert!(Instant::now() < deadline, "request never answered");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn host_times_out_and_removes_its_request() {
+    let lab = XenLab::new(GuestLink::Stream, Config::default());
+    let host = lab.host();
+    let started = Instant::now();
+    let err = host.version(Duration::from_secs(1)).unwrap_err();
+    assert!(matches!(err, HostError::Timeout(_)));
+    assert_eq!(err.to_string(), "TIMEOUT: No response from agent within 1 seconds.");
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert!(lab.client().directory(&lab.home("data/host")).unwrap().is_empty());
+}
+
+#[test]
+fn host_detects_reboot() {
+    let lab = XenLab::new(GuestLink::Stream, Config::default());
+    let host = lab.host();
+    let sim = lab.sim.clone();
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        sim.destroy_domain(DOMID);
+    });
+    let err = host.version(T).unwrap_err();
+    killer.join().unwrap();
+    assert_eq!(err.to_string(), format!("REBOOT: dom_id {DOMID} no longer present"));
+}
+
+#[test]
+fn host_picks_injectfile_when_file_inject_is_not_offered() {
+    // A minimal old-style agent answering as the Unix agent did.
+    let lab = XenLab::new(GuestLink::Stream, Config::default());
+    let guest = xenstore::Client::connect(&lab.guest).unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen2 = seen.clone();
+    let responder = std::thread::spawn(move || {
+        let watch = guest.watch("data/host").unwrap();
+        let mut answered = 0;
+        while answered < 2 {
+            let _ = watch.recv_timeout(Duration::from_millis(50));
+            for id in guest.directory("data/host").unwrap_or_default() {
+                let req = guest.read(&format!("data/host/{id}")).unwrap();
+                guest.rm(&format!("data/host/{id}")).unwrap();
+                let v: serde_json::Value = serde_json::from_slice(&req).unwrap();
+                let reply = if v["name"] == "features" {
+                    r#"{"returncode": "0", "message": "keyinit,features,version,password,resetnetwork,injectfile,agentupdate,kmsactivate"}"#
+                } else {
+                    r#"{"returncode": "0", "message": ""}"#
+                };
+                seen2.lock().unwrap().push(v);
+                guest.write(&format!("data/guest/{id}"), reply).unwrap();
+                answered += 1;
+            }
+        }
+    });
+    let reply = lab.host().inject("/etc/motd", b"hello, world", T).unwrap();
+    responder.join().unwrap();
+    assert_eq!(reply.returncode, "0");
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen[0]["name"], "features");
+    assert_eq!(seen[1]["name"], "injectfile");
+    // base64("/etc/motd,hello, world")
+    assert_eq!(seen[1]["value"], "L2V0Yy9tb3RkLGhlbGxvLCB3b3JsZA==");
+}

@@ -1,0 +1,127 @@
+//! A simulated host for the Xen communicator: the XenStore simulator with a
+//! dom0 socket and one guest, the real agent binary connected as that guest,
+//! and an [`AgentHost`] that behaves like nova's dom0 plugin.
+
+use crate::harness::{bin, TestRoot};
+use singularity::dom0::AgentHost;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use xenstore::sim::{Config, Simulator};
+use xenstore::Client;
+
+/// The guest's domain id in these tests.
+pub const DOMID: u32 = 7;
+
+/// How the guest reaches XenStore.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum GuestLink {
+    /// A stream socket with guest permissions.
+    Stream,
+    /// The seqpacket socket emulating `/dev/xen/xenbus` exactly.
+    Device,
+}
+
+pub struct XenLab {
+    pub sim: Simulator,
+    pub dom0: PathBuf,
+    pub guest: PathBuf,
+    dir: tempfile::TempDir,
+    agent: Option<Child>,
+}
+
+impl XenLab {
+    pub fn new(link: GuestLink, config: Config) -> XenLab {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dom0 = dir.path().join("dom0.sock");
+        let guest = dir.path().join("guest.sock");
+        let sim = Simulator::new(config);
+        sim.listen_dom0(&dom0).expect("dom0 socket");
+        match link {
+            GuestLink::Stream => sim.add_guest(DOMID, &guest),
+            GuestLink::Device => sim.add_guest_device(DOMID, &guest),
+        }
+        .expect("guest socket");
+        XenLab {
+            sim,
+            dom0,
+            guest,
+            dir,
+            agent: None,
+        }
+    }
+
+    /// Starts the agent for `root`, with extra global arguments and a config body.
+    pub fn start_agent(&mut self, root: &TestRoot, extra: &[&str], config: &str) {
+        let confdir = self.dir.path().join("conf");
+        std::fs::create_dir_all(&confdir).expect("mkdir");
+        std::fs::write(confdir.join("singularity.conf"), config).expect("conf");
+        let child = Command::new(bin())
+            .arg("-f")
+            .arg(&confdir)
+            .args(["-H", "-", "-l", "debug", "--root"])
+            .arg(root.base())
+            .args(extra)
+            .args(["daemon", "--nodaemonize", "--communicator", "xen"])
+            .env("XENSTORED_PATH", &self.guest)
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn agent");
+        self.agent = Some(child);
+        // Ready once it watches data/host: the watch makes the directory listable.
+        let host = self.host();
+        let reply = host.version(Duration::from_secs(20)).expect("agent answers version");
+        assert_eq!(reply.returncode, "0");
+    }
+
+    pub fn agent_pid(&self) -> u32 {
+        self.agent.as_ref().map(|c| c.id()).expect("agent running")
+    }
+
+    /// Whether the agent process is still alive.
+    pub fn agent_alive(&mut self) -> bool {
+        matches!(self.agent.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
+    }
+
+    /// Stops the agent with SIGTERM and returns whether it exited cleanly.
+    pub fn stop_agent(&mut self) -> bool {
+        let Some(mut child) = self.agent.take() else {
+            return false;
+        };
+        // SAFETY: kill(2) on our own, not yet reaped child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        false
+    }
+
+    pub fn client(&self) -> Client {
+        Client::connect(&self.dom0).expect("dom0 client")
+    }
+
+    /// A host polling every 20 ms (the plugin's 0.5 s only slows tests down).
+    pub fn host(&self) -> AgentHost {
+        AgentHost::new(self.client(), DOMID).with_poll(Duration::from_millis(20))
+    }
+
+    pub fn home(&self, rel: &str) -> String {
+        format!("/local/domain/{DOMID}/{rel}")
+    }
+}
+
+impl Drop for XenLab {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.agent.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.sim.shutdown();
+    }
+}

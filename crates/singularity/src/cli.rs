@@ -47,6 +47,8 @@ pub struct Global {
 pub enum Commands {
     /// Serve the hypervisor's requests.
     Daemon(DaemonArgs),
+    /// Re-apply the cached configuration to the live system.
+    Apply(ApplyArgs),
     /// Serve a simulated XenStore on Unix sockets (for tests, demos and development).
     Xenstored(XenstoredArgs),
     /// Print configuration.
@@ -113,6 +115,17 @@ pub struct DaemonArgs {
     /// Unix socket path (socket communicator).
     #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
+}
+
+/// `singularity apply`.
+#[derive(Debug, Args, Clone)]
+pub struct ApplyArgs {
+    /// Print a unified diff of every file that would change, and change nothing.
+    #[arg(long)]
+    pub noop: bool,
+    /// What to re-apply.
+    #[arg(required = true, value_parser = ["all", "network", "hosts", "hostname", "resolvers", "password", "file", "update"])]
+    pub actions: Vec<String>,
 }
 
 /// `singularity xenstored`.

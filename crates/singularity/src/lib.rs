@@ -16,6 +16,7 @@
 //! strings.
 
 pub mod apply;
+pub mod cached;
 pub mod cli;
 pub mod communicator;
 pub mod config;
@@ -25,6 +26,7 @@ pub mod daemon;
 pub mod dom0;
 pub mod functions;
 pub mod handler;
+pub mod lifecycle;
 pub mod logging;
 pub mod notify;
 pub mod plan;

@@ -1,8 +1,8 @@
 //! `singularity`: the command-line entry point.
 
 use clap::Parser;
-use singularity::cli::{Cli, Commands};
-use singularity::{config, daemon, dom0, logging, settings, xenstored};
+use singularity::cli::{Action, Cli, Commands, DaemonArgs};
+use singularity::{cached, config, daemon, dom0, lifecycle, logging, settings, xenstored};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -40,14 +40,61 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Commands::Host(args) => dom0::run::run(args),
-        Commands::Daemon(args) => {
-            let s = settings::load(&cli.global, Some(args)).map_err(|e| e.to_string())?;
+        Commands::Apply(args) => {
+            let s = settings::load(&cli.global, None).map_err(|e| e.to_string())?;
             logging::init(&s.loghandler, s.loglevel)?;
-            for w in &s.warnings {
-                log::warn!("{w}");
+            let functions = cached::actions(&args.actions, &s.functions)?;
+            for line in cached::apply(&daemon::applier(&s), &s.cache, &functions, args.noop)? {
+                println!("{}", line.trim_end());
             }
-            daemon::serve(s, &cli.global, args)?;
             Ok(ExitCode::SUCCESS)
         }
+        Commands::Daemon(args) => {
+            let s = settings::load(&cli.global, Some(args)).map_err(|e| e.to_string())?;
+            match args.action {
+                Action::Status => Ok(ExitCode::from(lifecycle::status(&s.pidfile))),
+                Action::Stop => lifecycle::stop(&s.pidfile).map(|()| ExitCode::SUCCESS),
+                Action::Reload => {
+                    if lifecycle::reload(&s.pidfile)? {
+                        Ok(ExitCode::SUCCESS)
+                    } else {
+                        start(s, &cli, args)
+                    }
+                }
+                Action::Restart => {
+                    lifecycle::stop(&s.pidfile)?;
+                    start(s, &cli, args)
+                }
+                Action::Start => start(s, &cli, args),
+            }
+        }
     }
+}
+
+/// Starts the daemon: detach (unless `--nodaemonize`), lock the pid file,
+/// apply the core-dump and privilege settings, then serve.
+fn start(s: settings::Settings, cli: &Cli, args: &DaemonArgs) -> Result<ExitCode, String> {
+    let mut report = if s.nodaemonize {
+        None
+    } else {
+        Some(lifecycle::daemonize()?)
+    };
+    let mut fail = |e: String| {
+        if let Some(r) = report.as_mut() {
+            r.send(Err(&e));
+        }
+        e
+    };
+    logging::init(&s.loghandler, s.loglevel).map_err(&mut fail)?;
+    for w in &s.warnings {
+        log::warn!("{w}");
+    }
+    let _pidfile = lifecycle::PidFile::acquire(&s.pidfile).map_err(&mut fail)?;
+    lifecycle::set_coredumps(s.coredumps).map_err(&mut fail)?;
+    lifecycle::drop_privileges(s.uid.as_deref(), s.gid.as_deref()).map_err(&mut fail)?;
+    if let Some(r) = report.as_mut() {
+        r.send(Ok(()));
+    }
+    daemon::serve(s, &cli.global, args)?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -166,23 +166,6 @@ impl Agent {
             stream,
         }
     }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Sends SIGTERM and waits; returns the exit status and standard error.
-    pub fn stop(mut self) -> (std::process::ExitStatus, String) {
-        // SAFETY: kill(2) on our own child process, which has not been reaped.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let status = self.child.wait().expect("wait");
-        let mut err = String::new();
-        if let Some(mut e) = self.child.stderr.take() {
-            use std::io::Read;
-            let _ = e.read_to_string(&mut err);
-        }
-        (status, err)
-    }
 }
 
 impl Drop for Agent {

@@ -1,6 +1,8 @@
 //! Integration tests: the real `singularity` binary against temporary roots,
 //! the XenStore simulator and real tools.
 
+mod apply;
+mod daemon;
 mod harness;
 mod hostile;
 mod socket;

@@ -217,3 +217,51 @@ fn host_picks_injectfile_when_file_inject_is_not_offered() {
     // base64("/etc/motd,hello, world")
     assert_eq!(seen[1]["value"], "L2V0Yy9tb3RkLGhlbGxvLCB3b3JsZA==");
 }
+
+#[test]
+fn sigterm_during_a_burst_answers_or_leaves_each_request() {
+    let root = TestRoot::new();
+    let mut lab = XenLab::new(GuestLink::Device, Config::default());
+    lab.start_agent(&root, &[], "");
+    let c = lab.client();
+    let ids: Vec<String> = (0..30).map(|i| format!("burst-{i:02}")).collect();
+    let payload = |i: usize| {
+        let data = base64_encode(format!("line {i}\n").as_bytes());
+        format!(r#"{{"name": "file_inject", "value": {{"b64_path": "L2V0Yy9idXJzdA==", "b64_file": "{data}"}}}}"#)
+    };
+    for (i, id) in ids.iter().enumerate() {
+        c.write(&lab.home(&format!("data/host/{id}")), payload(i)).unwrap();
+    }
+    assert!(lab.stop_agent(), "clean exit on SIGTERM");
+    let mut answered = 0;
+    for id in &ids {
+        let reply = c.read(&lab.home(&format!("data/guest/{id}")));
+        let pending = c.exists(&lab.home(&format!("data/host/{id}"))).unwrap();
+        match reply {
+            Ok(r) => {
+                assert!(!pending, "{id} answered and still pending");
+                assert_eq!(r, br#"{"returncode":"0","message":""}"#);
+                answered += 1;
+            }
+            Err(e) => {
+                assert!(e.is_noent());
+                assert!(pending, "{id} neither answered nor left in place");
+            }
+        }
+    }
+    // The file holds exactly one complete write, or none was answered.
+    if answered == 0 {
+        assert!(!root.path("/etc/burst").exists());
+    } else {
+        let content = String::from_utf8(root.read("/etc/burst")).unwrap();
+        assert!(
+            content.starts_with("line ") && content.ends_with('\n') && content.lines().count() == 1,
+            "{content:?}"
+        );
+    }
+}
+
+fn base64_encode(data: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(data)
+}

@@ -75,10 +75,6 @@ impl XenLab {
         assert_eq!(reply.returncode, "0");
     }
 
-    pub fn agent_pid(&self) -> u32 {
-        self.agent.as_ref().map(|c| c.id()).expect("agent running")
-    }
-
     /// Whether the agent process is still alive.
     pub fn agent_alive(&mut self) -> bool {
         matches!(self.agent.as_mut().map(|c| c.try_wait()), Some(Ok(None)))

@@ -1,0 +1,135 @@
+//! The cache of written files (`<cache>/<function>/<absolute path>`, with the
+//! file's mode) and `singularity apply`, which writes them back to the live
+//! system through the one applier, or with `--noop` prints what would change.
+//!
+//! The password is deliberately not cached: writing back an old
+//! `/etc/shadow` would undo every password change made since.
+
+use crate::apply::Applier;
+use crate::functions::{Function, Functions};
+use crate::plan::{FileWrite, Plan, Step};
+use crate::root::Root;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+/// One cached file: where it belongs and what it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedFile {
+    /// Absolute path on the managed system.
+    pub path: String,
+    /// Contents to restore.
+    pub contents: Vec<u8>,
+    /// Mode the file had when written.
+    pub mode: u32,
+}
+
+/// Parses `apply` actions (`all` or function names) into functions, keeping
+/// only those enabled.
+pub fn actions(list: &[String], enabled: &Functions) -> Result<Vec<Function>, String> {
+    let mut out = Vec::new();
+    for action in list {
+        let chosen: Vec<Function> = if action == "all" {
+            Function::ALL.to_vec()
+        } else {
+            vec![action.parse()?]
+        };
+        for f in chosen {
+            if matches!(f, Function::Version | Function::Features) {
+                if action != "all" {
+                    return Err(format!("'{f}' has nothing to apply"));
+                }
+                continue;
+            }
+            if enabled.contains(f) && !out.contains(&f) {
+                out.push(f);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn collect(dir: &Path, prefix: &str, out: &mut Vec<CachedFile>) -> Result<(), String> {
+    let mut entries: Vec<_> = match fs::read_dir(dir) {
+        Ok(rd) => rd.filter_map(Result::ok).collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(format!("cannot read cache {}: {e}", dir.display())),
+    };
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let meta = fs::symlink_metadata(entry.path()).map_err(|e| format!("cannot stat {}: {e}", entry.path().display()))?;
+        let path = format!("{prefix}/{name}");
+        if meta.is_dir() {
+            collect(&entry.path(), &path, out)?;
+        } else if meta.is_file() {
+            let contents = fs::read(entry.path()).map_err(|e| format!("cannot read {}: {e}", entry.path().display()))?;
+            out.push(CachedFile {
+                path,
+                contents,
+                mode: meta.mode() & 0o7777,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The cached files of `function`.
+pub fn files(root: &Root, cache: &str, function: Function) -> Result<Vec<CachedFile>, String> {
+    let dir = format!("{}/{}", cache.trim_end_matches('/'), function.name());
+    let on_disk = root.join(&dir).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    collect(&on_disk, "", &mut out)?;
+    Ok(out)
+}
+
+/// A unified diff of `path` from its live contents to `new`, or `None` when equal.
+pub fn diff(root: &Root, file: &CachedFile) -> Result<Option<String>, String> {
+    let live_path = root.join(&file.path).map_err(|e| e.to_string())?;
+    let live = match fs::read(&live_path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(format!("cannot read {}: {e}", file.path)),
+    };
+    if live == file.contents {
+        return Ok(None);
+    }
+    let old = String::from_utf8_lossy(&live);
+    let new = String::from_utf8_lossy(&file.contents);
+    let text = similar::TextDiff::from_lines(old.as_ref(), new.as_ref())
+        .unified_diff()
+        .context_radius(3)
+        .header(&format!("a{}", file.path), &format!("b{}", file.path))
+        .to_string();
+    Ok(Some(text))
+}
+
+/// Writes every cached file of `functions` back; with `noop`, returns the
+/// diffs instead. Returns the report lines to print.
+pub fn apply(applier: &Applier, cache: &str, functions: &[Function], noop: bool) -> Result<Vec<String>, String> {
+    let mut report = Vec::new();
+    for &function in functions {
+        let files = files(applier.root(), cache, function)?;
+        if noop {
+            for file in &files {
+                if let Some(d) = diff(applier.root(), file)? {
+                    report.push(d);
+                }
+            }
+            continue;
+        }
+        let steps = files
+            .into_iter()
+            .map(|f| Step::Write(FileWrite::new(&f.path, f.contents, f.mode)))
+            .collect();
+        let plan = Plan { function, steps };
+        let outcome = applier.apply(&plan).map_err(|e| format!("{function}: {e}"))?;
+        if outcome.changed {
+            report.push(format!("{function}: restored"));
+        }
+    }
+    if report.is_empty() {
+        report.push("no changes".to_string());
+    }
+    Ok(report)
+}

@@ -1,0 +1,339 @@
+//! Daemon control with LSB semantics: a pid file held under an exclusive
+//! `flock` for the daemon's whole life (a second instance is refused, a stale
+//! file is taken over), detaching (`fork`, `setsid`, `fork`, stdio to
+//! `/dev/null`), dropping privileges, core-dump policy, and the
+//! `stop`/`status`/`reload`/`restart` actions that signal a running daemon.
+
+use std::ffi::CString;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, Write};
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How long `stop` and `restart` wait for the old process to exit.
+const STOP_WAIT: Duration = Duration::from_secs(15);
+
+/// LSB exit code of `status` when the daemon is not running.
+pub const STATUS_NOT_RUNNING: u8 = 3;
+
+/// The pid file, locked by the running daemon. Removed when dropped.
+pub struct PidFile {
+    _file: File,
+    path: PathBuf,
+}
+
+fn open_pidfile(path: &Path) -> io::Result<File> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o644)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+        .open(path)
+}
+
+fn try_lock(file: &File) -> io::Result<bool> {
+    // SAFETY: flock on a descriptor we own.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let err = io::Error::last_os_error();
+    if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        Ok(false)
+    } else {
+        Err(err)
+    }
+}
+
+fn read_pid(file: &mut File) -> Option<i32> {
+    let mut text = String::new();
+    file.rewind().ok()?;
+    file.read_to_string(&mut text).ok()?;
+    text.trim().parse().ok().filter(|p| *p > 0)
+}
+
+impl PidFile {
+    /// Locks the pid file and writes our pid into it. Fails with a clear
+    /// message when another instance holds it.
+    pub fn acquire(path: &Path) -> Result<PidFile, String> {
+        let mut file = open_pidfile(path).map_err(|e| format!("cannot open pid file {}: {e}", path.display()))?;
+        match try_lock(&file) {
+            Ok(true) => {}
+            Ok(false) => {
+                let pid = read_pid(&mut file).map_or_else(|| "unknown".to_string(), |p| p.to_string());
+                return Err(format!("singularity is already running (pid {pid}, pid file {})", path.display()));
+            }
+            Err(e) => return Err(format!("cannot lock pid file {}: {e}", path.display())),
+        }
+        // Locked: any old content is stale and is replaced.
+        let write = file
+            .set_len(0)
+            .and_then(|()| file.rewind())
+            .and_then(|()| writeln!(file, "{}", std::process::id()))
+            .and_then(|()| file.sync_all());
+        write.map_err(|e| format!("cannot write pid file {}: {e}", path.display()))?;
+        Ok(PidFile {
+            _file: file,
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        // The lock goes with the file descriptor when `file` is dropped.
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// The pid of the daemon holding `path`, if one does.
+pub fn running_pid(path: &Path) -> Option<i32> {
+    let mut file = File::open(path).ok()?;
+    match try_lock(&file) {
+        // We got the lock: nobody holds it, the file is stale.
+        Ok(true) => None,
+        Ok(false) => read_pid(&mut file),
+        Err(_) => None,
+    }
+}
+
+fn signal(pid: i32, sig: libc::c_int) -> io::Result<()> {
+    // SAFETY: kill(2) with a pid read from a locked pid file.
+    if unsafe { libc::kill(pid, sig) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// `stop`: SIGTERM to the running daemon, then wait for it to release the
+/// pid file. Not running is success, as LSB asks.
+pub fn stop(pidfile: &Path) -> Result<(), String> {
+    let Some(pid) = running_pid(pidfile) else {
+        println!("singularity is not running");
+        return Ok(());
+    };
+    signal(pid, libc::SIGTERM).map_err(|e| format!("cannot signal pid {pid}: {e}"))?;
+    let deadline = Instant::now() + STOP_WAIT;
+    while running_pid(pidfile).is_some() {
+        if Instant::now() >= deadline {
+            return Err(format!("singularity (pid {pid}) did not stop within {} s", STOP_WAIT.as_secs()));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    println!("singularity stopped (pid {pid})");
+    Ok(())
+}
+
+/// `status`: prints the pid and returns 0, or returns 3 when not running.
+pub fn status(pidfile: &Path) -> u8 {
+    match running_pid(pidfile) {
+        Some(pid) => {
+            println!("singularity is running (pid {pid})");
+            0
+        }
+        None => {
+            println!("singularity is not running");
+            STATUS_NOT_RUNNING
+        }
+    }
+}
+
+/// `reload`: SIGHUP to the running daemon. Returns `false` when none runs
+/// (the caller then starts one).
+pub fn reload(pidfile: &Path) -> Result<bool, String> {
+    let Some(pid) = running_pid(pidfile) else {
+        return Ok(false);
+    };
+    signal(pid, libc::SIGHUP).map_err(|e| format!("cannot signal pid {pid}: {e}"))?;
+    println!("singularity reloading (pid {pid})");
+    Ok(true)
+}
+
+/// A pipe over which the detached daemon tells the waiting parent whether
+/// start-up worked.
+pub struct StartReport {
+    write: Option<File>,
+}
+
+impl StartReport {
+    /// Reports success (empty) or an error message, once.
+    pub fn send(&mut self, result: Result<(), &str>) {
+        if let Some(mut w) = self.write.take() {
+            let msg = match result {
+                Ok(()) => String::new(),
+                Err(e) => e.to_string(),
+            };
+            let _ = w.write_all(msg.as_bytes());
+        }
+    }
+}
+
+/// Detaches from the terminal. The original process waits for the daemon's
+/// report and exits with 0 or 1; only the daemon returns from here.
+/// Must run before any thread is started.
+pub fn daemonize() -> Result<StartReport, String> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills two descriptors on success.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(format!("cannot create pipe: {}", io::Error::last_os_error()));
+    }
+    // SAFETY: both descriptors are fresh and owned only here.
+    let (mut read, write) = unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) };
+    // SAFETY: single-threaded at this point (documented precondition).
+    match unsafe { libc::fork() } {
+        -1 => return Err(format!("cannot fork: {}", io::Error::last_os_error())),
+        0 => {}
+        _ => {
+            drop(write);
+            let mut msg = String::new();
+            let _ = read.read_to_string(&mut msg);
+            if msg.is_empty() {
+                std::process::exit(0);
+            }
+            eprintln!("singularity: {msg}");
+            std::process::exit(1);
+        }
+    }
+    drop(read);
+    // SAFETY: in the child; setsid cannot fail for a non-leader.
+    unsafe { libc::setsid() };
+    // SAFETY: as above; the second fork drops session leadership.
+    match unsafe { libc::fork() } {
+        -1 => return Err(format!("cannot fork: {}", io::Error::last_os_error())),
+        0 => {}
+        _ => {
+            // The intermediate process must not report: exit without running destructors.
+            // SAFETY: _exit is always safe to call.
+            unsafe { libc::_exit(0) }
+        }
+    }
+    redirect_stdio()?;
+    // SAFETY: chdir to a static NUL-terminated path.
+    unsafe { libc::chdir(c"/".as_ptr()) };
+    Ok(StartReport { write: Some(write) })
+}
+
+fn redirect_stdio() -> Result<(), String> {
+    let null = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .map_err(|e| format!("cannot open /dev/null: {e}"))?;
+    for fd in 0..3 {
+        // SAFETY: dup2 onto the standard descriptors.
+        unsafe { libc::dup2(null.as_raw_fd(), fd) };
+    }
+    Ok(())
+}
+
+/// Applies the core-dump policy: off means not dumpable and `RLIMIT_CORE` 0
+/// (a dump could hold a password); on means dumpable and the hard limit.
+pub fn set_coredumps(enabled: bool) -> Result<(), String> {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit fills the struct.
+    if unsafe { libc::getrlimit(libc::RLIMIT_CORE, &mut limit) } != 0 {
+        return Err(format!("cannot read RLIMIT_CORE: {}", io::Error::last_os_error()));
+    }
+    limit.rlim_cur = if enabled { limit.rlim_max } else { 0 };
+    // SAFETY: setrlimit with a valid struct; prctl with constant arguments.
+    let ok = unsafe {
+        libc::setrlimit(libc::RLIMIT_CORE, &limit) == 0
+            && libc::prctl(libc::PR_SET_DUMPABLE, libc::c_ulong::from(enabled), 0, 0, 0) == 0
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("cannot set core-dump policy: {}", io::Error::last_os_error()))
+    }
+}
+
+fn lookup_uid(user: &str) -> Result<(u32, u32), String> {
+    if let Ok(uid) = user.parse::<u32>() {
+        return Ok((uid, uid));
+    }
+    let name = CString::new(user).map_err(|_| format!("bad user name '{user}'"))?;
+    // SAFETY: getpwnam returns a pointer into static storage or NULL; read at once.
+    let pw = unsafe { libc::getpwnam(name.as_ptr()) };
+    if pw.is_null() {
+        return Err(format!("no such user '{user}'"));
+    }
+    // SAFETY: non-null pointer from getpwnam.
+    Ok(unsafe { ((*pw).pw_uid, (*pw).pw_gid) })
+}
+
+fn lookup_gid(group: &str) -> Result<u32, String> {
+    if let Ok(gid) = group.parse::<u32>() {
+        return Ok(gid);
+    }
+    let name = CString::new(group).map_err(|_| format!("bad group name '{group}'"))?;
+    // SAFETY: as for getpwnam.
+    let gr = unsafe { libc::getgrnam(name.as_ptr()) };
+    if gr.is_null() {
+        return Err(format!("no such group '{group}'"));
+    }
+    // SAFETY: non-null pointer from getgrnam.
+    Ok(unsafe { (*gr).gr_gid })
+}
+
+/// Switches to `user`/`group` (names or numbers). The group defaults to the
+/// user's primary group.
+pub fn drop_privileges(user: Option<&str>, group: Option<&str>) -> Result<(), String> {
+    if user.is_none() && group.is_none() {
+        return Ok(());
+    }
+    let (uid, user_gid) = match user {
+        Some(u) => {
+            let (uid, gid) = lookup_uid(u)?;
+            (Some(uid), Some(gid))
+        }
+        None => (None, None),
+    };
+    let gid = match group {
+        Some(g) => Some(lookup_gid(g)?),
+        None => user_gid,
+    };
+    if let Some(gid) = gid {
+        // SAFETY: plain credential syscalls.
+        let ok = unsafe { libc::setgroups(0, std::ptr::null()) == 0 && libc::setgid(gid) == 0 };
+        if !ok {
+            return Err(format!("cannot switch to group {gid}: {}", io::Error::last_os_error()));
+        }
+    }
+    if let Some(uid) = uid {
+        // SAFETY: plain credential syscall.
+        if unsafe { libc::setuid(uid) } != 0 {
+            return Err(format!("cannot switch to user {uid}: {}", io::Error::last_os_error()));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pidfile_is_exclusive_and_stale_files_are_taken_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run/s.pid");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, "999999\n").unwrap();
+        assert_eq!(running_pid(&path), None, "unlocked file is stale");
+        let held = PidFile::acquire(&path).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap().trim(), std::process::id().to_string());
+        // flock locks belong to the open file description: a second open conflicts.
+        let err = PidFile::acquire(&path).err().unwrap();
+        assert!(err.contains("already running"), "{err}");
+        assert_eq!(running_pid(&path), Some(std::process::id() as i32));
+        drop(held);
+        assert!(!path.exists());
+    }
+}

@@ -1,0 +1,91 @@
+//! `singularity apply`: cached files written back to the live root, and
+//! `--noop` diffs.
+
+use crate::harness::{bin, Agent, TestRoot};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use serde_json::json;
+use std::process::{Command, Output};
+
+fn apply(root: &TestRoot, args: &[&str]) -> Output {
+    let conf = tempfile::tempdir().unwrap();
+    std::fs::write(conf.path().join("singularity.conf"), "").unwrap();
+    Command::new(bin())
+        .arg("-f")
+        .arg(conf.path())
+        .args(["-H", "-", "--root"])
+        .arg(root.base())
+        .arg("apply")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn apply_restores_deleted_files_and_noop_shows_diffs() {
+    let root = TestRoot::new();
+    {
+        let agent = Agent::socket(&root, &[], None);
+        let mut c = agent.connect();
+        for (path, data) in [
+            ("/etc/motd", "hello\nworld\n"),
+            ("/root/.ssh/authorized_keys", "ssh-rsa AAAA k\n"),
+        ] {
+            let req = json!({"name": "file_inject", "value": {"b64_path": STANDARD.encode(path), "b64_file": STANDARD.encode(data)}});
+            assert_eq!(c.json(req).0, "0");
+        }
+    }
+    let out = apply(&root, &["--noop", "all"]);
+    assert!(out.status.success());
+    assert_eq!(stdout(&out), "no changes\n");
+
+    std::fs::remove_file(root.path("/root/.ssh/authorized_keys")).unwrap();
+    root.write("/etc/motd", b"hello\nthere\n", 0o644);
+    let before = root.snapshot();
+    let out = apply(&root, &["--noop", "file"]);
+    assert!(out.status.success());
+    let text = stdout(&out);
+    assert!(text.contains("--- a/etc/motd\n+++ b/etc/motd\n"), "{text}");
+    assert!(text.contains("-there\n+world\n"), "{text}");
+    assert!(
+        text.contains("+++ b/root/.ssh/authorized_keys\n") && text.contains("+ssh-rsa AAAA k\n"),
+        "{text}"
+    );
+    assert_eq!(root.snapshot(), before, "--noop changes nothing");
+
+    let out = apply(&root, &["file"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(stdout(&out), "file: restored\n");
+    assert_eq!(root.read("/root/.ssh/authorized_keys"), b"ssh-rsa AAAA k\n");
+    assert_eq!(root.mode("/root/.ssh/authorized_keys"), 0o600);
+    assert_eq!(root.read("/etc/motd"), b"hello\nworld\n");
+    assert_eq!(stdout(&apply(&root, &["file"])), "no changes\n");
+}
+
+#[test]
+fn apply_respects_functions_and_rejects_bad_actions() {
+    let root = TestRoot::new();
+    root.write("/var/cache/singularity/file/etc/motd", b"cached\n", 0o644);
+    let conf = tempfile::tempdir().unwrap();
+    std::fs::write(conf.path().join("singularity.conf"), "").unwrap();
+    let out = Command::new(bin())
+        .arg("-f")
+        .arg(conf.path())
+        .args(["-F", "password", "--root"])
+        .arg(root.base())
+        .args(["apply", "file"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(stdout(&out), "no changes\n");
+    assert!(!root.path("/etc/motd").exists());
+
+    let out = apply(&root, &["bogus"]);
+    assert_eq!(out.status.code(), Some(2), "argument errors exit 2");
+    let out = apply(&root, &[]);
+    assert_eq!(out.status.code(), Some(2));
+}

@@ -1,0 +1,251 @@
+//! The daemon's life cycle through the real binary: start (detached, pid file
+//! under flock), a second start refused, a stale pid file taken over, status
+//! (0 or 3), reload by SIGHUP with a good and a bad configuration, restart,
+//! stop.
+
+use crate::harness::{bin, TestRoot};
+use serde_json::json;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+struct Daemon {
+    dir: tempfile::TempDir,
+    root: TestRoot,
+}
+
+impl Daemon {
+    fn new() -> Daemon {
+        let d = Daemon {
+            dir: tempfile::tempdir().unwrap(),
+            root: TestRoot::new(),
+        };
+        std::fs::create_dir_all(d.dir.path().join("conf")).unwrap();
+        d.config("");
+        d
+    }
+
+    fn config(&self, body: &str) {
+        std::fs::write(self.dir.path().join("conf/singularity.conf"), body).unwrap();
+    }
+
+    fn pidfile(&self) -> PathBuf {
+        self.dir.path().join("run/singularity.pid")
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("agent.sock")
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("agent.log")).unwrap_or_default()
+    }
+
+    fn run(&self, action: &str) -> Output {
+        Command::new(bin())
+            .arg("-f")
+            .arg(self.dir.path().join("conf"))
+            .arg("-H")
+            .arg(self.dir.path().join("agent.log"))
+            .args(["-l", "info", "--root"])
+            .arg(self.root.base())
+            .args(["daemon", action, "--communicator", "socket", "--socket"])
+            .arg(self.socket())
+            .arg("--pidfile")
+            .arg(self.pidfile())
+            .output()
+            .unwrap()
+    }
+
+    fn pid(&self) -> Option<i32> {
+        std::fs::read_to_string(self.pidfile()).ok()?.trim().parse().ok()
+    }
+
+    fn call(&self, request: serde_json::Value) -> (String, String) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let stream = loop {
+            match UnixStream::connect(self.socket()) {
+                Ok(s) => break s,
+                Err(e) if Instant::now() > deadline => panic!("agent socket: {e}"),
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        };
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        (&stream).write_all(format!("{request}\n").as_bytes()).unwrap();
+        let mut line = String::new();
+        BufReader::new(&stream).read_line(&mut line).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        (
+            v["returncode"].as_str().unwrap().into(),
+            v["message"].as_str().unwrap().into(),
+        )
+    }
+
+    fn features(&self) -> String {
+        self.call(json!({"name": "features", "value": ""})).1
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(pid) = self.pid() {
+            // SAFETY: kill(2) of a daemon this test started.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn wait_for(cond: impl Fn() -> bool, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether `pid` exists and is not a zombie (the detached daemon is reaped
+/// by whatever adopts it, maybe late).
+fn alive(pid: i32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let state = stat.rsplit(") ").next().and_then(|rest| rest.chars().next());
+    state != Some('Z')
+}
+
+#[test]
+fn start_status_second_start_stop() {
+    let d = Daemon::new();
+    let out = d.run("status");
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert_eq!(text(&out).trim(), "singularity is not running");
+
+    let out = d.run("start");
+    assert!(out.status.success(), "{}", text(&out));
+    let pid = d.pid().expect("pid file written");
+    assert_ne!(pid as u32, std::process::id());
+    assert_eq!(d.call(json!({"name": "version", "value": "agent"})).0, "0");
+
+    let out = d.run("status");
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(text(&out).trim(), format!("singularity is running (pid {pid})"));
+
+    let out = d.run("start");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains(&format!("singularity is already running (pid {pid}")),
+        "{}",
+        text(&out)
+    );
+    assert!(alive(pid));
+
+    let out = d.run("stop");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!alive(pid));
+    assert!(!d.pidfile().exists(), "pid file removed");
+    assert_eq!(d.run("status").status.code(), Some(3));
+    assert!(d.run("stop").status.success(), "stopping a stopped daemon is fine");
+}
+
+#[test]
+fn stale_pidfile_is_taken_over() {
+    let d = Daemon::new();
+    std::fs::create_dir_all(d.pidfile().parent().unwrap()).unwrap();
+    std::fs::write(d.pidfile(), "999999\n").unwrap();
+    assert_eq!(d.run("status").status.code(), Some(3));
+    let out = d.run("start");
+    assert!(out.status.success(), "{}", text(&out));
+    let pid = d.pid().unwrap();
+    assert_ne!(pid, 999999);
+    assert!(alive(pid));
+    assert!(d.run("stop").status.success());
+}
+
+#[test]
+fn reload_applies_a_good_config_and_keeps_the_old_one_on_error() {
+    let d = Daemon::new();
+    assert!(d.run("start").status.success());
+    let pid = d.pid().unwrap();
+    assert_eq!(d.features(), "version,features,keyinit,password,injectfile,file_inject");
+
+    d.config("[main]\nfunctions = version,features,file\n");
+    assert!(d.run("reload").status.success());
+    wait_for(
+        || d.features() == "version,features,injectfile,file_inject",
+        "reloaded functions",
+    );
+
+    // `reload` checks the file first and refuses to signal with a bad one...
+    d.config("[main]\nfunctions = version,features,bogus\n");
+    let out = d.run("reload");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("singularity.conf:2: bad value 'version,features,bogus' for 'functions' in [main]"),
+        "{}",
+        text(&out)
+    );
+    // ...and a SIGHUP that arrives anyway keeps the old configuration.
+    // SAFETY: kill(2) of the daemon this test started.
+    unsafe { libc::kill(pid, libc::SIGHUP) };
+    wait_for(
+        || d.log().contains("configuration not reloaded"),
+        "reload error in the log",
+    );
+    assert!(
+        d.log()
+            .contains("singularity.conf:2: bad value 'version,features,bogus' for 'functions' in [main]"),
+        "{}",
+        d.log()
+    );
+    assert_eq!(
+        d.features(),
+        "version,features,injectfile,file_inject",
+        "old config kept"
+    );
+    assert_eq!(d.pid(), Some(pid), "same process throughout");
+
+    d.config("[main]\nfunctions = version,features\n");
+    let out = d.run("restart");
+    assert!(out.status.success(), "{}", text(&out));
+    let new_pid = d.pid().unwrap();
+    assert_ne!(new_pid, pid);
+    assert!(!alive(pid));
+    assert_eq!(d.features(), "version,features");
+    assert!(d.run("stop").status.success());
+}
+
+#[test]
+fn reload_when_not_running_starts_the_daemon() {
+    let d = Daemon::new();
+    let out = d.run("reload");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(d.pid().is_some_and(alive));
+    assert!(d.run("stop").status.success());
+}
+
+#[test]
+fn bad_config_at_start_is_an_error_naming_file_and_line() {
+    let d = Daemon::new();
+    d.config("[main]\nbackup = perhaps\n");
+    let out = d.run("start");
+    assert_eq!(out.status.code(), Some(1));
+    let conf = d.dir.path().join("conf/singularity.conf");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        format!(
+            "singularity: {}:2: bad value 'perhaps' for 'backup' in [main]: expected true or false",
+            conf.display()
+        )
+    );
+    assert!(!Path::new(&d.pidfile()).exists());
+}

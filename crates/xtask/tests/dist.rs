@@ -1,0 +1,70 @@
+//! The generated files checked in under `dist/` (man pages, completions,
+//! default configuration) must match what the current code generates.
+
+use std::path::Path;
+
+fn dist_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dist")
+}
+
+#[test]
+fn checked_in_generated_files_are_current() {
+    // Regenerate into a temporary directory, then compare with dist/.
+    let tmp = tempfile::tempdir().unwrap();
+    xtask::dist::write(tmp.path()).unwrap();
+    assert!(xtask::dist::check(tmp.path()).unwrap().is_empty());
+    let problems = xtask::dist::check(&dist_dir()).unwrap();
+    assert!(
+        problems.is_empty(),
+        "dist/ is stale:\n{}\nrun `{}` to refresh",
+        problems.join("\n"),
+        xtask::dist::REFRESH
+    );
+}
+
+#[test]
+fn man_pages_render_without_warnings() {
+    // groff's own checks (-ww: all warnings, -z: no output) on every page.
+    let Some(groff) = which("groff") else {
+        skip_or_fail("groff not installed (apt-get install groff-base)");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    xtask::dist::write(tmp.path()).unwrap();
+    let mut pages: Vec<_> = std::fs::read_dir(tmp.path().join("man"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    pages.sort();
+    assert!(pages.len() >= 4, "{pages:?}");
+    for page in pages {
+        let out = std::process::Command::new(&groff)
+            .args(["-man", "-ww", "-z", "-Tutf8"])
+            .arg(&page)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && stderr.trim().is_empty(),
+            "{}: {stderr}",
+            page.display()
+        );
+    }
+}
+
+fn which(name: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file())
+}
+
+fn skip_or_fail(reason: &str) {
+    if std::env::var("SINGULARITY_ALLOW_SKIP").as_deref() == Ok("1") {
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "SKIPPED: {reason}");
+    } else {
+        panic!("{reason} (set SINGULARITY_ALLOW_SKIP=1 to skip)");
+    }
+}

@@ -58,12 +58,14 @@ fn collect(dir: &Path, prefix: &str, out: &mut Vec<CachedFile>) -> Result<(), St
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let meta = fs::symlink_metadata(entry.path()).map_err(|e| format!("cannot stat {}: {e}", entry.path().display()))?;
+        let meta =
+            fs::symlink_metadata(entry.path()).map_err(|e| format!("cannot stat {}: {e}", entry.path().display()))?;
         let path = format!("{prefix}/{name}");
         if meta.is_dir() {
             collect(&entry.path(), &path, out)?;
         } else if meta.is_file() {
-            let contents = fs::read(entry.path()).map_err(|e| format!("cannot read {}: {e}", entry.path().display()))?;
+            let contents =
+                fs::read(entry.path()).map_err(|e| format!("cannot read {}: {e}", entry.path().display()))?;
             out.push(CachedFile {
                 path,
                 contents,

@@ -45,6 +45,8 @@ pub struct Global {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Commands {
+    /// Show the whole protocol against a simulated Xen host, with no Xen and no root.
+    Demo(DemoArgs),
     /// Serve the hypervisor's requests.
     Daemon(DaemonArgs),
     /// Re-apply the cached configuration to the live system.
@@ -115,6 +117,14 @@ pub struct DaemonArgs {
     /// Unix socket path (socket communicator).
     #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
+}
+
+/// `singularity demo`.
+#[derive(Debug, Args, Clone)]
+pub struct DemoArgs {
+    /// Leave the guest root in place for inspection.
+    #[arg(long)]
+    pub keep: bool,
 }
 
 /// `singularity apply`.

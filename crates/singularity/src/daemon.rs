@@ -87,31 +87,36 @@ pub fn serve(current: Settings, global: &Global, args: &DaemonArgs) -> Result<()
             }
             notify::send("READY=1");
         }
-        let incoming = match comm.recv(POLL) {
-            Ok(Some(incoming)) => incoming,
-            Ok(None) => continue,
-            Err(e) => {
-                log::warn!("{e}");
-                std::thread::sleep(POLL);
-                continue;
-            }
-        };
-        let started = Instant::now();
-        let handled = agent.handle(&incoming.data);
-        let sent = comm.reply(&incoming.id, &handled.reply);
-        log::info!(
-            "request {} command {} returncode {} changed {} in {:.1} ms",
-            incoming.id,
-            handled.command,
-            handled.reply.returncode,
-            if handled.changed { "yes" } else { "no" },
-            started.elapsed().as_secs_f64() * 1000.0
-        );
-        if let Err(e) = sent {
-            log::warn!("{e}");
-        }
+        serve_one(comm.as_mut(), &mut agent);
     }
     notify::send("STOPPING=1");
     log::info!("stopping");
     Ok(())
+}
+
+/// Waits briefly for one request and answers it; logs one line per request.
+pub fn serve_one(comm: &mut dyn Communicator, agent: &mut Agent) {
+    let incoming = match comm.recv(POLL) {
+        Ok(Some(incoming)) => incoming,
+        Ok(None) => return,
+        Err(e) => {
+            log::warn!("{e}");
+            std::thread::sleep(POLL);
+            return;
+        }
+    };
+    let started = Instant::now();
+    let handled = agent.handle(&incoming.data);
+    let sent = comm.reply(&incoming.id, &handled.reply);
+    log::info!(
+        "request {} command {} returncode {} changed {} in {:.1} ms",
+        incoming.id,
+        handled.command,
+        handled.reply.returncode,
+        if handled.changed { "yes" } else { "no" },
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+    if let Err(e) = sent {
+        log::warn!("{e}");
+    }
 }

@@ -23,6 +23,7 @@ pub mod config;
 pub mod configurators;
 pub mod crypto;
 pub mod daemon;
+pub mod demo;
 pub mod dom0;
 pub mod functions;
 pub mod handler;

@@ -68,7 +68,10 @@ impl PidFile {
             Ok(true) => {}
             Ok(false) => {
                 let pid = read_pid(&mut file).map_or_else(|| "unknown".to_string(), |p| p.to_string());
-                return Err(format!("singularity is already running (pid {pid}, pid file {})", path.display()));
+                return Err(format!(
+                    "singularity is already running (pid {pid}, pid file {})",
+                    path.display()
+                ));
             }
             Err(e) => return Err(format!("cannot lock pid file {}: {e}", path.display())),
         }
@@ -124,7 +127,10 @@ pub fn stop(pidfile: &Path) -> Result<(), String> {
     let deadline = Instant::now() + STOP_WAIT;
     while running_pid(pidfile).is_some() {
         if Instant::now() >= deadline {
-            return Err(format!("singularity (pid {pid}) did not stop within {} s", STOP_WAIT.as_secs()));
+            return Err(format!(
+                "singularity (pid {pid}) did not stop within {} s",
+                STOP_WAIT.as_secs()
+            ));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -237,7 +243,10 @@ fn redirect_stdio() -> Result<(), String> {
 /// Applies the core-dump policy: off means not dumpable and `RLIMIT_CORE` 0
 /// (a dump could hold a password); on means dumpable and the hard limit.
 pub fn set_coredumps(enabled: bool) -> Result<(), String> {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: getrlimit fills the struct.
     if unsafe { libc::getrlimit(libc::RLIMIT_CORE, &mut limit) } != 0 {
         return Err(format!("cannot read RLIMIT_CORE: {}", io::Error::last_os_error()));
@@ -328,7 +337,10 @@ mod tests {
         std::fs::write(&path, "999999\n").unwrap();
         assert_eq!(running_pid(&path), None, "unlocked file is stale");
         let held = PidFile::acquire(&path).unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap().trim(), std::process::id().to_string());
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap().trim(),
+            std::process::id().to_string()
+        );
         // flock locks belong to the open file description: a second open conflicts.
         let err = PidFile::acquire(&path).err().unwrap();
         assert!(err.contains("already running"), "{err}");

@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use singularity::cli::{Action, Cli, Commands, DaemonArgs};
-use singularity::{cached, config, daemon, dom0, lifecycle, logging, settings, xenstored};
+use singularity::{cached, config, daemon, demo, dom0, lifecycle, logging, settings, xenstored};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -40,6 +40,17 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Commands::Host(args) => dom0::run::run(args),
+        Commands::Demo(args) => {
+            let level = cli
+                .global
+                .loglevel
+                .as_deref()
+                .and_then(settings::parse_level)
+                .unwrap_or(log::LevelFilter::Warn);
+            logging::init(cli.global.loghandler.as_deref().unwrap_or("-"), level)?;
+            demo::run(args.keep)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Commands::Apply(args) => {
             let s = settings::load(&cli.global, None).map_err(|e| e.to_string())?;
             logging::init(&s.loghandler, s.loglevel)?;

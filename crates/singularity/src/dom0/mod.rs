@@ -10,6 +10,7 @@ pub mod run;
 
 use serde_json::Value;
 use std::fmt;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use xenstore::Client;
 
@@ -102,11 +103,23 @@ pub fn uuid4() -> Result<String, HostError> {
     ))
 }
 
+/// One request and its reply, as they crossed XenStore.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exchange {
+    /// The request id (node name).
+    pub id: String,
+    /// The request as written.
+    pub request: String,
+    /// The reply as read, if one came.
+    pub reply: Option<String>,
+}
+
 /// A connection to one guest's agent through the privileged XenStore socket.
 pub struct AgentHost {
     client: Client,
     domid: u32,
     poll: Duration,
+    exchanges: Mutex<Vec<Exchange>>,
 }
 
 impl AgentHost {
@@ -116,6 +129,7 @@ impl AgentHost {
             client,
             domid,
             poll: POLL,
+            exchanges: Mutex::new(Vec::new()),
         }
     }
 
@@ -123,6 +137,24 @@ impl AgentHost {
     pub fn with_poll(mut self, poll: Duration) -> AgentHost {
         self.poll = poll;
         self
+    }
+
+    /// The requests and replies since the last call (for transcripts).
+    pub fn take_exchanges(&self) -> Vec<Exchange> {
+        self.exchanges
+            .lock()
+            .map(|mut v| std::mem::take(&mut *v))
+            .unwrap_or_default()
+    }
+
+    fn record(&self, id: &str, request: &[u8], reply: Option<&[u8]>) {
+        if let Ok(mut v) = self.exchanges.lock() {
+            v.push(Exchange {
+                id: id.to_string(),
+                request: String::from_utf8_lossy(request).into_owned(),
+                reply: reply.map(|r| String::from_utf8_lossy(r).into_owned()),
+            });
+        }
     }
 
     /// The XenStore client.
@@ -157,7 +189,10 @@ impl AgentHost {
         let mut rebooted = false;
         while start.elapsed() < timeout {
             match self.client.read(&guest_node) {
-                Ok(raw) => return check_reply(&raw),
+                Ok(raw) => {
+                    self.record(&id, request, Some(&raw));
+                    return check_reply(&raw);
+                }
                 Err(e) if e.is_noent() => {}
                 Err(e) => return Err(e.into()),
             }
@@ -167,6 +202,7 @@ impl AgentHost {
                 break;
             }
         }
+        self.record(&id, request, None);
         match self.client.rm(&host_node) {
             Ok(()) => {}
             Err(e) if e.is_noent() => {}

@@ -3,6 +3,7 @@
 
 mod apply;
 mod daemon;
+mod demo;
 mod harness;
 mod hostile;
 mod socket;

@@ -1,0 +1,312 @@
+//! Address types of the network model: MAC addresses, IPv4/IPv6 addresses
+//! with a prefix length, and the lenient mask parsing real hosts need
+//! (dotted masks, prefixes as numbers or strings, IPv6 hex-colon masks).
+//! Pure: no I/O here.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::str::FromStr;
+
+/// A 48-bit Ethernet address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Mac(pub [u8; 6]);
+
+impl Mac {
+    /// Upper case with colons (`BC:76:4E:20:75:72`), as NetworkManager and
+    /// RHEL `HWADDR=` write it.
+    pub fn upper(&self) -> String {
+        self.to_string().to_ascii_uppercase()
+    }
+
+    /// Upper case without separators (`BC764E207572`), the xenstore key form.
+    pub fn plain(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02X}")).collect()
+    }
+}
+
+impl FromStr for Mac {
+    type Err = String;
+
+    /// Accepts any case, with `:`, `-` or `.` separators or none.
+    fn from_str(s: &str) -> Result<Mac, String> {
+        let hex: Vec<u8> = s.bytes().filter(|b| !matches!(b, b':' | b'-' | b'.')).collect();
+        let bad = || format!("'{s}' is not a MAC address");
+        if hex.len() != 12 {
+            return Err(bad());
+        }
+        let mut out = [0u8; 6];
+        for (i, pair) in hex.chunks(2).enumerate() {
+            let text = std::str::from_utf8(pair).map_err(|_| bad())?;
+            out[i] = u8::from_str_radix(text, 16).map_err(|_| bad())?;
+        }
+        Ok(Mac(out))
+    }
+}
+
+impl fmt::Display for Mac {
+    /// Lower case with colons, as in `/sys/class/net/*/address`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let [a, b, c, d, e, g] = self.0;
+        write!(f, "{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{g:02x}")
+    }
+}
+
+/// An IPv4 address with its prefix length (`104.130.4.72/24`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Ipv4Cidr {
+    /// The address.
+    pub addr: Ipv4Addr,
+    /// The prefix length, 0..=32.
+    pub prefix: u8,
+}
+
+impl Ipv4Cidr {
+    /// The network mask (`255.255.255.0` for /24).
+    pub fn netmask(&self) -> Ipv4Addr {
+        Ipv4Addr::from(mask32(self.prefix))
+    }
+
+    /// The network address.
+    pub fn network(&self) -> Ipv4Addr {
+        Ipv4Addr::from(u32::from(self.addr) & mask32(self.prefix))
+    }
+
+    /// Whether `ip` lies in this subnet.
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        u32::from(ip) & mask32(self.prefix) == u32::from(self.network())
+    }
+}
+
+impl fmt::Display for Ipv4Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+/// An IPv6 address with its prefix length (`2001:db8::1/64`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Ipv6Cidr {
+    /// The address.
+    pub addr: Ipv6Addr,
+    /// The prefix length, 0..=128.
+    pub prefix: u8,
+}
+
+impl Ipv6Cidr {
+    /// The network address.
+    pub fn network(&self) -> Ipv6Addr {
+        Ipv6Addr::from(u128::from(self.addr) & mask128(self.prefix))
+    }
+
+    /// Whether `ip` lies in this subnet.
+    pub fn contains(&self, ip: Ipv6Addr) -> bool {
+        u128::from(ip) & mask128(self.prefix) == u128::from(self.network())
+    }
+}
+
+impl fmt::Display for Ipv6Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+/// An address with a prefix, of either family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum IpCidr {
+    /// IPv4.
+    V4(Ipv4Cidr),
+    /// IPv6.
+    V6(Ipv6Cidr),
+}
+
+impl IpCidr {
+    /// The address part.
+    pub fn addr(&self) -> IpAddr {
+        match self {
+            IpCidr::V4(c) => IpAddr::V4(c.addr),
+            IpCidr::V6(c) => IpAddr::V6(c.addr),
+        }
+    }
+
+    /// The prefix length.
+    pub fn prefix(&self) -> u8 {
+        match self {
+            IpCidr::V4(c) => c.prefix,
+            IpCidr::V6(c) => c.prefix,
+        }
+    }
+
+    /// Whether this is an IPv6 prefix.
+    pub fn is_v6(&self) -> bool {
+        matches!(self, IpCidr::V6(_))
+    }
+
+    /// Whether this is a default route destination (prefix length 0).
+    pub fn is_default(&self) -> bool {
+        self.prefix() == 0
+    }
+}
+
+impl fmt::Display for IpCidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IpCidr::V4(c) => c.fmt(f),
+            IpCidr::V6(c) => c.fmt(f),
+        }
+    }
+}
+
+fn mask32(prefix: u8) -> u32 {
+    match prefix {
+        0 => 0,
+        p => u32::MAX << (32 - u32::from(p.min(32))),
+    }
+}
+
+fn mask128(prefix: u8) -> u128 {
+    match prefix {
+        0 => 0,
+        p => u128::MAX << (128 - u32::from(p.min(128))),
+    }
+}
+
+/// A mask as the JSON gives it: a number or a string.
+#[derive(Clone, Copy, Debug)]
+pub enum MaskValue<'a> {
+    /// A JSON number (`64`).
+    Number(u64),
+    /// A JSON string (`"255.255.255.0"`, `"24"`, `"ffff:ffff::"`).
+    Text(&'a str),
+}
+
+impl fmt::Display for MaskValue<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MaskValue::Number(n) => write!(f, "{n}"),
+            MaskValue::Text(s) => write!(f, "\"{s}\""),
+        }
+    }
+}
+
+/// An IPv4 prefix length from a dotted mask, a number, or a numeric string.
+/// Non-contiguous masks are refused.
+pub fn v4_prefix(mask: MaskValue<'_>) -> Result<u8, String> {
+    let bad = |why: &str| format!("netmask {mask} {why}");
+    match mask {
+        MaskValue::Number(n) if n <= 32 => Ok(n as u8),
+        MaskValue::Number(_) => Err(bad("is above 32")),
+        MaskValue::Text(s) => {
+            let s = s.trim();
+            if s.contains('.') {
+                let m: Ipv4Addr = s.parse().map_err(|_| bad("is not a dotted mask"))?;
+                contiguous(u128::from(u32::from(m)) << 96).ok_or_else(|| bad("is not contiguous"))
+            } else {
+                match s.trim_start_matches('/').parse::<u8>() {
+                    Ok(n) if n <= 32 => Ok(n),
+                    Ok(_) => Err(bad("is above 32")),
+                    Err(_) => Err(bad("is not a mask or prefix length")),
+                }
+            }
+        }
+    }
+}
+
+/// An IPv6 prefix length from a number, a numeric string, or a hex-colon
+/// mask (`ffff:ffff:ffff:ffff::`). Non-contiguous masks are refused.
+pub fn v6_prefix(mask: MaskValue<'_>) -> Result<u8, String> {
+    let bad = |why: &str| format!("netmask {mask} {why}");
+    match mask {
+        MaskValue::Number(n) if n <= 128 => Ok(n as u8),
+        MaskValue::Number(_) => Err(bad("is above 128")),
+        MaskValue::Text(s) => {
+            let s = s.trim();
+            if s.contains(':') {
+                let m: Ipv6Addr = s.parse().map_err(|_| bad("is not an IPv6 mask"))?;
+                contiguous(u128::from(m)).ok_or_else(|| bad("is not contiguous"))
+            } else {
+                match s.trim_start_matches('/').parse::<u8>() {
+                    Ok(n) if n <= 128 => Ok(n),
+                    Ok(_) => Err(bad("is above 128")),
+                    Err(_) => Err(bad("is not a prefix length")),
+                }
+            }
+        }
+    }
+}
+
+/// The prefix length of a left-aligned mask, or `None` if it has holes.
+fn contiguous(mask: u128) -> Option<u8> {
+    let ones = mask.leading_ones();
+    (mask.checked_shl(ones).unwrap_or(0) == 0).then_some(ones as u8)
+}
+
+/// Whether a gateway address is link-local (`fe80::/10`), so that it needs
+/// no subnet of its own and some formats want a `%interface` scope.
+pub fn is_link_local(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => a.is_link_local(),
+        IpAddr::V6(a) => (a.segments()[0] & 0xffc0) == 0xfe80,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn macs_in_any_form() {
+        let want = Mac([0xbc, 0x76, 0x4e, 0x20, 0x6c, 0x5b]);
+        for s in ["BC:76:4E:20:6C:5B", "bc764e206c5b", "bc-76-4e-20-6c-5b", "bc76.4e20.6c5b"] {
+            assert_eq!(s.parse::<Mac>().unwrap(), want, "{s}");
+        }
+        assert_eq!(want.to_string(), "bc:76:4e:20:6c:5b");
+        assert_eq!(want.upper(), "BC:76:4E:20:6C:5B");
+        assert_eq!(want.plain(), "BC764E206C5B");
+        assert!("bc:76:4e:20:6c".parse::<Mac>().is_err());
+        assert!("zz:76:4e:20:6c:5b".parse::<Mac>().is_err());
+        assert!("+c:76:4e:20:6c:5b".parse::<Mac>().is_err());
+    }
+
+    #[test]
+    fn v4_masks() {
+        assert_eq!(v4_prefix(MaskValue::Text("255.255.224.0")), Ok(19));
+        assert_eq!(v4_prefix(MaskValue::Text("24")), Ok(24));
+        assert_eq!(v4_prefix(MaskValue::Text("/24")), Ok(24));
+        assert_eq!(v4_prefix(MaskValue::Number(32)), Ok(32));
+        assert_eq!(v4_prefix(MaskValue::Text("0.0.0.0")), Ok(0));
+        assert!(v4_prefix(MaskValue::Text("255.0.255.0")).unwrap_err().contains("contiguous"));
+        assert!(v4_prefix(MaskValue::Number(33)).is_err());
+        assert!(v4_prefix(MaskValue::Text("33")).is_err());
+        assert!(v4_prefix(MaskValue::Text("abc")).is_err());
+    }
+
+    #[test]
+    fn v6_masks() {
+        assert_eq!(v6_prefix(MaskValue::Number(64)), Ok(64));
+        assert_eq!(v6_prefix(MaskValue::Text("64")), Ok(64));
+        assert_eq!(v6_prefix(MaskValue::Text("ffff:ffff:ffff:ffff::")), Ok(64));
+        assert_eq!(v6_prefix(MaskValue::Text("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")), Ok(128));
+        assert!(v6_prefix(MaskValue::Text("ffff::ffff")).is_err());
+        assert!(v6_prefix(MaskValue::Number(129)).is_err());
+    }
+
+    #[test]
+    fn subnets() {
+        let c = Ipv4Cidr {
+            addr: "10.208.227.239".parse().unwrap(),
+            prefix: 19,
+        };
+        assert_eq!(c.network(), "10.208.224.0".parse::<Ipv4Addr>().unwrap());
+        assert_eq!(c.netmask(), "255.255.224.0".parse::<Ipv4Addr>().unwrap());
+        assert!(c.contains("10.208.224.1".parse().unwrap()));
+        assert!(!c.contains("10.208.0.1".parse().unwrap()));
+        let c6 = Ipv6Cidr {
+            addr: "2001:db8:0:1::5".parse().unwrap(),
+            prefix: 64,
+        };
+        assert!(c6.contains("2001:db8:0:1::1".parse().unwrap()));
+        assert!(!c6.contains("2001:db8:0:2::1".parse().unwrap()));
+        assert!(is_link_local("fe80::def".parse().unwrap()));
+        assert!(!is_link_local("2001:db8::1".parse().unwrap()));
+    }
+}

@@ -91,8 +91,7 @@ pub fn is_at_or_below(path: &str, ancestor: &str) -> bool {
     if ancestor == "/" {
         return path.starts_with('/');
     }
-    path == ancestor
-        || (path.starts_with(ancestor) && path.as_bytes().get(ancestor.len()) == Some(&b'/'))
+    path == ancestor || (path.starts_with(ancestor) && path.as_bytes().get(ancestor.len()) == Some(&b'/'))
 }
 
 /// The home path of a domain.
@@ -128,9 +127,15 @@ mod tests {
 
     #[test]
     fn resolves_relative_paths() {
-        assert_eq!(resolve("/local/domain/3", "data/host").as_deref(), Ok("/local/domain/3/data/host"));
+        assert_eq!(
+            resolve("/local/domain/3", "data/host").as_deref(),
+            Ok("/local/domain/3/data/host")
+        );
         assert_eq!(resolve("/local/domain/3", "/tool").as_deref(), Ok("/tool"));
-        assert_eq!(resolve("/local/domain/3", "@introduceDomain").as_deref(), Ok("@introduceDomain"));
+        assert_eq!(
+            resolve("/local/domain/3", "@introduceDomain").as_deref(),
+            Ok("@introduceDomain")
+        );
     }
 
     #[test]

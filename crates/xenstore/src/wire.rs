@@ -231,7 +231,11 @@ pub struct Oversize {
 
 impl fmt::Display for Oversize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "message payload of {} bytes exceeds the limit of {}", self.len, self.cap)
+        write!(
+            f,
+            "message payload of {} bytes exceeds the limit of {}",
+            self.len, self.cap
+        )
     }
 }
 

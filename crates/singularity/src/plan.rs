@@ -65,7 +65,17 @@ pub enum Step {
         /// The crypt(3) hash to store.
         hash: Secret<String>,
     },
-    /// Run a command on the live system.
+    /// Make `path` a symbolic link to `target` (e.g. Gentoo's `net.eth0 -> net.lo`).
+    Symlink {
+        /// Absolute path of the link.
+        path: String,
+        /// What it points to, verbatim.
+        target: String,
+    },
+    /// Set the kernel hostname (sethostname(2)).
+    SetHostname(String),
+    /// Run a command on the live system, after every other step of every plan
+    /// applied together; if it fails, the files are put back.
     Run(Run),
 }
 
@@ -86,6 +96,8 @@ impl fmt::Display for Plan {
                 Step::SetPassword { user, .. } => {
                     writeln!(f, "{}: set the password of {user} in /etc/shadow", self.function)?
                 }
+                Step::Symlink { path, target } => writeln!(f, "{}: link {path} -> {target}", self.function)?,
+                Step::SetHostname(name) => writeln!(f, "{}: set the hostname to {name}", self.function)?,
                 Step::Run(r) => writeln!(f, "{}: run {} {}", self.function, r.program, r.args.join(" "))?,
             }
         }

@@ -6,16 +6,19 @@
 //! otherwise they are logged.
 
 mod lock;
+mod system;
 mod write;
 
+pub use system::{LogRunner, Runner, SystemRunner};
+
 use crate::functions::Function;
-use crate::plan::{FileWrite, Plan, Run, Step};
+use crate::plan::{FileWrite, Plan, Step};
 use crate::root::{Root, RootError};
 use crate::shadow;
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
-use std::process::Command;
+use std::sync::Arc;
 use std::time::SystemTime;
 use write::{Existing, TargetError};
 
@@ -91,11 +94,33 @@ pub struct Outcome {
 }
 
 /// Carries out plans under a root.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Applier {
     root: Root,
     backup: bool,
     cache: Option<String>,
+    runner: Arc<dyn Runner>,
+}
+
+impl fmt::Debug for Applier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Applier")
+            .field("root", &self.root)
+            .field("backup", &self.backup)
+            .field("cache", &self.cache)
+            .finish()
+    }
+}
+
+/// What to put back if a change fails half-way.
+#[derive(Default)]
+struct Undo {
+    /// Files written: their path under the root and previous contents (`None`: did not exist).
+    files: Vec<(PathBuf, Option<Vec<u8>>)>,
+    /// Links made: path under the root and previous target (`None`: did not exist).
+    links: Vec<(PathBuf, Option<PathBuf>)>,
+    /// The hostname before it was set.
+    hostname: Option<String>,
 }
 
 impl Applier {
@@ -103,7 +128,23 @@ impl Applier {
     /// system path such as `/var/cache/singularity`) keeps a copy of every file
     /// written, as `<cache>/<function>/<path>`.
     pub fn new(root: Root, backup: bool, cache: Option<String>) -> Applier {
-        Applier { root, backup, cache }
+        let runner: Arc<dyn Runner> = if root.is_live() {
+            Arc::new(SystemRunner)
+        } else {
+            Arc::new(LogRunner)
+        };
+        Applier {
+            root,
+            backup,
+            cache,
+            runner,
+        }
+    }
+
+    /// The same applier with another way to run commands (tests).
+    pub fn with_runner(mut self, runner: Arc<dyn Runner>) -> Applier {
+        self.runner = runner;
+        self
     }
 
     /// The root this applier works under.
@@ -111,31 +152,159 @@ impl Applier {
         &self.root
     }
 
-    /// Carries out `plan`. Every target is checked before anything is written.
+    /// Carries out `plan` (see [`Applier::apply_all`]).
     pub fn apply(&self, plan: &Plan) -> Result<Outcome, ApplyError> {
-        let mut targets = Vec::new();
-        for step in &plan.steps {
-            if let Step::Write(w) = step {
-                targets.push(self.check_target(&w.path)?);
+        self.apply_all(std::slice::from_ref(plan))
+    }
+
+    /// Carries out several plans as one change. Every target is checked before
+    /// anything is written; then files, links, the hostname and the password
+    /// are changed; then the commands run. If any of that fails, every file
+    /// and link is put back as it was, the hostname too, and the commands run
+    /// again to bring the previous state back. Only a complete change is
+    /// cached.
+    pub fn apply_all(&self, plans: &[Plan]) -> Result<Outcome, ApplyError> {
+        let mut checked = Vec::new();
+        for plan in plans {
+            for step in &plan.steps {
+                match step {
+                    Step::Write(w) => checked.push(self.check_target(&w.path)?),
+                    Step::Symlink { path, .. } => self.check_link(path)?,
+                    _ => {}
+                }
             }
         }
-        let mut outcome = Outcome::default();
-        let mut targets = targets.into_iter();
-        for step in &plan.steps {
-            let changed = match step {
-                Step::Write(w) => {
-                    let (target, existing) = targets.next().ok_or_else(|| ApplyError::Refused {
-                        path: w.path.clone(),
-                        why: "was not checked",
-                    })?;
-                    self.write_file(plan.function, w, &target, &existing)?
+        let mut undo = Undo::default();
+        match self.change(plans, checked, &mut undo) {
+            Ok(outcome) => {
+                for plan in plans {
+                    for step in &plan.steps {
+                        if let Step::Write(w) = step {
+                            // The live change is done; a cache failure only costs `apply` later.
+                            if let Err(e) = self.cache_copy(plan.function, w) {
+                                log::warn!("{} written, but not cached: {e}", w.path);
+                            }
+                        }
+                    }
                 }
-                Step::SetPassword { user, hash } => self.set_password(user, hash.expose())?,
-                Step::Run(run) => self.run(run)?,
-            };
-            outcome.changed |= changed;
+                Ok(outcome)
+            }
+            Err(e) => {
+                self.roll_back(plans, undo);
+                Err(e)
+            }
+        }
+    }
+
+    fn change(
+        &self,
+        plans: &[Plan],
+        checked: Vec<(PathBuf, Existing)>,
+        undo: &mut Undo,
+    ) -> Result<Outcome, ApplyError> {
+        let mut outcome = Outcome::default();
+        let mut checked = checked.into_iter();
+        for plan in plans {
+            for step in &plan.steps {
+                let changed = match step {
+                    Step::Write(w) => {
+                        let (target, existing) = checked.next().ok_or_else(|| ApplyError::Refused {
+                            path: w.path.clone(),
+                            why: "was not checked",
+                        })?;
+                        let previous = match existing {
+                            Existing::File { .. } => Some(std::fs::read(&target).map_err(io_err("read", &w.path))?),
+                            Existing::Missing => None,
+                        };
+                        undo.files.push((target.clone(), previous));
+                        self.write_file(w, &target, &existing)?
+                    }
+                    Step::Symlink { path, target } => {
+                        let link = self.root.join(path)?;
+                        undo.links.push((link.clone(), std::fs::read_link(&link).ok()));
+                        write::symlink(&link, target).map_err(io_err("link", path))?
+                    }
+                    Step::SetHostname(name) => {
+                        if undo.hostname.is_none() {
+                            undo.hostname = self.runner.hostname();
+                        }
+                        self.runner.set_hostname(name).map_err(|detail| ApplyError::Command {
+                            command: format!("sethostname {name}"),
+                            detail,
+                        })?;
+                        self.root.is_live()
+                    }
+                    Step::SetPassword { user, hash } => self.set_password(user, hash.expose())?,
+                    Step::Run(_) => false,
+                };
+                outcome.changed |= changed;
+            }
+        }
+        for plan in plans {
+            for step in &plan.steps {
+                if let Step::Run(run) = step {
+                    self.runner.run(run).map_err(|detail| ApplyError::Command {
+                        command: format!("{} {}", run.program, run.args.join(" ")).trim_end().to_string(),
+                        detail,
+                    })?;
+                    outcome.changed |= self.root.is_live();
+                }
+            }
         }
         Ok(outcome)
+    }
+
+    /// Puts back what a failed change did, newest first, and re-runs the
+    /// commands so the previous configuration is live again.
+    fn roll_back(&self, plans: &[Plan], undo: Undo) {
+        for (target, previous) in undo.files.into_iter().rev() {
+            let restored = match previous {
+                Some(old) => write::inspect(&target)
+                    .map_err(|_| std::io::Error::other("not a regular file"))
+                    .and_then(|state| write::replace(&target, &old, 0o644, &state).map(|_| ())),
+                None => std::fs::remove_file(&target).or_else(|e| match e.kind() {
+                    std::io::ErrorKind::NotFound => Ok(()),
+                    _ => Err(e),
+                }),
+            };
+            if let Err(e) = restored {
+                log::error!("cannot restore {}: {e}", target.display());
+            }
+        }
+        for (link, previous) in undo.links.into_iter().rev() {
+            let restored = match previous {
+                Some(old) => write::symlink(&link, &old.to_string_lossy()).map(|_| ()),
+                None => std::fs::remove_file(&link),
+            };
+            if let Err(e) = restored {
+                log::error!("cannot restore {}: {e}", link.display());
+            }
+        }
+        if let Some(name) = undo.hostname {
+            if let Err(e) = self.runner.set_hostname(&name) {
+                log::error!("cannot restore the hostname: {e}");
+            }
+        }
+        for plan in plans {
+            for step in &plan.steps {
+                if let Step::Run(run) = step {
+                    if let Err(e) = self.runner.run(run) {
+                        log::error!("while restoring the previous configuration: {e}");
+                    }
+                }
+            }
+        }
+    }
+
+    fn check_link(&self, path: &str) -> Result<(), ApplyError> {
+        let link = self.root.join(path)?;
+        match std::fs::symlink_metadata(&link) {
+            Ok(meta) if !meta.file_type().is_symlink() => Err(ApplyError::Refused {
+                path: path.to_string(),
+                why: "exists and is not a symbolic link",
+            }),
+            _ => Ok(()),
+        }
     }
 
     fn check_target(&self, path: &str) -> Result<(PathBuf, Existing), ApplyError> {
@@ -150,13 +319,7 @@ impl Applier {
         }
     }
 
-    fn write_file(
-        &self,
-        function: Function,
-        w: &FileWrite,
-        target: &PathBuf,
-        existing: &Existing,
-    ) -> Result<bool, ApplyError> {
+    fn write_file(&self, w: &FileWrite, target: &PathBuf, existing: &Existing) -> Result<bool, ApplyError> {
         for (dir, mode) in &w.dirs {
             let on_disk = self.root.join(dir)?;
             write::ensure_dir(&on_disk, *mode).map_err(io_err("create directory", dir))?;
@@ -167,12 +330,7 @@ impl Applier {
         {
             write::backup(target, existing).map_err(io_err("back up", &w.path))?;
         }
-        let changed = write::replace(target, &w.contents, w.mode, existing).map_err(io_err("write", &w.path))?;
-        // The live change is done; a cache failure only costs `apply` later.
-        if let Err(e) = self.cache_copy(function, w) {
-            log::warn!("{} written, but not cached: {e}", w.path);
-        }
-        Ok(changed)
+        write::replace(target, &w.contents, w.mode, existing).map_err(io_err("write", &w.path))
     }
 
     /// Stores what was written under `<cache>/<function>/<path>` (mode kept,
@@ -217,31 +375,109 @@ impl Applier {
         }
         write::replace(&target, &new, 0o640, &existing).map_err(io_err("write", SHADOW))
     }
+}
 
-    fn run(&self, run: &Run) -> Result<bool, ApplyError> {
-        let line = format!("{} {}", run.program, run.args.join(" "));
-        if !self.root.is_live() {
-            log::info!(
-                "root is {}: not running '{}'",
-                self.root.base().display(),
-                line.trim_end()
-            );
-            return Ok(false);
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Run;
+    use std::sync::Mutex;
+
+    /// Records commands; fails every command while `fail` is set.
+    struct FailingRunner {
+        calls: Mutex<Vec<String>>,
+        fail: bool,
+    }
+
+    impl Runner for FailingRunner {
+        fn run(&self, run: &Run) -> Result<(), String> {
+            self.calls.lock().unwrap().push(run.program.clone());
+            if self.fail {
+                Err("exit status: 1: ifup: no such interface".into())
+            } else {
+                Ok(())
+            }
         }
-        let out = Command::new(&run.program)
-            .args(&run.args)
-            .output()
-            .map_err(|e| ApplyError::Command {
-                command: line.clone(),
-                detail: e.to_string(),
-            })?;
-        if !out.status.success() {
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            return Err(ApplyError::Command {
-                command: line,
-                detail: format!("{}: {}", out.status, stderr.trim()),
-            });
+        fn set_hostname(&self, _: &str) -> Result<(), String> {
+            Ok(())
         }
-        Ok(true)
+        fn hostname(&self) -> Option<String> {
+            None
+        }
+    }
+
+    fn plan(steps: Vec<Step>) -> Plan {
+        Plan {
+            function: Function::Network,
+            steps,
+        }
+    }
+
+    #[test]
+    fn failed_bring_up_restores_every_file_and_reruns_the_commands() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::new(dir.path());
+        std::fs::create_dir_all(dir.path().join("etc/network")).unwrap();
+        std::fs::write(dir.path().join("etc/network/interfaces"), "old\n").unwrap();
+        std::os::unix::fs::symlink("net.lo", dir.path().join("etc/net.eth9")).unwrap();
+        let runner = Arc::new(FailingRunner {
+            calls: Mutex::new(Vec::new()),
+            fail: true,
+        });
+        let applier = Applier::new(root, false, Some("/var/cache/singularity".into())).with_runner(runner.clone());
+        let plans = [plan(vec![
+            Step::Write(FileWrite::new("/etc/network/interfaces", b"new\n".to_vec(), 0o644)),
+            Step::Write(FileWrite::new("/etc/network/interfaces.d/50-x", b"x\n".to_vec(), 0o644)),
+            Step::Symlink {
+                path: "/etc/net.eth0".into(),
+                target: "net.lo".into(),
+            },
+            Step::Run(Run {
+                program: "ifup".into(),
+                args: vec!["eth0".into()],
+            }),
+        ])];
+        let err = applier.apply_all(&plans).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "command 'ifup eth0' failed: exit status: 1: ifup: no such interface"
+        );
+        assert_eq!(
+            std::fs::read(dir.path().join("etc/network/interfaces")).unwrap(),
+            b"old\n"
+        );
+        assert!(!dir.path().join("etc/network/interfaces.d/50-x").exists());
+        assert!(std::fs::symlink_metadata(dir.path().join("etc/net.eth0")).is_err());
+        assert_eq!(
+            std::fs::read_link(dir.path().join("etc/net.eth9")).unwrap(),
+            std::path::Path::new("net.lo")
+        );
+        assert_eq!(
+            *runner.calls.lock().unwrap(),
+            vec!["ifup", "ifup"],
+            "run, then run again to restore"
+        );
+        assert!(
+            !dir.path().join("var/cache/singularity").exists(),
+            "a failed change is not cached"
+        );
+    }
+
+    #[test]
+    fn a_symlink_never_replaces_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("etc/init.d")).unwrap();
+        std::fs::write(dir.path().join("etc/init.d/net.eth0"), "script").unwrap();
+        let applier = Applier::new(Root::new(dir.path()), false, None);
+        let err = applier
+            .apply(&plan(vec![Step::Symlink {
+                path: "/etc/init.d/net.eth0".into(),
+                target: "net.lo".into(),
+            }]))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "refusing to write /etc/init.d/net.eth0: it exists and is not a symbolic link"
+        );
     }
 }

@@ -136,6 +136,21 @@ fn write_temp(temp: &Path, contents: &[u8], mode: u32, owner: Option<(u32, u32)>
     file.sync_all()
 }
 
+/// Makes `link` a symbolic link to `target`, atomically (a temporary link
+/// renamed over it). Returns `false` when it already points there.
+pub(crate) fn symlink(link: &Path, target: &str) -> io::Result<bool> {
+    if fs::read_link(link).ok().as_deref() == Some(Path::new(target)) {
+        return Ok(false);
+    }
+    let temp = temp_path(link)?;
+    std::os::unix::fs::symlink(target, &temp)?;
+    if let Err(e) = fs::rename(&temp, link) {
+        let _ = fs::remove_file(&temp);
+        return Err(e);
+    }
+    Ok(true)
+}
+
 /// Copies the current `target` to `.<name>.bak` beside it (atomically).
 pub(crate) fn backup(target: &Path, existing: &Existing) -> io::Result<Option<PathBuf>> {
     let Existing::File { mode, .. } = existing else {

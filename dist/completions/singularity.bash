@@ -25,6 +25,9 @@ _singularity() {
             singularity,daemon)
                 cmd="singularity__subcmd__daemon"
                 ;;
+            singularity,demo)
+                cmd="singularity__subcmd__demo"
+                ;;
             singularity,host)
                 cmd="singularity__subcmd__host"
                 ;;
@@ -65,7 +68,7 @@ _singularity() {
 
     case "${cmd}" in
         singularity)
-            opts="-l -b -f -c -H -F -h -V --loglevel --backup --configuration --cache --loghandler --functions --root --help --version daemon apply xenstored config host"
+            opts="-l -b -f -c -H -F -h -V --loglevel --backup --configuration --cache --loghandler --functions --root --help --version demo daemon apply xenstored config host"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -289,6 +292,64 @@ _singularity() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --loglevel)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -l)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --configuration)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -f)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cache)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -c)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --loghandler)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -H)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --functions)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -F)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        singularity__subcmd__demo)
+            opts="-l -b -f -c -H -F -h -V --keep --loglevel --backup --configuration --cache --loghandler --functions --root --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --loglevel)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

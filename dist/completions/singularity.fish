@@ -33,11 +33,22 @@ complete -c singularity -n "__fish_singularity_needs_command" -l root -d 'Direct
 complete -c singularity -n "__fish_singularity_needs_command" -s b -l backup -d 'Keep a .<name>.bak copy of every replaced file'
 complete -c singularity -n "__fish_singularity_needs_command" -s h -l help -d 'Print help'
 complete -c singularity -n "__fish_singularity_needs_command" -s V -l version -d 'Print version'
+complete -c singularity -n "__fish_singularity_needs_command" -f -a "demo" -d 'Show the whole protocol against a simulated Xen host, with no Xen and no root'
 complete -c singularity -n "__fish_singularity_needs_command" -f -a "daemon" -d 'Serve the hypervisor\'s requests'
 complete -c singularity -n "__fish_singularity_needs_command" -f -a "apply" -d 'Re-apply the cached configuration to the live system'
 complete -c singularity -n "__fish_singularity_needs_command" -f -a "xenstored" -d 'Serve a simulated XenStore on Unix sockets (for tests, demos and development)'
 complete -c singularity -n "__fish_singularity_needs_command" -f -a "config" -d 'Print configuration'
 complete -c singularity -n "__fish_singularity_needs_command" -f -a "host" -d 'Drive a guest\'s agent from dom0, as nova and the dom0 plugin do'
+complete -c singularity -n "__fish_singularity_using_subcommand demo" -s l -l loglevel -d 'Lowest severity logged: debug, info, warning, error, critical' -r
+complete -c singularity -n "__fish_singularity_using_subcommand demo" -s f -l configuration -d 'Directory holding singularity.conf' -r -F
+complete -c singularity -n "__fish_singularity_using_subcommand demo" -s c -l cache -d 'Directory for the cache of written files' -r
+complete -c singularity -n "__fish_singularity_using_subcommand demo" -s H -l loghandler -d 'Log destination: syslog, journald, - (standard error) or a file path' -r
+complete -c singularity -n "__fish_singularity_using_subcommand demo" -s F -l functions -d 'Functions to manage (comma-separated, or all)' -r
+complete -c singularity -n "__fish_singularity_using_subcommand demo" -l root -d 'Directory standing for / of the managed system' -r -F
+complete -c singularity -n "__fish_singularity_using_subcommand demo" -l keep -d 'Leave the guest root in place for inspection'
+complete -c singularity -n "__fish_singularity_using_subcommand demo" -s b -l backup -d 'Keep a .<name>.bak copy of every replaced file'
+complete -c singularity -n "__fish_singularity_using_subcommand demo" -s h -l help -d 'Print help'
+complete -c singularity -n "__fish_singularity_using_subcommand demo" -s V -l version -d 'Print version'
 complete -c singularity -n "__fish_singularity_using_subcommand daemon" -s r -l run -d 'Run-time directory' -r
 complete -c singularity -n "__fish_singularity_using_subcommand daemon" -s p -l pidfile -d 'Pid file' -r
 complete -c singularity -n "__fish_singularity_using_subcommand daemon" -s u -l uid -d 'User to run as' -r

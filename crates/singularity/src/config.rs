@@ -30,6 +30,7 @@ pub const KEYS: &[KeyDef] = &[
     KeyDef { section: "main", key: "cache", default: "/var/cache/singularity", accepts: "an absolute path", doc: "Directory holding a copy of every file written, as <cache>/<function>/<path>, for `singularity apply`." },
     KeyDef { section: "main", key: "functions", default: "network,hosts,hostname,resolvers,password,file,update,version,features", accepts: "a comma-separated list of network, hosts, hostname, resolvers, password, file, update, version, features, or all", doc: "What the agent manages. Commands of disabled functions are answered 404 and left out of `features`." },
     KeyDef { section: "main", key: "root", default: "/", accepts: "an absolute path", doc: "Directory that stands for / of the managed system. With anything but /, no command is run and no kernel state is changed." },
+    KeyDef { section: "main", key: "network_renderer", default: "auto", accepts: "auto, ifupdown, netplan, ifcfg, networkmanager, networkd, suse, gentoo, alpine or freebsd", doc: "How network configuration is written. auto chooses from /etc/os-release and the network manager in use." },
     KeyDef { section: "main", key: "communicator", default: "xen", accepts: "xen or socket", doc: "How requests arrive: XenStore (the hypervisor) or a local Unix socket." },
     KeyDef { section: "daemon", key: "run", default: "/var/run/singularity", accepts: "an absolute path", doc: "Run-time directory." },
     KeyDef { section: "daemon", key: "pidfile", default: "/var/run/singularity/singularity.pid", accepts: "an absolute path", doc: "Pid file, locked while the daemon runs." },
@@ -40,6 +41,7 @@ pub const KEYS: &[KeyDef] = &[
     KeyDef { section: "xen", key: "xenstore", default: "", accepts: "a path to a XenStore socket or device; empty tries $XENSTORED_PATH, /dev/xen/xenbus, /proc/xen/xenbus and the xenstored sockets", doc: "Where to reach XenStore." },
     KeyDef { section: "xen", key: "rescan_interval", default: "60", accepts: "a whole number of seconds, 1 to 86400", doc: "How often data/host is listed even without a watch event." },
     KeyDef { section: "socket", key: "path", default: "/var/run/singularity/agent.sock", accepts: "an absolute path", doc: "Unix socket of the socket communicator (one JSON request per line)." },
+    KeyDef { section: "socket", key: "vm_data", default: "", accepts: "an absolute path, or empty for none", doc: "Directory laid out like XenStore's vm-data (networking/<key> files, hostname) that resetnetwork reads when requests come over the socket." },
     KeyDef { section: "file", key: "allowed_paths", default: "/", accepts: "a comma-separated list of absolute paths", doc: "Injected files may only be written at or below these paths." },
     KeyDef { section: "password", key: "hash", default: "sha512", accepts: "sha512 or sha256", doc: "crypt(3) scheme for the root password in /etc/shadow." },
 ];

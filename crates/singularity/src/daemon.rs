@@ -23,7 +23,7 @@ fn connect(s: &Settings) -> Result<Box<dyn Communicator>, String> {
         CommunicatorKind::Xen => XenCommunicator::connect(s.xenstore.as_deref(), s.rescan_interval)
             .map(|c| Box::new(c) as Box<dyn Communicator>)
             .map_err(|e| e.to_string()),
-        CommunicatorKind::Socket => SocketCommunicator::bind(&s.socket_path)
+        CommunicatorKind::Socket => SocketCommunicator::bind(&s.socket_path, s.socket_vm_data.clone())
             .map(|c| Box::new(c) as Box<dyn Communicator>)
             .map_err(|e| e.to_string()),
     }
@@ -106,7 +106,7 @@ pub fn serve_one(comm: &mut dyn Communicator, agent: &mut Agent) {
         }
     };
     let started = Instant::now();
-    let handled = agent.handle(&incoming.data);
+    let handled = agent.handle(&incoming.data, comm);
     let sent = comm.reply(&incoming.id, &handled.reply);
     log::info!(
         "request {} command {} returncode {} changed {} in {:.1} ms",

@@ -4,6 +4,7 @@
 //! the daemon and never logs a secret.
 
 use crate::apply::{Applier, ApplyError};
+use crate::communicator::Metadata;
 use crate::configurators::{files, password};
 use crate::crypto::cipher::{decrypt_password, CipherError};
 use crate::crypto::dh::{KeyPair, SharedSecret};
@@ -34,6 +35,8 @@ pub struct Settings {
     pub inject_allowed: Vec<String>,
     /// Hash scheme for `/etc/shadow`.
     pub password_scheme: Scheme,
+    /// Network renderer override (`None`: chosen from the system).
+    pub network_renderer: Option<String>,
 }
 
 impl Default for Settings {
@@ -42,6 +45,7 @@ impl Default for Settings {
             functions: Functions::all(),
             inject_allowed: vec!["/".to_string()],
             password_scheme: Scheme::Sha512,
+            network_renderer: None,
         }
     }
 }
@@ -111,8 +115,8 @@ impl Agent {
             .join(",")
     }
 
-    /// Handles one raw request.
-    pub fn handle(&mut self, raw: &[u8]) -> Handled {
+    /// Handles one raw request; `metadata` is where `resetnetwork` reads vm-data.
+    pub fn handle(&mut self, raw: &[u8], metadata: &mut dyn Metadata) -> Handled {
         let command = match parse_request(raw) {
             Ok(command) => command,
             Err(err) => {
@@ -142,7 +146,7 @@ impl Agent {
                 changed: false,
             };
         }
-        let (reply, changed) = match self.run(command) {
+        let (reply, changed) = match self.run(command, metadata) {
             Ok(done) => done,
             Err(failure) => (Reply::error(failure.to_string()), false),
         };
@@ -157,7 +161,7 @@ impl Agent {
         !(IMPLEMENTED.contains(&name) && self.settings.functions.allows_command(name))
     }
 
-    fn run(&mut self, command: Command) -> Result<(Reply, bool), Failure> {
+    fn run(&mut self, command: Command, _metadata: &mut dyn Metadata) -> Result<(Reply, bool), Failure> {
         match command {
             Command::Version => Ok((Reply::ok(VERSION), false)),
             Command::Features => Ok((Reply::ok(self.features()), false)),

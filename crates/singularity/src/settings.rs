@@ -49,6 +49,10 @@ pub struct Settings {
     pub rescan_interval: Duration,
     /// Socket communicator path.
     pub socket_path: PathBuf,
+    /// vm-data directory for the socket communicator.
+    pub socket_vm_data: Option<PathBuf>,
+    /// Network renderer override (`None`: chosen from the system).
+    pub network_renderer: Option<String>,
     /// Allowed injection prefixes.
     pub inject_allowed: Vec<String>,
     /// Shadow hash scheme.
@@ -66,6 +70,7 @@ impl Settings {
             functions: self.functions.clone(),
             inject_allowed: self.inject_allowed.clone(),
             password_scheme: self.password_scheme,
+            network_renderer: self.network_renderer.clone(),
         }
     }
 }
@@ -212,6 +217,17 @@ pub fn resolve(
     let nodaemonize =
         d.as_ref().is_some_and(|d| d.nodaemonize) || v.typed("daemon", "nodaemonize", parse_bool)?.unwrap_or(false);
     let loghandler = typed("main", "loghandler", global.loghandler.clone())?;
+    let socket_vm_data = v
+        .typed("socket", "vm_data", |s| if s.is_empty() { Some(None) } else { absolute(s).map(Some) })?
+        .flatten()
+        .map(PathBuf::from);
+    let network_renderer = v
+        .typed("main", "network_renderer", |s| {
+            const NAMES: [&str; 10] =
+                ["auto", "ifupdown", "netplan", "ifcfg", "networkmanager", "networkd", "suse", "gentoo", "alpine", "freebsd"];
+            NAMES.contains(&s).then(|| (s != "auto").then(|| s.to_string()))
+        })?
+        .flatten();
 
     Ok(Settings {
         loglevel,
@@ -230,6 +246,8 @@ pub fn resolve(
         xenstore,
         rescan_interval: Duration::from_secs(rescan.unwrap_or(60)),
         socket_path,
+        socket_vm_data,
+        network_renderer,
         inject_allowed,
         password_scheme,
         config_file: file,

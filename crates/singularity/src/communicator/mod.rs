@@ -30,8 +30,29 @@ impl fmt::Display for CommError {
 
 impl std::error::Error for CommError {}
 
-/// How requests arrive and replies leave.
-pub trait Communicator {
+/// Where `resetnetwork` finds nova's `vm-data`.
+pub trait Metadata {
+    /// Every `vm-data/networking/<key>` entry: the key and the raw value.
+    fn networking(&mut self) -> Result<Vec<(String, Vec<u8>)>, CommError>;
+    /// `vm-data/hostname`, if present.
+    fn hostname(&mut self) -> Result<Option<Vec<u8>>, CommError>;
+}
+
+/// No metadata at all (tests, tools).
+pub struct NoMetadata;
+
+impl Metadata for NoMetadata {
+    fn networking(&mut self) -> Result<Vec<(String, Vec<u8>)>, CommError> {
+        Ok(Vec::new())
+    }
+
+    fn hostname(&mut self) -> Result<Option<Vec<u8>>, CommError> {
+        Ok(None)
+    }
+}
+
+/// How requests arrive and replies leave, and where their metadata is.
+pub trait Communicator: Metadata {
     /// Waits up to `timeout` for the next request; `Ok(None)` when none came.
     fn recv(&mut self, timeout: Duration) -> Result<Option<Incoming>, CommError>;
     /// Sends the reply to the request `id`, as one complete message.

@@ -2,7 +2,7 @@
 //! Unix stream socket that takes one JSON request per line and answers one
 //! JSON reply per line, in order, on the same connection.
 
-use super::{CommError, Communicator, Incoming};
+use super::{CommError, Communicator, Incoming, Metadata};
 use crate::protocol::{Reply, MAX_REQUEST};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -16,13 +16,16 @@ use std::time::Duration;
 /// Requests over a local Unix socket.
 pub struct SocketCommunicator {
     path: PathBuf,
+    vm_data: Option<PathBuf>,
     requests: Receiver<(Incoming, UnixStream)>,
     waiting: HashMap<String, UnixStream>,
 }
 
 impl SocketCommunicator {
-    /// Listens on `path` (mode 0600, replacing a stale socket file).
-    pub fn bind(path: &Path) -> Result<SocketCommunicator, CommError> {
+    /// Listens on `path` (mode 0600, replacing a stale socket file). Network
+    /// data for `resetnetwork` comes from `vm_data`, a directory laid out like
+    /// XenStore's `vm-data`: `networking/<key>` files and a `hostname` file.
+    pub fn bind(path: &Path, vm_data: Option<PathBuf>) -> Result<SocketCommunicator, CommError> {
         let err = |what: &str, e: std::io::Error| CommError(format!("{what} {}: {e}", path.display()));
         if let Ok(meta) = std::fs::symlink_metadata(path) {
             use std::os::unix::fs::FileTypeExt;
@@ -40,6 +43,7 @@ impl SocketCommunicator {
             .map_err(|e| err("cannot start listener for", e))?;
         Ok(SocketCommunicator {
             path: path.to_path_buf(),
+            vm_data,
             requests: rx,
             waiting: HashMap::new(),
         })
@@ -99,6 +103,35 @@ fn read_loop(conn: u64, stream: UnixStream, tx: Sender<(Incoming, UnixStream)>) 
         };
         if tx.send((incoming, writer)).is_err() {
             return;
+        }
+    }
+}
+
+impl Metadata for SocketCommunicator {
+    fn networking(&mut self) -> Result<Vec<(String, Vec<u8>)>, CommError> {
+        let Some(dir) = &self.vm_data else { return Ok(Vec::new()) };
+        let dir = dir.join("networking");
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(CommError(format!("cannot list {}: {e}", dir.display()))),
+        };
+        let mut out = Vec::new();
+        for entry in entries.flatten() {
+            let key = entry.file_name().to_string_lossy().into_owned();
+            let value = std::fs::read(entry.path()).map_err(|e| CommError(format!("cannot read {key}: {e}")))?;
+            out.push((key, value));
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn hostname(&mut self) -> Result<Option<Vec<u8>>, CommError> {
+        let Some(dir) = &self.vm_data else { return Ok(None) };
+        match std::fs::read(dir.join("hostname")) {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(CommError(format!("cannot read hostname: {e}"))),
         }
     }
 }

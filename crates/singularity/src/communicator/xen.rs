@@ -6,7 +6,7 @@
 //! request node is read, removed, handled and answered with one write; an id is
 //! never handled twice.
 
-use super::{CommError, Communicator, Incoming};
+use super::{CommError, Communicator, Incoming, Metadata};
 use crate::protocol::Reply;
 use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -132,6 +132,39 @@ impl XenCommunicator {
             Err(e) => return Err(comm("watch failed")(e)),
         }
         Ok(())
+    }
+}
+
+/// nova's network data, one entry per NIC.
+const NETWORKING: &str = "vm-data/networking";
+/// nova's hostname (a raw string), present on first boot.
+const HOSTNAME: &str = "vm-data/hostname";
+
+impl Metadata for XenCommunicator {
+    fn networking(&mut self) -> Result<Vec<(String, Vec<u8>)>, CommError> {
+        let mut keys = match self.client.directory(NETWORKING) {
+            Ok(keys) => keys,
+            Err(e) if e.is_noent() => return Ok(Vec::new()),
+            Err(e) => return Err(comm("cannot list vm-data/networking")(e)),
+        };
+        keys.sort();
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            match self.client.read(&format!("{NETWORKING}/{key}")) {
+                Ok(value) => out.push((key, value)),
+                Err(e) if e.is_noent() => {}
+                Err(e) => return Err(comm("cannot read vm-data/networking")(e)),
+            }
+        }
+        Ok(out)
+    }
+
+    fn hostname(&mut self) -> Result<Option<Vec<u8>>, CommError> {
+        match self.client.read(HOSTNAME) {
+            Ok(value) => Ok(Some(value)),
+            Err(e) if e.is_noent() => Ok(None),
+            Err(e) => Err(comm("cannot read vm-data/hostname")(e)),
+        }
     }
 }
 

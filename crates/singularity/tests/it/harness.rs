@@ -120,24 +120,18 @@ impl Agent {
         let confdir = dir.path().join("conf");
         fs::create_dir_all(&confdir).expect("mkdir");
         fs::write(confdir.join("singularity.conf"), config.unwrap_or("")).expect("conf");
+        let log = dir.path().join("agent.log");
         let mut cmd = Command::new(bin());
-        cmd.arg("-f")
-            .arg(&confdir)
-            .arg("-H")
-            .arg("-")
-            .arg("-l")
-            .arg("debug")
-            .arg("--root")
-            .arg(root.base());
+        cmd.arg("-f").arg(&confdir).arg("-H").arg(&log).args(["-l", "debug", "--root"]).arg(root.base());
         cmd.args(extra);
-        cmd.args(["daemon", "--nodaemonize", "--communicator", "socket", "--socket"])
-            .arg(&socket);
+        cmd.args(["daemon", "--nodaemonize", "--communicator", "socket", "--socket"]).arg(&socket);
+        cmd.arg("--pidfile").arg(dir.path().join("singularity.pid"));
         let child = cmd
             .stdin(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn agent");
-        let agent = Agent {
+        let mut agent = Agent {
             child,
             socket,
             _dir: dir,
@@ -146,11 +140,20 @@ impl Agent {
         agent
     }
 
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if UnixStream::connect(&self.socket).is_ok() {
                 return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                let mut err = String::new();
+                if let Some(mut e) = self.child.stderr.take() {
+                    use std::io::Read;
+                    let _ = e.read_to_string(&mut err);
+                }
+                let log = fs::read_to_string(self._dir.path().join("agent.log")).unwrap_or_default();
+                panic!("agent exited with {status} before serving:\n{err}\n{log}");
             }
             std::thread::sleep(Duration::from_millis(20));
         }

@@ -218,13 +218,29 @@ pub fn resolve(
         d.as_ref().is_some_and(|d| d.nodaemonize) || v.typed("daemon", "nodaemonize", parse_bool)?.unwrap_or(false);
     let loghandler = typed("main", "loghandler", global.loghandler.clone())?;
     let socket_vm_data = v
-        .typed("socket", "vm_data", |s| if s.is_empty() { Some(None) } else { absolute(s).map(Some) })?
+        .typed("socket", "vm_data", |s| {
+            if s.is_empty() {
+                Some(None)
+            } else {
+                absolute(s).map(Some)
+            }
+        })?
         .flatten()
         .map(PathBuf::from);
     let network_renderer = v
         .typed("main", "network_renderer", |s| {
-            const NAMES: [&str; 10] =
-                ["auto", "ifupdown", "netplan", "ifcfg", "networkmanager", "networkd", "suse", "gentoo", "alpine", "freebsd"];
+            const NAMES: [&str; 10] = [
+                "auto",
+                "ifupdown",
+                "netplan",
+                "ifcfg",
+                "networkmanager",
+                "networkd",
+                "suse",
+                "gentoo",
+                "alpine",
+                "freebsd",
+            ];
             NAMES.contains(&s).then(|| (s != "auto").then(|| s.to_string()))
         })?
         .flatten();

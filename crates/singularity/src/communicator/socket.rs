@@ -109,7 +109,9 @@ fn read_loop(conn: u64, stream: UnixStream, tx: Sender<(Incoming, UnixStream)>) 
 
 impl Metadata for SocketCommunicator {
     fn networking(&mut self) -> Result<Vec<(String, Vec<u8>)>, CommError> {
-        let Some(dir) = &self.vm_data else { return Ok(Vec::new()) };
+        let Some(dir) = &self.vm_data else {
+            return Ok(Vec::new());
+        };
         let dir = dir.join("networking");
         let entries = match std::fs::read_dir(&dir) {
             Ok(rd) => rd,

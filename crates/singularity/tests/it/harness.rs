@@ -122,9 +122,15 @@ impl Agent {
         fs::write(confdir.join("singularity.conf"), config.unwrap_or("")).expect("conf");
         let log = dir.path().join("agent.log");
         let mut cmd = Command::new(bin());
-        cmd.arg("-f").arg(&confdir).arg("-H").arg(&log).args(["-l", "debug", "--root"]).arg(root.base());
+        cmd.arg("-f")
+            .arg(&confdir)
+            .arg("-H")
+            .arg(&log)
+            .args(["-l", "debug", "--root"])
+            .arg(root.base());
         cmd.args(extra);
-        cmd.args(["daemon", "--nodaemonize", "--communicator", "socket", "--socket"]).arg(&socket);
+        cmd.args(["daemon", "--nodaemonize", "--communicator", "socket", "--socket"])
+            .arg(&socket);
         cmd.arg("--pidfile").arg(dir.path().join("singularity.pid"));
         let child = cmd
             .stdin(Stdio::null())

@@ -270,3 +270,94 @@ pub fn resolve(
         warnings: v.warnings.clone(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(text: &str) -> FileValues {
+        config::parse("s.conf", text).unwrap()
+    }
+
+    fn resolve_with(global: &Global, daemon: Option<&DaemonArgs>, text: &str) -> Result<Settings, ConfigError> {
+        resolve(global, daemon, &file(text), PathBuf::from("s.conf"))
+    }
+
+    #[test]
+    fn command_line_beats_file_beats_default() {
+        let defaults = resolve_with(&Global::default(), None, "").unwrap();
+        assert_eq!(defaults.loglevel, log::LevelFilter::Warn);
+        assert_eq!(defaults.functions, Functions::all());
+        assert_eq!(defaults.cache, "/var/cache/singularity");
+        assert_eq!(defaults.pidfile, PathBuf::from("/var/run/singularity/singularity.pid"));
+        assert_eq!(defaults.rescan_interval, Duration::from_secs(60));
+        assert!(!defaults.backup);
+
+        let text = "[main]\nloglevel = debug\nfunctions = password\ncache = /srv/cache\n[xen]\nrescan_interval = 5\n";
+        let from_file = resolve_with(&Global::default(), None, text).unwrap();
+        assert_eq!(from_file.loglevel, log::LevelFilter::Debug);
+        assert_eq!(from_file.functions.to_string(), "password");
+        assert_eq!(from_file.cache, "/srv/cache");
+        assert_eq!(from_file.rescan_interval, Duration::from_secs(5));
+
+        let cli = Global {
+            loglevel: Some("error".into()),
+            functions: Some("file,version".into()),
+            cache: Some("/tmp/c".into()),
+            backup: true,
+            ..Global::default()
+        };
+        let from_cli = resolve_with(&cli, None, text).unwrap();
+        assert_eq!(from_cli.loglevel, log::LevelFilter::Error);
+        assert_eq!(from_cli.functions.to_string(), "file,version");
+        assert_eq!(from_cli.cache, "/tmp/c");
+        assert!(from_cli.backup);
+    }
+
+    #[test]
+    fn bad_values_name_file_line_key_and_accepted_values() {
+        let cases = [
+            ("[main]\nloglevel = loud\n", "s.conf:2: bad value 'loud' for 'loglevel' in [main]: expected debug, info, warning, error, critical"),
+            ("[xen]\nrescan_interval = 0\n", "s.conf:2: bad value '0' for 'rescan_interval' in [xen]: expected a whole number of seconds, 1 to 86400"),
+            ("[main]\ncache = relative\n", "s.conf:2: bad value 'relative' for 'cache' in [main]: expected an absolute path"),
+            ("[password]\nhash = md5\n", "s.conf:2: bad value 'md5' for 'hash' in [password]: expected sha512 or sha256"),
+            ("[file]\nallowed_paths = /root, etc\n", "s.conf:2: bad value '/root, etc' for 'allowed_paths' in [file]: expected a comma-separated list of absolute paths"),
+            ("\n[main]\ncommunicator = kvm\n", "s.conf:3: bad value 'kvm' for 'communicator' in [main]: expected xen or socket"),
+        ];
+        for (text, message) in cases {
+            assert_eq!(
+                resolve_with(&Global::default(), None, text).unwrap_err().0,
+                message,
+                "{text}"
+            );
+        }
+        let cli = Global {
+            loglevel: Some("loud".into()),
+            ..Global::default()
+        };
+        assert_eq!(
+            resolve_with(&cli, None, "").unwrap_err().0,
+            "bad log level 'loud': expected debug, info, warning, error, critical"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_warnings() {
+        let s = resolve_with(&Global::default(), None, "[main]\ncolour = blue\n").unwrap();
+        assert_eq!(s.warnings, vec!["s.conf:2: unknown key 'colour' in [main]".to_string()]);
+    }
+
+    #[test]
+    fn explicit_configuration_directory_must_hold_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let global = Global {
+            configuration: Some(dir.path().to_path_buf()),
+            ..Global::default()
+        };
+        let err = load(&global, None).unwrap_err().0;
+        assert!(
+            err.starts_with(&format!("cannot read {}/singularity.conf: ", dir.path().display())),
+            "{err}"
+        );
+    }
+}

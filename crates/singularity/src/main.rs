@@ -28,26 +28,13 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Commands::Xenstored(args) => {
-            let handler = cli.global.loghandler.as_deref().unwrap_or("-");
-            let level = cli
-                .global
-                .loglevel
-                .as_deref()
-                .and_then(settings::parse_level)
-                .unwrap_or(log::LevelFilter::Warn);
-            logging::init(handler, level)?;
+            tool_logging(&cli)?;
             xenstored::run(args)?;
             Ok(ExitCode::SUCCESS)
         }
         Commands::Host(args) => dom0::run::run(args),
         Commands::Demo(args) => {
-            let level = cli
-                .global
-                .loglevel
-                .as_deref()
-                .and_then(settings::parse_level)
-                .unwrap_or(log::LevelFilter::Warn);
-            logging::init(cli.global.loghandler.as_deref().unwrap_or("-"), level)?;
+            tool_logging(&cli)?;
             demo::run(args.keep)?;
             Ok(ExitCode::SUCCESS)
         }
@@ -80,6 +67,16 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             }
         }
     }
+}
+
+/// Logging for the tools that read no configuration file: standard error
+/// unless `-H` says otherwise, warnings unless `-l` says otherwise.
+fn tool_logging(cli: &Cli) -> Result<(), String> {
+    let level = cli.global.loglevel.as_deref().and_then(settings::parse_level);
+    logging::init(
+        cli.global.loghandler.as_deref().unwrap_or("-"),
+        level.unwrap_or(log::LevelFilter::Warn),
+    )
 }
 
 /// Starts the daemon: detach (unless `--nodaemonize`), lock the pid file,

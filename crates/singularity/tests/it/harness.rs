@@ -166,6 +166,11 @@ impl Agent {
         panic!("agent socket {} never came up", self.socket.display());
     }
 
+    /// Everything the agent logged (it runs with `-l debug`).
+    pub fn log(&self) -> String {
+        fs::read_to_string(self._dir.path().join("agent.log")).unwrap_or_default()
+    }
+
     /// A connection for line requests.
     pub fn connect(&self) -> Conn {
         let stream = UnixStream::connect(&self.socket).expect("connect");

@@ -210,3 +210,26 @@ fn allowed_paths_restrict_injection() {
     assert_eq!(inject(&mut c, "/root/.sshd").0, "500");
     assert_eq!(root.snapshot(), before);
 }
+
+#[test]
+fn secrets_never_reach_the_log() {
+    let root = TestRoot::new();
+    let agent = Agent::socket(&root, &[], None);
+    let mut c = agent.connect();
+    let password = "Sup3r-S3cret-Value";
+    let shared = keyinit(&mut c);
+    let ct = openssl_encrypt(&shared, password, "sha256");
+    assert_eq!(c.json(json!({"name": "password", "value": ct})).0, "0");
+    let key = "ssh-rsa AAAAB3NzaSecretKeyMaterial";
+    let req = json!({"name": "file_inject", "value": {"b64_path": STANDARD.encode("/root/.ssh/authorized_keys"), "b64_file": STANDARD.encode(key)}});
+    assert_eq!(c.json(req).0, "0");
+    let hash = root.shadow_hash("root");
+    let log = agent.log();
+    assert!(
+        log.contains("command password returncode 0"),
+        "one line per request: {log}"
+    );
+    for secret in [password, &ct, &shared, &hash, key, &STANDARD.encode(key)] {
+        assert!(!log.contains(secret), "log leaks {secret:?}:\n{log}");
+    }
+}

@@ -31,7 +31,7 @@ impl FromStr for Mac {
     fn from_str(s: &str) -> Result<Mac, String> {
         let hex: Vec<u8> = s.bytes().filter(|b| !matches!(b, b':' | b'-' | b'.')).collect();
         let bad = || format!("'{s}' is not a MAC address");
-        if hex.len() != 12 {
+        if hex.len() != 12 || !hex.iter().all(u8::is_ascii_hexdigit) {
             return Err(bad());
         }
         let mut out = [0u8; 6];

@@ -1,0 +1,61 @@
+//! Alpine (ifupdown-ng): `/etc/network/interfaces` in ifupdown-ng's native
+//! form, one stanza per NIC with several `address` and `gateway` lines. The
+//! file is edited like Debian's (other stanzas kept). ifupdown-ng has no DNS
+//! executor, so DNS goes to `/etc/resolv.conf` (resolvers). Bring-up:
+//! `ifdown <if>` before the write, `ifup <if>` after.
+
+use super::error::NetError;
+use super::ifupdown::render_with;
+use super::model::Nic;
+use super::output::{run, BringUp, Ctx, Rendered};
+
+/// The stanza for one NIC.
+pub fn stanza(nic: &Nic) -> String {
+    let name = &nic.name;
+    let mut s = format!("# {name}: {}\nauto {name}\niface {name}\n", nic.origin());
+    for a in nic.ipv4.iter().map(ToString::to_string).chain(nic.ipv6.iter().map(ToString::to_string)) {
+        s.push_str(&format!("    address {a}\n"));
+    }
+    let mut up = Vec::new();
+    let gateways = [
+        nic.gateway4.map(|g| (g.addr.to_string(), g.onlink)),
+        nic.gateway6.map(|g| (g.addr.to_string(), g.onlink)),
+    ];
+    for (g, onlink) in gateways.into_iter().flatten() {
+        if onlink {
+            up.push(format!("default via {g} dev {name} onlink"));
+        } else {
+            s.push_str(&format!("    gateway {g}\n"));
+        }
+    }
+    for r in &nic.routes {
+        let mut c = match r.gateway {
+            Some(g) => format!("{} via {g} dev {name}", r.dest),
+            None => format!("{} dev {name}", r.dest),
+        };
+        if r.onlink {
+            c.push_str(" onlink");
+        }
+        up.push(c);
+    }
+    for c in &up {
+        s.push_str(&format!("    up ip route add {c}\n"));
+    }
+    for c in up.iter().rev() {
+        s.push_str(&format!("    down ip route del {c}\n"));
+    }
+    s
+}
+
+/// `/etc/network/interfaces` in ifupdown-ng form.
+pub fn render(ctx: &Ctx) -> Result<Rendered, NetError> {
+    render_with(ctx, true, &stanza)
+}
+
+/// `ifdown` before the write, `ifup` after, per changed NIC.
+pub fn bringup(changed: &[&Nic]) -> BringUp {
+    BringUp {
+        before: changed.iter().map(|n| run("ifdown", &[&n.name])).collect(),
+        after: changed.iter().map(|n| run("ifup", &[&n.name])).collect(),
+    }
+}

@@ -1,0 +1,264 @@
+//! `resetnetwork`: from nova's `vm-data/networking/*` entries and
+//! `vm-data/hostname` to plans for the network configuration, the resolvers,
+//! `/etc/hosts` and the host name, plus the bring-up commands, as data.
+//!
+//! Parse ([`vmdata`]) → match to local NICs and check ([`model`]) → choose a
+//! format ([`detect`]) → render whole files with one pure renderer per format
+//! → keep only the files whose contents differ from what is on disk → bring
+//! up only the NICs whose configuration changed. This module reads the
+//! managed system through [`Root`] and never writes; the applier does.
+
+pub mod addr;
+mod alpine;
+mod detect;
+mod eni;
+mod error;
+mod freebsd;
+mod gentoo;
+mod hostname;
+mod hosts;
+mod ifcfg;
+mod ifupdown;
+mod model;
+mod netplan;
+mod networkd;
+mod nmkeyfile;
+mod output;
+mod probe;
+mod resolvers;
+mod shellvars;
+mod suse;
+pub mod vmdata;
+#[cfg(test)]
+mod vmdata_tests;
+
+pub use detect::{detect, Renderer};
+pub use error::NetError;
+
+use crate::functions::{Function, Functions};
+use crate::plan::{FileWrite, Plan, Run, Step};
+use crate::root::Root;
+use model::Nic;
+use output::{BringUp, Ctx, Rendered};
+use probe::{nm_enabled, Files, OsInfo};
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+/// What the host sent for `resetnetwork`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NetworkRequest {
+    /// Every `vm-data/networking/<key>` entry: (key, raw value).
+    pub entries: Vec<(String, Vec<u8>)>,
+    /// The raw `vm-data/hostname`, if present.
+    pub hostname: Option<Vec<u8>>,
+}
+
+/// What to do for a `resetnetwork`.
+#[derive(Debug)]
+pub struct NetworkOutcome {
+    /// One plan per enabled function, in the order Network, Resolvers, Hosts,
+    /// Hostname. Only files whose contents change are written. The Network
+    /// plan may start with `Run` steps that need the old files (ifupdown's
+    /// `ifdown`), so its steps must run in order.
+    pub plans: Vec<Plan>,
+    /// Commands that bring the changed NICs up, after every plan is applied
+    /// (and after `symlinks` exist).
+    pub bringup: Vec<Run>,
+    /// The host name to give the kernel (`sethostname(2)`), when it changes.
+    pub hostname: Option<String>,
+    /// Symbolic links to create if missing, before bring-up: (link, target).
+    pub symlinks: Vec<(String, String)>,
+    /// Notes for the reply and the log (skipped entries, moved routes, …).
+    pub report: Vec<String>,
+    /// The format used.
+    pub renderer: Renderer,
+    /// Why that format was chosen.
+    pub why: String,
+}
+
+fn render(renderer: Renderer, ctx: &Ctx) -> Result<Rendered, NetError> {
+    match renderer {
+        Renderer::Ifupdown => ifupdown::render(ctx),
+        Renderer::Netplan => netplan::render(ctx),
+        Renderer::Ifcfg => ifcfg::render(ctx),
+        Renderer::NmKeyfile => nmkeyfile::render(ctx),
+        Renderer::Networkd => networkd::render(ctx),
+        Renderer::Suse => suse::render(ctx),
+        Renderer::Gentoo => gentoo::render(ctx),
+        Renderer::Alpine => alpine::render(ctx),
+        Renderer::FreeBsd => freebsd::render(ctx),
+    }
+}
+
+fn bringup(renderer: Renderer, changed: &[&Nic], nm: bool) -> BringUp {
+    match renderer {
+        Renderer::Ifupdown => ifupdown::bringup(changed),
+        Renderer::Netplan => netplan::bringup(changed),
+        Renderer::Ifcfg => ifcfg::bringup(changed, nm),
+        Renderer::NmKeyfile => nmkeyfile::bringup(changed),
+        Renderer::Networkd => networkd::bringup(changed),
+        Renderer::Suse => suse::bringup(changed),
+        Renderer::Gentoo => gentoo::bringup(changed),
+        Renderer::Alpine => alpine::bringup(changed),
+        Renderer::FreeBsd => freebsd::bringup(changed),
+    }
+}
+
+/// Adds a write of `contents` to `steps` unless the file already holds it;
+/// returns whether it changes.
+fn write_if_changed(
+    files: &mut Files,
+    steps: &mut Vec<Step>,
+    path: &str,
+    contents: &str,
+    mode: u32,
+) -> Result<bool, NetError> {
+    if files.read(path)?.as_deref() == Some(contents) {
+        return Ok(false);
+    }
+    files.plan(path, contents);
+    steps.push(Step::Write(FileWrite::new(path, contents.as_bytes().to_vec(), mode)));
+    Ok(true)
+}
+
+/// Plans `resetnetwork` for the system under `root`. Fails, naming the
+/// entry, on invalid data; then nothing is planned at all.
+pub fn plan(
+    req: &NetworkRequest,
+    root: &Root,
+    enabled: &Functions,
+    override_renderer: Option<Renderer>,
+) -> Result<NetworkOutcome, NetError> {
+    let entries = req
+        .entries
+        .iter()
+        .map(|(key, raw)| vmdata::parse_entry(key, raw))
+        .collect::<Result<Vec<_>, _>>()?;
+    let hostname = req.hostname.as_deref().map(vmdata::parse_hostname).transpose()?;
+
+    let mut files = Files::new(root);
+    let os = OsInfo::read(&files)?;
+    let (renderer, why) = match override_renderer {
+        Some(r) => (r, "network_renderer setting".to_string()),
+        None => detect::detect_with(&files, &os),
+    };
+    let net = model::build(entries, &probe::local_nics(&files)?)?;
+    let nm = nm_enabled(&files);
+    let mut out = NetworkOutcome {
+        plans: Vec::new(),
+        bringup: Vec::new(),
+        hostname: None,
+        symlinks: Vec::new(),
+        report: net.report.clone(),
+        renderer,
+        why,
+    };
+    let dns_on = enabled.contains(Function::Resolvers);
+
+    if enabled.contains(Function::Network) {
+        let mut steps = Vec::new();
+        if net.nics.is_empty() {
+            out.report.push("no entry matches a local interface: network configuration left alone".into());
+        } else {
+            let ctx = Ctx {
+                net: &net,
+                files: &files,
+                dns: dns_on,
+            };
+            let rendered = render(renderer, &ctx)?;
+            let mut writes = Vec::new();
+            let mut changed: BTreeSet<String> = BTreeSet::new();
+            for f in &rendered.files {
+                let old = files.read(&f.path)?.unwrap_or_default();
+                if !write_if_changed(&mut files, &mut writes, &f.path, &f.contents, f.mode)? {
+                    continue;
+                }
+                for part in &f.parts {
+                    if part.pieces.is_empty() || part.pieces.iter().any(|p| !old.contains(p.as_str())) {
+                        changed.insert(part.nic.clone());
+                    }
+                }
+            }
+            for (link, _) in &rendered.symlinks {
+                if let Some(nic) = net.nics.iter().find(|n| link.ends_with(&format!("/net.{}", n.name))) {
+                    changed.insert(nic.name.clone());
+                }
+            }
+            let changed: Vec<&Nic> = net.nics.iter().filter(|n| changed.contains(&n.name)).collect();
+            let b = bringup(renderer, &changed, nm);
+            steps.extend(b.before.into_iter().map(Step::Run));
+            steps.extend(writes);
+            out.bringup = b.after;
+            out.symlinks = rendered.symlinks;
+            out.report.extend(rendered.notes);
+        }
+        out.plans.push(Plan {
+            function: Function::Network,
+            steps,
+        });
+    }
+
+    if dns_on {
+        let mut steps = Vec::new();
+        let carries = enabled.contains(Function::Network) && !net.nics.is_empty();
+        let p = resolvers::plan(&files, renderer, &net.dns(), carries)?;
+        let mut any = false;
+        for (path, contents) in &p.writes {
+            any |= write_if_changed(&mut files, &mut steps, path, contents, 0o644)?;
+        }
+        if any {
+            steps.extend(p.runs.into_iter().map(Step::Run));
+        }
+        out.report.extend(p.notes);
+        out.plans.push(Plan {
+            function: Function::Resolvers,
+            steps,
+        });
+    }
+
+    let current = hostname::current(&files, os.family)?;
+    if enabled.contains(Function::Hosts) {
+        let mut steps = Vec::new();
+        match hostname.as_deref().or(current.as_deref()) {
+            Some(name) => {
+                let addrs: Vec<IpAddr> = net
+                    .nics
+                    .iter()
+                    .flat_map(|n| {
+                        let v4 = n.ipv4.first().map(|c| IpAddr::V4(c.addr));
+                        let v6 = n.ipv6.first().map(|c| IpAddr::V6(c.addr));
+                        v4.into_iter().chain(v6)
+                    })
+                    .collect();
+                let old = files.read(hosts::PATH)?.unwrap_or_default();
+                let new = hosts::render(&old, name, current.as_deref(), &addrs);
+                write_if_changed(&mut files, &mut steps, hosts::PATH, &new, 0o644)?;
+            }
+            None => out.report.push("no host name known: /etc/hosts left alone".into()),
+        }
+        out.plans.push(Plan {
+            function: Function::Hosts,
+            steps,
+        });
+    }
+
+    if enabled.contains(Function::Hostname) {
+        let mut steps = Vec::new();
+        if let Some(name) = &hostname {
+            let mut any = false;
+            for (path, contents) in hostname::files(&files, os.family, renderer, name)? {
+                any |= write_if_changed(&mut files, &mut steps, &path, &contents, 0o644)?;
+            }
+            let kernel = hostname::kernel_name(name).to_string();
+            let live = files.read("/proc/sys/kernel/hostname").ok().flatten();
+            if any || live.is_some_and(|l| l.trim() != kernel) {
+                out.hostname = Some(kernel);
+            }
+        }
+        out.plans.push(Plan {
+            function: Function::Hostname,
+            steps,
+        });
+    }
+    Ok(out)
+}

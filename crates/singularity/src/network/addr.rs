@@ -256,7 +256,12 @@ mod tests {
     #[test]
     fn macs_in_any_form() {
         let want = Mac([0xbc, 0x76, 0x4e, 0x20, 0x6c, 0x5b]);
-        for s in ["BC:76:4E:20:6C:5B", "bc764e206c5b", "bc-76-4e-20-6c-5b", "bc76.4e20.6c5b"] {
+        for s in [
+            "BC:76:4E:20:6C:5B",
+            "bc764e206c5b",
+            "bc-76-4e-20-6c-5b",
+            "bc76.4e20.6c5b",
+        ] {
             assert_eq!(s.parse::<Mac>().unwrap(), want, "{s}");
         }
         assert_eq!(want.to_string(), "bc:76:4e:20:6c:5b");
@@ -274,7 +279,9 @@ mod tests {
         assert_eq!(v4_prefix(MaskValue::Text("/24")), Ok(24));
         assert_eq!(v4_prefix(MaskValue::Number(32)), Ok(32));
         assert_eq!(v4_prefix(MaskValue::Text("0.0.0.0")), Ok(0));
-        assert!(v4_prefix(MaskValue::Text("255.0.255.0")).unwrap_err().contains("contiguous"));
+        assert!(v4_prefix(MaskValue::Text("255.0.255.0"))
+            .unwrap_err()
+            .contains("contiguous"));
         assert!(v4_prefix(MaskValue::Number(33)).is_err());
         assert!(v4_prefix(MaskValue::Text("33")).is_err());
         assert!(v4_prefix(MaskValue::Text("abc")).is_err());
@@ -285,7 +292,10 @@ mod tests {
         assert_eq!(v6_prefix(MaskValue::Number(64)), Ok(64));
         assert_eq!(v6_prefix(MaskValue::Text("64")), Ok(64));
         assert_eq!(v6_prefix(MaskValue::Text("ffff:ffff:ffff:ffff::")), Ok(64));
-        assert_eq!(v6_prefix(MaskValue::Text("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")), Ok(128));
+        assert_eq!(
+            v6_prefix(MaskValue::Text("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")),
+            Ok(128)
+        );
         assert!(v6_prefix(MaskValue::Text("ffff::ffff")).is_err());
         assert!(v6_prefix(MaskValue::Number(129)).is_err());
     }

@@ -1,19 +1,25 @@
 //! Alpine (ifupdown-ng): `/etc/network/interfaces` in ifupdown-ng's native
 //! form, one stanza per NIC with several `address` and `gateway` lines. The
 //! file is edited like Debian's (other stanzas kept). ifupdown-ng has no DNS
-//! executor, so DNS goes to `/etc/resolv.conf` (resolvers). Bring-up:
-//! `ifdown <if>` before the write, `ifup <if>` after.
+//! executor, so DNS goes to `/etc/resolv.conf` (resolvers). Bring-up: as
+//! for Debian, without the address flush (BusyBox `ip`).
 
 use super::error::NetError;
-use super::ifupdown::render_with;
+use super::ifupdown::{bringup_with, render_with};
 use super::model::Nic;
-use super::output::{run, BringUp, Ctx, Rendered};
+use super::output::{BringUp, Ctx, Rendered};
+use super::probe::Files;
 
 /// The stanza for one NIC.
 pub fn stanza(nic: &Nic) -> String {
     let name = &nic.name;
     let mut s = format!("# {name}: {}\nauto {name}\niface {name}\n", nic.origin());
-    for a in nic.ipv4.iter().map(ToString::to_string).chain(nic.ipv6.iter().map(ToString::to_string)) {
+    for a in nic
+        .ipv4
+        .iter()
+        .map(ToString::to_string)
+        .chain(nic.ipv6.iter().map(ToString::to_string))
+    {
         s.push_str(&format!("    address {a}\n"));
     }
     let mut up = Vec::new();
@@ -52,10 +58,8 @@ pub fn render(ctx: &Ctx) -> Result<Rendered, NetError> {
     render_with(ctx, true, &stanza)
 }
 
-/// `ifdown` before the write, `ifup` after, per changed NIC.
-pub fn bringup(changed: &[&Nic]) -> BringUp {
-    BringUp {
-        before: changed.iter().map(|n| run("ifdown", &[&n.name])).collect(),
-        after: changed.iter().map(|n| run("ifup", &[&n.name])).collect(),
-    }
+/// Per changed NIC: `ifdown -i <snapshot of the old configuration>` if it
+/// defined the NIC, then `ifup`.
+pub fn bringup(changed: &[&Nic], disk: &Files) -> Result<BringUp, NetError> {
+    bringup_with(changed, disk, &[], false)
 }

@@ -109,10 +109,10 @@ fn netplan_yaml(files: &Files) -> bool {
 
 /// [`detect`] on an already-read OS description.
 pub(crate) fn detect_with(files: &Files, os: &OsInfo) -> (Renderer, String) {
-    let who = if os.id.is_empty() {
-        "no os-release".to_string()
-    } else {
-        format!("os-release ID={} VERSION_ID={}", os.id, os.version_id)
+    let who = match (os.id.as_str(), os.version_id.as_str()) {
+        ("", _) => "no os-release".to_string(),
+        (id, "") => format!("os-release ID={id}"),
+        (id, v) => format!("os-release ID={id} VERSION_ID={v}"),
     };
     let netplan = has_any(files, &["/usr/sbin/netplan", "/sbin/netplan", "/usr/bin/netplan"]);
     let ifup = has_any(files, &["/sbin/ifup", "/usr/sbin/ifup"]);
@@ -123,7 +123,12 @@ pub(crate) fn detect_with(files: &Files, os: &OsInfo) -> (Renderer, String) {
         Family::FreeBsd => pick(Renderer::FreeBsd, "FreeBSD rc.conf"),
         Family::Alpine => pick(Renderer::Alpine, "Alpine uses ifupdown-ng"),
         Family::Gentoo => {
-            if has_any(files, &["/sbin/openrc-run", "/sbin/openrc", "/run/openrc", "/etc/init.d/net.lo"]).is_some() {
+            if has_any(
+                files,
+                &["/sbin/openrc-run", "/sbin/openrc", "/run/openrc", "/etc/init.d/net.lo"],
+            )
+            .is_some()
+            {
                 pick(Renderer::Gentoo, "OpenRC present: netifrc")
             } else if networkd {
                 pick(Renderer::Networkd, "systemd-networkd enabled")

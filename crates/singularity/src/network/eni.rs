@@ -21,7 +21,15 @@ const NOTE: &str = "# singularity: the stanzas below for";
 fn starts_stanza(word: &str) -> bool {
     matches!(
         word,
-        "iface" | "mapping" | "auto" | "source" | "source-directory" | "rename" | "template" | "no-auto-down" | "no-scripts"
+        "iface"
+            | "mapping"
+            | "auto"
+            | "source"
+            | "source-directory"
+            | "rename"
+            | "template"
+            | "no-auto-down"
+            | "no-scripts"
     ) || word.starts_with("allow-")
 }
 
@@ -46,6 +54,14 @@ fn logical_lines(text: &str) -> Vec<String> {
         joining = line.ends_with('\\');
     }
     out
+}
+
+/// Whether `text` has an `iface` stanza for `name`.
+pub fn defines(text: &str, name: &str) -> bool {
+    logical_lines(text).iter().any(|l| {
+        let mut w = l.split_whitespace();
+        w.next() == Some("iface") && w.next().is_some_and(|n| base(n) == name)
+    })
 }
 
 /// How to take stanzas out.
@@ -101,7 +117,11 @@ pub fn strip(text: &str, managed: &dyn Fn(&str) -> bool, how: Strip) -> Stripped
                 let (ours, rest): (Vec<&str>, Vec<&str>) = words[1..].iter().partition(|n| managed(base(n)));
                 if !ours.is_empty() {
                     hit = ours.iter().map(|n| base(n).to_string()).collect();
-                    keep = if rest.is_empty() { Vec::new() } else { vec![format!("{first} {}", rest.join(" "))] };
+                    keep = if rest.is_empty() {
+                        Vec::new()
+                    } else {
+                        vec![format!("{first} {}", rest.join(" "))]
+                    };
                 }
             } else if first == "iface" && words.get(1).is_some_and(|n| managed(base(n))) {
                 dropping = true;
@@ -152,13 +172,25 @@ pub struct Sources {
     pub ours: Option<String>,
     /// Every other sourced file that exists.
     pub others: Vec<String>,
+    /// Every sourced file that exists, ours included, in reading order.
+    pub all: Vec<String>,
 }
 
-/// Matches `*` and `?` (not `/`), everything else literally.
+/// Matches a file name as glob(3) does for ifupdown's `source`: `*` and `?`
+/// (not `/`), a leading dot only literally, everything else literally.
+fn glob_name(pattern: &[u8], name: &[u8]) -> bool {
+    if name.first() == Some(&b'.') && pattern.first() != Some(&b'.') {
+        return false;
+    }
+    glob(pattern, name)
+}
+
 fn glob(pattern: &[u8], name: &[u8]) -> bool {
     match (pattern.first(), name.first()) {
         (None, None) => true,
-        (Some(b'*'), _) => glob(&pattern[1..], name) || (!name.is_empty() && name[0] != b'/' && glob(pattern, &name[1..])),
+        (Some(b'*'), _) => {
+            glob(&pattern[1..], name) || (!name.is_empty() && name[0] != b'/' && glob(pattern, &name[1..]))
+        }
         (Some(b'?'), Some(c)) if *c != b'/' => glob(&pattern[1..], &name[1..]),
         (Some(p), Some(c)) if p == c => glob(&pattern[1..], &name[1..]),
         _ => false,
@@ -167,7 +199,10 @@ fn glob(pattern: &[u8], name: &[u8]) -> bool {
 
 /// `run-parts` names, as `source-directory` reads them.
 fn run_parts_name(name: &str) -> bool {
-    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// Follows the `source` lines of `main` (one level), choosing our own file
@@ -176,6 +211,7 @@ pub fn sources(files: &Files, main: &str, candidates: &[&str]) -> Result<Sources
     let mut out = Sources {
         ours: None,
         others: Vec::new(),
+        all: Vec::new(),
     };
     for line in logical_lines(main) {
         let words: Vec<&str> = line.split_whitespace().collect();
@@ -183,7 +219,11 @@ pub fn sources(files: &Files, main: &str, candidates: &[&str]) -> Result<Sources
             [kw @ ("source" | "source-directory"), arg, ..] => (kw, arg),
             _ => continue,
         };
-        let arg = if arg.starts_with('/') { arg.to_string() } else { format!("/etc/network/{arg}") };
+        let arg = if arg.starts_with('/') {
+            arg.to_string()
+        } else {
+            format!("/etc/network/{arg}")
+        };
         let (dir, pattern) = if kw == "source" {
             match arg.rsplit_once('/') {
                 Some((d, p)) => (d.to_string(), Some(p.to_string())),
@@ -193,7 +233,7 @@ pub fn sources(files: &Files, main: &str, candidates: &[&str]) -> Result<Sources
             (arg.trim_end_matches('/').to_string(), None)
         };
         let matches = |name: &str| match &pattern {
-            Some(p) => glob(p.as_bytes(), name.as_bytes()),
+            Some(p) => glob_name(p.as_bytes(), name.as_bytes()),
             None => run_parts_name(name),
         };
         if out.ours.is_none() && dir == "/etc/network/interfaces.d" {
@@ -201,12 +241,42 @@ pub fn sources(files: &Files, main: &str, candidates: &[&str]) -> Result<Sources
         }
         for name in files.list(&dir)? {
             let path = format!("{dir}/{name}");
-            if matches(&name) && !out.others.contains(&path) && !candidates.contains(&name.as_str()) {
+            if !matches(&name) || out.all.contains(&path) {
+                continue;
+            }
+            out.all.push(path.clone());
+            if !candidates.contains(&name.as_str()) {
                 out.others.push(path);
             }
         }
     }
     Ok(out)
+}
+
+/// The whole configuration ifupdown reads now, as one file: the main file
+/// without its `source` lines, then every sourced file. `ifdown -i` on it
+/// takes a NIC down the way it was brought up, after the real files have
+/// been replaced.
+pub fn flatten(files: &Files, candidates: &[&str]) -> Result<Option<String>, NetError> {
+    let Some(main) = files.read(INTERFACES)? else {
+        return Ok(None);
+    };
+    let mut out = format!("# {INTERFACES} and the files it sources, as they were before this change\n");
+    for line in logical_lines(&main) {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if first != "source" && first != "source-directory" {
+            out.push_str(&line);
+            out.push('\n');
+        }
+    }
+    for path in sources(files, &main, candidates)?.all {
+        out.push_str(&format!("\n# {path}\n"));
+        out.push_str(&files.read(&path)?.unwrap_or_default());
+        if !out.ends_with('\n') {
+            out.push('\n');
+        }
+    }
+    Ok(Some(out))
 }
 
 #[cfg(test)]
@@ -231,7 +301,10 @@ mod tests {
         let text = s.lines.join("\n") + "\n";
         assert!(text.contains("#allow-hotplug eth0\n#iface eth0 inet dhcp\n#    dns-search example.com\n"));
         assert!(text.contains("#auto eth9 eth0\nauto eth9\n"));
-        assert_eq!(strip(&text, &|n| n == "eth0", Strip::Comment("/x")).lines.join("\n") + "\n", text);
+        assert_eq!(
+            strip(&text, &|n| n == "eth0", Strip::Comment("/x")).lines.join("\n") + "\n",
+            text
+        );
     }
 
     #[test]
@@ -240,6 +313,7 @@ mod tests {
         assert!(glob(b"*.cfg", b"50-singularity.cfg"));
         assert!(!glob(b"*.cfg", b"50-singularity"));
         assert!(glob(b"5?-*", b"50-x"));
+        assert!(!glob_name(b"*", b".keep") && glob_name(b".*", b".keep"));
         assert!(run_parts_name("50-singularity") && !run_parts_name("50-singularity.cfg"));
     }
 }

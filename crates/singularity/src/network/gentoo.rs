@@ -28,7 +28,12 @@ fn ours(key: &str, nic: &Nic) -> bool {
 /// The lines for one NIC.
 pub fn block(nic: &Nic) -> Vec<String> {
     let var = nic.name.replace(['.', '-'], "_");
-    let addrs: Vec<String> = nic.ipv4.iter().map(ToString::to_string).chain(nic.ipv6.iter().map(ToString::to_string)).collect();
+    let addrs: Vec<String> = nic
+        .ipv4
+        .iter()
+        .map(ToString::to_string)
+        .chain(nic.ipv6.iter().map(ToString::to_string))
+        .collect();
     let mut out = vec![
         format!("{MARK}{} from {}", nic.name, nic.origin()),
         format!("config_{var}={}", quote(&addrs.join("\n"))),
@@ -39,7 +44,11 @@ pub fn block(nic: &Nic) -> Vec<String> {
         nic.gateway6.map(|g| (g.addr.to_string(), g.onlink)),
     ];
     for (g, onlink) in gateways.into_iter().flatten() {
-        routes.push(if onlink { format!("default via {g} onlink") } else { format!("default via {g}") });
+        routes.push(if onlink {
+            format!("default via {g} onlink")
+        } else {
+            format!("default via {g}")
+        });
     }
     for r in &nic.routes {
         let mut line = match r.gateway {
@@ -71,7 +80,12 @@ pub fn render(ctx: &Ctx) -> Result<Rendered, NetError> {
         });
         lines.extend(b);
     }
-    let contents = replace_block(&old, |k| nics.iter().any(|n| ours(k, n)), |l| l.starts_with(MARK), &lines);
+    let contents = replace_block(
+        &old,
+        |k| nics.iter().any(|n| ours(k, n)),
+        |l| l.starts_with(MARK),
+        &lines,
+    );
     let mut symlinks = Vec::new();
     for nic in nics {
         let service = format!("/etc/init.d/net.{}", nic.name);
@@ -98,7 +112,10 @@ pub fn render(ctx: &Ctx) -> Result<Rendered, NetError> {
 /// `rc-service net.<if> restart` per changed NIC.
 pub fn bringup(changed: &[&Nic]) -> BringUp {
     BringUp {
-        before: Vec::new(),
-        after: changed.iter().map(|n| run("rc-service", &[&format!("net.{}", n.name), "restart"])).collect(),
+        writes: Vec::new(),
+        runs: changed
+            .iter()
+            .map(|n| run("rc-service", &[&format!("net.{}", n.name), "restart"]))
+            .collect(),
     }
 }

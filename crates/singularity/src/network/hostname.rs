@@ -26,7 +26,10 @@ pub fn kernel_name(name: &str) -> &str {
 /// The host name the files give now, if any.
 pub fn current(files: &Files, family: Family) -> Result<Option<String>, NetError> {
     let from_var = |path: &str, key: &str| -> Result<Option<String>, NetError> {
-        Ok(files.read(path)?.and_then(|t| get(&t, key)).filter(|v| !v.trim().is_empty()))
+        Ok(files
+            .read(path)?
+            .and_then(|t| get(&t, key))
+            .filter(|v| !v.trim().is_empty()))
     };
     let name = match family {
         Family::FreeBsd => from_var("/etc/rc.conf", "hostname")?,
@@ -36,7 +39,9 @@ pub fn current(files: &Files, family: Family) -> Result<Option<String>, NetError
     if name.is_some() {
         return Ok(name);
     }
-    let file = files.read("/etc/hostname")?.and_then(|t| t.lines().next().map(|l| l.trim().to_string()));
+    let file = files
+        .read("/etc/hostname")?
+        .and_then(|t| t.lines().next().map(|l| l.trim().to_string()));
     Ok(file.filter(|n| !n.is_empty()))
 }
 
@@ -47,7 +52,10 @@ pub fn files(files: &Files, family: Family, renderer: Renderer, name: &str) -> R
     let mut out = Vec::new();
     if family == Family::FreeBsd {
         let old = files.read("/etc/rc.conf")?.unwrap_or_default();
-        out.push(("/etc/rc.conf".to_string(), set(&old, "hostname", &format!("hostname={}", quote(name)))));
+        out.push((
+            "/etc/rc.conf".to_string(),
+            set(&old, "hostname", &format!("hostname={}", quote(name))),
+        ));
         return Ok(out);
     }
     out.push(("/etc/hostname".to_string(), line.clone()));
@@ -56,7 +64,10 @@ pub fn files(files: &Files, family: Family, renderer: Renderer, name: &str) -> R
             let path = "/etc/conf.d/hostname";
             if renderer == Renderer::Gentoo || files.exists(path) {
                 let old = files.read(path)?.unwrap_or_default();
-                out.push((path.to_string(), set(&old, "hostname", &format!("hostname={}", quote(name)))));
+                out.push((
+                    path.to_string(),
+                    set(&old, "hostname", &format!("hostname={}", quote(name))),
+                ));
             }
         }
         Family::Suse => out.push(("/etc/HOSTNAME".to_string(), line)),

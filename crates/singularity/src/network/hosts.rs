@@ -28,10 +28,19 @@ fn entry(ip: IpAddr, names: &[String]) -> String {
 }
 
 /// The new `/etc/hosts`. `old_name` is the host name being replaced (if
-/// known); `addrs` the NICs' first addresses.
-pub fn render(old: &str, hostname: &str, old_name: Option<&str>, addrs: &[IpAddr]) -> String {
+/// known); `addrs` the NICs' first addresses; `add_loopback` whether a
+/// `127.0.1.1` line may be added when no loopback line has the name (not on
+/// FreeBSD, where only 127.0.0.1 answers).
+pub fn render(old: &str, hostname: &str, old_name: Option<&str>, addrs: &[IpAddr], add_loopback: bool) -> String {
     let new = names(hostname);
-    let stale: Vec<String> = old_name.map(names).unwrap_or_default().into_iter().filter(|n| !new.contains(n)).collect();
+    // A placeholder name (`localhost`, `localhost.localdomain`) is never
+    // taken off the loopback lines.
+    let stale: Vec<String> = old_name
+        .map(names)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|n| !new.contains(n) && !n.starts_with("localhost"))
+        .collect();
     let mut out: Vec<String> = Vec::new();
     let mut done: Vec<IpAddr> = Vec::new();
     let mut on_loopback = false;
@@ -86,7 +95,7 @@ pub fn render(old: &str, hostname: &str, old_name: Option<&str>, addrs: &[IpAddr
             out.push(entry(*ip, &new));
         }
     }
-    if !on_loopback {
+    if !on_loopback && add_loopback {
         out.push(entry(LOOPBACK_NAME, &new));
     }
     out.join("\n") + "\n"
@@ -104,14 +113,17 @@ mod tests {
     fn debian_hosts_get_the_new_name_and_stay_stable() {
         let old = "127.0.0.1\tlocalhost\n127.0.1.1\toldname\n\n# IPv6\n::1     localhost ip6-localhost ip6-loopback\n10.0.0.9 db\n";
         let addrs = [ip("104.130.4.72"), ip("2001:db8::72")];
-        let new = render(old, "web.example.com", Some("oldname"), &addrs);
+        let new = render(old, "web.example.com", Some("oldname"), &addrs, true);
         assert_eq!(
             new,
             "127.0.0.1\tlocalhost\n127.0.1.1\tweb.example.com web\t# singularity\n\n# IPv6\n::1     localhost ip6-localhost ip6-loopback\n10.0.0.9 db\n104.130.4.72\tweb.example.com web\t# singularity\n2001:db8::72\tweb.example.com web\t# singularity\n"
         );
-        assert_eq!(render(&new, "web.example.com", Some("web.example.com"), &addrs), new);
+        assert_eq!(
+            render(&new, "web.example.com", Some("web.example.com"), &addrs, true),
+            new
+        );
         // The address changes: our old line goes, the new one comes.
-        let moved = render(&new, "web.example.com", None, &[ip("104.130.4.99")]);
+        let moved = render(&new, "web.example.com", None, &[ip("104.130.4.99")], true);
         assert!(!moved.contains("104.130.4.72") && !moved.contains("2001:db8::72"));
         assert!(moved.contains("104.130.4.99\tweb.example.com web\t# singularity"));
     }
@@ -119,10 +131,19 @@ mod tests {
     #[test]
     fn old_name_on_localhost_is_replaced_and_loopback_added_when_missing() {
         let old = "127.0.0.1 localhost oldname.example.com oldname # keep\n";
-        let new = render(old, "new", Some("oldname.example.com"), &[]);
+        let new = render(old, "new", Some("oldname.example.com"), &[], true);
         assert_eq!(new, "127.0.0.1\tlocalhost new\t# keep\n");
-        let bare = render("127.0.0.1 localhost\n", "new", None, &[]);
+        let rhel = "127.0.0.1   localhost localhost.localdomain\n";
+        assert_eq!(
+            render(rhel, "new", Some("localhost.localdomain"), &[], true),
+            format!("{rhel}127.0.1.1\tnew\t# singularity\n")
+        );
+        let bare = render("127.0.0.1 localhost\n", "new", None, &[], true);
         assert_eq!(bare, "127.0.0.1 localhost\n127.0.1.1\tnew\t# singularity\n");
-        assert_eq!(render(&bare, "new", Some("new"), &[]), bare);
+        assert_eq!(render(&bare, "new", Some("new"), &[], true), bare);
+        assert_eq!(
+            render("127.0.0.1 localhost\n", "new", None, &[], false),
+            "127.0.0.1 localhost\n"
+        );
     }
 }

@@ -22,9 +22,26 @@ fn managed(key: &str) -> bool {
     let stem = key.trim_end_matches(|c: char| c.is_ascii_digit());
     matches!(
         stem,
-        "DEVICE" | "HWADDR" | "TYPE" | "ONBOOT" | "BOOTPROTO" | "IPADDR" | "PREFIX" | "NETMASK" | "GATEWAY" | "DEFROUTE"
-            | "IPV6INIT" | "IPV6_AUTOCONF" | "IPV6ADDR" | "IPV6ADDR_SECONDARIES" | "IPV6_DEFAULTGW" | "IPV6_DEFROUTE"
-            | "DHCPV6C" | "DNS" | "BROADCAST" | "NETWORK"
+        "DEVICE"
+            | "HWADDR"
+            | "TYPE"
+            | "ONBOOT"
+            | "BOOTPROTO"
+            | "IPADDR"
+            | "PREFIX"
+            | "NETMASK"
+            | "GATEWAY"
+            | "DEFROUTE"
+            | "IPV6INIT"
+            | "IPV6_AUTOCONF"
+            | "IPV6ADDR"
+            | "IPV6ADDR_SECONDARIES"
+            | "IPV6_DEFAULTGW"
+            | "IPV6_DEFROUTE"
+            | "DHCPV6C"
+            | "DNS"
+            | "BROADCAST"
+            | "NETWORK"
     )
 }
 
@@ -56,7 +73,10 @@ pub fn ifcfg(nic: &Nic, dns: bool, old: Option<&str>) -> String {
         Some(g) if !g.onlink => v.push(format!("GATEWAY={}", g.addr)),
         _ => {}
     }
-    v.push(format!("DEFROUTE={}", if nic.gateway4.is_some() { "yes" } else { "no" }));
+    v.push(format!(
+        "DEFROUTE={}",
+        if nic.gateway4.is_some() { "yes" } else { "no" }
+    ));
     if nic.ipv6.is_empty() {
         v.push("IPV6INIT=no".into());
     } else {
@@ -71,7 +91,10 @@ pub fn ifcfg(nic: &Nic, dns: bool, old: Option<&str>) -> String {
             Some(g) if !g.onlink => v.push(format!("IPV6_DEFAULTGW={}", scoped(IpAddr::V6(g.addr), n))),
             _ => {}
         }
-        v.push(format!("IPV6_DEFROUTE={}", if nic.gateway6.is_some() { "yes" } else { "no" }));
+        v.push(format!(
+            "IPV6_DEFROUTE={}",
+            if nic.gateway6.is_some() { "yes" } else { "no" }
+        ));
     }
     if dns {
         for (i, d) in nic.dns.iter().enumerate() {
@@ -105,7 +128,12 @@ pub fn route_lines(nic: &Nic, v6: bool) -> Vec<String> {
     if let Some(g) = default {
         out.push(format!("default via {g} dev {n} onlink"));
     }
-    out.extend(nic.routes.iter().filter(|r| r.dest.is_v6() == v6).map(|r| route_line(r, n)));
+    out.extend(
+        nic.routes
+            .iter()
+            .filter(|r| r.dest.is_v6() == v6)
+            .map(|r| route_line(r, n)),
+    );
     out
 }
 
@@ -116,7 +144,8 @@ pub fn render(ctx: &Ctx) -> Result<Rendered, NetError> {
     for nic in &ctx.net.nics {
         let path = format!("{DIR}/ifcfg-{}", nic.name);
         let old = ctx.files.read(&path)?;
-        out.files.push(OutFile::for_nic(path, ifcfg(nic, ctx.dns, old.as_deref()), 0o644, nic));
+        out.files
+            .push(OutFile::for_nic(path, ifcfg(nic, ctx.dns, old.as_deref()), 0o644, nic));
         for (file, v6) in [("route", false), ("route6", true)] {
             let path = format!("{DIR}/{file}-{}", nic.name);
             let lines = route_lines(nic, v6);
@@ -139,7 +168,10 @@ pub fn bringup(changed: &[&Nic], nm: bool) -> BringUp {
     let mut after = Vec::new();
     for nic in changed {
         if nm {
-            after.push(run("nmcli", &["connection", "load", &format!("{DIR}/ifcfg-{}", nic.name)]));
+            after.push(run(
+                "nmcli",
+                &["connection", "load", &format!("{DIR}/ifcfg-{}", nic.name)],
+            ));
             after.push(run("nmcli", &["connection", "up", "ifname", &nic.name]));
         } else {
             after.push(run("ifdown", &[&nic.name]));
@@ -147,7 +179,7 @@ pub fn bringup(changed: &[&Nic], nm: bool) -> BringUp {
         }
     }
     BringUp {
-        before: Vec::new(),
-        after,
+        writes: Vec::new(),
+        runs: after,
     }
 }

@@ -4,14 +4,15 @@
 //! them inside `/etc/network/interfaces`, keeping `lo` and every other line.
 //! One stanza per address (ifupdown 0.8 runs repeated stanzas in order);
 //! routes as symmetric `up`/`down` pairs (never `post-down route add`).
-//! Bring-up: `ifdown --ignore-errors <if>` before the write (it needs the old
-//! stanzas; without `--force` it is a no-op for a NIC ifupdown did not bring
-//! up), `ifup <if>` after.
+//! Bring-up (after the writes): `ifdown` against a snapshot of the old
+//! configuration (without `--force` a no-op for a NIC ifupdown did not bring
+//! up), a flush of old global addresses, `ifup <if>`.
 
 use super::eni::{self, Strip, BEGIN, END, INTERFACES};
 use super::error::NetError;
 use super::model::{Nic, NicRoute};
 use super::output::{lines, run, BringUp, Ctx, OutFile, Part, Rendered, HEADER};
+use super::probe::Files;
 
 /// Names our file may take in `interfaces.d`, in order of preference
 /// (`source-directory` only reads names without dots; Ubuntu used `*.cfg`).
@@ -31,7 +32,10 @@ fn route_cmds(routes: &[&NicRoute], nic: &str) -> Vec<String> {
         }
         c
     };
-    let mut out: Vec<String> = routes.iter().map(|r| format!("    up ip route add {}", cmd(r))).collect();
+    let mut out: Vec<String> = routes
+        .iter()
+        .map(|r| format!("    up ip route add {}", cmd(r)))
+        .collect();
     out.extend(routes.iter().rev().map(|r| format!("    down ip route del {}", cmd(r))));
     out
 }
@@ -93,6 +97,7 @@ pub fn render_with(ctx: &Ctx, use_dir: bool, stanza: &dyn Fn(&Nic) -> String) ->
         _ => eni::Sources {
             ours: None,
             others: Vec::new(),
+            all: Vec::new(),
         },
     };
     if let Some(ours) = &sourced.ours {
@@ -112,15 +117,20 @@ pub fn render_with(ctx: &Ctx, use_dir: bool, stanza: &dyn Fn(&Nic) -> String) ->
             if s.nics.is_empty() && deleted.at.is_none() {
                 continue;
             }
-            out.notes.push(format!("{path}: commented out the stanzas of {}", s.nics.join(", ")));
+            out.notes
+                .push(format!("{path}: commented out the stanzas of {}", s.nics.join(", ")));
             out.files.push(OutFile {
                 path,
                 contents: lines(&s.lines),
                 mode: 0o644,
-                parts: s.nics.iter().map(|n| Part {
-                    nic: n.clone(),
-                    pieces: Vec::new(),
-                }).collect(),
+                parts: s
+                    .nics
+                    .iter()
+                    .map(|n| Part {
+                        nic: n.clone(),
+                        pieces: Vec::new(),
+                    })
+                    .collect(),
             });
         }
         return Ok(out);
@@ -158,10 +168,38 @@ pub fn render(ctx: &Ctx) -> Result<Rendered, NetError> {
     render_with(ctx, true, &|n| stanzas(n, ctx.dns))
 }
 
-/// `ifdown` before the write, `ifup` after, per changed NIC.
-pub fn bringup(changed: &[&Nic]) -> BringUp {
-    BringUp {
-        before: changed.iter().map(|n| run("ifdown", &["--ignore-errors", &n.name])).collect(),
-        after: changed.iter().map(|n| run("ifup", &[&n.name])).collect(),
+/// Where the configuration as it was before the change is kept, so that
+/// `ifdown -i` takes a NIC down the way it was brought up (ending a DHCP
+/// client, say) although the real files already hold the new stanzas.
+pub const PREVIOUS: &str = "/run/singularity/ifupdown-previous.interfaces";
+
+/// Per changed NIC: `ifdown -i PREVIOUS` (if the old configuration defines
+/// it) with `ifdown_opts`, `ip addr flush … scope global` when `flush`, then
+/// `ifup`. `disk` is the system before the change.
+pub fn bringup_with(changed: &[&Nic], disk: &Files, ifdown_opts: &[&str], flush: bool) -> Result<BringUp, NetError> {
+    let mut b = BringUp::default();
+    let previous = eni::flatten(disk, &CANDIDATES)?;
+    for nic in changed {
+        if let Some(old) = previous.as_deref().filter(|t| eni::defines(t, &nic.name)) {
+            if b.writes.is_empty() {
+                b.writes.push((PREVIOUS.to_string(), old.to_string()));
+            }
+            let mut args: Vec<&str> = ifdown_opts.to_vec();
+            args.extend(["-i", PREVIOUS, &nic.name]);
+            b.runs.push(run("ifdown", &args));
+        }
+        if flush {
+            b.runs
+                .push(run("ip", &["addr", "flush", "dev", &nic.name, "scope", "global"]));
+        }
+        b.runs.push(run("ifup", &[&nic.name]));
     }
+    Ok(b)
+}
+
+/// Debian: `ifdown --ignore-errors -i PREVIOUS <if>`, a flush of the old
+/// global addresses (ifupdown keeps addresses it did not add, Ubuntu LP
+/// #1584682), `ifup <if>`.
+pub fn bringup(changed: &[&Nic], disk: &Files) -> Result<BringUp, NetError> {
+    bringup_with(changed, disk, &["--ignore-errors"], true)
 }

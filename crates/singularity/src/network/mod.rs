@@ -57,16 +57,17 @@ pub struct NetworkRequest {
 #[derive(Debug)]
 pub struct NetworkOutcome {
     /// One plan per enabled function, in the order Network, Resolvers, Hosts,
-    /// Hostname. Only files whose contents change are written. The Network
-    /// plan may start with `Run` steps that need the old files (ifupdown's
-    /// `ifdown`), so its steps must run in order.
+    /// Hostname (empty when nothing changes). Only files whose contents change
+    /// are written. The Network plan holds the `Symlink` steps (Gentoo's
+    /// `net.<if>`), the Hostname plan the `SetHostname` step, the Resolvers
+    /// plan the commands that reload the resolver.
     pub plans: Vec<Plan>,
-    /// Commands that bring the changed NICs up, after every plan is applied
-    /// (and after `symlinks` exist).
+    /// Commands that bring the changed NICs up, in order, once every plan is
+    /// applied. Empty when no NIC's configuration changed.
     pub bringup: Vec<Run>,
-    /// The host name to give the kernel (`sethostname(2)`), when it changes.
+    /// The host name the Hostname plan gives the kernel (repeated for the log).
     pub hostname: Option<String>,
-    /// Symbolic links to create if missing, before bring-up: (link, target).
+    /// The links the Network plan creates (repeated for the log).
     pub symlinks: Vec<(String, String)>,
     /// Notes for the reply and the log (skipped entries, moved routes, …).
     pub report: Vec<String>,
@@ -90,18 +91,20 @@ fn render(renderer: Renderer, ctx: &Ctx) -> Result<Rendered, NetError> {
     }
 }
 
-fn bringup(renderer: Renderer, changed: &[&Nic], nm: bool) -> BringUp {
-    match renderer {
-        Renderer::Ifupdown => ifupdown::bringup(changed),
+/// Bring-up for the NICs whose configuration changed (not empty); `disk` is
+/// the system before the change.
+fn bringup(renderer: Renderer, changed: &[&Nic], disk: &Files, nm: bool) -> Result<BringUp, NetError> {
+    Ok(match renderer {
+        Renderer::Ifupdown => ifupdown::bringup(changed, disk)?,
         Renderer::Netplan => netplan::bringup(changed),
         Renderer::Ifcfg => ifcfg::bringup(changed, nm),
         Renderer::NmKeyfile => nmkeyfile::bringup(changed),
         Renderer::Networkd => networkd::bringup(changed),
         Renderer::Suse => suse::bringup(changed),
         Renderer::Gentoo => gentoo::bringup(changed),
-        Renderer::Alpine => alpine::bringup(changed),
+        Renderer::Alpine => alpine::bringup(changed, disk)?,
         Renderer::FreeBsd => freebsd::bringup(changed),
-    }
+    })
 }
 
 /// Adds a write of `contents` to `steps` unless the file already holds it;
@@ -158,7 +161,8 @@ pub fn plan(
     if enabled.contains(Function::Network) {
         let mut steps = Vec::new();
         if net.nics.is_empty() {
-            out.report.push("no entry matches a local interface: network configuration left alone".into());
+            out.report
+                .push("no entry matches a local interface: network configuration left alone".into());
         } else {
             let ctx = Ctx {
                 net: &net,
@@ -179,16 +183,24 @@ pub fn plan(
                     }
                 }
             }
-            for (link, _) in &rendered.symlinks {
+            for (link, target) in &rendered.symlinks {
                 if let Some(nic) = net.nics.iter().find(|n| link.ends_with(&format!("/net.{}", n.name))) {
                     changed.insert(nic.name.clone());
                 }
+                writes.push(Step::Symlink {
+                    path: link.clone(),
+                    target: target.clone(),
+                });
             }
             let changed: Vec<&Nic> = net.nics.iter().filter(|n| changed.contains(&n.name)).collect();
-            let b = bringup(renderer, &changed, nm);
-            steps.extend(b.before.into_iter().map(Step::Run));
-            steps.extend(writes);
-            out.bringup = b.after;
+            if !changed.is_empty() {
+                let b = bringup(renderer, &changed, &Files::new(root), nm)?;
+                for (path, contents) in &b.writes {
+                    write_if_changed(&mut files, &mut writes, path, contents, 0o600)?;
+                }
+                out.bringup = b.runs;
+            }
+            steps = writes;
             out.symlinks = rendered.symlinks;
             out.report.extend(rendered.notes);
         }
@@ -231,7 +243,8 @@ pub fn plan(
                     })
                     .collect();
                 let old = files.read(hosts::PATH)?.unwrap_or_default();
-                let new = hosts::render(&old, name, current.as_deref(), &addrs);
+                let add_loopback = os.family != probe::Family::FreeBsd;
+                let new = hosts::render(&old, name, current.as_deref(), &addrs, add_loopback);
                 write_if_changed(&mut files, &mut steps, hosts::PATH, &new, 0o644)?;
             }
             None => out.report.push("no host name known: /etc/hosts left alone".into()),
@@ -252,6 +265,7 @@ pub fn plan(
             let kernel = hostname::kernel_name(name).to_string();
             let live = files.read("/proc/sys/kernel/hostname").ok().flatten();
             if any || live.is_some_and(|l| l.trim() != kernel) {
+                steps.push(Step::SetHostname(kernel.clone()));
                 out.hostname = Some(kernel);
             }
         }

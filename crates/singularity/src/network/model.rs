@@ -175,8 +175,16 @@ fn check_conflicts(net: &Network) -> Result<(), NetError> {
     }
     for (i, a) in net.nics.iter().enumerate() {
         for b in &net.nics[i + 1..] {
-            let v4 = a.ipv4.iter().find(|x| b.ipv4.iter().any(|y| y.addr == x.addr)).map(|c| IpAddr::V4(c.addr));
-            let v6 = a.ipv6.iter().find(|x| b.ipv6.iter().any(|y| y.addr == x.addr)).map(|c| IpAddr::V6(c.addr));
+            let v4 = a
+                .ipv4
+                .iter()
+                .find(|x| b.ipv4.iter().any(|y| y.addr == x.addr))
+                .map(|c| IpAddr::V4(c.addr));
+            let v6 = a
+                .ipv6
+                .iter()
+                .find(|x| b.ipv6.iter().any(|y| y.addr == x.addr))
+                .map(|c| IpAddr::V6(c.addr));
             if let Some(ip) = v4.or(v6) {
                 return Err(NetError::Conflict {
                     keys: vec![a.key.clone(), b.key.clone()],
@@ -221,7 +229,11 @@ fn place_routes(net: &mut Network) {
         net.nics[i].routes = kept;
     }
     for (j, r) in moves {
-        if !net.nics[j].routes.iter().any(|x| x.dest == r.dest && x.gateway == r.gateway) {
+        if !net.nics[j]
+            .routes
+            .iter()
+            .any(|x| x.dest == r.dest && x.gateway == r.gateway)
+        {
             net.nics[j].routes.push(r);
         }
     }
@@ -234,11 +246,17 @@ fn place_routes(net: &mut Network) {
         );
         if let Some(g) = nic.gateway4.as_mut().filter(|_| off4) {
             g.onlink = true;
-            net.report.push(format!("gateway {} on {name} is outside its subnets: configured on-link", g.addr));
+            net.report.push(format!(
+                "gateway {} on {name} is outside its subnets: configured on-link",
+                g.addr
+            ));
         }
         if let Some(g) = nic.gateway6.as_mut().filter(|_| off6) {
             g.onlink = true;
-            net.report.push(format!("gateway {} on {name} is outside its subnets: configured on-link", g.addr));
+            net.report.push(format!(
+                "gateway {} on {name} is outside its subnets: configured on-link",
+                g.addr
+            ));
         }
     }
 }

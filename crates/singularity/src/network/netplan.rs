@@ -36,7 +36,12 @@ pub fn nic_block(nic: &Nic, dns: bool) -> String {
     let _ = writeln!(s, "      set-name: {}", nic.name);
     let _ = writeln!(s, "      dhcp4: false\n      dhcp6: false\n      accept-ra: false");
     let _ = writeln!(s, "      addresses:");
-    for a in nic.ipv4.iter().map(ToString::to_string).chain(nic.ipv6.iter().map(ToString::to_string)) {
+    for a in nic
+        .ipv4
+        .iter()
+        .map(ToString::to_string)
+        .chain(nic.ipv6.iter().map(ToString::to_string))
+    {
         let _ = writeln!(s, "        - {a}");
     }
     let has_routes = nic.gateway4.is_some() || nic.gateway6.is_some() || !nic.routes.is_empty();
@@ -82,7 +87,10 @@ pub fn render(ctx: &Ctx) -> Result<Rendered, NetError> {
         let text = ctx.files.read(&path)?.unwrap_or_default().to_ascii_lowercase();
         for nic in &ctx.net.nics {
             if text.contains(&format!("{}:", nic.name)) || text.contains(&nic.mac.to_string()) {
-                notes.push(format!("{path} also configures {}; {PATH} overrides its keys", nic.name));
+                notes.push(format!(
+                    "{path} also configures {}; {PATH} overrides its keys",
+                    nic.name
+                ));
             }
         }
     }
@@ -101,7 +109,11 @@ pub fn render(ctx: &Ctx) -> Result<Rendered, NetError> {
 /// One `netplan apply` when anything changed.
 pub fn bringup(changed: &[&Nic]) -> BringUp {
     BringUp {
-        before: Vec::new(),
-        after: if changed.is_empty() { Vec::new() } else { vec![run("netplan", &["apply"])] },
+        writes: Vec::new(),
+        runs: if changed.is_empty() {
+            Vec::new()
+        } else {
+            vec![run("netplan", &["apply"])]
+        },
     }
 }

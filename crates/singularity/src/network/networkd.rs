@@ -79,7 +79,7 @@ pub fn bringup(changed: &[&Nic]) -> BringUp {
     let mut after = vec![run("networkctl", &["reload"])];
     after.extend(changed.iter().map(|n| run("networkctl", &["reconfigure", &n.name])));
     BringUp {
-        before: Vec::new(),
-        after,
+        writes: Vec::new(),
+        runs: after,
     }
 }

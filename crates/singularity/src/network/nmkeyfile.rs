@@ -38,7 +38,14 @@ pub fn uuid(nic: &Nic) -> String {
     b[6] = (b[6] & 0x0f) | 0x30;
     b[8] = (b[8] & 0x3f) | 0x80;
     let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
 }
 
 fn routes(s: &mut String, nic: &Nic, v6: bool) {
@@ -60,7 +67,12 @@ fn routes(s: &mut String, nic: &Nic, v6: bool) {
 }
 
 fn dns(s: &mut String, nic: &Nic, v6: bool) {
-    let list: Vec<String> = nic.dns.iter().filter(|d| matches!(d, IpAddr::V6(_)) == v6).map(|d| format!("{d};")).collect();
+    let list: Vec<String> = nic
+        .dns
+        .iter()
+        .filter(|d| matches!(d, IpAddr::V6(_)) == v6)
+        .map(|d| format!("{d};"))
+        .collect();
     if !list.is_empty() {
         let _ = writeln!(s, "dns={}", list.concat());
     }
@@ -140,7 +152,7 @@ pub fn bringup(changed: &[&Nic]) -> BringUp {
         after.push(run("nmcli", &["connection", "up", "id", &id(nic)]));
     }
     BringUp {
-        before: Vec::new(),
-        after,
+        writes: Vec::new(),
+        runs: after,
     }
 }

@@ -51,7 +51,9 @@ impl OsInfo {
         let mut id_like = Vec::new();
         let mut version_id = String::new();
         for line in text.lines() {
-            let Some((k, v)) = line.trim().split_once('=') else { continue };
+            let Some((k, v)) = line.trim().split_once('=') else {
+                continue;
+            };
             let v = v.trim().trim_matches('"').trim_matches('\'').to_string();
             match k.trim() {
                 "ID" => id = v.to_ascii_lowercase(),
@@ -89,13 +91,21 @@ impl OsInfo {
             ("/etc/debian_version", "debian"),
             ("/bin/freebsd-version", "freebsd"),
         ];
-        let id = legacy.iter().find(|(p, _)| files.exists(p)).map(|(_, id)| *id).unwrap_or("");
+        let id = legacy
+            .iter()
+            .find(|(p, _)| files.exists(p))
+            .map(|(_, id)| *id)
+            .unwrap_or("");
         Ok(OsInfo::parse(&format!("ID={id}")))
     }
 
     /// The major version (`9` for `9.3`), 0 when unknown.
     pub fn major(&self) -> u32 {
-        self.version_id.split('.').next().and_then(|m| m.parse().ok()).unwrap_or(0)
+        self.version_id
+            .split('.')
+            .next()
+            .and_then(|m| m.parse().ok())
+            .unwrap_or(0)
     }
 }
 
@@ -137,7 +147,9 @@ pub fn local_nics(files: &Files) -> Result<Vec<LocalNic>, NetError> {
             continue;
         }
         let dir = format!("/sys/class/net/{name}");
-        let Ok(Some(text)) = files.read(&format!("{dir}/address")) else { continue };
+        let Ok(Some(text)) = files.read(&format!("{dir}/address")) else {
+            continue;
+        };
         let Ok(mac) = text.trim().parse::<Mac>() else { continue };
         if mac.0 == [0; 6] {
             continue;
@@ -181,7 +193,9 @@ impl<'a> Files<'a> {
             detail,
         };
         match std::fs::read(self.path(path)?) {
-            Ok(bytes) => String::from_utf8(bytes).map(Some).map_err(|_| probe("not UTF-8 text".into())),
+            Ok(bytes) => String::from_utf8(bytes)
+                .map(Some)
+                .map_err(|_| probe("not UTF-8 text".into())),
             Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => Ok(None),
             Err(e) => Err(probe(e.to_string())),
         }
@@ -234,9 +248,14 @@ impl<'a> Files<'a> {
 /// Whether a systemd unit is enabled for boot (a `*.wants` link under
 /// `/etc/systemd/system`).
 pub fn unit_enabled(files: &Files, unit: &str) -> bool {
-    ["multi-user.target.wants", "sockets.target.wants", "network-online.target.wants", "sysinit.target.wants"]
-        .iter()
-        .any(|w| files.exists(&format!("/etc/systemd/system/{w}/{unit}")))
+    [
+        "multi-user.target.wants",
+        "sockets.target.wants",
+        "network-online.target.wants",
+        "sysinit.target.wants",
+    ]
+    .iter()
+    .any(|w| files.exists(&format!("/etc/systemd/system/{w}/{unit}")))
 }
 
 /// Whether NetworkManager is enabled (systemd or OpenRC) or running.
@@ -260,7 +279,8 @@ mod tests {
 
     #[test]
     fn os_release_families() {
-        let rocky = OsInfo::parse("NAME=\"Rocky Linux\"\nID=\"rocky\"\nID_LIKE=\"rhel centos fedora\"\nVERSION_ID=\"9.3\"\n");
+        let rocky =
+            OsInfo::parse("NAME=\"Rocky Linux\"\nID=\"rocky\"\nID_LIKE=\"rhel centos fedora\"\nVERSION_ID=\"9.3\"\n");
         assert_eq!((rocky.family, rocky.major()), (Family::RedHat, 9));
         let mint = OsInfo::parse("ID=linuxmint\nID_LIKE=\"ubuntu debian\"\n");
         assert_eq!(mint.family, Family::Debian);

@@ -122,7 +122,12 @@ pub fn quote(value: &str) -> String {
 /// Removes every assignment whose key `ours` claims and every `Other` line
 /// `marker` claims, and puts `block` (lines without final newlines) where the
 /// first removed item was, or at the end. The result ends with a newline.
-pub fn replace_block(text: &str, ours: impl Fn(&str) -> bool, marker: impl Fn(&str) -> bool, block: &[String]) -> String {
+pub fn replace_block(
+    text: &str,
+    ours: impl Fn(&str) -> bool,
+    marker: impl Fn(&str) -> bool,
+    block: &[String],
+) -> String {
     let mut out: Vec<String> = Vec::new();
     let mut at = None;
     for item in parse(text) {
@@ -192,7 +197,8 @@ pub fn foreign(text: Option<&str>, ours: impl Fn(&str) -> bool) -> Vec<String> {
 mod tests {
     use super::*;
 
-    const RC: &str = "# rc.conf\nhostname=\"old\"\nifconfig_xn0=\"DHCP\"\nsshd_enable=\"YES\"\nmulti=\"a\nb\"\nexport X='y z' # c\n";
+    const RC: &str =
+        "# rc.conf\nhostname=\"old\"\nifconfig_xn0=\"DHCP\"\nsshd_enable=\"YES\"\nmulti=\"a\nb\"\nexport X='y z' # c\n";
 
     #[test]
     fn parses_multiline_and_values() {
@@ -213,7 +219,10 @@ mod tests {
             out,
             "# rc.conf\nhostname=\"old\"\nifconfig_xn0=\"inet 10.0.0.2/24\"\nsshd_enable=\"YES\"\nmulti=\"a\nb\"\nexport X='y z' # c\n"
         );
-        assert_eq!(replace_block(&out, |k| k.starts_with("ifconfig_xn0"), |_| false, &block), out);
+        assert_eq!(
+            replace_block(&out, |k| k.starts_with("ifconfig_xn0"), |_| false, &block),
+            out
+        );
         let appended = replace_block("a=1\n", |_| false, |_| false, &block);
         assert_eq!(appended, "a=1\n\nifconfig_xn0=\"inet 10.0.0.2/24\"\n");
     }

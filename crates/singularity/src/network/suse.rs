@@ -18,7 +18,9 @@ pub const DIR: &str = "/etc/sysconfig/network";
 /// cloud-init writes `IPADDR6`), so no stale address survives.
 fn managed(key: &str) -> bool {
     matches!(key, "BOOTPROTO" | "STARTMODE")
-        || ["IPADDR", "NETMASK", "PREFIXLEN", "BROADCAST", "LABEL"].iter().any(|p| key.starts_with(p))
+        || ["IPADDR", "NETMASK", "PREFIXLEN", "BROADCAST", "LABEL"]
+            .iter()
+            .any(|p| key.starts_with(p))
 }
 
 /// The `ifcfg-<if>` file; `old` is the current one, whose foreign keys stay.
@@ -29,7 +31,11 @@ pub fn ifcfg(nic: &Nic, old: Option<&str>) -> String {
         "BOOTPROTO='static'".to_string(),
         "STARTMODE='auto'".to_string(),
     ];
-    let all = nic.ipv4.iter().map(ToString::to_string).chain(nic.ipv6.iter().map(ToString::to_string));
+    let all = nic
+        .ipv4
+        .iter()
+        .map(ToString::to_string)
+        .chain(nic.ipv6.iter().map(ToString::to_string));
     for (i, a) in all.enumerate() {
         match i {
             0 => v.push(format!("IPADDR='{a}'")),
@@ -79,7 +85,8 @@ pub fn render(ctx: &Ctx) -> Result<Rendered, NetError> {
     for nic in &ctx.net.nics {
         let path = format!("{DIR}/ifcfg-{}", nic.name);
         let old = ctx.files.read(&path)?;
-        out.files.push(OutFile::for_nic(path, ifcfg(nic, old.as_deref()), 0o644, nic));
+        out.files
+            .push(OutFile::for_nic(path, ifcfg(nic, old.as_deref()), 0o644, nic));
         let path = format!("{DIR}/ifroute-{}", nic.name);
         let lines = ifroute_lines(nic);
         if lines.is_empty() && !ctx.files.exists(&path) {
@@ -98,7 +105,7 @@ pub fn render(ctx: &Ctx) -> Result<Rendered, NetError> {
 /// `wicked ifreload` per changed NIC.
 pub fn bringup(changed: &[&Nic]) -> BringUp {
     BringUp {
-        before: Vec::new(),
-        after: changed.iter().map(|n| run("wicked", &["ifreload", &n.name])).collect(),
+        writes: Vec::new(),
+        runs: changed.iter().map(|n| run("wicked", &["ifreload", &n.name])).collect(),
     }
 }

@@ -92,7 +92,8 @@ pub fn parse_entry(key: &str, json: &[u8]) -> Result<NicData, NetError> {
         check_host(IpAddr::V6(addr), prefix).map_err(|e| err(format!("{}: {cidr} {e}", at("ip"))))?;
         push_unique(&mut ipv6, cidr, |c| c.addr).map_err(|e| err(format!("{}: {e}", at("ip"))))?;
         if per_address_gw6.is_none() {
-            per_address_gw6 = optional_addr::<Ipv6Addr>(ip.get("gateway")).map_err(|e| err(format!("{}: {e}", at("gateway"))))?;
+            per_address_gw6 =
+                optional_addr::<Ipv6Addr>(ip.get("gateway")).map_err(|e| err(format!("{}: {e}", at("gateway"))))?;
         }
     }
     if ipv4.is_empty() && ipv6.is_empty() {
@@ -100,11 +101,12 @@ pub fn parse_entry(key: &str, json: &[u8]) -> Result<NicData, NetError> {
     }
 
     let mut gateway4 = optional_addr::<Ipv4Addr>(obj.get("gateway")).map_err(|e| err(format!("gateway: {e}")))?;
-    let gateway6 = match optional_addr::<Ipv6Addr>(obj.get("gateway_v6")).map_err(|e| err(format!("gateway_v6: {e}")))? {
-        Some(g) => Some(g),
-        None => optional_addr::<Ipv6Addr>(obj.get("gateway6")).map_err(|e| err(format!("gateway6: {e}")))?,
-    }
-    .or(per_address_gw6);
+    let gateway6 =
+        match optional_addr::<Ipv6Addr>(obj.get("gateway_v6")).map_err(|e| err(format!("gateway_v6: {e}")))? {
+            Some(g) => Some(g),
+            None => optional_addr::<Ipv6Addr>(obj.get("gateway6")).map_err(|e| err(format!("gateway6: {e}")))?,
+        }
+        .or(per_address_gw6);
 
     let mut routes: Vec<Route> = Vec::new();
     let mut gateway6 = gateway6;
@@ -117,7 +119,8 @@ pub fn parse_entry(key: &str, json: &[u8]) -> Result<NicData, NetError> {
             continue;
         }
         // A default route in the list is the same thing as a gateway.
-        let dup = |gw: &dyn std::fmt::Display| err(format!("routes[{i}]: a second default route (the gateway is {gw})"));
+        let dup =
+            |gw: &dyn std::fmt::Display| err(format!("routes[{i}]: a second default route (the gateway is {gw})"));
         match route.gateway {
             Some(IpAddr::V4(g)) => match gateway4 {
                 None => gateway4 = Some(g),
@@ -151,7 +154,10 @@ pub fn parse_entry(key: &str, json: &[u8]) -> Result<NicData, NetError> {
     };
     for (i, server) in servers.into_iter().enumerate() {
         let ip = match server {
-            Value::String(s) => s.trim().parse::<IpAddr>().map_err(|_| err(format!("dns[{i}]: '{s}' is not an IP address")))?,
+            Value::String(s) => s
+                .trim()
+                .parse::<IpAddr>()
+                .map_err(|_| err(format!("dns[{i}]: '{s}' is not an IP address")))?,
             other => return Err(err(format!("dns[{i}]: expected a string, got {other}"))),
         };
         if !dns.contains(&ip) {
@@ -177,7 +183,13 @@ pub fn parse_entry(key: &str, json: &[u8]) -> Result<NicData, NetError> {
 fn safe_label(s: &str) -> String {
     s.chars()
         .take(64)
-        .map(|c| if c.is_ascii_alphanumeric() || "_.-@".contains(c) { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_.-@".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -215,7 +227,10 @@ fn enabled<'a>(obj: &'a Map<String, Value>, field: &str) -> Result<Vec<&'a Map<S
 fn parse_addr<A: std::str::FromStr>(ip: &Map<String, Value>, fields: &[&str]) -> Result<A, String> {
     let value = fields.iter().find_map(|f| ip.get(*f)).ok_or("missing")?;
     match value {
-        Value::String(s) => s.trim().parse::<A>().map_err(|_| format!("'{s}' is not a valid address")),
+        Value::String(s) => s
+            .trim()
+            .parse::<A>()
+            .map_err(|_| format!("'{s}' is not a valid address")),
         other => Err(format!("expected a string, got {other}")),
     }
 }
@@ -223,7 +238,10 @@ fn parse_addr<A: std::str::FromStr>(ip: &Map<String, Value>, fields: &[&str]) ->
 fn mask_of(obj: &Map<String, Value>) -> Result<MaskValue<'_>, String> {
     match obj.get("netmask") {
         Some(Value::String(s)) => Ok(MaskValue::Text(s)),
-        Some(Value::Number(n)) => n.as_u64().map(MaskValue::Number).ok_or_else(|| format!("{n} is not a prefix length")),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .map(MaskValue::Number)
+            .ok_or_else(|| format!("{n} is not a prefix length")),
         None | Some(Value::Null) => Err("missing".into()),
         Some(other) => Err(format!("expected a mask or prefix length, got {other}")),
     }
@@ -234,7 +252,11 @@ fn optional_addr<A: std::str::FromStr>(value: Option<&Value>) -> Result<Option<A
     match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
-        Some(Value::String(s)) => s.trim().parse::<A>().map(Some).map_err(|_| format!("'{s}' is not a valid address")),
+        Some(Value::String(s)) => s
+            .trim()
+            .parse::<A>()
+            .map(Some)
+            .map_err(|_| format!("'{s}' is not a valid address")),
         Some(other) => Err(format!("expected a string or null, got {other}")),
     }
 }
@@ -261,7 +283,10 @@ fn parse_route(r: &Value) -> Result<Route, String> {
         IpCidr::V6(c) => IpAddr::V6(c.network()),
     };
     if network != dest.addr() {
-        return Err(format!("{dest} has host bits set (the network is {network}/{})", dest.prefix()));
+        return Err(format!(
+            "{dest} has host bits set (the network is {network}/{})",
+            dest.prefix()
+        ));
     }
     if let Some(g) = gateway {
         if g.is_ipv6() != dest.is_v6() {

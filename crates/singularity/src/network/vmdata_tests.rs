@@ -29,9 +29,21 @@ fn nova_example() {
     let d = entry(NOVA).unwrap();
     assert_eq!(d.mac, Mac([0xde, 0xad, 0xbe, 0xef, 0, 1]));
     assert_eq!(d.label.as_deref(), Some("test1"));
-    assert_eq!(d.ipv4, vec![Ipv4Cidr { addr: "192.168.1.100".parse().unwrap(), prefix: 24 }]);
+    assert_eq!(
+        d.ipv4,
+        vec![Ipv4Cidr {
+            addr: "192.168.1.100".parse().unwrap(),
+            prefix: 24
+        }]
+    );
     assert_eq!(d.gateway4, Some("192.168.1.1".parse().unwrap()));
-    assert_eq!(d.ipv6, vec![Ipv6Cidr { addr: "2001:db8:0:1:dcad:beff:feef:1".parse().unwrap(), prefix: 64 }]);
+    assert_eq!(
+        d.ipv6,
+        vec![Ipv6Cidr {
+            addr: "2001:db8:0:1:dcad:beff:feef:1".parse().unwrap(),
+            prefix: 64
+        }]
+    );
     assert_eq!(d.gateway6, Some("2001:db8:0:1::1".parse().unwrap()));
     let dns: Vec<IpAddr> = vec!["192.168.1.4".parse().unwrap(), "192.168.1.3".parse().unwrap()];
     assert_eq!(d.dns, dns);
@@ -40,7 +52,10 @@ fn nova_example() {
 #[test]
 fn masks_in_every_form() {
     for mask in [r#""255.255.255.0""#, "24", r#""24""#] {
-        let d = entry(&format!(r#"{{"mac":"de:ad:be:ef:00:01","ips":[{{"ip":"10.0.0.2","netmask":{mask}}}]}}"#)).unwrap();
+        let d = entry(&format!(
+            r#"{{"mac":"de:ad:be:ef:00:01","ips":[{{"ip":"10.0.0.2","netmask":{mask}}}]}}"#
+        ))
+        .unwrap();
         assert_eq!(d.ipv4[0].prefix, 24, "{mask}");
     }
     for mask in ["64", r#""64""#, r#""ffff:ffff:ffff:ffff::""#] {
@@ -64,9 +79,20 @@ fn enabled_forms() {
 #[test]
 fn ipv6_gateway_precedence() {
     let base = r#""ip6s":[{"ip":"2001:db8::2","netmask":64,"gateway":"fe80::3"}]"#;
-    let gw = |extra: &str| entry(&format!("{{{base}{extra}}}")).unwrap().gateway6.map(|g| g.to_string());
-    assert_eq!(gw(r#","gateway_v6":"fe80::1","gateway6":"fe80::2""#).as_deref(), Some("fe80::1"));
-    assert_eq!(gw(r#","gateway_v6":null,"gateway6":"fe80::2""#).as_deref(), Some("fe80::2"));
+    let gw = |extra: &str| {
+        entry(&format!("{{{base}{extra}}}"))
+            .unwrap()
+            .gateway6
+            .map(|g| g.to_string())
+    };
+    assert_eq!(
+        gw(r#","gateway_v6":"fe80::1","gateway6":"fe80::2""#).as_deref(),
+        Some("fe80::1")
+    );
+    assert_eq!(
+        gw(r#","gateway_v6":null,"gateway6":"fe80::2""#).as_deref(),
+        Some("fe80::2")
+    );
     assert_eq!(gw("").as_deref(), Some("fe80::3"));
     let none = entry(r#"{"ip6s":[{"ip":"2001:db8::2","netmask":64,"gateway":null}],"gateway_v6":null}"#).unwrap();
     assert_eq!(none.gateway6, None);
@@ -100,17 +126,28 @@ fn ipv6_routes_with_hex_masks_and_default_routes() {
     )
     .unwrap();
     let r6 = Route {
-        dest: IpCidr::V6(Ipv6Cidr { addr: "2001:db8:99::".parse().unwrap(), prefix: 48 }),
+        dest: IpCidr::V6(Ipv6Cidr {
+            addr: "2001:db8:99::".parse().unwrap(),
+            prefix: 48,
+        }),
         gateway: Some("2001:db8:1::1".parse().unwrap()),
     };
     assert_eq!(d.routes[0], r6);
-    assert_eq!(d.gateway6, Some("fe80::1".parse().unwrap()), "a ::/0 route is the gateway");
+    assert_eq!(
+        d.gateway6,
+        Some("fe80::1".parse().unwrap()),
+        "a ::/0 route is the gateway"
+    );
     assert_eq!(d.routes[1].gateway, None);
 }
 
 #[test]
 fn macs_match_in_any_case_and_fall_back_to_the_key() {
-    let lower = parse_entry("x", br#"{"mac":"bc:76:4e:20:6c:5b","ips":[{"ip":"10.0.0.2","netmask":8}]}"#).unwrap();
+    let lower = parse_entry(
+        "x",
+        br#"{"mac":"bc:76:4e:20:6c:5b","ips":[{"ip":"10.0.0.2","netmask":8}]}"#,
+    )
+    .unwrap();
     let upper = parse_entry("x", br#"{"mac":"BC764E206C5B","ips":[{"ip":"10.0.0.2","netmask":8}]}"#).unwrap();
     assert_eq!(lower.mac, upper.mac);
     let keyed = parse_entry("bc764e206c5b", br#"{"ips":[{"ip":"10.0.0.2","netmask":8}]}"#).unwrap();
@@ -140,35 +177,85 @@ fn every_entry_error_names_the_entry() {
         ("{bad", "not valid JSON"),
         (r#"{"mac":"DE:AD"}"#, "mac: 'DE:AD' is not a MAC"),
         (r#"{"label":"x"}"#, "neither ips nor ip6s"),
-        (r#"{"ips":[{"ip":"10.0.0.2","netmask":24,"enabled":"0"}]}"#, "no enabled address"),
-        (r#"{"ips":[{"ip":"10.0.0.256","netmask":24}]}"#, "ips[0].ip: '10.0.0.256' is not a valid address"),
+        (
+            r#"{"ips":[{"ip":"10.0.0.2","netmask":24,"enabled":"0"}]}"#,
+            "no enabled address",
+        ),
+        (
+            r#"{"ips":[{"ip":"10.0.0.256","netmask":24}]}"#,
+            "ips[0].ip: '10.0.0.256' is not a valid address",
+        ),
         (r#"{"ips":[{"ip":"10.0.0.2"}]}"#, "ips[0].netmask: missing"),
-        (r#"{"ips":[{"ip":"10.0.0.2","netmask":"255.0.255.0"}]}"#, "not contiguous"),
+        (
+            r#"{"ips":[{"ip":"10.0.0.2","netmask":"255.0.255.0"}]}"#,
+            "not contiguous",
+        ),
         (r#"{"ips":[{"ip":"10.0.0.2","netmask":33}]}"#, "above 32"),
         (r#"{"ips":[{"ip":"10.0.0.2","netmask":0}]}"#, "prefix length of 0"),
         (r#"{"ips":[{"ip":"0.0.0.0","netmask":8}]}"#, "not a host address"),
-        (r#"{"ips":[{"ip":"10.0.0.2","netmask":8,"enabled":"yes"}]}"#, "ips[0].enabled"),
-        (r#"{"ips":[{"ip":"10.0.0.2","netmask":8},{"ip":"10.0.0.2","netmask":16}]}"#, "another prefix length"),
+        (
+            r#"{"ips":[{"ip":"10.0.0.2","netmask":8,"enabled":"yes"}]}"#,
+            "ips[0].enabled",
+        ),
+        (
+            r#"{"ips":[{"ip":"10.0.0.2","netmask":8},{"ip":"10.0.0.2","netmask":16}]}"#,
+            "another prefix length",
+        ),
         (r#"{"ips":"10.0.0.2"}"#, "ips: expected a list"),
         (r#"{"ip6s":[{"ip":"2001:db8::g","netmask":64}]}"#, "ip6s[0].ip"),
         (r#"{"ip6s":[{"ip":"2001:db8::2","netmask":129}]}"#, "above 128"),
-        (r#"{"ips":[{"ip":"10.0.0.2","netmask":8}],"gateway":"10.0.0.300"}"#, "gateway: '10.0.0.300'"),
-        (r#"{"ips":[{"ip":"10.0.0.2","netmask":8}],"gateway":"10.0.0.2"}"#, "NIC's own addresses"),
-        (r#"{"ip6s":[{"ip":"2001:db8::2","netmask":64}],"gateway":"10.0.0.1"}"#, "no enabled address of that family"),
-        (r#"{"ips":[{"ip":"10.0.0.2","netmask":8}],"gateway_v6":"fe80::1"}"#, "no enabled address of that family"),
-        (r#"{"ips":[{"ip":"10.0.0.2","netmask":8}],"gateway_v6":"10.0.0.1"}"#, "gateway_v6"),
-        (r#"{"ips":[{"ip":"10.0.0.2","netmask":8}],"routes":[{"route":"10.1.0.0","gateway":"10.0.0.1"}]}"#, "routes[0]: netmask: missing"),
-        (r#"{"ips":[{"ip":"10.0.0.2","netmask":8}],"routes":[{"route":"10.1.2.0","netmask":16,"gateway":"10.0.0.1"}]}"#, "host bits set"),
-        (r#"{"ips":[{"ip":"10.0.0.2","netmask":8}],"routes":[{"route":"10.1.0.0","netmask":16,"gateway":"fe80::1"}]}"#, "same family"),
-        (r#"{"ips":[{"ip":"10.0.0.2","netmask":8}],"gateway":"10.0.0.1","routes":[{"route":"0.0.0.0","netmask":0,"gateway":"10.0.0.9"}]}"#, "a second default route"),
-        (r#"{"ips":[{"ip":"10.0.0.2","netmask":8}],"dns":["dns.example.com"]}"#, "dns[0]"),
+        (
+            r#"{"ips":[{"ip":"10.0.0.2","netmask":8}],"gateway":"10.0.0.300"}"#,
+            "gateway: '10.0.0.300'",
+        ),
+        (
+            r#"{"ips":[{"ip":"10.0.0.2","netmask":8}],"gateway":"10.0.0.2"}"#,
+            "NIC's own addresses",
+        ),
+        (
+            r#"{"ip6s":[{"ip":"2001:db8::2","netmask":64}],"gateway":"10.0.0.1"}"#,
+            "no enabled address of that family",
+        ),
+        (
+            r#"{"ips":[{"ip":"10.0.0.2","netmask":8}],"gateway_v6":"fe80::1"}"#,
+            "no enabled address of that family",
+        ),
+        (
+            r#"{"ips":[{"ip":"10.0.0.2","netmask":8}],"gateway_v6":"10.0.0.1"}"#,
+            "gateway_v6",
+        ),
+        (
+            r#"{"ips":[{"ip":"10.0.0.2","netmask":8}],"routes":[{"route":"10.1.0.0","gateway":"10.0.0.1"}]}"#,
+            "routes[0]: netmask: missing",
+        ),
+        (
+            r#"{"ips":[{"ip":"10.0.0.2","netmask":8}],"routes":[{"route":"10.1.2.0","netmask":16,"gateway":"10.0.0.1"}]}"#,
+            "host bits set",
+        ),
+        (
+            r#"{"ips":[{"ip":"10.0.0.2","netmask":8}],"routes":[{"route":"10.1.0.0","netmask":16,"gateway":"fe80::1"}]}"#,
+            "same family",
+        ),
+        (
+            r#"{"ips":[{"ip":"10.0.0.2","netmask":8}],"gateway":"10.0.0.1","routes":[{"route":"0.0.0.0","netmask":0,"gateway":"10.0.0.9"}]}"#,
+            "a second default route",
+        ),
+        (
+            r#"{"ips":[{"ip":"10.0.0.2","netmask":8}],"dns":["dns.example.com"]}"#,
+            "dns[0]",
+        ),
     ];
     for (json, want) in cases {
         let text = err(json);
         assert!(text.contains(want), "{json}: {text} (wanted {want})");
     }
     let no_mac = parse_entry("not-a-mac", br#"{"ips":[{"ip":"10.0.0.2","netmask":8}]}"#).unwrap_err();
-    assert!(no_mac.to_string().contains("vm-data/networking/not-a-mac: no mac field"), "{no_mac}");
+    assert!(
+        no_mac
+            .to_string()
+            .contains("vm-data/networking/not-a-mac: no mac field"),
+        "{no_mac}"
+    );
 }
 
 #[test]

@@ -9,18 +9,21 @@ use crate::configurators::{files, password};
 use crate::crypto::cipher::{decrypt_password, CipherError};
 use crate::crypto::dh::{KeyPair, SharedSecret};
 use crate::crypto::hash::Scheme;
-use crate::functions::Functions;
+use crate::functions::{Function, Functions};
+use crate::network::{self, NetworkRequest, Renderer};
+use crate::plan::{Plan, Step};
 use crate::protocol::{parse_request, Command, Reply, RequestError, COMMAND_NAMES};
 use std::fmt;
 
 /// The commands this build implements; `features` lists the enabled ones.
-const IMPLEMENTED: [&str; 6] = [
+const IMPLEMENTED: [&str; 7] = [
     "version",
     "features",
     "keyinit",
     "password",
     "injectfile",
     "file_inject",
+    "resetnetwork",
 ];
 
 /// The agent version: dotted numeric only, as nova compares it with LooseVersion.
@@ -161,7 +164,7 @@ impl Agent {
         !(IMPLEMENTED.contains(&name) && self.settings.functions.allows_command(name))
     }
 
-    fn run(&mut self, command: Command, _metadata: &mut dyn Metadata) -> Result<(Reply, bool), Failure> {
+    fn run(&mut self, command: Command, metadata: &mut dyn Metadata) -> Result<(Reply, bool), Failure> {
         match command {
             Command::Version => Ok((Reply::ok(VERSION), false)),
             Command::Features => Ok((Reply::ok(self.features()), false)),
@@ -188,9 +191,38 @@ impl Agent {
                 let outcome = self.applier.apply(&plan).map_err(Failure::Apply)?;
                 Ok((Reply::ok(""), outcome.changed))
             }
-            // Not in IMPLEMENTED: `disabled` answered these already.
-            Command::ResetNetwork | Command::AgentUpdate => Err(Failure::Plan("not implemented".into())),
+            Command::ResetNetwork => self.reset_network(metadata),
+            // Not in IMPLEMENTED: `disabled` answered it already.
+            Command::AgentUpdate => Err(Failure::Plan("not implemented".into())),
         }
+    }
+}
+
+impl Agent {
+    /// `resetnetwork`: read vm-data, plan every enabled network function, and
+    /// apply it all as one change (rolled back if the bring-up fails). The
+    /// reply message carries the notes (e.g. entries with no local NIC).
+    fn reset_network(&mut self, metadata: &mut dyn Metadata) -> Result<(Reply, bool), Failure> {
+        let request = NetworkRequest {
+            entries: metadata.networking().map_err(|e| Failure::Plan(e.to_string()))?,
+            hostname: metadata.hostname().map_err(|e| Failure::Plan(e.to_string()))?,
+        };
+        let renderer = match &self.settings.network_renderer {
+            Some(name) => Some(name.parse::<Renderer>().map_err(Failure::Plan)?),
+            None => None,
+        };
+        let outcome = network::plan(&request, self.applier.root(), &self.settings.functions, renderer)
+            .map_err(|e| Failure::Plan(e.to_string()))?;
+        log::info!("resetnetwork: {} configuration ({})", outcome.renderer, outcome.why);
+        let mut plans = outcome.plans;
+        if !outcome.bringup.is_empty() {
+            plans.push(Plan {
+                function: Function::Network,
+                steps: outcome.bringup.into_iter().map(Step::Run).collect(),
+            });
+        }
+        let applied = self.applier.apply_all(&plans).map_err(Failure::Apply)?;
+        Ok((Reply::ok(outcome.report.join("; ")), applied.changed))
     }
 }
 

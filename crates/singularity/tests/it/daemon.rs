@@ -176,7 +176,10 @@ fn reload_applies_a_good_config_and_keeps_the_old_one_on_error() {
     let d = Daemon::new();
     assert!(d.run("start").status.success());
     let pid = d.pid().unwrap();
-    assert_eq!(d.features(), "version,features,keyinit,password,injectfile,file_inject");
+    assert_eq!(
+        d.features(),
+        "version,features,keyinit,password,injectfile,file_inject,resetnetwork"
+    );
 
     d.config("[main]\nfunctions = version,features,file\n");
     assert!(d.run("reload").status.success());

@@ -12,7 +12,9 @@ fn demo_transcript_shows_replies_and_files() {
     let version = env!("CARGO_PKG_VERSION");
     for expected in [
         format!(r#"{{"returncode":"0","message":"{version}"}}"#),
-        r#"{"returncode":"0","message":"version,features,keyinit,password,injectfile,file_inject"}"#.to_string(),
+        r#"{"returncode":"0","message":"version,features,keyinit,password,injectfile,file_inject,resetnetwork"}"#
+            .to_string(),
+        r#"{"returncode":"0","message":""}"#.to_string(),
         r#"{"name": "file_inject", "value": {"b64_file": "#.to_string(),
         r#"{"returncode":"D0","message":"#.to_string(),
         r#"{"returncode":"404","message":"No such agent command 'help'"}"#.to_string(),

@@ -34,6 +34,35 @@ impl TestRoot {
         root
     }
 
+    /// Makes the root look like Debian 12 with ifupdown and these NICs
+    /// (name, MAC) in `/sys/class/net`.
+    pub fn seed_debian(&self, nics: &[(&str, &str)]) {
+        self.write(
+            "/etc/os-release",
+            b"PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nVERSION_ID=\"12\"\nID=debian\n",
+            0o644,
+        );
+        self.write(
+            "/etc/network/interfaces",
+            b"source /etc/network/interfaces.d/*\n\nauto lo\niface lo inet loopback\n",
+            0o644,
+        );
+        self.write("/etc/hostname", b"localhost\n", 0o644);
+        self.write(
+            "/etc/hosts",
+            b"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+            0o644,
+        );
+        self.write("/sys/class/net/lo/address", b"00:00:00:00:00:00\n", 0o444);
+        for (name, mac) in nics {
+            self.write(
+                &format!("/sys/class/net/{name}/address"),
+                format!("{mac}\n").as_bytes(),
+                0o444,
+            );
+        }
+    }
+
     pub fn base(&self) -> &Path {
         self.dir.path()
     }

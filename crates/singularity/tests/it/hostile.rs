@@ -333,12 +333,6 @@ fn cases() -> Vec<(bool, Vec<u8>, &'static str, String)> {
         ),
         (
             false,
-            br#"{"name":"resetnetwork","value":""}"#.to_vec(),
-            "404",
-            s("No such agent command 'resetnetwork'"),
-        ),
-        (
-            false,
             br#"{"name":"agentupdate","value":"http://x/a.tgz,d41d8cd98f00b204e9800998ecf8427e"}"#.to_vec(),
             "404",
             s("No such agent command 'agentupdate'"),

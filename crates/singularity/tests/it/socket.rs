@@ -66,7 +66,10 @@ fn version_and_features() {
     );
     let (rc, features) = c.json(json!({"name": "features", "value": ""}));
     assert_eq!(rc, "0");
-    assert_eq!(features, "version,features,keyinit,password,injectfile,file_inject");
+    assert_eq!(
+        features,
+        "version,features,keyinit,password,injectfile,file_inject,resetnetwork"
+    );
 }
 
 #[test]

@@ -7,6 +7,7 @@ use crate::harness::TestRoot;
 use crate::socket::system_crypt;
 use crate::xenlab::{GuestLink, XenLab, DOMID};
 use singularity::crypto::cipher::Digest;
+use singularity::dom0::commands::NicSpec;
 use singularity::dom0::HostError;
 use std::time::{Duration, Instant};
 use xenstore::sim::Config;
@@ -16,21 +17,15 @@ const T: Duration = Duration::from_secs(20);
 
 fn boot_sequence(link: GuestLink, config: Config) {
     let root = TestRoot::new();
+    root.seed_debian(&[("eth0", "bc:76:4e:20:6c:5b")]);
     let mut lab = XenLab::new(link, config);
     lab.start_agent(&root, &[], "");
     let host = lab.host();
     let (reply, features) = host.features().unwrap();
     assert_eq!(reply.returncode, "0");
     assert_eq!(
-        features,
-        [
-            "version",
-            "features",
-            "keyinit",
-            "password",
-            "injectfile",
-            "file_inject"
-        ]
+        features.join(","),
+        "version,features,keyinit,password,injectfile,file_inject,resetnetwork"
     );
     let key = b"\n# The following ssh key was injected by Nova\nssh-ed25519 AAAAC3 test\n";
     assert_eq!(
@@ -45,10 +40,36 @@ fn boot_sequence(link: GuestLink, config: Config) {
         let hash = root.shadow_hash("root");
         assert_eq!(system_crypt(pw, &hash), hash);
     }
+    // resetnetwork from vm-data written as nova writes it.
+    let nic = NicSpec {
+        mac: "BC:76:4E:20:6C:5B".into(),
+        label: "public".into(),
+        ip: Some(("203.0.113.10".parse().unwrap(), 24)),
+        gateway: Some("203.0.113.1".parse().unwrap()),
+        dns: vec!["198.51.100.53".parse().unwrap()],
+        ..NicSpec::default()
+    };
+    host.set_network(&nic).unwrap();
+    host.set_hostname("guest-seven").unwrap();
+    let reply = host.resetnetwork(Some(T)).unwrap();
+    assert_eq!((reply.returncode.as_str(), reply.message.as_str()), ("0", ""));
+    let stanza = String::from_utf8(root.read("/etc/network/interfaces.d/50-singularity")).unwrap();
+    assert!(
+        stanza.contains("iface eth0 inet static\n    address 203.0.113.10/24\n    gateway 203.0.113.1\n"),
+        "{stanza}"
+    );
+    assert_eq!(root.read("/etc/hostname"), b"guest-seven\n");
+    let hosts = String::from_utf8(root.read("/etc/hosts")).unwrap();
+    assert!(hosts.contains("203.0.113.10\tguest-seven"), "{hosts}");
+    // A second resetnetwork with the same data changes nothing.
+    let before = root.snapshot();
+    assert_eq!(host.resetnetwork(Some(T)).unwrap().returncode, "0");
+    assert_eq!(root.snapshot(), before);
+
     // Nothing left in data/host; every reply stays in data/guest.
     let c = lab.client();
     assert!(c.directory(&lab.home("data/host")).unwrap().is_empty());
-    assert_eq!(c.directory(&lab.home("data/guest")).unwrap().len(), 8);
+    assert_eq!(c.directory(&lab.home("data/guest")).unwrap().len(), 10);
     assert!(lab.stop_agent(), "SIGTERM gives a clean exit");
 }
 
@@ -191,9 +212,16 @@ fn host_picks_injectfile_when_file_inject_is_not_offered() {
     let responder = std::thread::spawn(move || {
         let watch = guest.watch("data/host").unwrap();
         let mut answered = 0;
+        let deadline = Instant::now() + Duration::from_secs(25);
         while answered < 2 {
+            assert!(Instant::now() < deadline, "responder saw {answered} requests");
             let _ = watch.recv_timeout(Duration::from_millis(50));
-            for id in guest.directory("data/host").unwrap_or_default() {
+            let ids = match guest.directory("data/host") {
+                Ok(ids) => ids,
+                Err(e) if e.is_noent() => continue,
+                Err(e) => panic!("responder cannot list data/host: {e}"),
+            };
+            for id in ids {
                 let req = guest.read(&format!("data/host/{id}")).unwrap();
                 guest.rm(&format!("data/host/{id}")).unwrap();
                 let v: serde_json::Value = serde_json::from_slice(&req).unwrap();

@@ -101,7 +101,7 @@ pub fn ifcfg(nic: &Nic, dns: bool, old: Option<&str>) -> String {
             v.push(format!("DNS{}={d}", i + 1));
         }
     }
-    v.extend(foreign(old, |k| managed(k)));
+    v.extend(foreign(old, managed));
     v.join("\n") + "\n"
 }
 

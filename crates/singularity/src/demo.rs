@@ -255,6 +255,10 @@ fn print_changes(base: &Path, seed: &Tree) {
         if seed.get(path) == Some(&(*mode, data.clone())) {
             continue;
         }
+        // The cache's own directories add nothing to the picture.
+        if data.is_none() && path.starts_with("/var/cache/singularity/") {
+            continue;
+        }
         let kind = if data.is_none() { "/" } else { "" };
         let what = if seed.contains_key(path) { "changed" } else { "new" };
         println!("  {mode:04o}  {path}{kind}  ({what})");

@@ -183,6 +183,33 @@ fn a_watcher_that_never_reads_does_not_slow_writers() {
     assert!(lazy.event().is_some());
 }
 
+/// Regression: a reply queued while the connection thread still held an
+/// unflushed event stayed queued until some later wake-up (found by the agent's
+/// end-to-end tests). An event and a request arriving together, then silence,
+/// used to strand the reply.
+#[test]
+fn replies_are_never_stranded_behind_events() {
+    let rig = Rig::c();
+    for mut p in [rig.guest(), rig.device(), rig.dom0()] {
+        p.watch("/local/domain/5/data", "noise").unwrap();
+        for i in 0..300 {
+            rig.sim.write("/local/domain/5/data/noise", b"x");
+            let req = p.send(MsgType::Read, 0, &nul("/local/domain/5/domid"));
+            let deadline = Instant::now() + Duration::from_secs(2);
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let m = p
+                    .recv_timeout(left)
+                    .unwrap_or_else(|| panic!("request {i} never answered"));
+                if m.kind != MsgType::WatchEvent {
+                    assert_eq!(m.req_id, req);
+                    break;
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn a_guest_that_does_not_read_replies_is_throttled() {
     let rig = Rig::c();

@@ -177,11 +177,15 @@ pub(crate) fn run(shared: Arc<Shared>, id: ConnId, fd: OwnedFd, wake: Arc<EventF
                 continue;
             }
         }
-        if !out.is_empty() && out.flush(&fd, sock).is_err() {
-            break;
-        }
-        if out.done_replies > 0 {
-            continue;
+        if !out.is_empty() {
+            if out.flush(&fd, sock).is_err() {
+                break;
+            }
+            if out.is_empty() {
+                // All written: more may be queued meanwhile (or held back by the
+                // batch size), and nobody signals us for our own replies.
+                continue;
+            }
         }
         let mut events = 0;
         if !stalled {

@@ -2,7 +2,7 @@
 //! `vm-data/hostname` to plans for the network configuration, the resolvers,
 //! `/etc/hosts` and the host name, plus the bring-up commands, as data.
 //!
-//! Parse ([`vmdata`]) → match to local NICs and check ([`model`]) → choose a
+//! Parse ([`vmdata`]) → match to local NICs and check (`model`) → choose a
 //! format ([`detect`]) → render whole files with one pure renderer per format
 //! → keep only the files whose contents differ from what is on disk → bring
 //! up only the NICs whose configuration changed. This module reads the
@@ -24,6 +24,8 @@ mod netplan;
 mod networkd;
 mod nmkeyfile;
 mod output;
+#[cfg(test)]
+mod plan_tests;
 mod probe;
 mod resolvers;
 mod shellvars;

@@ -64,11 +64,25 @@ impl Nic {
         }
     }
 
-    /// A one-line description for comments: `vm-data/networking/KEY (label public)`.
+    /// A one-line description for comments: `vm-data/networking/KEY (label
+    /// public)`, with anything but `[A-Za-z0-9_.:@-]` in the key replaced,
+    /// so that no key can add a line to a generated file.
     pub fn origin(&self) -> String {
+        let key: String = self
+            .key
+            .chars()
+            .take(64)
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "_.:@-".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
         match &self.label {
-            Some(l) => format!("vm-data/networking/{} (label {l})", self.key),
-            None => format!("vm-data/networking/{}", self.key),
+            Some(l) => format!("vm-data/networking/{key} (label {l})"),
+            None => format!("vm-data/networking/{key}"),
         }
     }
 }

@@ -143,7 +143,10 @@ pub struct LocalNic {
 pub fn local_nics(files: &Files) -> Result<Vec<LocalNic>, NetError> {
     let mut out = Vec::new();
     for name in files.list("/sys/class/net")? {
-        if name == "lo" {
+        // Names end up in file names and shell-sourced files: only the
+        // characters real NIC names use.
+        let plain = name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.@-".contains(&b));
+        if name == "lo" || !plain {
             continue;
         }
         let dir = format!("/sys/class/net/{name}");

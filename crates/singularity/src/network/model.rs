@@ -139,13 +139,7 @@ pub fn build(entries: Vec<NicData>, local: &[LocalNic]) -> Result<Network, NetEr
             ));
             continue;
         };
-        if let Some(other) = net.nics.iter().find(|n| n.name == nic.name) {
-            return Err(NetError::Conflict {
-                keys: vec![other.key.clone(), data.key.clone()],
-                detail: format!("both describe interface {} (MAC {})", nic.name, data.mac),
-            });
-        }
-        net.nics.push(Nic {
+        let new = Nic {
             key: data.key,
             name: nic.name.clone(),
             mac: data.mac,
@@ -164,7 +158,24 @@ pub fn build(entries: Vec<NicData>, local: &[LocalNic]) -> Result<Network, NetEr
                 })
                 .collect(),
             dns: data.dns,
-        });
+        };
+        if let Some(other) = net.nics.iter().find(|n| n.name == new.name) {
+            // The same data under two keys (`BC764E…` and `bc764e…`) is harmless.
+            let renamed = Nic {
+                key: other.key.clone(),
+                ..new.clone()
+            };
+            if renamed == *other {
+                net.report
+                    .push(format!("skipped entry {}: same as entry {}", new.key, other.key));
+                continue;
+            }
+            return Err(NetError::Conflict {
+                keys: vec![other.key.clone(), new.key.clone()],
+                detail: format!("both describe interface {} (MAC {}), differently", new.name, new.mac),
+            });
+        }
+        net.nics.push(new);
     }
     net.nics.sort_by(|a, b| natural(&a.name, &b.name));
     check_conflicts(&net)?;

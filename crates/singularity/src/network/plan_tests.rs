@@ -91,8 +91,17 @@ fn invalid_data_plans_nothing_and_names_the_entry() {
     );
     assert!(e.to_string().contains("two IPv4 default gateways"), "{e}");
 
-    let e = plan(&req(&[("A", PUBLIC), ("B", PUBLIC)], None), &root, &all, None).unwrap_err();
+    let other_dns = PUBLIC.replace("69.20.0.164", "69.20.0.196");
+    let e = plan(&req(&[("A", PUBLIC), ("B", &other_dns)], None), &root, &all, None).unwrap_err();
     assert!(e.to_string().contains("both describe interface eth0"), "{e}");
+    let same = plan(
+        &req(&[("BC764E207572", PUBLIC), ("bc764e207572", PUBLIC)], None),
+        &root,
+        &all,
+        None,
+    )
+    .unwrap();
+    assert_eq!(same.report[0], "skipped entry bc764e207572: same as entry BC764E207572");
 
     let same_addr = PRIVATE
         .replace("10.208.227.239", "104.130.4.72")
@@ -234,4 +243,65 @@ fn detection_follows_what_is_installed() {
     let t = tempfile::tempdir().unwrap();
     put(t.path(), "/etc/redhat-release", "CentOS release 6.10 (Final)\n");
     assert_eq!(detect(&Root::new(t.path())).0, Renderer::Ifcfg, "legacy release file");
+}
+
+#[test]
+fn interfaces_without_source_get_our_block_in_place() {
+    let t = debian();
+    let old = "# installer\nauto lo\niface lo inet loopback\n\nallow-hotplug eth0\niface eth0 inet dhcp\n\nauto eth9\niface eth9 inet manual\n";
+    put(t.path(), "/etc/network/interfaces", old);
+    let root = Root::new(t.path());
+    let net = Functions::parse("network").unwrap();
+    let first = plan(&req(&[("A", PUBLIC)], None), &root, &net, None).unwrap();
+    let Step::Write(w) = &first.plans[0].steps[0] else {
+        panic!("write first")
+    };
+    let text = String::from_utf8_lossy(&w.contents).into_owned();
+    assert_eq!(w.path, "/etc/network/interfaces");
+    assert!(
+        text.starts_with("# installer\nauto lo\niface lo inet loopback\n\n# BEGIN singularity"),
+        "{text}"
+    );
+    assert!(
+        text.contains("iface eth0 inet static") && !text.contains("inet dhcp"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("# END singularity\nauto eth9\niface eth9 inet manual\n"),
+        "{text}"
+    );
+    apply(t.path(), &first.plans);
+    let again = plan(&req(&[("A", PUBLIC)], None), &root, &net, None).unwrap();
+    assert!(again.plans[0].steps.is_empty() && again.bringup.is_empty());
+}
+
+#[test]
+fn rhel_ifcfg_under_networkmanager_comes_up_with_nmcli() {
+    let t = debian();
+    put(t.path(), "/etc/os-release", "ID=rocky\nVERSION_ID=8.9\n");
+    put(
+        t.path(),
+        "/etc/systemd/system/multi-user.target.wants/NetworkManager.service",
+        "",
+    );
+    let o = plan(
+        &req(&[("A", PUBLIC)], None),
+        &Root::new(t.path()),
+        &Functions::all(),
+        None,
+    )
+    .unwrap();
+    assert_eq!(o.renderer, Renderer::Ifcfg);
+    let cmds: Vec<String> = o
+        .bringup
+        .iter()
+        .map(|r| format!("{} {}", r.program, r.args.join(" ")))
+        .collect();
+    assert_eq!(
+        cmds,
+        [
+            "nmcli connection load /etc/sysconfig/network-scripts/ifcfg-eth0",
+            "nmcli connection up ifname eth0"
+        ]
+    );
 }

@@ -6,11 +6,12 @@
 //! request node is read, removed, handled and answered with one write; an id is
 //! never handled twice.
 
+use super::replies::{Replies, PRESSURE_MIN_AGE, RETENTION};
 use super::{CommError, Communicator, Incoming, Metadata};
 use crate::protocol::Reply;
 use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant};
-use xenstore::{Client, Watch, WatchEvent};
+use xenstore::{Client, ErrorKind, Watch, WatchEvent};
 
 /// Where the host writes requests (relative to the domain's home).
 pub const REQUEST_DIR: &str = "data/host";
@@ -29,6 +30,12 @@ pub struct XenCommunicator {
     rescan_every: Duration,
     next_rescan: Instant,
     scan_due: bool,
+    replies: Replies,
+}
+
+/// The errors xenstored gives when a domain's quota is used up.
+fn is_quota(e: &xenstore::Error) -> bool {
+    matches!(e.kind(), Some(ErrorKind::Nospc | ErrorKind::TooBig | ErrorKind::Quota))
 }
 
 fn comm(what: &str) -> impl Fn(xenstore::Error) -> CommError + '_ {
@@ -49,7 +56,14 @@ impl XenCommunicator {
             Ok(domid) => log::info!("connected to xenstore as domain {domid}"),
             Err(e) => log::debug!("cannot read own domid: {e}"),
         }
+        let mut replies = Replies::default();
+        match client.directory(REPLY_DIR) {
+            Ok(ids) => replies.adopt(ids, Instant::now()),
+            Err(e) if e.is_noent() => {}
+            Err(e) => log::debug!("cannot list data/guest: {e}"),
+        }
         Ok(XenCommunicator {
+            replies,
             client,
             watch,
             queue: VecDeque::new(),
@@ -116,6 +130,16 @@ impl XenCommunicator {
             id: id.to_string(),
             data,
         }))
+    }
+
+    fn remove_replies(&mut self, ids: Vec<String>) {
+        for id in ids {
+            match self.client.rm(&format!("{REPLY_DIR}/{id}")) {
+                Ok(()) => {}
+                Err(e) if e.is_noent() => {}
+                Err(e) => log::debug!("cannot remove old reply {id}: {e}"),
+            }
+        }
     }
 
     fn wait_event(&mut self, timeout: Duration) -> Result<(), CommError> {
@@ -196,9 +220,23 @@ impl Communicator for XenCommunicator {
     }
 
     fn reply(&mut self, id: &str, reply: &Reply) -> Result<(), CommError> {
+        let now = Instant::now();
+        let stale = self.replies.take_older_than(RETENTION, now);
+        self.remove_replies(stale);
         let path = format!("{REPLY_DIR}/{id}");
-        self.client
-            .write(&path, reply.to_json())
-            .map_err(comm("cannot write reply"))
+        let json = reply.to_json();
+        let written = match self.client.write(&path, &json) {
+            Err(e) if is_quota(&e) => {
+                // data/guest is full: make room with replies the host has read.
+                let room = self.replies.take_older_than(PRESSURE_MIN_AGE, now);
+                log::info!("data/guest is full ({e}); removing {} old replies", room.len());
+                self.remove_replies(room);
+                self.client.write(&path, &json)
+            }
+            other => other,
+        };
+        written.map_err(comm("cannot write reply"))?;
+        self.replies.record(id, now);
+        Ok(())
     }
 }

@@ -293,3 +293,33 @@ fn base64_encode(data: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(data)
 }
+
+#[test]
+fn old_replies_make_room_when_data_guest_is_full() {
+    // C xenstored counts child names against the 2048-byte node quota of an
+    // unprivileged domain: about fifty UUIDs fill data/guest, and nobody on
+    // the host ever removes a reply.
+    let root = TestRoot::new();
+    let mut lab = XenLab::new(GuestLink::Device, Config::default());
+    let guest = xenstore::Client::connect(&lab.guest).unwrap();
+    let mut filled = 0;
+    loop {
+        let id = singularity::dom0::uuid4().unwrap();
+        match guest.write(&format!("data/guest/{id}"), r#"{"returncode":"0","message":""}"#) {
+            Ok(()) => filled += 1,
+            Err(e) => {
+                assert_eq!(e.kind(), Some(&xenstore::ErrorKind::Nospc), "{e}");
+                break;
+            }
+        }
+    }
+    assert!(filled > 20, "{filled}");
+    drop(guest);
+    lab.start_agent(&root, &[], "");
+    let host = lab.host();
+    for _ in 0..10 {
+        assert_eq!(host.version(T).unwrap().returncode, "0");
+    }
+    let left = lab.client().directory(&lab.home("data/guest")).unwrap().len();
+    assert!(left <= filled, "old replies were removed: {left} of {filled} + 11");
+}

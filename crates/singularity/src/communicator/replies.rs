@@ -50,16 +50,6 @@ impl Replies {
         }
         out
     }
-
-    /// How many replies are tracked.
-    pub fn len(&self) -> usize {
-        self.written.len()
-    }
-
-    /// Whether none are tracked.
-    pub fn is_empty(&self) -> bool {
-        self.written.is_empty()
-    }
 }
 
 #[cfg(test)]
@@ -74,11 +64,11 @@ mod tests {
         r.record("new", t0);
         assert!(r.take_older_than(RETENTION, t0).is_empty());
         assert_eq!(r.take_older_than(PRESSURE_MIN_AGE, t0), ["boot-a", "boot-b"]);
-        assert_eq!(r.len(), 1);
+        assert_eq!(r.written.len(), 1);
         assert!(r
             .take_older_than(PRESSURE_MIN_AGE, t0 + Duration::from_secs(1))
             .is_empty());
         assert_eq!(r.take_older_than(RETENTION, t0 + RETENTION), ["new"]);
-        assert!(r.is_empty());
+        assert!(r.written.is_empty());
     }
 }

@@ -56,12 +56,20 @@ fn connect_until_ready(s: &Settings) -> Option<Box<dyn Communicator>> {
 }
 
 /// Serves requests in the foreground until stopped.
-pub fn serve(current: Settings, global: &Global, args: &DaemonArgs) -> Result<(), String> {
+/// `connected` runs once the communicator is up (it drops privileges: the
+/// xenbus device and the socket's directory need root to open).
+pub fn serve(
+    current: Settings,
+    global: &Global,
+    args: &DaemonArgs,
+    connected: impl FnOnce() -> Result<(), String>,
+) -> Result<(), String> {
     signals::install();
     let mut agent = Agent::new(current.handler(), applier(&current));
     let Some(mut comm) = connect_until_ready(&current) else {
         return Ok(());
     };
+    connected()?;
     log::info!(
         "serving requests ({:?} communicator, functions {}, root {})",
         current.communicator,

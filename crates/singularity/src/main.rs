@@ -99,10 +99,12 @@ fn start(s: settings::Settings, cli: &Cli, args: &DaemonArgs) -> Result<ExitCode
     }
     let _pidfile = lifecycle::PidFile::acquire(&s.pidfile).map_err(&mut fail)?;
     lifecycle::set_coredumps(s.coredumps).map_err(&mut fail)?;
-    lifecycle::drop_privileges(s.uid.as_deref(), s.gid.as_deref()).map_err(&mut fail)?;
     if let Some(r) = report.as_mut() {
         r.send(Ok(()));
     }
-    daemon::serve(s, &cli.global, args)?;
+    let (uid, gid) = (s.uid.clone(), s.gid.clone());
+    daemon::serve(s, &cli.global, args, || {
+        lifecycle::drop_privileges(uid.as_deref(), gid.as_deref())
+    })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -252,3 +252,74 @@ fn bad_config_at_start_is_an_error_naming_file_and_line() {
     );
     assert!(!Path::new(&d.pidfile()).exists());
 }
+
+/// Runs `daemon --nodaemonize` with extra arguments and environment.
+fn foreground(d: &Daemon, extra: &[&str], env: &[(&str, &Path)]) -> std::process::Child {
+    let mut cmd = Command::new(bin());
+    cmd.arg("-f")
+        .arg(d.dir.path().join("conf"))
+        .arg("-H")
+        .arg(d.dir.path().join("agent.log"))
+        .args(["-l", "info", "--root"])
+        .arg(d.root.base())
+        .args(["daemon", "--nodaemonize", "--communicator", "socket", "--socket"])
+        .arg(d.socket())
+        .arg("--pidfile")
+        .arg(d.pidfile())
+        .args(extra);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().unwrap()
+}
+
+#[test]
+fn systemd_notifications_around_start_reload_and_stop() {
+    let d = Daemon::new();
+    let notify_path = d.dir.path().join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    notify.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut child = foreground(&d, &[], &[("NOTIFY_SOCKET", &notify_path)]);
+    let mut next = || {
+        let mut buf = [0u8; 256];
+        let n = notify.recv(&mut buf).expect("a notification");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    assert_eq!(next(), "READY=1");
+    assert_eq!(d.call(json!({"name": "version", "value": ""})).0, "0");
+    // SAFETY: kill(2) of our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+    assert_eq!(next(), "RELOADING=1");
+    assert_eq!(next(), "READY=1");
+    // SAFETY: as above.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert_eq!(next(), "STOPPING=1");
+    assert!(child.wait().unwrap().success());
+    assert!(!d.pidfile().exists());
+}
+
+#[test]
+fn privileges_are_dropped_after_connecting() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        panic!("this test switches users and needs root");
+    }
+    let d = Daemon::new();
+    let mut child = foreground(&d, &["-u", "nobody", "-g", "nogroup"], &[]);
+    assert_eq!(d.call(json!({"name": "version", "value": ""})).0, "0");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap()
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(field("Uid:"), "65534");
+    assert_eq!(field("Gid:"), "65534");
+    let _ = child.kill();
+    let _ = child.wait();
+}

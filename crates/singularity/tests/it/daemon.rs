@@ -280,7 +280,7 @@ fn systemd_notifications_around_start_reload_and_stop() {
     let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
     notify.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut child = foreground(&d, &[], &[("NOTIFY_SOCKET", &notify_path)]);
-    let mut next = || {
+    let next = || {
         let mut buf = [0u8; 256];
         let n = notify.recv(&mut buf).expect("a notification");
         String::from_utf8_lossy(&buf[..n]).into_owned()

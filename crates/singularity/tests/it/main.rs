@@ -2,6 +2,7 @@
 //! the XenStore simulator and real tools.
 
 mod apply;
+mod cli_host;
 mod daemon;
 mod demo;
 mod harness;

@@ -15,17 +15,6 @@ use crate::plan::{Plan, Step};
 use crate::protocol::{parse_request, Command, Reply, RequestError, COMMAND_NAMES};
 use std::fmt;
 
-/// The commands this build implements; `features` lists the enabled ones.
-const IMPLEMENTED: [&str; 7] = [
-    "version",
-    "features",
-    "keyinit",
-    "password",
-    "injectfile",
-    "file_inject",
-    "resetnetwork",
-];
-
 /// The agent version: dotted numeric only, as nova compares it with LooseVersion.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -112,7 +101,7 @@ impl Agent {
     pub fn features(&self) -> String {
         COMMAND_NAMES
             .iter()
-            .filter(|name| IMPLEMENTED.contains(name) && self.settings.functions.allows_command(name))
+            .filter(|name| COMMAND_NAMES.contains(name) && self.settings.functions.allows_command(name))
             .copied()
             .collect::<Vec<_>>()
             .join(",")
@@ -161,7 +150,7 @@ impl Agent {
     }
 
     fn disabled(&self, name: &str) -> bool {
-        !(IMPLEMENTED.contains(&name) && self.settings.functions.allows_command(name))
+        !(COMMAND_NAMES.contains(&name) && self.settings.functions.allows_command(name))
     }
 
     fn run(&mut self, command: Command, metadata: &mut dyn Metadata) -> Result<(Reply, bool), Failure> {
@@ -192,7 +181,7 @@ impl Agent {
                 Ok((Reply::ok(""), outcome.changed))
             }
             Command::ResetNetwork => self.reset_network(metadata),
-            // Not in IMPLEMENTED: `disabled` answered it already.
+            // Not in COMMAND_NAMES: `disabled` answered it already.
             Command::AgentUpdate => Err(Failure::Plan("not implemented".into())),
         }
     }

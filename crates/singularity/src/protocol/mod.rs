@@ -91,8 +91,10 @@ impl fmt::Display for RequestError {
     }
 }
 
-/// The command names this agent implements, in the order `features` lists them.
-pub const COMMAND_NAMES: [&str; 8] = [
+/// The command names this agent implements, in the order `features` lists
+/// them. `agentupdate` is recognised but not implemented: the agent does not
+/// replace itself from a URL vouched for by an MD5 sum.
+pub const COMMAND_NAMES: [&str; 7] = [
     "version",
     "features",
     "keyinit",
@@ -100,7 +102,6 @@ pub const COMMAND_NAMES: [&str; 8] = [
     "injectfile",
     "file_inject",
     "resetnetwork",
-    "agentupdate",
 ];
 
 /// Parses a raw request. The name is returned separately so that even a request

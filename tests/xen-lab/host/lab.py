@@ -67,6 +67,8 @@ def options(argv):
                    help="round trips from the host through the relay [%(default)s]")
     p.add_argument("--agent-log", default="info", choices=("debug", "info", "warning", "error"),
                    help="the agent's log level (its log is on the domU console) [%(default)s]")
+    p.add_argument("--hold", action="store_true",
+                   help="boot, check the first reply, then keep the lab up (XENSTORED_PATH is printed)")
     p.add_argument("--tail", type=int, default=80, help="console lines shown on failure")
     p.add_argument("--keep-runs", type=int, default=6, help="run directories kept in the cache")
     p.add_argument("--boot", help=argparse.SUPPRESS)  # internal: one boot (a child process)
@@ -257,7 +259,7 @@ def main(argv):
                        "--mem", str(opts.mem), "--dom0-mem", opts.dom0_mem, "--smp", str(opts.smp),
                        "--burst", str(opts.burst), "--bench", str(opts.bench),
                        "--host-rtts", str(opts.host_rtts), "--tail", str(opts.tail),
-                       "--agent-log", opts.agent_log]
+                       "--agent-log", opts.agent_log] + (["--hold"] if opts.hold else [])
                 child = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                          text=True, bufsize=1)
                 th = threading.Thread(target=pump, args=(child,), daemon=True)

@@ -319,11 +319,17 @@ class Client:
         self.call(WRITE, path.encode() + b"\0" + value, path)
 
     def write_many(self, items):
-        """Pipelined writes: all requests first, then all replies."""
+        """Pipelined writes: all requests first, then all replies. Returns
+        {path: XsError} for the writes xenstored refused."""
         rids = [self.send(WRITE, p.encode() + b"\0" + (v.encode() if isinstance(v, str) else v))
                 for p, v in items]
+        errors = {}
         for rid, (p, _) in zip(rids, items):
-            self.wait(rid, p)
+            try:
+                self.wait(rid, p)
+            except XsError as e:
+                errors[p] = e
+        return errors
 
     def rm_many(self, paths):
         """Pipelined removals."""

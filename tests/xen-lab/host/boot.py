@@ -615,9 +615,10 @@ class Boot:
         self.check(S, "eth0 has the addresses and routes from vm-data", "PASS" if good else "FAIL",
                    "v4 %s, v6 %s, default route %s, 192.168.77.0/24 route %s; hostname %s" % (
                        have4, have6, default, route, a.get("hostname", ["?"])[0]))
-        rc, out = self.control("ping 4 %s" % IP4, timeout=60)
-        self.check(S, "dom0 pings the domU at %s over netback/netfront" % IP4,
-                   "PASS" if rc == 0 else "FAIL", out.strip(" |"))
+        for family, addr in (("4", IP4), ("6", IP6)):
+            rc, out = self.control("ping %s %s" % (family, addr), timeout=60)
+            self.check(S, "dom0 pings the domU at %s over netback/netfront" % addr,
+                       "PASS" if rc == 0 else "FAIL", out.strip(" |"))
 
     def scenario_robustness(self):
         S = "robust"

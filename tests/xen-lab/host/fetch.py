@@ -37,7 +37,7 @@ import tempfile
 import zipfile
 
 XENVER = "4.17"
-IMAGE_FORMAT = "4"  # bump when the image layout below changes
+IMAGE_FORMAT = "5"  # bump when the image layout below changes
 
 XEN_PACKAGES = [
     "xen-hypervisor-%s-amd64" % XENVER, "xen-utils-%s" % XENVER, "xen-utils-common",
@@ -45,7 +45,7 @@ XEN_PACKAGES = [
     "libxenforeignmemory1", "libxengnttab1", "libxenhypfs1", "libxenmisc%s" % XENVER,
     "libxenstore4", "libxentoolcore1", "libxentoollog1", "libyajl2",
 ]
-USERLAND_PACKAGES = ["busybox-static", "ifupdown", "iproute2", "debianutils"]
+USERLAND_PACKAGES = ["busybox-static", "dash", "ifupdown", "iproute2", "debianutils"]
 
 DOM0_MODULES = ["xen-evtchn", "xen-gntdev", "xen-gntalloc", "xen-privcmd", "xenfs",
                 "xen-netback", "virtio_pci", "virtio_console"]
@@ -407,6 +407,10 @@ def build_images(cache, files, kpkg, out):
         du.put_elf("/bin/ip")
         du.link("/sbin/ip", "../bin/ip")
         du.put_elf("/bin/run-parts")
+        # Debian's /bin/sh: busybox's sh runs its own applets before anything
+        # on PATH, so ifupdown's "ip addr add ..." would get busybox's ip
+        du.put_elf("/bin/dash")
+        du.link("/bin/sh", "dash")
         for rel in ("etc/network", "lib/ifupdown", "etc/iproute2"):
             shutil.copytree(os.path.join(root, rel), os.path.join(du.path, rel.replace("lib/", "usr/lib/")),
                             symlinks=True, dirs_exist_ok=True)

@@ -571,25 +571,25 @@ class Boot:
             pass
 
     def check_network_files(self, S):
-        ifaces = self.guest_file("/etc/network/interfaces")
-        hostname = self.guest_file("/etc/hostname")
-        resolv = self.guest_file("/etc/resolv.conf")
-        text = b""
-        if ifaces:
-            text = ifaces["data"]
-            # the file may source interfaces.d; follow the usual single file
-            for extra in ("/etc/network/interfaces.d/eth0", "/etc/network/interfaces.d/50-singularity",
-                          "/etc/network/interfaces.d/singularity"):
-                e = self.guest_file(extra)
-                if e:
-                    text += b"\n" + e["data"]
-        t = text.decode(errors="replace")
-        want = [IP4, IP6, GW4, "192.168.77.0"]
+        conf = self.ask("netconf").get("conf", [])
+        files = {}
+        for entry in conf:
+            path, _, data = entry.partition(" ")
+            files[path] = base64.b64decode(data).decode(errors="replace")
+        t = "\n".join(files.values())
+        want = [IP4, IP6, GW4, GW6, "192.168.77.0"]
         missing = [w for w in want if w not in t]
-        self.check(S, "network configuration written (ifupdown)", "FAIL" if missing else "PASS",
-                   "missing %s" % missing if missing else "has %s" % ", ".join(want))
+        self.check(S, "ifupdown configuration written", "FAIL" if missing else "PASS",
+                   "%s in %s" % ("missing %s" % missing if missing else "has " + ", ".join(want),
+                                 ", ".join(sorted(files)) or "no file"))
+        hostname = self.guest_file("/etc/hostname")
         hn = hostname["data"].decode().strip() if hostname else None
-        self.check(S, "/etc/hostname = vm-data/hostname", "PASS" if hn == HOSTNAME else "FAIL", repr(hn))
+        kernel = self.ask("net").get("hostname", ["?"])[0]
+        hosts = self.guest_file("/etc/hosts")
+        in_hosts = bool(hosts) and HOSTNAME.encode() in hosts["data"]
+        self.check(S, "hostname from vm-data/hostname", "PASS" if hn == HOSTNAME and kernel == HOSTNAME
+                   else "FAIL", "/etc/hostname %r, kernel %r (in /etc/hosts: %s)" % (hn, kernel, in_hosts))
+        resolv = self.guest_file("/etc/resolv.conf")
         rs = resolv["data"].decode(errors="replace") if resolv else ""
         missing = [d for d in DNS if d not in rs]
         self.check(S, "resolv.conf has the DNS servers", "FAIL" if missing else "PASS",

@@ -33,7 +33,16 @@ pub struct XenCommunicator {
     replies: Replies,
 }
 
-/// The errors xenstored gives when a domain's quota is used up.
+/// The request id an event path names (`data/host/<id>`, or an absolute path
+/// ending the same way), if any.
+fn request_id(path: &str) -> Option<&str> {
+    let (_, rest) = path.split_once("data/host/")?;
+    let id = rest.split('/').next()?;
+    (!id.is_empty()).then_some(id)
+}
+
+/// The errors xenstored gives when a domain's quota is used up (or a reply
+/// would be too large).
 fn is_quota(e: &xenstore::Error) -> bool {
     matches!(e.kind(), Some(ErrorKind::Nospc | ErrorKind::TooBig | ErrorKind::Quota))
 }
@@ -82,18 +91,28 @@ impl XenCommunicator {
         let mut ids = match self.client.directory(REQUEST_DIR) {
             Ok(ids) => ids,
             Err(e) if e.is_noent() => Vec::new(),
+            Err(e) if is_quota(&e) => {
+                // Too many requests to list at once (oxenstored through the
+                // device); watch events still name each one.
+                log::debug!("cannot list data/host ({e}); relying on watch events");
+                Vec::new()
+            }
             Err(e) => {
                 self.scan_due = true;
                 return Err(comm("cannot list data/host")(e));
             }
         };
         ids.sort();
-        for id in ids {
-            if !self.handled_set.contains(&id) && !self.queue.contains(&id) {
-                self.queue.push_back(id);
-            }
+        for id in &ids {
+            self.enqueue(id);
         }
         Ok(())
+    }
+
+    fn enqueue(&mut self, id: &str) {
+        if !self.handled_set.contains(id) && !self.queue.iter().any(|q| q == id) {
+            self.queue.push_back(id.to_string());
+        }
     }
 
     fn remember(&mut self, id: &str) {
@@ -144,7 +163,12 @@ impl XenCommunicator {
 
     fn wait_event(&mut self, timeout: Duration) -> Result<(), CommError> {
         match self.watch.recv_timeout(timeout) {
-            Ok(Some(WatchEvent::Changed(_))) => self.scan_due = true,
+            // An event names the request node itself: no listing needed (a
+            // listing can also be too large for the device on oxenstored).
+            Ok(Some(WatchEvent::Changed(path))) => match request_id(&path) {
+                Some(id) => self.enqueue(id),
+                None => self.scan_due = true,
+            },
             Ok(Some(WatchEvent::Reconnected)) => {
                 log::info!("xenstore connection re-established; rescanning");
                 if let Ok(domid) = self.client.read_string("domid") {
@@ -238,5 +262,19 @@ impl Communicator for XenCommunicator {
         written.map_err(comm("cannot write reply"))?;
         self.replies.record(id, now);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::request_id;
+
+    #[test]
+    fn events_name_requests() {
+        assert_eq!(request_id("data/host/abc-1"), Some("abc-1"));
+        assert_eq!(request_id("/local/domain/7/data/host/abc-1"), Some("abc-1"));
+        assert_eq!(request_id("data/host/abc/x"), Some("abc"));
+        assert_eq!(request_id("data/host"), None);
+        assert_eq!(request_id("data/host/"), None);
     }
 }

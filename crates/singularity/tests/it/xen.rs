@@ -323,3 +323,29 @@ fn old_replies_make_room_when_data_guest_is_full() {
     let left = lab.client().directory(&lab.home("data/guest")).unwrap().len();
     assert!(left <= filled, "old replies were removed: {left} of {filled} + 11");
 }
+
+#[test]
+fn a_burst_of_200_requests_is_all_answered_on_oxenstored() {
+    let root = TestRoot::new();
+    let mut lab = XenLab::new(GuestLink::Device, Config::oxenstored_like());
+    lab.start_agent(&root, &[], "");
+    let c = lab.client();
+    let ids: Vec<String> = (0..200).map(|i| format!("burst-{i:03}")).collect();
+    for id in &ids {
+        c.write(
+            &lab.home(&format!("data/host/{id}")),
+            br#"{"name": "version", "value": "agent"}"#,
+        )
+        .unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for id in &ids {
+        let node = lab.home(&format!("data/guest/{id}"));
+        while !c.exists(&node).unwrap() {
+            assert!(Instant::now() < deadline, "{id} never answered");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    assert!(c.directory(&lab.home("data/host")).unwrap().is_empty());
+    assert!(lab.agent_alive());
+}

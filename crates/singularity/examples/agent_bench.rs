@@ -1,0 +1,717 @@
+//! Benchmark of the release agent over XenStore, as the host sees it.
+//!
+//! ```text
+//! cargo run --release -p singularity --example agent_bench
+//! ```
+//!
+//! The example first runs `cargo build --release -p singularity --bin
+//! singularity` (a no-op when up to date) and uses that binary; set
+//! `SINGULARITY_BIN` to benchmark another one. `BENCH_ITERATIONS` changes the
+//! number of timed requests per command (default 300).
+//!
+//! Set-up: the XenStore simulator runs in this process with a dom0 socket
+//! and guest 7's `/dev/xen/xenbus` emulation; the agent runs as
+//! `singularity -f <dir> -H - -l info --root <scratch root> daemon
+//! --nodaemonize --communicator xen --pidfile <file>` (`<dir>` holds an empty
+//! `singularity.conf`: all defaults) with `XENSTORED_PATH` set to the guest
+//! socket. Then the same against Debian 12's real C `xenstored` (and
+//! `oxenstored`), started like the xenstore crate's tests do (`realxs.rs`),
+//! the agent connected to its socket as dom0.
+//!
+//! What is measured:
+//! - host-observed latency: from the host's `WRITE data/host/<id>` to the
+//!   reply in hand. The host waits with a watch on `data/guest` (no polling
+//!   interval in the numbers), reads the reply and removes it. `password` is
+//!   timed alone (its `keyinit` is not) and includes the `/etc/shadow`
+//!   rewrite (SHA-512 crypt, fsync, rename). One more row times
+//!   `AgentHost::password` (keyinit + password) as the dom0 plugin does it,
+//!   polling every 200 µs;
+//! - agent-side handling time, from the agent's own log line per request
+//!   (`request <id> command <c> returncode <rc> changed <yes/no> in <ms> ms`,
+//!   0.1 ms resolution), matched to the host's requests by id;
+//! - the daemon's VmRSS when idle after start-up and its VmHWM after all the
+//!   requests (`/proc/<pid>/status`);
+//! - XenStore requests the agent makes in 3 s of idleness, and per request
+//!   (simulator only: it counts every request it serves).
+
+#[path = "../../xenstore/tests/common/realxs.rs"]
+mod realxs;
+
+use serde_json::{json, Value};
+use singularity::crypto::cipher::{encrypt_password, Digest};
+use singularity::crypto::dh::{KeyPair, PeerKey};
+use singularity::dom0::{check_reply, pyjson, uuid4, AgentHost, AgentReply};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+use xenstore::sim::{Config, Simulator};
+use xenstore::{Client, Watch, WatchEvent};
+
+/// The guest's domain id on the simulator.
+const DOMID: u32 = 7;
+/// Untimed requests before each timed series.
+const WARMUP: usize = 20;
+/// How long the host waits for one reply.
+const TIMEOUT: Duration = Duration::from_secs(10);
+/// The password set again and again.
+const PASSWORD: &str = "bench-Passw0rd!";
+/// Idle period watched for XenStore traffic.
+const IDLE: Duration = Duration::from_secs(3);
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("agent_bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<(), String> {
+    let bin = agent_binary()?;
+    let iterations = match std::env::var("BENCH_ITERATIONS") {
+        Ok(v) => v
+            .parse::<usize>()
+            .map_err(|_| format!("BENCH_ITERATIONS={v}: not a number"))?,
+        Err(_) => 300,
+    };
+    let size = std::fs::metadata(&bin).map(|m| m.len()).unwrap_or(0);
+    println!("agent binary: {} ({} KiB)", bin.display(), size / 1024);
+    println!(
+        "machine: {} CPU(s), load average {}",
+        thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        std::fs::read_to_string("/proc/loadavg")
+            .ok()
+            .and_then(|l| l.split_whitespace().next().map(String::from))
+            .unwrap_or_else(|| "?".into())
+    );
+    println!("{iterations} timed requests per command after {WARMUP} untimed ones\n");
+
+    let mut results = vec![bench_simulator(&bin, iterations)?];
+    match realxs::prepare() {
+        Ok(env) => {
+            for (kind, label) in [(realxs::Kind::C, "xenstored (C)"), (realxs::Kind::Ox, "oxenstored")] {
+                match bench_real(&bin, &env, kind, label, iterations) {
+                    Ok(r) => results.push(r),
+                    Err(e) => println!("{label}: not measured: {e}\n"),
+                }
+            }
+        }
+        Err(e) => println!("real xenstored: not measured: {e}\n"),
+    }
+    print_report(&results);
+    Ok(())
+}
+
+/// Builds (if needed) and finds the release agent next to this example's
+/// target directory, or takes `SINGULARITY_BIN`.
+fn agent_binary() -> Result<PathBuf, String> {
+    if let Some(bin) = std::env::var_os("SINGULARITY_BIN") {
+        return Ok(PathBuf::from(bin));
+    }
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "singularity",
+            "--bin",
+            "singularity",
+            "--manifest-path",
+        ])
+        .arg(&manifest)
+        .status()
+        .map_err(|e| format!("cannot run cargo build: {e}"))?;
+    if !status.success() {
+        return Err(format!("cargo build --release -p singularity failed ({status})"));
+    }
+    // <target>/<profile>/examples/agent_bench → <target>/release/singularity
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let target = exe
+        .ancestors()
+        .nth(3)
+        .ok_or_else(|| format!("cannot find the target directory from {}", exe.display()))?;
+    let bin = target.join("release/singularity");
+    if !bin.is_file() {
+        return Err(format!("{} missing after cargo build", bin.display()));
+    }
+    Ok(bin)
+}
+
+// ---------------------------------------------------------------------------
+// The agent process
+
+/// One log line of the agent: command, returncode, milliseconds.
+type LogEntry = (String, String, f64);
+
+struct Agent {
+    child: Option<Child>,
+    log: Arc<Mutex<HashMap<String, LogEntry>>>,
+    other: Arc<Mutex<Vec<String>>>,
+    root: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// `... request <id> command <c> returncode <rc> changed <yes/no> in <ms> ms`
+fn parse_log_line(line: &str) -> Option<(String, LogEntry)> {
+    let at = line.find("request ")?;
+    let t: Vec<&str> = line[at..].split_whitespace().collect();
+    if t.len() != 11 || t[2] != "command" || t[4] != "returncode" || t[8] != "in" || t[10] != "ms" {
+        return None;
+    }
+    let ms = t[9].parse().ok()?;
+    Some((t[1].to_string(), (t[3].to_string(), t[5].to_string(), ms)))
+}
+
+impl Agent {
+    fn spawn(bin: &Path, xenstore: &Path) -> Result<Agent, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let conf = dir.path().join("conf");
+        let root = dir.path().join("root");
+        let io = |e: std::io::Error| e.to_string();
+        std::fs::create_dir_all(&conf).map_err(io)?;
+        // The agent insists on the file; empty means every default.
+        std::fs::write(conf.join("singularity.conf"), "").map_err(io)?;
+        std::fs::create_dir_all(root.join("etc")).map_err(io)?;
+        std::fs::write(
+            root.join("etc/shadow"),
+            "root:*:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n",
+        )
+        .map_err(io)?;
+        std::fs::write(
+            root.join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n",
+        )
+        .map_err(io)?;
+        let mut child = Command::new(bin)
+            .arg("-f")
+            .arg(&conf)
+            .args(["-H", "-", "-l", "info", "--root"])
+            .arg(&root)
+            .args(["daemon", "--nodaemonize", "--communicator", "xen", "--pidfile"])
+            .arg(dir.path().join("singularity.pid"))
+            .env("XENSTORED_PATH", xenstore)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+        let stderr = child.stderr.take().ok_or("no stderr pipe")?;
+        let log = Arc::new(Mutex::new(HashMap::new()));
+        let other = Arc::new(Mutex::new(Vec::new()));
+        let (log2, other2) = (Arc::clone(&log), Arc::clone(&other));
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                match parse_log_line(&line) {
+                    Some((id, entry)) => {
+                        log2.lock().unwrap().insert(id, entry);
+                    }
+                    None => other2.lock().unwrap().push(line),
+                }
+            }
+        });
+        Ok(Agent {
+            child: Some(child),
+            log,
+            other,
+            root,
+            _dir: dir,
+        })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap_or(0)
+    }
+
+    /// A `/proc/<pid>/status` field in KiB.
+    fn status_kib(&self, key: &str) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
+        let line = status.lines().find(|l| l.starts_with(key))?;
+        line[key.len()..]
+            .trim_start_matches(':')
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    }
+
+    /// The agent-side times of `ids`, waiting for their log lines to arrive.
+    fn times(&self, ids: &[String], command: &str) -> Result<Vec<f64>, String> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            {
+                let log = self.log.lock().unwrap();
+                if ids.iter().all(|id| log.contains_key(id)) {
+                    let mut out = Vec::with_capacity(ids.len());
+                    for id in ids {
+                        let (c, rc, ms) = &log[id];
+                        if c != command || !matches!(rc.as_str(), "0" | "D0") {
+                            return Err(format!("request {id}: logged as {c} with returncode {rc}"));
+                        }
+                        out.push(*ms);
+                    }
+                    return Ok(out);
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(format!("the agent did not log all {command} requests"));
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: kill(2) on our own child, not yet reaped.
+            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                thread::sleep(Duration::from_millis(10));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The host
+
+/// A dom0 host that waits for replies with a watch on `data/guest`.
+struct WatchHost {
+    client: Client,
+    watch: Watch,
+    home: String,
+}
+
+impl WatchHost {
+    fn new(socket: &Path, domid: u32) -> Result<WatchHost, String> {
+        let client = Client::connect(socket).map_err(|e| format!("dom0 client: {e}"))?;
+        let home = format!("/local/domain/{domid}");
+        let watch = client
+            .watch(&format!("{home}/data/guest"))
+            .map_err(|e| format!("watch: {e}"))?;
+        // The initial event.
+        while watch
+            .recv_timeout(Duration::from_millis(50))
+            .map_err(|e| e.to_string())?
+            .is_some()
+        {}
+        Ok(WatchHost { client, watch, home })
+    }
+
+    /// Sends `{"name": name, "value": value}`; returns the reply, the
+    /// host-observed latency and the request id.
+    fn call(&self, name: &str, value: Value) -> Result<(AgentReply, Duration, String), String> {
+        let request = pyjson::dumps(&json!({"name": name, "value": value}));
+        let id = uuid4().map_err(|e| e.to_string())?;
+        let host = format!("{}/data/host/{id}", self.home);
+        let guest = format!("{}/data/guest/{id}", self.home);
+        let start = Instant::now();
+        self.client
+            .write(&host, request.as_bytes())
+            .map_err(|e| format!("write {host}: {e}"))?;
+        let deadline = start + TIMEOUT;
+        let raw = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.watch.recv_timeout(left).map_err(|e| e.to_string())? {
+                Some(WatchEvent::Changed(path)) if path == guest => match self.client.read(&guest) {
+                    Ok(raw) => break raw,
+                    Err(e) if e.is_noent() => {}
+                    Err(e) => return Err(format!("read {guest}: {e}")),
+                },
+                Some(_) => {}
+                None => return Err(format!("{name}: no reply within {} s", TIMEOUT.as_secs())),
+            }
+        };
+        let elapsed = start.elapsed();
+        // Keep data/guest small (the plugin leaves replies; they would count
+        // against the guest's node quota over thousands of requests).
+        let _ = self.client.rm(&guest);
+        let reply = check_reply(&raw).map_err(|e| e.to_string())?;
+        Ok((reply, elapsed, id))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Measurements
+
+#[derive(Clone, Copy, Default)]
+struct Summary {
+    n: usize,
+    p50: f64,
+    p99: f64,
+    max: f64,
+}
+
+fn summarize(mut values: Vec<f64>) -> Summary {
+    if values.is_empty() {
+        return Summary::default();
+    }
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    let rank = |p: f64| values[((p * n as f64).ceil() as usize).clamp(1, n) - 1];
+    Summary {
+        n,
+        p50: rank(0.50),
+        p99: rank(0.99),
+        max: values[n - 1],
+    }
+}
+
+struct Row {
+    command: &'static str,
+    host_ms: Summary,
+    agent_ms: Summary,
+}
+
+struct Results {
+    xenstore: &'static str,
+    rows: Vec<Row>,
+    rss_idle_kib: Option<u64>,
+    hwm_kib: Option<u64>,
+    rss_after_kib: Option<u64>,
+    requests: usize,
+    idle_requests: Option<u64>,
+    per_request: Vec<(&'static str, f64)>,
+}
+
+/// Times `once` (which returns the host latency and the ids whose agent-side
+/// times make up the request) `iterations` times after a warm-up.
+fn series(
+    agent: &Agent,
+    command: &'static str,
+    iterations: usize,
+    sent: &mut usize,
+    mut once: impl FnMut() -> Result<(Duration, Vec<String>), String>,
+) -> Result<Row, String> {
+    for _ in 0..WARMUP {
+        *sent += once()?.1.len();
+    }
+    let mut host = Vec::with_capacity(iterations);
+    let mut agent_ms = Vec::with_capacity(iterations);
+    let mut all_ids = Vec::with_capacity(iterations);
+    for _ in 0..iterations {
+        let (d, ids) = once()?;
+        host.push(d.as_secs_f64() * 1000.0);
+        *sent += ids.len();
+        all_ids.push(ids);
+    }
+    for ids in &all_ids {
+        // AgentHost::password sends keyinit + password: the sum of both
+        let mut total = 0.0;
+        for (i, id) in ids.iter().enumerate() {
+            let logged = match (ids.len(), i) {
+                (2, 0) => "keyinit",
+                (2, _) => "password",
+                _ => command,
+            };
+            total += agent.times(std::slice::from_ref(id), logged)?[0];
+        }
+        agent_ms.push(total);
+    }
+    Ok(Row {
+        command,
+        host_ms: summarize(host),
+        agent_ms: summarize(agent_ms),
+    })
+}
+
+fn expect(reply: &AgentReply, code: &str, what: &str) -> Result<(), String> {
+    if reply.returncode == code {
+        Ok(())
+    } else {
+        Err(format!("{what}: returncode {} ({})", reply.returncode, reply.message))
+    }
+}
+
+/// `keyinit` then `password` through the watch host; only the password is timed.
+fn password_once(host: &WatchHost) -> Result<(Duration, Vec<String>), String> {
+    let pair = KeyPair::generate().map_err(|e| e.to_string())?;
+    let (reply, _, _) = host.call("keyinit", Value::String(pair.public_key().to_string()))?;
+    expect(&reply, "D0", "keyinit")?;
+    let peer = PeerKey::parse(&reply.message).map_err(|e| format!("keyinit reply: {e}"))?;
+    let ciphertext = encrypt_password(&pair.shared_secret(peer), &format!("{PASSWORD}\n"), Digest::Sha256);
+    let (reply, d, id) = host.call("password", Value::String(ciphertext))?;
+    expect(&reply, "0", "password")?;
+    Ok((d, vec![id]))
+}
+
+/// The rows, the number of requests sent, and XenStore requests per request.
+type Measured = (Vec<Row>, usize, Vec<(&'static str, f64)>);
+
+/// The four series plus `AgentHost::password`, on a running agent.
+fn measure(
+    agent: &Agent,
+    host: &WatchHost,
+    plugin: &AgentHost,
+    iterations: usize,
+    stats: Option<&Simulator>,
+) -> Result<Measured, String> {
+    let mut sent = 0;
+    let mut rows = Vec::new();
+    let mut per_request = Vec::new();
+    let total = || stats.map(|s| s.stats().total_requests());
+    let simple = |name: &'static str, value: Value, code: &'static str| {
+        move || -> Result<(Duration, Vec<String>), String> {
+            let (reply, d, id) = host.call(name, value.clone())?;
+            expect(&reply, code, name)?;
+            Ok((d, vec![id]))
+        }
+    };
+    let before = total();
+    rows.push(series(
+        agent,
+        "version",
+        iterations,
+        &mut sent,
+        simple("version", json!("agent"), "0"),
+    )?);
+    if let (Some(a), Some(b)) = (before, total()) {
+        // the host makes 3 of them (write, read, rm)
+        per_request.push(("version", (b - a) as f64 / (iterations + WARMUP) as f64 - 3.0));
+    }
+    rows.push(series(
+        agent,
+        "features",
+        iterations,
+        &mut sent,
+        simple("features", json!(""), "0"),
+    )?);
+    let keyinit = move || -> Result<(Duration, Vec<String>), String> {
+        let pair = KeyPair::generate().map_err(|e| e.to_string())?;
+        let (reply, d, id) = host.call("keyinit", Value::String(pair.public_key().to_string()))?;
+        expect(&reply, "D0", "keyinit")?;
+        Ok((d, vec![id]))
+    };
+    rows.push(series(agent, "keyinit", iterations, &mut sent, keyinit)?);
+    let before = total();
+    rows.push(series(agent, "password", iterations, &mut sent, || {
+        password_once(host)
+    })?);
+    sent += iterations + WARMUP; // the untimed keyinits
+    if let (Some(a), Some(b)) = (before, total()) {
+        // per keyinit + password pair, minus the host's 6
+        per_request.push(("keyinit+password", (b - a) as f64 / (iterations + WARMUP) as f64 - 6.0));
+    }
+    let plugin_series = || -> Result<(Duration, Vec<String>), String> {
+        let start = Instant::now();
+        let reply = plugin
+            .password(PASSWORD, Digest::Sha256, TIMEOUT)
+            .map_err(|e| format!("AgentHost::password: {e}"))?;
+        let d = start.elapsed();
+        expect(&reply, "0", "AgentHost::password")?;
+        let ids: Vec<String> = plugin.take_exchanges().into_iter().map(|x| x.id).collect();
+        for id in &ids {
+            let _ = plugin
+                .client()
+                .rm(&format!("/local/domain/{}/data/guest/{id}", plugin.domid()));
+        }
+        Ok((d, ids))
+    };
+    let plugin_iterations = iterations.div_ceil(3);
+    rows.push(series(
+        agent,
+        "AgentHost::password",
+        plugin_iterations,
+        &mut sent,
+        plugin_series,
+    )?);
+    // The shadow file really changed.
+    let shadow = std::fs::read_to_string(agent.root.join("etc/shadow")).map_err(|e| e.to_string())?;
+    if !shadow.starts_with("root:$6$") {
+        return Err(format!("etc/shadow was not rewritten: {shadow}"));
+    }
+    Ok((rows, sent, per_request))
+}
+
+/// Waits until the agent answers (it watches `data/host` once connected).
+fn wait_ready(agent: &mut Agent, host: &WatchHost) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let exited = agent.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
+        let failure = match exited {
+            Some(status) => format!("the agent exited ({status})"),
+            None => match host.call("version", json!("agent")) {
+                Ok(_) => return Ok(()),
+                Err(e) if Instant::now() > deadline => format!("the agent never answered: {e}"),
+                Err(_) => continue,
+            },
+        };
+        thread::sleep(Duration::from_millis(100));
+        let log = agent.other.lock().unwrap().join("\n");
+        return Err(format!("{failure}; its log:\n{log}"));
+    }
+}
+
+fn bench_simulator(bin: &Path, iterations: usize) -> Result<Results, String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let dom0 = dir.path().join("dom0.sock");
+    let guest = dir.path().join("guest.sock");
+    let sim = Simulator::new(Config::default());
+    sim.listen_dom0(&dom0).map_err(|e| format!("dom0 socket: {e}"))?;
+    sim.add_guest_device(DOMID, &guest)
+        .map_err(|e| format!("guest device: {e}"))?;
+    let mut agent = Agent::spawn(bin, &guest)?;
+    let host = WatchHost::new(&dom0, DOMID)?;
+    wait_ready(&mut agent, &host)?;
+    thread::sleep(Duration::from_millis(500));
+    let rss_idle_kib = agent.status_kib("VmRSS");
+
+    let plugin =
+        AgentHost::new(Client::connect(&dom0).map_err(|e| e.to_string())?, DOMID).with_poll(Duration::from_micros(200));
+    let (rows, sent, per_request) = measure(&agent, &host, &plugin, iterations, Some(&sim))?;
+    let hwm_kib = agent.status_kib("VmHWM");
+
+    thread::sleep(Duration::from_millis(500));
+    let before = sim.stats();
+    thread::sleep(IDLE);
+    let after = sim.stats();
+    let idle_requests = after.total_requests() - before.total_requests();
+    if idle_requests > 0 {
+        let mut kinds: Vec<String> = after
+            .requests
+            .iter()
+            .filter_map(|(k, n)| {
+                let d = n - before.requests_of(*k);
+                (d > 0).then(|| format!("{k:?}: {d}"))
+            })
+            .collect();
+        kinds.sort();
+        println!("simulator: requests while idle: {}", kinds.join(", "));
+    }
+    let rss_after_kib = agent.status_kib("VmRSS");
+    report_agent_noise(&agent);
+    agent.stop();
+    sim.shutdown();
+    Ok(Results {
+        xenstore: "simulator",
+        rows,
+        rss_idle_kib,
+        hwm_kib,
+        rss_after_kib,
+        requests: sent + 1,
+        idle_requests: Some(idle_requests),
+        per_request,
+    })
+}
+
+fn bench_real(
+    bin: &Path,
+    env: &realxs::Env,
+    kind: realxs::Kind,
+    label: &'static str,
+    iterations: usize,
+) -> Result<Results, String> {
+    let daemon = realxs::Daemon::start(env, kind)?;
+    // The agent connects to the daemon's socket, so it is dom0: its relative
+    // paths resolve to /local/domain/0, where the host sends requests too.
+    let mut agent = Agent::spawn(bin, daemon.socket())?;
+    let host = WatchHost::new(daemon.socket(), 0)?;
+    host.client
+        .write("/local/domain/0/name", b"Domain-0")
+        .map_err(|e| format!("write name: {e}"))?;
+    wait_ready(&mut agent, &host)?;
+    thread::sleep(Duration::from_millis(500));
+    let rss_idle_kib = agent.status_kib("VmRSS");
+    let plugin = AgentHost::new(Client::connect(daemon.socket()).map_err(|e| e.to_string())?, 0)
+        .with_poll(Duration::from_micros(200));
+    let (rows, sent, per_request) = measure(&agent, &host, &plugin, iterations, None)?;
+    let hwm_kib = agent.status_kib("VmHWM");
+    let rss_after_kib = agent.status_kib("VmRSS");
+    report_agent_noise(&agent);
+    agent.stop();
+    drop(daemon);
+    Ok(Results {
+        xenstore: label,
+        rows,
+        rss_idle_kib,
+        hwm_kib,
+        rss_after_kib,
+        requests: sent + 1,
+        idle_requests: None,
+        per_request,
+    })
+}
+
+/// Prints agent log lines that are warnings or errors.
+fn report_agent_noise(agent: &Agent) {
+    let other = agent.other.lock().unwrap();
+    let bad: Vec<&String> = other
+        .iter()
+        .filter(|l| {
+            let l = l.to_ascii_lowercase();
+            l.contains("warn") || l.contains("error") || l.contains("crit")
+        })
+        .collect();
+    for line in bad.iter().take(10) {
+        println!("agent: {line}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Report
+
+fn kib(v: Option<u64>) -> String {
+    v.map(|k| format!("{:.1} MiB", k as f64 / 1024.0))
+        .unwrap_or_else(|| "n/a".into())
+}
+
+fn print_report(results: &[Results]) {
+    println!("Latency in ms (host: write of the request to the reply in hand; agent: its log line)");
+    println!(
+        "{:<14} {:<20} {:>5} {:>9} {:>9} {:>9} {:>10} {:>10}",
+        "xenstore", "command", "n", "host p50", "host p99", "host max", "agent p50", "agent p99"
+    );
+    for r in results {
+        for row in &r.rows {
+            println!(
+                "{:<14} {:<20} {:>5} {:>9.3} {:>9.3} {:>9.3} {:>10.1} {:>10.1}",
+                r.xenstore,
+                row.command,
+                row.host_ms.n,
+                row.host_ms.p50,
+                row.host_ms.p99,
+                row.host_ms.max,
+                row.agent_ms.p50,
+                row.agent_ms.p99
+            );
+        }
+    }
+    println!("(AgentHost::password = keyinit + password as the dom0 plugin sends them, polling every 200 µs)\n");
+    println!("Agent process");
+    println!(
+        "{:<14} {:>11} {:>22} {:>15} {:>17} {:>24}",
+        "xenstore", "idle VmRSS", "VmHWM after requests", "VmRSS after", "idle xs requests", "xs requests per request"
+    );
+    for r in results {
+        let per: Vec<String> = r.per_request.iter().map(|(k, v)| format!("{k} {v:.1}")).collect();
+        println!(
+            "{:<14} {:>11} {:>22} {:>15} {:>17} {:>24}",
+            r.xenstore,
+            kib(r.rss_idle_kib),
+            format!("{} ({})", kib(r.hwm_kib), r.requests),
+            kib(r.rss_after_kib),
+            r.idle_requests
+                .map(|n| format!("{n} in {} s", IDLE.as_secs()))
+                .unwrap_or_else(|| "n/a".into()),
+            if per.is_empty() { "n/a".into() } else { per.join(", ") }
+        );
+    }
+}

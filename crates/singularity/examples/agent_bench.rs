@@ -388,7 +388,7 @@ struct Results {
     hwm_kib: Option<u64>,
     rss_after_kib: Option<u64>,
     requests: usize,
-    idle_requests: Option<u64>,
+    idle: Idle,
     per_request: Vec<(&'static str, f64)>,
 }
 
@@ -579,23 +579,7 @@ fn bench_simulator(bin: &Path, iterations: usize) -> Result<Results, String> {
     let (rows, sent, per_request) = measure(&agent, &host, &plugin, iterations, Some(&sim))?;
     let hwm_kib = agent.status_kib("VmHWM");
 
-    thread::sleep(Duration::from_millis(500));
-    let before = sim.stats();
-    thread::sleep(IDLE);
-    let after = sim.stats();
-    let idle_requests = after.total_requests() - before.total_requests();
-    if idle_requests > 0 {
-        let mut kinds: Vec<String> = after
-            .requests
-            .iter()
-            .filter_map(|(k, n)| {
-                let d = n - before.requests_of(*k);
-                (d > 0).then(|| format!("{k:?}: {d}"))
-            })
-            .collect();
-        kinds.sort();
-        println!("simulator: requests while idle: {}", kinds.join(", "));
-    }
+    let idle = idle(&agent, Some(&sim));
     let rss_after_kib = agent.status_kib("VmRSS");
     report_agent_noise(&agent);
     agent.stop();
@@ -607,7 +591,7 @@ fn bench_simulator(bin: &Path, iterations: usize) -> Result<Results, String> {
         hwm_kib,
         rss_after_kib,
         requests: sent + 1,
-        idle_requests: Some(idle_requests),
+        idle,
         per_request,
     })
 }
@@ -634,6 +618,7 @@ fn bench_real(
         .with_poll(Duration::from_micros(200));
     let (rows, sent, per_request) = measure(&agent, &host, &plugin, iterations, None)?;
     let hwm_kib = agent.status_kib("VmHWM");
+    let idle = idle(&agent, None);
     let rss_after_kib = agent.status_kib("VmRSS");
     report_agent_noise(&agent);
     agent.stop();
@@ -645,9 +630,77 @@ fn bench_real(
         hwm_kib,
         rss_after_kib,
         requests: sent + 1,
-        idle_requests: None,
+        idle,
         per_request,
     })
+}
+
+/// What the agent did in [`IDLE`] without requests.
+struct Idle {
+    /// XenStore requests served (simulator only: it counts them).
+    xs_requests: Option<u64>,
+    /// read/write-family system calls of the whole process (`/proc/<pid>/io`).
+    io_syscalls: Option<u64>,
+    /// Context switches of all its threads: how often it woke up.
+    wakeups: Option<u64>,
+}
+
+/// Sums `fields` of `/proc/<pid>/io`, or of every thread's `status`.
+fn proc_counter(pid: u32, per_thread: bool, fields: &[&str]) -> Option<u64> {
+    let files: Vec<PathBuf> = if per_thread {
+        std::fs::read_dir(format!("/proc/{pid}/task"))
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path().join("status")))
+            .collect()
+    } else {
+        vec![PathBuf::from(format!("/proc/{pid}/io"))]
+    };
+    let mut sum = 0;
+    for file in files {
+        let text = std::fs::read_to_string(file).ok()?;
+        for line in text.lines() {
+            if let Some((key, value)) = line.split_once(':') {
+                if fields.contains(&key) {
+                    sum += value.trim().parse::<u64>().ok()?;
+                }
+            }
+        }
+    }
+    Some(sum)
+}
+
+/// Watches the agent for [`IDLE`] after the host has gone quiet.
+fn idle(agent: &Agent, sim: Option<&Simulator>) -> Idle {
+    thread::sleep(Duration::from_millis(500));
+    let pid = agent.pid();
+    let io = || proc_counter(pid, false, &["syscr", "syscw"]);
+    let switches = || proc_counter(pid, true, &["voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"]);
+    let (xs0, io0, sw0) = (sim.map(Simulator::stats), io(), switches());
+    thread::sleep(IDLE);
+    let (xs1, io1, sw1) = (sim.map(Simulator::stats), io(), switches());
+    let xs_requests = match (&xs0, &xs1) {
+        (Some(before), Some(after)) => {
+            let mut kinds: Vec<String> = after
+                .requests
+                .iter()
+                .filter_map(|(k, n)| {
+                    let d = n - before.requests_of(*k);
+                    (d > 0).then(|| format!("{k:?}: {d}"))
+                })
+                .collect();
+            if !kinds.is_empty() {
+                kinds.sort();
+                println!("simulator: requests while idle: {}", kinds.join(", "));
+            }
+            Some(after.total_requests() - before.total_requests())
+        }
+        _ => None,
+    };
+    Idle {
+        xs_requests,
+        io_syscalls: io0.zip(io1).map(|(a, b)| b - a),
+        wakeups: sw0.zip(sw1).map(|(a, b)| b - a),
+    }
 }
 
 /// Prints agent log lines that are warnings or errors.
@@ -695,22 +748,33 @@ fn print_report(results: &[Results]) {
         }
     }
     println!("(AgentHost::password = keyinit + password as the dom0 plugin sends them, polling every 200 µs)\n");
-    println!("Agent process");
     println!(
-        "{:<14} {:>11} {:>22} {:>15} {:>17} {:>24}",
-        "xenstore", "idle VmRSS", "VmHWM after requests", "VmRSS after", "idle xs requests", "xs requests per request"
+        "Agent process (idle: {} s without requests, after the series)",
+        IDLE.as_secs()
     );
+    println!(
+        "{:<14} {:>11} {:>22} {:>12} {:>9} {:>9} {:>8}  xs requests by the agent",
+        "xenstore", "idle VmRSS", "VmHWM after requests", "VmRSS after", "idle xs", "idle I/O", "idle",
+    );
+    println!(
+        "{}{:>9} {:>9} {:>8}  per request",
+        " ".repeat(63),
+        "requests",
+        "syscalls",
+        "wakeups"
+    );
+    let opt = |v: Option<u64>| v.map(|n| n.to_string()).unwrap_or_else(|| "n/a".into());
     for r in results {
         let per: Vec<String> = r.per_request.iter().map(|(k, v)| format!("{k} {v:.1}")).collect();
         println!(
-            "{:<14} {:>11} {:>22} {:>15} {:>17} {:>24}",
+            "{:<14} {:>11} {:>22} {:>12} {:>9} {:>9} {:>8}  {}",
             r.xenstore,
             kib(r.rss_idle_kib),
             format!("{} ({})", kib(r.hwm_kib), r.requests),
             kib(r.rss_after_kib),
-            r.idle_requests
-                .map(|n| format!("{n} in {} s", IDLE.as_secs()))
-                .unwrap_or_else(|| "n/a".into()),
+            opt(r.idle.xs_requests),
+            opt(r.idle.io_syscalls),
+            opt(r.idle.wakeups),
             if per.is_empty() { "n/a".into() } else { per.join(", ") }
         );
     }

@@ -160,7 +160,7 @@ def download_debs(debs_dir, packages):
         r = subprocess.run(["apt-get", "download", "-q", "-o", "APT::Sandbox::User=root"] + need,
                            cwd=debs_dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         if r.returncode != 0 or any(not os.path.exists(files[p]) for p in need):
-            raise NoLab("apt-get download refused: %s" % (r.stderr.strip()[-800:] or r.stdout[-800:]))
+            raise NoLab("apt-get download refused:\n%s" % (r.stderr.strip() or r.stdout.strip()))
     # forget .debs superseded by newer versions
     keep = set(files.values())
     for name in os.listdir(debs_dir):

@@ -82,9 +82,11 @@ def options(argv):
 
 def skip(reason):
     bar = "#" * 78
-    msg = "\n".join([bar, "#  xen-lab: skipped: no lab", "#  %s" % reason, bar])
-    print(msg, file=sys.stderr, flush=True)
-    print(msg, flush=True)
+    lines = [l for l in reason.splitlines() if l.strip()][-6:]
+    print("\n".join([bar, "#  xen-lab: skipped: no lab"] + ["#  " + l for l in lines] + [bar]),
+          flush=True)
+    print("xen-lab: skipped: no lab (%s)" % lines[0] if lines else "xen-lab: skipped: no lab",
+          file=sys.stderr, flush=True)
     if os.environ.get("SINGULARITY_ALLOW_SKIP") == "1":
         print("xen-lab: SINGULARITY_ALLOW_SKIP=1: not failing", flush=True)
         print("xen-lab: 0 passed, 0 failed, 1 skipped", flush=True)

@@ -137,7 +137,8 @@ impl Xs {
             let (rty, rid, body) = self.recv()?;
             if rty == XS_WATCH_EVENT {
                 let f = nul_fields(&body);
-                self.events.push_back((f[0].clone(), f.get(1).cloned().unwrap_or_default()));
+                self.events
+                    .push_back((f[0].clone(), f.get(1).cloned().unwrap_or_default()));
                 continue;
             }
             if rid != id {
@@ -209,7 +210,10 @@ fn bench(domid: &str, n: usize) -> io::Result<()> {
         let us = t0.elapsed().as_micros();
         xs.call(XS_RM, &z(&[&reply_path]))?;
         if !reply.starts_with(b"{") {
-            return Err(io::Error::other(format!("odd reply {}", String::from_utf8_lossy(&reply))));
+            return Err(io::Error::other(format!(
+                "odd reply {}",
+                String::from_utf8_lossy(&reply)
+            )));
         }
         if i >= 3 {
             times.push(us);

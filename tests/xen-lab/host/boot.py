@@ -94,7 +94,9 @@ class Boot:
         self.run_dir = run_dir
         self.opts = opts
         self.tag = "[%s]" % flavour
-        self.sock_dir = tempfile.mkdtemp(prefix="xl-")  # short paths for sun_path
+        # short paths for sun_path; made (and removed again) by the parent
+        # process when it passes one, so a killed boot leaves nothing behind
+        self.sock_dir = opts.sock_dir or tempfile.mkdtemp(prefix="xl-")
         self.qemu = None
         self.t0 = None
         self.lines = []  # (seconds since QEMU start, text)

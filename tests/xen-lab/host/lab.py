@@ -25,6 +25,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -77,6 +78,10 @@ def options(argv):
     p.add_argument("--labxs", help=argparse.SUPPRESS)
     p.add_argument("--plugins", help=argparse.SUPPRESS)
     p.add_argument("--run-dir", help=argparse.SUPPRESS)
+    p.add_argument("--sock-dir", help=argparse.SUPPRESS)
+    p.add_argument("--total-timeout", type=int,
+                   default=int(os.environ.get("XEN_LAB_TOTAL_TIMEOUT", "1200")),
+                   help="hard limit for the whole run incl. downloads, seconds [%(default)s]")
     return p.parse_args(argv)
 
 
@@ -198,7 +203,10 @@ def main(argv):
     jobs = opts.jobs or (2 if (os.cpu_count() or 1) >= 2 else 1)
     build = None
     children = []
+    sock_dirs = []
     phases = []
+    signal.signal(signal.SIGALRM, on_signal)
+    signal.alarm(opts.total_timeout)
     try:
         if not opts.agent:
             fetch.log("building the release static agent in the background "
@@ -252,9 +260,11 @@ def main(argv):
                 flavour = pending.pop(0)
                 run_dir = os.path.join(runs, stamp, flavour)
                 os.makedirs(run_dir)
+                sock_dir = tempfile.mkdtemp(prefix="xl-")
+                sock_dirs.append(sock_dir)
                 cmd = [sys.executable, os.path.abspath(__file__), "--boot", flavour,
                        "--images", images, "--agent", opts.agent, "--labxs", labxs,
-                       "--plugins", plugins, "--run-dir", run_dir,
+                       "--plugins", plugins, "--run-dir", run_dir, "--sock-dir", sock_dir,
                        "--timeout", str(opts.timeout), "--first-timeout", str(opts.first_timeout),
                        "--mem", str(opts.mem), "--dom0-mem", opts.dom0_mem, "--smp", str(opts.smp),
                        "--burst", str(opts.burst), "--bench", str(opts.bench),
@@ -308,10 +318,13 @@ def main(argv):
         for _, child, _, _ in children:
             child.terminate()
             try:
-                child.wait(15)
+                child.wait(30)
             except subprocess.TimeoutExpired:
-                child.kill()
+                child.kill()  # its QEMU dies with it (PR_SET_PDEATHSIG)
                 child.wait()
+        for d in sock_dirs:
+            shutil.rmtree(d, ignore_errors=True)
+        signal.alarm(0)
 
 
 if __name__ == "__main__":

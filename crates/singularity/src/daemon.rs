@@ -90,6 +90,17 @@ pub fn serve(
                     }
                     agent.reconfigure(new.handler(), applier(&new));
                     log::info!("configuration reloaded (functions {})", new.functions);
+                    let transport = |s: &Settings| {
+                        (
+                            s.communicator,
+                            s.xenstore.clone(),
+                            s.socket_path.clone(),
+                            s.socket_vm_data.clone(),
+                        )
+                    };
+                    if transport(&new) != transport(&current) {
+                        log::warn!("communicator settings changed: they take effect at the next restart");
+                    }
                 }
                 Err(e) => log::error!("configuration not reloaded, keeping the old one: {e}"),
             }

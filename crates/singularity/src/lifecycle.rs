@@ -4,7 +4,6 @@
 //! `/dev/null`), dropping privileges, core-dump policy, and the
 //! `stop`/`status`/`reload`/`restart` actions that signal a running daemon.
 
-use std::ffi::CString;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
 use std::os::fd::{AsRawFd, FromRawFd};
@@ -264,32 +263,44 @@ pub fn set_coredumps(enabled: bool) -> Result<(), String> {
     }
 }
 
+/// The fields of the line of `file` (`/etc/passwd` or `/etc/group`) whose
+/// first field is `name`. Files only, read directly: a static binary must not
+/// load glibc's NSS modules, which need the exact glibc it was linked with.
+fn account_line(file: &str, name: &str) -> Result<Vec<String>, String> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {file}: {e}"))?;
+    text.lines()
+        .map(|l| l.split(':').map(String::from).collect::<Vec<_>>())
+        .find(|fields| fields.first().map(String::as_str) == Some(name))
+        .ok_or_else(|| {
+            format!(
+                "no such {} '{name}' in {file}",
+                if file.ends_with("group") { "group" } else { "user" }
+            )
+        })
+}
+
+fn numeric(field: Option<&String>, what: &str) -> Result<u32, String> {
+    field
+        .and_then(|f| f.parse().ok())
+        .ok_or_else(|| format!("malformed {what} entry"))
+}
+
 fn lookup_uid(user: &str) -> Result<(u32, u32), String> {
     if let Ok(uid) = user.parse::<u32>() {
         return Ok((uid, uid));
     }
-    let name = CString::new(user).map_err(|_| format!("bad user name '{user}'"))?;
-    // SAFETY: getpwnam returns a pointer into static storage or NULL; read at once.
-    let pw = unsafe { libc::getpwnam(name.as_ptr()) };
-    if pw.is_null() {
-        return Err(format!("no such user '{user}'"));
-    }
-    // SAFETY: non-null pointer from getpwnam.
-    Ok(unsafe { ((*pw).pw_uid, (*pw).pw_gid) })
+    let fields = account_line("/etc/passwd", user)?;
+    Ok((
+        numeric(fields.get(2), "/etc/passwd")?,
+        numeric(fields.get(3), "/etc/passwd")?,
+    ))
 }
 
 fn lookup_gid(group: &str) -> Result<u32, String> {
     if let Ok(gid) = group.parse::<u32>() {
         return Ok(gid);
     }
-    let name = CString::new(group).map_err(|_| format!("bad group name '{group}'"))?;
-    // SAFETY: as for getpwnam.
-    let gr = unsafe { libc::getgrnam(name.as_ptr()) };
-    if gr.is_null() {
-        return Err(format!("no such group '{group}'"));
-    }
-    // SAFETY: non-null pointer from getgrnam.
-    Ok(unsafe { (*gr).gr_gid })
+    numeric(account_line("/etc/group", group)?.get(2), "/etc/group")
 }
 
 /// Switches to `user`/`group` (names or numbers). The group defaults to the
@@ -328,6 +339,21 @@ pub fn drop_privileges(user: Option<&str>, group: Option<&str>) -> Result<(), St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn accounts_come_from_the_files() {
+        assert_eq!(lookup_uid("root").unwrap(), (0, 0));
+        assert_eq!(lookup_uid("4242").unwrap(), (4242, 4242));
+        assert_eq!(lookup_gid("root").unwrap(), 0);
+        assert_eq!(
+            lookup_uid("no-such-user-here").unwrap_err(),
+            "no such user 'no-such-user-here' in /etc/passwd"
+        );
+        assert_eq!(
+            lookup_gid("no-such-group").unwrap_err(),
+            "no such group 'no-such-group' in /etc/group"
+        );
+    }
 
     #[test]
     fn pidfile_is_exclusive_and_stale_files_are_taken_over() {

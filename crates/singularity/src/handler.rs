@@ -167,7 +167,7 @@ impl Agent {
             Command::Password(ciphertext) => {
                 // One password per key exchange: the secret is wiped whatever happens.
                 let shared = self.shared.take().ok_or(Failure::NoKeyExchange)?;
-                let (plain, _digest) = decrypt_password(&shared, &ciphertext).map_err(Failure::Cipher)?;
+                let (plain, _digest) = decrypt_password(&shared, ciphertext.expose()).map_err(Failure::Cipher)?;
                 drop(shared);
                 let plan = password::plan(&plain, self.settings.password_scheme)
                     .map_err(|e| Failure::Plan(format!("cannot hash password: {e}")))?;

@@ -6,8 +6,9 @@ use crate::functions::Function;
 use crate::secret::Secret;
 use std::fmt;
 
-/// A file to write atomically.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A file to write atomically. `Debug` shows the size, not the contents
+/// (an injected file may be a private key).
+#[derive(Clone, PartialEq, Eq)]
 pub struct FileWrite {
     /// Absolute path on the managed system.
     pub path: String,
@@ -30,6 +31,17 @@ impl FileWrite {
             mode,
             dirs,
         }
+    }
+}
+
+impl fmt::Debug for FileWrite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileWrite")
+            .field("path", &self.path)
+            .field("bytes", &self.contents.len())
+            .field("mode", &format_args!("{:o}", self.mode))
+            .field("dirs", &self.dirs)
+            .finish()
     }
 }
 
@@ -113,6 +125,13 @@ mod tests {
     fn ancestors_are_outermost_first() {
         assert_eq!(ancestors("/root/.ssh/authorized_keys"), vec!["/root", "/root/.ssh"]);
         assert!(ancestors("/x").is_empty());
+    }
+
+    #[test]
+    fn debug_never_shows_file_contents() {
+        let w = FileWrite::new("/root/.ssh/id_ed25519", b"PRIVATE KEY MATERIAL".to_vec(), 0o600);
+        let text = format!("{w:?}");
+        assert!(!text.contains("PRIVATE") && text.contains("bytes: 20"), "{text}");
     }
 
     #[test]

@@ -10,13 +10,23 @@ use crate::protocol::Reply;
 use std::fmt;
 use std::time::Duration;
 
-/// One request as received: an opaque id to answer under, and the raw bytes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One request as received: an opaque id to answer under, and the raw bytes
+/// (`Debug` shows their size only: they may carry a ciphertext or a file).
+#[derive(Clone, PartialEq, Eq)]
 pub struct Incoming {
     /// The id the reply must carry (the XenStore node name for Xen).
     pub id: String,
     /// The request bytes, unparsed.
     pub data: Vec<u8>,
+}
+
+impl fmt::Debug for Incoming {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Incoming")
+            .field("id", &self.id)
+            .field("bytes", &self.data.len())
+            .finish()
+    }
 }
 
 /// A transport failure the daemon logs and survives.

@@ -10,6 +10,7 @@ pub mod inject;
 pub use inject::{Injection, InjectionError};
 
 use crate::crypto::dh::PeerKey;
+use crate::secret::Secret;
 use serde::Serialize;
 use serde_json::Value;
 use std::fmt;
@@ -27,8 +28,9 @@ pub enum Command {
     Features,
     /// `keyinit`: start a Diffie-Hellman exchange with the host's public key.
     KeyInit(PeerKey),
-    /// `password`: set root's password from a ciphertext (base64, still encrypted).
-    Password(String),
+    /// `password`: set root's password from a ciphertext (base64, still
+    /// encrypted; never printed).
+    Password(Secret<String>),
     /// `injectfile` (base64 of `path,contents`) or `file_inject` (an object).
     InjectFile(Injection),
     /// `resetnetwork`: reconfigure networking from `vm-data`.
@@ -132,7 +134,7 @@ pub fn parse_request(raw: &[u8]) -> Result<Command, RequestError> {
                 .map_err(|e| bad("keyinit", e.to_string()))
         }
         "password" => match value {
-            Value::String(s) => Ok(Command::Password(s.clone())),
+            Value::String(s) => Ok(Command::Password(Secret::new(s.clone()))),
             _ => Err(bad("password", "expected a base64 string".into())),
         },
         "injectfile" => Injection::from_injectfile(value)
@@ -232,6 +234,12 @@ mod tests {
             parse(r#"{"name": "resetnetwork", "value": ""}"#),
             Ok(Command::ResetNetwork)
         ));
+    }
+
+    #[test]
+    fn debug_never_shows_a_ciphertext() {
+        let cmd = parse(r#"{"name": "password", "value": "36SsrRz2csiT8ErOtKBNww=="}"#).unwrap();
+        assert_eq!(format!("{cmd:?}"), "Password(***)");
     }
 
     #[test]

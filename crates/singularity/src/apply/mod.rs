@@ -119,6 +119,8 @@ struct Undo {
     files: Vec<(PathBuf, Option<Vec<u8>>)>,
     /// Links made: path under the root and previous target (`None`: did not exist).
     links: Vec<(PathBuf, Option<PathBuf>)>,
+    /// Directories created on the way to a file.
+    dirs: Vec<PathBuf>,
     /// The hostname before it was set.
     hostname: Option<String>,
 }
@@ -217,7 +219,7 @@ impl Applier {
                             Existing::Missing => None,
                         };
                         undo.files.push((target.clone(), previous));
-                        self.write_file(w, &target, &existing)?
+                        self.write_file(w, &target, &existing, &mut undo.dirs)?
                     }
                     Step::Symlink { path, target } => {
                         let link = self.root.join(path)?;
@@ -280,6 +282,12 @@ impl Applier {
                 log::error!("cannot restore {}: {e}", link.display());
             }
         }
+        // Newest first, so a directory is empty again when its turn comes.
+        for dir in undo.dirs.into_iter().rev() {
+            if let Err(e) = std::fs::remove_dir(&dir) {
+                log::error!("cannot remove {}: {e}", dir.display());
+            }
+        }
         if let Some(name) = undo.hostname {
             if let Err(e) = self.runner.set_hostname(&name) {
                 log::error!("cannot restore the hostname: {e}");
@@ -319,10 +327,18 @@ impl Applier {
         }
     }
 
-    fn write_file(&self, w: &FileWrite, target: &PathBuf, existing: &Existing) -> Result<bool, ApplyError> {
+    fn write_file(
+        &self,
+        w: &FileWrite,
+        target: &PathBuf,
+        existing: &Existing,
+        created: &mut Vec<PathBuf>,
+    ) -> Result<bool, ApplyError> {
         for (dir, mode) in &w.dirs {
             let on_disk = self.root.join(dir)?;
-            write::ensure_dir(&on_disk, *mode).map_err(io_err("create directory", dir))?;
+            if write::ensure_dir(&on_disk, *mode).map_err(io_err("create directory", dir))? {
+                created.push(on_disk);
+            }
         }
         if self.backup
             && matches!(existing, Existing::File { .. })
@@ -446,7 +462,10 @@ mod tests {
             std::fs::read(dir.path().join("etc/network/interfaces")).unwrap(),
             b"old\n"
         );
-        assert!(!dir.path().join("etc/network/interfaces.d/50-x").exists());
+        assert!(
+            !dir.path().join("etc/network/interfaces.d").exists(),
+            "created directories removed too"
+        );
         assert!(std::fs::symlink_metadata(dir.path().join("etc/net.eth0")).is_err());
         assert_eq!(
             std::fs::read_link(dir.path().join("etc/net.eth9")).unwrap(),

@@ -81,6 +81,11 @@ fn snapshot(base: &Path, dir: &Path, out: &mut Tree) {
     }
 }
 
+/// A fixed address of the demo data.
+fn addr<T: std::str::FromStr>(s: &str) -> Result<T, String> {
+    s.parse().map_err(|_| format!("'{s}' is not an address"))
+}
+
 fn short(id: &str) -> &str {
     id.get(..8).unwrap_or(id)
 }
@@ -156,18 +161,18 @@ fn run_in(base: &Path, started: Instant) -> Result<(), String> {
         NicSpec {
             mac: "BC:76:4E:20:6C:5B".into(),
             label: "public".into(),
-            ip: Some(("203.0.113.10".parse().map_err(|_| "ip")?, 24)),
-            gateway: Some("203.0.113.1".parse().map_err(|_| "ip")?),
-            ip6: Some(("2001:db8::10".parse().map_err(|_| "ip")?, 64)),
-            gateway6: Some("2001:db8::1".parse().map_err(|_| "ip")?),
-            dns: vec!["198.51.100.53".parse().map_err(|_| "ip")?],
+            ip: Some("203.0.113.10/24".parse()?),
+            gateway: Some(addr("203.0.113.1")?),
+            ip6: Some("2001:db8::10/64".parse()?),
+            gateway6: Some(addr("2001:db8::1")?),
+            dns: vec![addr("198.51.100.53")?],
             routes: Vec::new(),
         },
         NicSpec {
             mac: "BC:76:4E:20:6C:5C".into(),
             label: "private".into(),
-            ip: Some(("10.208.227.239".parse().map_err(|_| "ip")?, 19)),
-            routes: vec![("10.176.0.0/12".parse()?, "10.208.224.1".parse().map_err(|_| "ip")?)],
+            ip: Some("10.208.227.239/19".parse()?),
+            routes: vec![("10.176.0.0/12".parse()?, addr("10.208.224.1")?)],
             ..NicSpec::default()
         },
     ];

@@ -1,10 +1,11 @@
 //! `singularity host`: turn the command line into host-side calls and print
 //! the agent's reply.
 
-use super::commands::{Cidr, NicSpec};
+use super::commands::NicSpec;
 use super::{AgentHost, AgentReply, DEFAULT_TIMEOUT};
 use crate::cli::{HostArgs, HostCommand, Md, SetNetworkArgs};
 use crate::crypto::cipher::Digest;
+use crate::network::addr::{IpCidr, Ipv4Cidr, Ipv6Cidr, Mac};
 use serde_json::Value;
 use std::io::Read;
 use std::net::IpAddr;
@@ -21,26 +22,18 @@ fn read_stdin() -> Result<Vec<u8>, String> {
 }
 
 fn nic(args: &SetNetworkArgs) -> Result<NicSpec, String> {
-    let ip = match &args.ip {
-        Some(s) => match s.parse::<Cidr>()? {
-            Cidr {
-                addr: IpAddr::V4(a),
-                prefix,
-            } => Some((a, prefix)),
-            _ => return Err(format!("--ip {s} is not an IPv4 address")),
-        },
-        None => None,
-    };
-    let ip6 = match &args.ip6 {
-        Some(s) => match s.parse::<Cidr>()? {
-            Cidr {
-                addr: IpAddr::V6(a),
-                prefix,
-            } => Some((a, prefix)),
-            _ => return Err(format!("--ip6 {s} is not an IPv6 address")),
-        },
-        None => None,
-    };
+    let ip = args
+        .ip
+        .as_deref()
+        .map(str::parse::<Ipv4Cidr>)
+        .transpose()
+        .map_err(|e| format!("--ip: {e}"))?;
+    let ip6 = args
+        .ip6
+        .as_deref()
+        .map(str::parse::<Ipv6Cidr>)
+        .transpose()
+        .map_err(|e| format!("--ip6: {e}"))?;
     let parse_ip = |s: &str| s.parse::<IpAddr>().map_err(|_| format!("'{s}' is not an IP address"));
     let gateway = match &args.gateway {
         Some(s) => match parse_ip(s)? {
@@ -64,13 +57,12 @@ fn nic(args: &SetNetworkArgs) -> Result<NicSpec, String> {
             let (dest, via) = r
                 .split_once(',')
                 .ok_or_else(|| format!("--route {r}: expected CIDR,VIA"))?;
-            Ok((dest.parse::<Cidr>()?, parse_ip(via)?))
+            Ok((dest.parse::<IpCidr>()?, parse_ip(via)?))
         })
         .collect::<Result<Vec<_>, String>>()?;
-    let hex = args.mac.replace([':', '-'], "");
-    if hex.len() != 12 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(format!("--mac {} is not a MAC address", args.mac));
-    }
+    args.mac
+        .parse::<Mac>()
+        .map_err(|_| format!("--mac {} is not a MAC address", args.mac))?;
     Ok(NicSpec {
         mac: args.mac.replace('-', ":"),
         label: args.label.clone(),

@@ -93,6 +93,11 @@ pub struct Ipv6Cidr {
 }
 
 impl Ipv6Cidr {
+    /// The network mask in hex-colon form (`ffff:ffff:ffff:ffff::` for /64).
+    pub fn netmask(&self) -> Ipv6Addr {
+        Ipv6Addr::from(mask128(self.prefix))
+    }
+
     /// The network address.
     pub fn network(&self) -> Ipv6Addr {
         Ipv6Addr::from(u128::from(self.addr) & mask128(self.prefix))
@@ -144,6 +149,52 @@ impl IpCidr {
     /// Whether this is a default route destination (prefix length 0).
     pub fn is_default(&self) -> bool {
         self.prefix() == 0
+    }
+}
+
+impl FromStr for IpCidr {
+    type Err = String;
+
+    /// Parses `ADDRESS/PREFIX` of either family.
+    fn from_str(s: &str) -> Result<IpCidr, String> {
+        let (addr, prefix) = s
+            .split_once('/')
+            .ok_or_else(|| format!("'{s}' is not ADDRESS/PREFIX"))?;
+        let addr: IpAddr = addr.parse().map_err(|_| format!("'{addr}' is not an IP address"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix: u8 = prefix
+            .parse()
+            .ok()
+            .filter(|p| *p <= max)
+            .ok_or_else(|| format!("'{prefix}' is not a prefix length for {addr}"))?;
+        Ok(match addr {
+            IpAddr::V4(addr) => IpCidr::V4(Ipv4Cidr { addr, prefix }),
+            IpAddr::V6(addr) => IpCidr::V6(Ipv6Cidr { addr, prefix }),
+        })
+    }
+}
+
+impl FromStr for Ipv4Cidr {
+    type Err = String;
+
+    /// Parses `a.b.c.d/PREFIX`.
+    fn from_str(s: &str) -> Result<Ipv4Cidr, String> {
+        match s.parse::<IpCidr>()? {
+            IpCidr::V4(c) => Ok(c),
+            IpCidr::V6(_) => Err(format!("'{s}' is not an IPv4 address")),
+        }
+    }
+}
+
+impl FromStr for Ipv6Cidr {
+    type Err = String;
+
+    /// Parses `ADDRESS/PREFIX` for IPv6.
+    fn from_str(s: &str) -> Result<Ipv6Cidr, String> {
+        match s.parse::<IpCidr>()? {
+            IpCidr::V6(c) => Ok(c),
+            IpCidr::V4(_) => Err(format!("'{s}' is not an IPv6 address")),
+        }
     }
 }
 
@@ -252,6 +303,17 @@ pub fn is_link_local(ip: IpAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cidrs_parse_and_give_masks() {
+        assert!("10.0.0.1/33".parse::<IpCidr>().is_err());
+        assert!("10.0.0.1".parse::<IpCidr>().is_err());
+        assert_eq!("::1/128".parse::<IpCidr>().unwrap().prefix(), 128);
+        let IpCidr::V6(c) = "2001:db8:9::/48".parse::<IpCidr>().unwrap() else {
+            panic!("v6")
+        };
+        assert_eq!(c.netmask().to_string(), "ffff:ffff:ffff::");
+    }
 
     #[test]
     fn macs_in_any_form() {

@@ -44,7 +44,7 @@ fn boot_sequence(link: GuestLink, config: Config) {
     let nic = NicSpec {
         mac: "BC:76:4E:20:6C:5B".into(),
         label: "public".into(),
-        ip: Some(("203.0.113.10".parse().unwrap(), 24)),
+        ip: Some("203.0.113.10/24".parse().unwrap()),
         gateway: Some("203.0.113.1".parse().unwrap()),
         dns: vec!["198.51.100.53".parse().unwrap()],
         ..NicSpec::default()

@@ -29,8 +29,9 @@
 //! - agent-side handling time, from the agent's own log line per request
 //!   (`request <id> command <c> returncode <rc> changed <yes/no> in <ms> ms`,
 //!   0.1 ms resolution), matched to the host's requests by id;
-//! - the daemon's VmRSS when idle after start-up and its VmHWM after all the
-//!   requests (`/proc/<pid>/status`);
+//! - the daemon's VmRSS when idle (3 s without requests) after start-up and
+//!   its first request, its VmHWM after all the requests and its VmRSS idle
+//!   again after them (`/proc/<pid>/status`);
 //! - XenStore requests the agent makes in 3 s of idleness, and per request
 //!   (simulator only: it counts every request it serves).
 
@@ -571,7 +572,7 @@ fn bench_simulator(bin: &Path, iterations: usize) -> Result<Results, String> {
     let mut agent = Agent::spawn(bin, &guest)?;
     let host = WatchHost::new(&dom0, DOMID)?;
     wait_ready(&mut agent, &host)?;
-    thread::sleep(Duration::from_millis(500));
+    thread::sleep(IDLE);
     let rss_idle_kib = agent.status_kib("VmRSS");
 
     let plugin =
@@ -612,7 +613,7 @@ fn bench_real(
         .write("/local/domain/0/name", b"Domain-0")
         .map_err(|e| format!("write name: {e}"))?;
     wait_ready(&mut agent, &host)?;
-    thread::sleep(Duration::from_millis(500));
+    thread::sleep(IDLE);
     let rss_idle_kib = agent.status_kib("VmRSS");
     let plugin = AgentHost::new(Client::connect(daemon.socket()).map_err(|e| e.to_string())?, 0)
         .with_poll(Duration::from_micros(200));
@@ -722,7 +723,7 @@ fn report_agent_noise(agent: &Agent) {
 // Report
 
 fn kib(v: Option<u64>) -> String {
-    v.map(|k| format!("{:.1} MiB", k as f64 / 1024.0))
+    v.map(|k| format!("{:.2} MiB", k as f64 / 1024.0))
         .unwrap_or_else(|| "n/a".into())
 }
 

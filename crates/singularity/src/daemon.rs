@@ -7,11 +7,16 @@ use crate::communicator::{socket::SocketCommunicator, xen::XenCommunicator, Comm
 use crate::handler::Agent;
 use crate::root::Root;
 use crate::settings::{self, Settings};
-use crate::{logging, notify, signals};
+use crate::{logging, memory, notify, signals};
 use std::time::{Duration, Instant};
 
 /// How long one wait for a request lasts before signals are checked again.
 const POLL: Duration = Duration::from_millis(250);
+/// Quiet time after start-up or a request before idle memory is released.
+const RELEASE_AFTER: Duration = Duration::from_secs(2);
+/// How often idle memory is released again while no request comes (the
+/// communicator's rescans map some code back).
+const RELEASE_EVERY: Duration = Duration::from_secs(60);
 
 /// Builds the applier the settings describe.
 pub fn applier(s: &Settings) -> Applier {
@@ -65,6 +70,7 @@ pub fn serve(
     connected: impl FnOnce() -> Result<(), String>,
 ) -> Result<(), String> {
     signals::install();
+    memory::one_arena();
     let mut agent = Agent::new(current.handler(), applier(&current));
     let Some(mut comm) = connect_until_ready(&current) else {
         return Ok(());
@@ -77,6 +83,7 @@ pub fn serve(
         current.root.display()
     );
     notify::send("READY=1");
+    let mut release_at = Instant::now() + RELEASE_AFTER;
     while !signals::stop_requested() {
         if signals::take_reload() {
             notify::send("RELOADING=1");
@@ -106,7 +113,16 @@ pub fn serve(
             }
             notify::send("READY=1");
         }
-        serve_one(comm.as_mut(), &mut agent);
+        let now = Instant::now();
+        if serve_one(comm.as_mut(), &mut agent) {
+            release_at = now + RELEASE_AFTER;
+        } else if now >= release_at {
+            match memory::release_idle() {
+                Ok(bytes) => log::debug!("idle: released code pages ({} KiB mapped) and free heap", bytes / 1024),
+                Err(e) => log::debug!("idle: {e}"),
+            }
+            release_at = now + RELEASE_EVERY;
+        }
     }
     notify::send("STOPPING=1");
     log::info!("stopping");
@@ -114,14 +130,15 @@ pub fn serve(
 }
 
 /// Waits briefly for one request and answers it; logs one line per request.
-pub fn serve_one(comm: &mut dyn Communicator, agent: &mut Agent) {
+/// Returns whether a request was handled.
+pub fn serve_one(comm: &mut dyn Communicator, agent: &mut Agent) -> bool {
     let incoming = match comm.recv(POLL) {
         Ok(Some(incoming)) => incoming,
-        Ok(None) => return,
+        Ok(None) => return false,
         Err(e) => {
             log::warn!("{e}");
             std::thread::sleep(POLL);
-            return;
+            return false;
         }
     };
     let started = Instant::now();
@@ -138,4 +155,5 @@ pub fn serve_one(comm: &mut dyn Communicator, agent: &mut Agent) {
     if let Err(e) = sent {
         log::warn!("{e}");
     }
+    true
 }

@@ -29,6 +29,7 @@ pub mod functions;
 pub mod handler;
 pub mod lifecycle;
 pub mod logging;
+pub mod memory;
 pub mod network;
 pub mod notify;
 pub mod plan;

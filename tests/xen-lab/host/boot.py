@@ -48,6 +48,7 @@ HOSTNAME = "lab-guest"
 DOM0_VIF_ADDRS = "10.0.0.1/24 fd00:5a17::1/64"
 PILEUP_BATCH = 35  # nova-style replies per batch (C xenstored holds ~50 uuid names)
 PILEUP_PAUSE = 5.5  # seconds between the batches (the agent prunes replies >= 5 s old)
+AGENT_IDLE_WAIT = 3.0  # seconds of quiet before the agent's idle memory is read
 
 SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOlabkeyfortheXenlabonlyxxxxxxxxxxxxxxxxxxx lab@host"
 PASSWORDS = {"md5": "Md5-l4b-pass!", "sha256": "Sha256_l4b.pass"}
@@ -471,6 +472,9 @@ class Boot:
         feats = json.loads(reply.decode()) if reply else {}
         self.features = feats.get("message", "").split(",")
         self.say("agent features: %s" % ",".join(self.features))
+        # the agent's memory once idle (it releases code pages after 2 s quiet)
+        time.sleep(AGENT_IDLE_WAIT)
+        self.agent_memory("after_boot", self.ask("agent"))
 
     def hold(self):
         """--hold: keep the lab up for a developer until the time limit or Ctrl-C."""
@@ -609,12 +613,20 @@ class Boot:
             2 * PILEUP_BATCH, 2, PILEUP_PAUSE), "PASS" if pileup["answered"] == 2 * PILEUP_BATCH else "FAIL",
             "%d answered; data/guest holds %d replies now" % (pileup["answered"], pileup["held"]))
         after = self.ask("agent")
+        self.agent_memory("after_burst", after)
         same = after.get("pid", ["?"])[0] == pid and after.get("starts", ["?"])[0] == "1"
         self.check(S, "agent still running, never restarted", "PASS" if same else "FAIL",
                    "pid %s -> %s, starts %s, %s" % (pid, after.get("pid", ["?"])[0],
                                                    after.get("starts", ["?"])[0],
                                                    "RSS " + " ".join(after.get("VmRSS:", []))))
         self.restart(S)
+
+    def agent_memory(self, when, answer):
+        """Records the agent's VmRSS/VmHWM (KiB) from a checker 'agent' answer."""
+        for key in ("VmRSS:", "VmHWM:"):
+            v = answer.get(key, [""])[0].split()
+            if v and v[0].isdigit():
+                self.times["agent_%s_%s_kib" % (key[2:5].lower(), when)] = int(v[0])
 
     def latency(self, S):
         """Round trips from dom0's own xenstored socket (labxs bench), then

@@ -168,6 +168,13 @@ def summary(results, phases, total):
               " domU uptime %s)" % (r["flavour"], fmt_s(t.get("first_reply")),
                                     fmt_s(t.get("first_reply_after_unpause")),
                                     fmt_s(t.get("domU_uptime_at_agent_start"))))
+        mem = [(label, t.get(key)) for key, label in (
+            ("agent_rss_after_boot_kib", "idle VmRSS after boot"),
+            ("agent_hwm_after_burst_kib", "VmHWM after the burst"),
+            ("agent_rss_after_burst_kib", "VmRSS after the burst"))]
+        if any(v for _, v in mem):
+            print("xen-lab: [%s]   agent in the domU: %s" % (r["flavour"], ", ".join(
+                "%s %s" % (label, "%.2f MiB" % (v / 1024.0) if v else "n/a") for label, v in mem)))
         for key, label in (("rtt_dom0_ms", "round trip from dom0 (xenstored socket)"),
                            ("rtt_host_ms", "round trip from the host (relay)")):
             v = t.get(key)

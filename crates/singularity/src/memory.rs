@@ -1,0 +1,223 @@
+//! Keeping the idle daemon small.
+//!
+//! Most of the daemon's resident memory is its own code. The kernel maps an
+//! executable's code in whole windows (64 KiB "fault-around", or a whole large
+//! folio of the page cache): touching one instruction maps its neighbours too.
+//! Start-up and request handling touch code spread over most of the binary,
+//! so after them nearly all of its text stays mapped although waiting for the
+//! next request runs a small part of it.
+//!
+//! [`release_idle`] runs when the daemon has been idle for a while. It
+//! releases the pages mapped so far in the binary's read-only segments (code
+//! and read-only data, `MADV_DONTNEED`) and returns free heap pages to the
+//! kernel (`malloc_trim`). Read-only segments are clean and backed by the
+//! binary file: releasing them loses nothing, a released page is mapped again
+//! from the page cache when it next runs (the first request after an idle
+//! period pays a few dozen minor faults). Writable segments, including the
+//! relocated read-only data of a position-independent binary (`PT_GNU_RELRO`
+//! lies in a writable `PT_LOAD`), are never touched.
+
+/// Makes every thread allocate from the main heap: glibc would otherwise give
+/// each thread that allocates its own arena (at least 132 KiB reserved, tens
+/// of KiB resident) although the daemon's threads allocate little. Call it
+/// before starting threads.
+pub fn one_arena() {
+    // SAFETY: mallopt only changes allocator parameters.
+    unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
+}
+
+#[cfg(target_pointer_width = "64")]
+type Phdr = libc::Elf64_Phdr;
+#[cfg(target_pointer_width = "32")]
+type Phdr = libc::Elf32_Phdr;
+
+/// A page-aligned range of the program's address space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segment {
+    pub start: usize,
+    pub len: usize,
+}
+
+/// The main program's `PT_LOAD` segments that are never writable (code and
+/// read-only data), with their page-aligned bounds. Only whole pages inside a
+/// segment are included: a page shared with a writable neighbour is left out.
+pub fn read_only_segments() -> Vec<Segment> {
+    unsafe extern "C" fn each(
+        info: *mut libc::dl_phdr_info,
+        _size: libc::size_t,
+        out: *mut libc::c_void,
+    ) -> libc::c_int {
+        // SAFETY: the C library passes a valid `dl_phdr_info` whose program
+        // headers live as long as the object; `out` is the vector below.
+        let (info, out) = unsafe { (&*info, &mut *(out as *mut Vec<Segment>)) };
+        // SAFETY: `dlpi_phdr` points to `dlpi_phnum` program headers.
+        let headers = unsafe { std::slice::from_raw_parts(info.dlpi_phdr, usize::from(info.dlpi_phnum)) };
+        if has_text_relocations(info.dlpi_addr as usize, headers) {
+            return 1; // its "read-only" pages were written at load time: keep them
+        }
+        let page = page_size();
+        for h in headers {
+            if h.p_type != libc::PT_LOAD || h.p_flags & libc::PF_W != 0 {
+                continue;
+            }
+            let first = info.dlpi_addr as usize + h.p_vaddr as usize;
+            let start = first.next_multiple_of(page);
+            let end = (first + h.p_memsz as usize) / page * page;
+            if end > start {
+                out.push(Segment {
+                    start,
+                    len: end - start,
+                });
+            }
+        }
+        1 // the first object reported is the main program: stop there
+    }
+    let mut out: Vec<Segment> = Vec::new();
+    // SAFETY: `each` only reads what the C library hands it and appends to `out`.
+    unsafe { libc::dl_iterate_phdr(Some(each), &mut out as *mut Vec<Segment> as *mut libc::c_void) };
+    out
+}
+
+/// Whether the object's dynamic section asks for text relocations (the
+/// loader then writes into read-only segments, whose pages are no longer
+/// copies of the file).
+fn has_text_relocations(base: usize, headers: &[Phdr]) -> bool {
+    /// One `ElfN_Dyn` entry (both fields are word-sized).
+    #[repr(C)]
+    struct Dyn {
+        tag: isize,
+        val: usize,
+    }
+    const DT_NULL: isize = 0;
+    const DT_TEXTREL: isize = 22;
+    const DT_FLAGS: isize = 30;
+    const DF_TEXTREL: usize = 0x4;
+    let Some(dynamic) = headers.iter().find(|h| h.p_type == libc::PT_DYNAMIC) else {
+        return false;
+    };
+    let mut entry = (base + dynamic.p_vaddr as usize) as *const Dyn;
+    let end = (base + (dynamic.p_vaddr + dynamic.p_memsz) as usize) as *const Dyn;
+    while entry < end {
+        // SAFETY: the entries lie inside the loaded PT_DYNAMIC segment, which
+        // ends with DT_NULL.
+        let d = unsafe { &*entry };
+        match d.tag {
+            DT_NULL => break,
+            DT_TEXTREL => return true,
+            DT_FLAGS if d.val & DF_TEXTREL != 0 => return true,
+            _ => {}
+        }
+        // SAFETY: still inside the segment (checked by the loop condition).
+        entry = unsafe { entry.add(1) };
+    }
+    false
+}
+
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    match unsafe { libc::sysconf(libc::_SC_PAGESIZE) } {
+        n if n > 0 => n as usize,
+        _ => 4096,
+    }
+}
+
+/// Releases the mapped pages of the program's read-only segments and the
+/// allocator's free pages. Returns the number of bytes of address space
+/// advised (not all of it was resident).
+pub fn release_idle() -> Result<usize, String> {
+    let mut advised = 0;
+    for s in read_only_segments() {
+        // SAFETY: the range is a read-only, file-backed private mapping of
+        // our own binary that nothing writes: dropping its pages only makes
+        // the kernel map them again from the file on the next access.
+        if unsafe { libc::madvise(s.start as *mut libc::c_void, s.len, libc::MADV_DONTNEED) } != 0 {
+            return Err(format!(
+                "cannot release code pages at {:#x}: {}",
+                s.start,
+                std::io::Error::last_os_error()
+            ));
+        }
+        advised += s.len;
+    }
+    // SAFETY: malloc_trim has no preconditions.
+    unsafe { libc::malloc_trim(0) };
+    Ok(advised)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Resident KiB of this process's executable mappings of its own binary.
+    fn resident_code_kib() -> u64 {
+        let exe = std::fs::read_link("/proc/self/exe").unwrap();
+        let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
+        let mut in_code = false;
+        let mut total = 0;
+        for line in smaps.lines() {
+            let first = line.split_ascii_whitespace().next().unwrap_or("");
+            if first.contains('-') && !first.ends_with(':') {
+                let fields: Vec<&str> = line.split_ascii_whitespace().collect();
+                in_code = fields.get(1).is_some_and(|p| p.contains('x'))
+                    && fields.last().is_some_and(|p| std::path::Path::new(p) == exe);
+            } else if in_code && first == "Rss:" {
+                total += line.split_ascii_whitespace().nth(1).unwrap().parse::<u64>().unwrap();
+            }
+        }
+        total
+    }
+
+    #[test]
+    fn segments_are_the_programs_code_and_never_writable() {
+        let segments = read_only_segments();
+        assert!(!segments.is_empty());
+        let here = segments_are_the_programs_code_and_never_writable as *const () as usize;
+        assert!(
+            segments.iter().any(|s| (s.start..s.start + s.len).contains(&here)),
+            "this test's own code lies in a released segment"
+        );
+        let page = page_size();
+        for s in &segments {
+            assert_eq!(s.start % page, 0);
+            assert_eq!(s.len % page, 0);
+        }
+        // The program's data is not in any of them.
+        static DATA: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
+        let data = &DATA as *const _ as usize;
+        assert!(!segments.iter().any(|s| (s.start..s.start + s.len).contains(&data)));
+    }
+
+    fn dynamic_header(entries: &[[usize; 2]]) -> Phdr {
+        // SAFETY: an all-zero program header is a valid (PT_NULL) header.
+        let mut h: Phdr = unsafe { std::mem::zeroed() };
+        h.p_type = libc::PT_DYNAMIC;
+        h.p_vaddr = entries.as_ptr() as usize as _;
+        h.p_memsz = std::mem::size_of_val(entries) as _;
+        h
+    }
+
+    #[test]
+    fn text_relocations_keep_the_segments() {
+        // DT_TEXTREL (22), or DF_TEXTREL (4) in DT_FLAGS (30); DT_NULL ends the list.
+        let plain = [[1, 7], [30, 0x8], [0, 0], [22, 0]];
+        let textrel = [[1, 7], [22, 0], [0, 0]];
+        let flags = [[30, 0x4 | 0x8], [0, 0]];
+        assert!(!has_text_relocations(0, &[dynamic_header(&plain)]));
+        assert!(has_text_relocations(0, &[dynamic_header(&textrel)]));
+        assert!(has_text_relocations(0, &[dynamic_header(&flags)]));
+        assert!(!has_text_relocations(0, &[]));
+    }
+
+    #[test]
+    fn releasing_unmaps_code_and_the_program_keeps_running() {
+        let before = resident_code_kib();
+        let advised = release_idle().unwrap();
+        let after = resident_code_kib();
+        assert!(advised > 0);
+        assert!(after < before, "resident code {before} KiB before, {after} KiB after");
+        // Code and read-only data come back from the file as they are used.
+        let words: Vec<String> = ["released", "code", "runs"].iter().map(|w| w.to_uppercase()).collect();
+        assert_eq!(words.join(" "), "RELEASED CODE RUNS");
+        assert!(resident_code_kib() > 0);
+    }
+}

@@ -10,8 +10,8 @@ use crate::settings::{self, Settings};
 use crate::{logging, memory, notify, signals};
 use std::time::{Duration, Instant};
 
-/// How long one wait for a request lasts before signals are checked again.
-const POLL: Duration = Duration::from_millis(250);
+/// The pause after a communicator error before waiting again.
+const ERROR_PAUSE: Duration = Duration::from_millis(250);
 /// Quiet time after start-up or a request before idle memory is released.
 const RELEASE_AFTER: Duration = Duration::from_secs(2);
 /// How often idle memory is released again while no request comes (the
@@ -69,12 +69,13 @@ pub fn serve(
     args: &DaemonArgs,
     connected: impl FnOnce() -> Result<(), String>,
 ) -> Result<(), String> {
-    signals::install();
+    signals::install()?;
     memory::one_arena();
     let mut agent = Agent::new(current.handler(), applier(&current));
     let Some(mut comm) = connect_until_ready(&current) else {
         return Ok(());
     };
+    signals::set_waker(comm.waker());
     connected()?;
     log::info!(
         "serving requests ({:?} communicator, functions {}, root {})",
@@ -113,8 +114,10 @@ pub fn serve(
             }
             notify::send("READY=1");
         }
+        // Sleeps until a request, a signal (the signal thread wakes the
+        // communicator) or the next release of idle memory.
         let now = Instant::now();
-        if serve_one(comm.as_mut(), &mut agent) {
+        if serve_one(comm.as_mut(), &mut agent, release_at.saturating_duration_since(now)) {
             release_at = now + RELEASE_AFTER;
         } else if now >= release_at {
             match memory::release_idle() {
@@ -129,15 +132,15 @@ pub fn serve(
     Ok(())
 }
 
-/// Waits briefly for one request and answers it; logs one line per request.
-/// Returns whether a request was handled.
-pub fn serve_one(comm: &mut dyn Communicator, agent: &mut Agent) -> bool {
-    let incoming = match comm.recv(POLL) {
+/// Waits up to `wait` for one request and answers it; logs one line per
+/// request. Returns whether a request was handled.
+pub fn serve_one(comm: &mut dyn Communicator, agent: &mut Agent, wait: Duration) -> bool {
+    let incoming = match comm.recv(wait) {
         Ok(Some(incoming)) => incoming,
         Ok(None) => return false,
         Err(e) => {
             log::warn!("{e}");
-            std::thread::sleep(POLL);
+            std::thread::sleep(ERROR_PAUSE);
             return false;
         }
     };

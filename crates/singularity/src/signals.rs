@@ -1,36 +1,80 @@
 //! Process signals as flags: SIGTERM/SIGINT ask to stop, SIGHUP asks to reload.
-//! The handlers only store to atomics (async-signal-safe); the main loop polls.
+//!
+//! [`install`] blocks the three signals in the calling thread, which every
+//! thread started later inherits, and starts one thread that takes them with
+//! `sigwait(2)`: it sets the flags, wakes whoever waits in [`wait_for_stop`]
+//! and calls the waker given to [`set_waker`] (the daemon's communicator), so
+//! an idle process sleeps without polling and still reacts at once. Child
+//! processes start with an empty signal mask (the standard library resets it).
 
+use crate::communicator::Waker;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Condvar, Mutex, PoisonError};
 
 static STOP: AtomicBool = AtomicBool::new(false);
 static RELOAD: AtomicBool = AtomicBool::new(false);
+static WAKER: Mutex<Option<Waker>> = Mutex::new(None);
+static STOPPED: (Mutex<bool>, Condvar) = (Mutex::new(false), Condvar::new());
 
-extern "C" fn on_stop(_: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
-}
-
-extern "C" fn on_reload(_: libc::c_int) {
-    RELOAD.store(true, Ordering::SeqCst);
-}
-
-fn set(signal: libc::c_int, handler: extern "C" fn(libc::c_int)) {
-    // SAFETY: sigaction is a plain C struct (all-zero is valid); the handler only
-    // touches atomics, which is async-signal-safe.
+/// The signals this module takes.
+fn signal_set() -> libc::sigset_t {
+    // SAFETY: sigemptyset initialises the set; sigaddset only sets bits in it.
     unsafe {
-        let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = handler as usize;
-        libc::sigemptyset(&mut action.sa_mask);
-        action.sa_flags = libc::SA_RESTART;
-        libc::sigaction(signal, &action, std::ptr::null_mut());
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+            libc::sigaddset(&mut set, signal);
+        }
+        set
     }
 }
 
-/// Installs the handlers.
-pub fn install() {
-    set(libc::SIGTERM, on_stop);
-    set(libc::SIGINT, on_stop);
-    set(libc::SIGHUP, on_reload);
+/// Blocks the signals and starts the thread that takes them. Call it before
+/// any other thread is started, once per process.
+pub fn install() -> Result<(), String> {
+    let set = signal_set();
+    // SAFETY: `set` is initialised; the old mask is not wanted.
+    let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    if rc != 0 {
+        return Err(format!(
+            "cannot block signals: {}",
+            std::io::Error::from_raw_os_error(rc)
+        ));
+    }
+    std::thread::Builder::new()
+        .name("signals".into())
+        .stack_size(64 * 1024)
+        .spawn(move || loop {
+            let mut signal = 0;
+            // SAFETY: `set` is initialised and `signal` is a valid out pointer.
+            if unsafe { libc::sigwait(&set, &mut signal) } != 0 {
+                continue;
+            }
+            record(signal);
+        })
+        .map(drop)
+        .map_err(|e| format!("cannot start the signal thread: {e}"))
+}
+
+/// Records one signal and wakes the waiters.
+fn record(signal: libc::c_int) {
+    if signal == libc::SIGHUP {
+        RELOAD.store(true, Ordering::SeqCst);
+    } else {
+        STOP.store(true, Ordering::SeqCst);
+        let (stopped, changed) = &STOPPED;
+        *stopped.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        changed.notify_all();
+    }
+    let waker = WAKER.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    if let Some(waker) = waker {
+        waker.wake();
+    }
+}
+
+/// Wakes `waker` on every signal from now on.
+pub fn set_waker(waker: Waker) {
+    *WAKER.lock().unwrap_or_else(PoisonError::into_inner) = Some(waker);
 }
 
 /// Whether a stop was requested.
@@ -41,4 +85,13 @@ pub fn stop_requested() -> bool {
 /// Whether a reload was requested since the last call (clears the flag).
 pub fn take_reload() -> bool {
     RELOAD.swap(false, Ordering::SeqCst)
+}
+
+/// Sleeps until a stop is requested.
+pub fn wait_for_stop() {
+    let (stopped, changed) = &STOPPED;
+    let mut guard = stopped.lock().unwrap_or_else(PoisonError::into_inner);
+    while !*guard {
+        guard = changed.wait(guard).unwrap_or_else(PoisonError::into_inner);
+    }
 }

@@ -4,7 +4,6 @@
 use crate::cli::XenstoredArgs;
 use crate::signals;
 use std::path::PathBuf;
-use std::time::Duration;
 use xenstore::sim::{Config, Simulator};
 
 fn parse_guest(spec: &str) -> Result<(u32, PathBuf), String> {
@@ -24,6 +23,8 @@ fn parse_guest(spec: &str) -> Result<(u32, PathBuf), String> {
 
 /// Runs the simulator; returns when a stop signal arrives.
 pub fn run(args: &XenstoredArgs) -> Result<(), String> {
+    // Before the simulator starts its threads: they inherit the signal mask.
+    signals::install()?;
     let guests = args
         .guests
         .iter()
@@ -51,11 +52,8 @@ pub fn run(args: &XenstoredArgs) -> Result<(), String> {
         sim.add_guest_device(*domid, path)
             .map_err(|e| fail("guest device", path, e))?;
     }
-    signals::install();
     log::info!("xenstore simulator serving {}", args.socket.display());
-    while !signals::stop_requested() {
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    signals::wait_for_stop();
     sim.shutdown();
     Ok(())
 }

@@ -12,6 +12,6 @@ pub mod path;
 pub mod sim;
 pub mod wire;
 
-pub use client::{Client, Transaction, Watch, WatchEvent};
+pub use client::{Client, Transaction, Watch, WatchEvent, WatchWaker};
 pub use error::{Error, Result};
 pub use wire::{Access, ErrorKind, Perm};

@@ -8,6 +8,7 @@ pub mod xen;
 
 use crate::protocol::Reply;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// One request as received: an opaque id to answer under, and the raw bytes
@@ -26,6 +27,28 @@ impl fmt::Debug for Incoming {
             .field("id", &self.id)
             .field("bytes", &self.data.len())
             .finish()
+    }
+}
+
+/// Ends a communicator's wait for requests from another thread (the one that
+/// handles signals): its current or next [`Communicator::recv`] returns
+/// `Ok(None)` early.
+#[derive(Clone)]
+pub struct Waker(Arc<dyn Fn() + Send + Sync>);
+
+impl Waker {
+    pub fn new(wake: impl Fn() + Send + Sync + 'static) -> Waker {
+        Waker(Arc::new(wake))
+    }
+
+    pub fn wake(&self) {
+        (self.0)()
+    }
+}
+
+impl fmt::Debug for Waker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Waker")
     }
 }
 
@@ -64,8 +87,11 @@ impl Metadata for NoMetadata {
 
 /// How requests arrive and replies leave, and where their metadata is.
 pub trait Communicator: Metadata {
-    /// Waits up to `timeout` for the next request; `Ok(None)` when none came.
+    /// Waits up to `timeout` for the next request; `Ok(None)` when none came
+    /// (also early, when woken).
     fn recv(&mut self, timeout: Duration) -> Result<Option<Incoming>, CommError>;
+    /// A handle that ends the wait of [`Communicator::recv`] from another thread.
+    fn waker(&self) -> Waker;
     /// Sends the reply to the request `id`, as one complete message.
     fn reply(&mut self, id: &str, reply: &Reply) -> Result<(), CommError>;
 }

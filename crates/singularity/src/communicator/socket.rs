@@ -2,7 +2,7 @@
 //! Unix stream socket that takes one JSON request per line and answers one
 //! JSON reply per line, in order, on the same connection.
 
-use super::{CommError, Communicator, Incoming, Metadata};
+use super::{CommError, Communicator, Incoming, Metadata, Waker};
 use crate::protocol::{Reply, MAX_REQUEST};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -17,8 +17,17 @@ use std::time::Duration;
 pub struct SocketCommunicator {
     path: PathBuf,
     vm_data: Option<PathBuf>,
-    requests: Receiver<(Incoming, UnixStream)>,
+    requests: Receiver<Arrival>,
+    /// For wakers: a clone of the senders the connections use.
+    wake: Sender<Arrival>,
     waiting: HashMap<String, UnixStream>,
+}
+
+/// What the connection threads (and wakers) send the communicator.
+enum Arrival {
+    /// A request and the connection to answer on.
+    Request(Incoming, UnixStream),
+    Wake,
 }
 
 impl SocketCommunicator {
@@ -37,6 +46,7 @@ impl SocketCommunicator {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
             .map_err(|e| err("cannot restrict", e))?;
         let (tx, rx) = mpsc::channel();
+        let wake = tx.clone();
         thread::Builder::new()
             .name("socket-accept".into())
             .spawn(move || accept_loop(listener, tx))
@@ -45,6 +55,7 @@ impl SocketCommunicator {
             path: path.to_path_buf(),
             vm_data,
             requests: rx,
+            wake,
             waiting: HashMap::new(),
         })
     }
@@ -56,7 +67,7 @@ impl Drop for SocketCommunicator {
     }
 }
 
-fn accept_loop(listener: UnixListener, tx: Sender<(Incoming, UnixStream)>) {
+fn accept_loop(listener: UnixListener, tx: Sender<Arrival>) {
     let mut next_conn = 0u64;
     for stream in listener.incoming() {
         let Ok(stream) = stream else { continue };
@@ -75,7 +86,7 @@ fn accept_loop(listener: UnixListener, tx: Sender<(Incoming, UnixStream)>) {
 /// Reads lines from one connection. A line longer than a request may be is
 /// passed on truncated (the handler answers that it is too large) and the
 /// rest of it is skipped without being buffered.
-fn read_loop(conn: u64, stream: UnixStream, tx: Sender<(Incoming, UnixStream)>) {
+fn read_loop(conn: u64, stream: UnixStream, tx: Sender<Arrival>) {
     let Ok(read_half) = stream.try_clone() else { return };
     let mut reader = BufReader::new(read_half);
     let limit = MAX_REQUEST as u64 + 2;
@@ -101,7 +112,7 @@ fn read_loop(conn: u64, stream: UnixStream, tx: Sender<(Incoming, UnixStream)>) 
             id: format!("{conn}-{seq}"),
             data: line,
         };
-        if tx.send((incoming, writer)).is_err() {
+        if tx.send(Arrival::Request(incoming, writer)).is_err() {
             return;
         }
     }
@@ -141,13 +152,21 @@ impl Metadata for SocketCommunicator {
 impl Communicator for SocketCommunicator {
     fn recv(&mut self, timeout: Duration) -> Result<Option<Incoming>, CommError> {
         match self.requests.recv_timeout(timeout) {
-            Ok((incoming, writer)) => {
+            Ok(Arrival::Request(incoming, writer)) => {
                 self.waiting.insert(incoming.id.clone(), writer);
                 Ok(Some(incoming))
             }
-            Err(RecvTimeoutError::Timeout) => Ok(None),
+            Ok(Arrival::Wake) | Err(RecvTimeoutError::Timeout) => Ok(None),
+            // Not reached while `self.wake` holds a sender.
             Err(RecvTimeoutError::Disconnected) => Err(CommError("socket listener stopped".into())),
         }
+    }
+
+    fn waker(&self) -> Waker {
+        let tx = self.wake.clone();
+        Waker::new(move || {
+            let _ = tx.send(Arrival::Wake);
+        })
     }
 
     fn reply(&mut self, id: &str, reply: &Reply) -> Result<(), CommError> {
@@ -159,5 +178,31 @@ impl Communicator for SocketCommunicator {
         writer
             .write_all(&line)
             .map_err(|e| CommError(format!("cannot answer request {id}: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn a_waker_ends_the_wait_and_requests_still_arrive() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.sock");
+        let mut comm = SocketCommunicator::bind(&path, None).unwrap();
+        let waker = comm.waker();
+        let started = Instant::now();
+        let wake = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(100));
+            waker.wake();
+        });
+        assert!(comm.recv(Duration::from_secs(60)).unwrap().is_none());
+        assert!(started.elapsed() < Duration::from_secs(60));
+        wake.join().unwrap();
+        let mut client = UnixStream::connect(&path).unwrap();
+        client.write_all(b"{\"name\":\"version\",\"value\":\"\"}\n").unwrap();
+        let incoming = comm.recv(Duration::from_secs(10)).unwrap().expect("the request");
+        assert_eq!(incoming.data, br#"{"name":"version","value":""}"#);
     }
 }

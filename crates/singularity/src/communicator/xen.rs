@@ -7,7 +7,7 @@
 //! never handled twice.
 
 use super::replies::{Replies, PRESSURE_MIN_AGE, RETENTION};
-use super::{CommError, Communicator, Incoming, Metadata};
+use super::{CommError, Communicator, Incoming, Metadata, Waker};
 use crate::protocol::Reply;
 use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -161,7 +161,8 @@ impl XenCommunicator {
         }
     }
 
-    fn wait_event(&mut self, timeout: Duration) -> Result<(), CommError> {
+    /// Waits for one watch event; `false` when none came (timeout or woken).
+    fn wait_event(&mut self, timeout: Duration) -> Result<bool, CommError> {
         match self.watch.recv_timeout(timeout) {
             // An event names the request node itself: no listing needed (a
             // listing can also be too large for the device on oxenstored).
@@ -176,10 +177,10 @@ impl XenCommunicator {
                 }
                 self.scan_due = true;
             }
-            Ok(None) => {}
+            Ok(None) => return Ok(false),
             Err(e) => return Err(comm("watch failed")(e)),
         }
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -239,8 +240,17 @@ impl Communicator for XenCommunicator {
                 return Ok(None);
             }
             let wait = deadline.min(self.next_rescan).saturating_duration_since(now);
-            self.wait_event(wait)?;
+            if !self.wait_event(wait)? && Instant::now() < self.next_rescan {
+                return Ok(None); // the deadline, or woken
+            }
         }
+    }
+
+    fn waker(&self) -> Waker {
+        let watch = self.watch.waker();
+        Waker::new(move || {
+            watch.wake();
+        })
     }
 
     fn reply(&mut self, id: &str, reply: &Reply) -> Result<(), CommError> {
@@ -267,7 +277,31 @@ impl Communicator for XenCommunicator {
 
 #[cfg(test)]
 mod tests {
-    use super::request_id;
+    use super::*;
+    use std::thread;
+    use xenstore::sim::{Config, Simulator};
+
+    #[test]
+    fn a_waker_ends_the_wait_and_requests_still_arrive() {
+        let dir = tempfile::tempdir().unwrap();
+        let guest = dir.path().join("xenbus");
+        let sim = Simulator::new(Config::default());
+        sim.add_guest_device(7, &guest).unwrap();
+        let mut comm = XenCommunicator::connect(Some(guest.to_str().unwrap()), Duration::from_secs(3600)).unwrap();
+        let waker = comm.waker();
+        let started = Instant::now();
+        let wake = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(100));
+            waker.wake();
+        });
+        assert!(comm.recv(Duration::from_secs(60)).unwrap().is_none());
+        assert!(started.elapsed() < Duration::from_secs(60));
+        wake.join().unwrap();
+        sim.write("/local/domain/7/data/host/r1", br#"{"name":"version","value":""}"#);
+        let incoming = comm.recv(Duration::from_secs(10)).unwrap().expect("the request");
+        assert_eq!(incoming.id, "r1");
+        sim.shutdown();
+    }
 
     #[test]
     fn events_name_requests() {

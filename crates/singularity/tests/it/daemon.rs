@@ -323,3 +323,59 @@ fn privileges_are_dropped_after_connecting() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// Context switches of each thread of `pid` (by thread id): each time one
+/// of them slept after running, or was preempted.
+fn context_switches(pid: u32) -> std::collections::HashMap<String, u64> {
+    let mut out = std::collections::HashMap::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().flatten() {
+        let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+        let switches = status
+            .lines()
+            .filter_map(|line| {
+                line.strip_prefix("voluntary_ctxt_switches:")
+                    .or_else(|| line.strip_prefix("nonvoluntary_ctxt_switches:"))
+            })
+            .map(|n| n.trim().parse::<u64>().unwrap())
+            .sum();
+        out.insert(task.file_name().to_string_lossy().into_owned(), switches);
+    }
+    out
+}
+
+#[test]
+fn idle_daemon_sleeps_until_a_request_or_a_signal() {
+    let d = Daemon::new();
+    let mut child = foreground(&d, &[], &[]);
+    let pid = child.id();
+    assert_eq!(d.call(json!({"name": "version", "value": ""})).0, "0");
+    // Once start-up and the release of idle memory (2 s after the last
+    // request) are over, a whole second passes without any thread running.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let before = context_switches(pid);
+        std::thread::sleep(Duration::from_secs(1));
+        // Threads that ended meanwhile are not counted; new ones count whole.
+        let woke: u64 = context_switches(pid)
+            .iter()
+            .map(|(tid, n)| n - before.get(tid).copied().unwrap_or(0))
+            .sum();
+        if woke == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the idle daemon still wakes up ({woke} times a second)"
+        );
+    }
+    // Signals still reach the sleeping daemon at once.
+    // SAFETY: kill(2) of our own child.
+    unsafe { libc::kill(pid as i32, libc::SIGHUP) };
+    wait_for(|| d.log().contains("configuration reloaded"), "the reload");
+    assert_eq!(d.call(json!({"name": "version", "value": ""})).0, "0");
+    // SAFETY: as above.
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    let stopped = Instant::now();
+    assert!(child.wait().unwrap().success());
+    assert!(stopped.elapsed() < Duration::from_secs(10));
+}

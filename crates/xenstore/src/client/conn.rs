@@ -56,12 +56,20 @@ pub(crate) struct Pending {
     pub(crate) counted: bool,
 }
 
+/// What a watch's channel carries.
+#[derive(Debug)]
+pub(crate) enum Delivery {
+    Event(WatchEvent),
+    /// From a [`WatchWaker`](super::WatchWaker): end a wait early.
+    Wake,
+}
+
 /// One watch registered with the daemon (one token). On the device several
 /// `Watch` handles on the same path share one registration.
 #[derive(Debug)]
 pub(crate) struct Registration {
     pub(crate) path: String,
-    pub(crate) subscribers: Vec<(u64, Sender<WatchEvent>)>,
+    pub(crate) subscribers: Vec<(u64, Sender<Delivery>)>,
     /// Connection generation on which the WATCH was last sent.
     pub(crate) registered_gen: u64,
 }

@@ -15,7 +15,7 @@ mod transport;
 mod watch;
 
 pub use transaction::Transaction;
-pub use watch::{Watch, WatchEvent};
+pub use watch::{Watch, WatchEvent, WatchWaker};
 
 use crate::error::{Error, Result};
 use crate::path;

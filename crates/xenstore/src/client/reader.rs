@@ -2,7 +2,7 @@
 //! by type then token, replies by `req_id`, and on a lost socket fails every
 //! pending request, reconnects with backoff and re-registers the watches.
 
-use super::conn::{encode, lock, Pending, Shared, Waiter};
+use super::conn::{encode, lock, Delivery, Pending, Shared, Waiter};
 use super::transport::{self, Kind, Ready, Transport};
 use super::WatchEvent;
 use crate::error::Error;
@@ -149,7 +149,7 @@ fn route_event(shared: &Shared, payload: &[u8]) {
     let st = lock(&shared.state);
     if let Some(reg) = st.watches.get(token) {
         for (_, tx) in &reg.subscribers {
-            let _ = tx.send(WatchEvent::Changed(path.clone()));
+            let _ = tx.send(Delivery::Event(WatchEvent::Changed(path.clone())));
         }
     }
 }
@@ -206,7 +206,7 @@ fn reconnect(shared: &Shared) -> bool {
         let _ = shared.send(&conn, m);
     }
     for tx in notify {
-        let _ = tx.send(WatchEvent::Reconnected);
+        let _ = tx.send(Delivery::Event(WatchEvent::Reconnected));
     }
     true
 }

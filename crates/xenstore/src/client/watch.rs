@@ -3,12 +3,12 @@
 //! registration (the kernel would otherwise register duplicates against the
 //! guest's watch quota); later subscribers get a synthesised initial event.
 
-use super::conn::{lock, Registration, Shared};
+use super::conn::{lock, Delivery, Registration, Shared};
 use super::reader::watch_payload;
 use crate::error::{Error, Result};
 use crate::wire::MsgType;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, TryRecvError};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 /// Something a watch reports.
@@ -33,8 +33,33 @@ pub struct Watch {
     token: String,
     path: String,
     sub_id: u64,
-    rx: Receiver<WatchEvent>,
+    rx: Receiver<Delivery>,
     done: bool,
+}
+
+/// Ends a wait on a [`Watch`] from another thread (e.g. one that handles
+/// signals): the watch's current or next [`Watch::recv_timeout`] or
+/// [`Watch::try_recv`] returns `Ok(None)` early. Holding a waker keeps
+/// neither the watch nor the client alive.
+#[derive(Clone, Debug)]
+pub struct WatchWaker {
+    shared: Weak<Shared>,
+    token: String,
+    sub_id: u64,
+}
+
+impl WatchWaker {
+    /// Wakes the watch; `false` if it (or its client) is gone.
+    pub fn wake(&self) -> bool {
+        let Some(shared) = self.shared.upgrade() else {
+            return false;
+        };
+        let st = lock(&shared.state);
+        st.watches
+            .get(&self.token)
+            .and_then(|reg| reg.subscribers.iter().find(|(id, _)| *id == self.sub_id))
+            .is_some_and(|(_, tx)| tx.send(Delivery::Wake).is_ok())
+    }
 }
 
 impl Watch {
@@ -49,26 +74,44 @@ impl Watch {
     }
 
     /// Waits for the next event. `Error::Disconnected` once the client is gone
-    /// (or, on the device, the connection ended for good).
+    /// (or, on the device, the connection ended for good). Wakes from a
+    /// [`WatchWaker`] do not end this wait.
     pub fn recv(&self) -> Result<WatchEvent> {
-        self.rx.recv().map_err(|_| Error::Disconnected)
+        loop {
+            match self.rx.recv() {
+                Ok(Delivery::Event(ev)) => return Ok(ev),
+                Ok(Delivery::Wake) => {}
+                Err(_) => return Err(Error::Disconnected),
+            }
+        }
     }
 
-    /// Waits up to `d` for the next event; `Ok(None)` on timeout.
+    /// Waits up to `d` for the next event; `Ok(None)` on timeout or when woken
+    /// by a [`WatchWaker`].
     pub fn recv_timeout(&self, d: Duration) -> Result<Option<WatchEvent>> {
         match self.rx.recv_timeout(d) {
-            Ok(ev) => Ok(Some(ev)),
-            Err(RecvTimeoutError::Timeout) => Ok(None),
+            Ok(Delivery::Event(ev)) => Ok(Some(ev)),
+            Ok(Delivery::Wake) | Err(RecvTimeoutError::Timeout) => Ok(None),
             Err(RecvTimeoutError::Disconnected) => Err(Error::Disconnected),
         }
     }
 
-    /// The next event if one is queued.
+    /// The next event if one is queued; `Ok(None)` if none is, or when a wake
+    /// from a [`WatchWaker`] was queued first.
     pub fn try_recv(&self) -> Result<Option<WatchEvent>> {
         match self.rx.try_recv() {
-            Ok(ev) => Ok(Some(ev)),
-            Err(TryRecvError::Empty) => Ok(None),
+            Ok(Delivery::Event(ev)) => Ok(Some(ev)),
+            Ok(Delivery::Wake) | Err(TryRecvError::Empty) => Ok(None),
             Err(TryRecvError::Disconnected) => Err(Error::Disconnected),
+        }
+    }
+
+    /// A handle that ends this watch's waits from another thread.
+    pub fn waker(&self) -> WatchWaker {
+        WatchWaker {
+            shared: Arc::downgrade(&self.shared),
+            token: self.token.clone(),
+            sub_id: self.sub_id,
         }
     }
 
@@ -125,7 +168,7 @@ pub(crate) fn watch(shared: &Arc<Shared>, path: &str) -> Result<Watch> {
         match existing.and_then(|t| st.watches.get_mut(&t).map(|r| (t, r))) {
             Some((token, reg)) => {
                 // The kernel would fire an initial event for a new registration.
-                let _ = tx.send(super::WatchEvent::Changed(path.to_string()));
+                let _ = tx.send(Delivery::Event(super::WatchEvent::Changed(path.to_string())));
                 reg.subscribers.push((sub_id, tx));
                 (token, sub_id, 0, true)
             }

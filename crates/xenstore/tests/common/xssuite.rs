@@ -352,12 +352,43 @@ pub fn concurrent_requests(t: &mut Target) {
     c.rm("/suite/conc").expect("cleanup");
 }
 
+pub fn waker_ends_a_wait(t: &mut Target) {
+    let c = t.client();
+    let w = c.watch("/suite/wake").expect("watch");
+    drain(&w);
+    let waker = w.waker();
+    // From another thread, while the watch waits far longer.
+    let started = Instant::now();
+    let thread = {
+        let waker = waker.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            waker.wake()
+        })
+    };
+    assert_eq!(w.recv_timeout(Duration::from_secs(30)).expect("live"), None);
+    assert!(thread.join().unwrap(), "the watch was there to wake");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    // A wake sent while nobody waits ends the next wait; events still arrive.
+    assert!(waker.wake());
+    assert_eq!(w.try_recv().expect("live"), None);
+    let other = t.client();
+    other.write("/suite/wake", "x").expect("write");
+    wait_changed(&w, "/suite/wake");
+    // Waking a removed watch does nothing.
+    w.unwatch().expect("unwatch");
+    assert!(!waker.wake());
+    fresh(&c, "/suite/wake");
+    drop(c);
+    assert!(!waker.wake(), "the client is gone");
+}
+
 /// A named suite case.
 pub type Case = (&'static str, fn(&mut Target));
 
 /// Every case except the restart one, in order.
 pub fn run_all(t: &mut Target) {
-    let cases: [Case; 12] = [
+    let cases: [Case; 13] = [
         ("basic_operations", basic_operations),
         ("binary_values", binary_values),
         ("value_limits", value_limits),
@@ -366,6 +397,7 @@ pub fn run_all(t: &mut Target) {
         ("watch_own_write_ordering", watch_own_write_ordering),
         ("two_tokens_one_path", two_tokens_one_path),
         ("duplicate_watch_eexist", duplicate_watch_eexist),
+        ("waker_ends_a_wait", waker_ends_a_wait),
         ("transaction_isolation", transaction_isolation),
         ("transaction_conflict_retry", transaction_conflict_retry),
         ("transaction_events_and_stale_id", transaction_events_and_stale_id),

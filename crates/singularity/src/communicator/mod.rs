@@ -95,3 +95,18 @@ pub trait Communicator: Metadata {
     /// Sends the reply to the request `id`, as one complete message.
     fn reply(&mut self, id: &str, reply: &Reply) -> Result<(), CommError>;
 }
+
+/// Checks that `comm`'s waker, used from another thread, ends a long wait.
+#[cfg(test)]
+pub(crate) fn assert_waker_ends_wait(comm: &mut dyn Communicator) {
+    use std::time::Instant;
+    let waker = comm.waker();
+    let started = Instant::now();
+    let wake = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        waker.wake();
+    });
+    assert!(comm.recv(Duration::from_secs(60)).unwrap().is_none());
+    assert!(started.elapsed() < Duration::from_secs(60));
+    wake.join().unwrap();
+}

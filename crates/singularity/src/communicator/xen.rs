@@ -278,7 +278,6 @@ impl Communicator for XenCommunicator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::thread;
     use xenstore::sim::{Config, Simulator};
 
     #[test]
@@ -288,15 +287,7 @@ mod tests {
         let sim = Simulator::new(Config::default());
         sim.add_guest_device(7, &guest).unwrap();
         let mut comm = XenCommunicator::connect(Some(guest.to_str().unwrap()), Duration::from_secs(3600)).unwrap();
-        let waker = comm.waker();
-        let started = Instant::now();
-        let wake = thread::spawn(move || {
-            thread::sleep(Duration::from_millis(100));
-            waker.wake();
-        });
-        assert!(comm.recv(Duration::from_secs(60)).unwrap().is_none());
-        assert!(started.elapsed() < Duration::from_secs(60));
-        wake.join().unwrap();
+        crate::communicator::assert_waker_ends_wait(&mut comm);
         sim.write("/local/domain/7/data/host/r1", br#"{"name":"version","value":""}"#);
         let incoming = comm.recv(Duration::from_secs(10)).unwrap().expect("the request");
         assert_eq!(incoming.id, "r1");

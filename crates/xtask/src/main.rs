@@ -87,13 +87,14 @@ fn package_task(args: &[String]) -> Result<(), String> {
     }
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let meta = package::read_meta(&workspace, "singularity")?;
+    let epoch = package::source_date_epoch(&workspace)?;
     std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
     if deb {
-        let b = package::build_deb(&meta, release_dir, &arch, out)?;
+        let b = package::build_deb(&meta, release_dir, &arch, epoch, out)?;
         println!("{} {} bytes", b.path.display(), b.size);
     }
     if rpm {
-        let b = package::build_rpm(&meta, release_dir, &arch, out)?;
+        let b = package::build_rpm(&meta, release_dir, &arch, epoch, out)?;
         println!("{} {} bytes", b.path.display(), b.size);
     }
     Ok(())

@@ -365,8 +365,33 @@ fn fresh_dir(dir: &Path) -> Result<(), String> {
     fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))
 }
 
-/// Builds the `.deb` into `out` (staging under `out/.stage/deb`).
-pub fn build_deb(meta: &Meta, release_dir: &Path, arch: &str, out: &Path) -> Result<Built, String> {
+/// The time the packages carry (file times, build time), so that the same
+/// binary and sources always give the same packages: `SOURCE_DATE_EPOCH` if
+/// set, else the time of the checkout's last commit.
+pub fn source_date_epoch(workspace: &Path) -> Result<u64, String> {
+    if let Ok(v) = std::env::var("SOURCE_DATE_EPOCH") {
+        return v
+            .trim()
+            .parse()
+            .map_err(|_| format!("SOURCE_DATE_EPOCH={v}: not a number of seconds"));
+    }
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(workspace)
+        .args(["log", "-1", "--format=%ct"])
+        .output()
+        .map_err(|e| format!("git: {e}"))?;
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .ok()
+        .filter(|_| out.status.success())
+        .ok_or_else(|| "cannot date the packages: set SOURCE_DATE_EPOCH or build in a git checkout".to_string())
+}
+
+/// Builds the `.deb` into `out` (staging under `out/.stage/deb`), dated
+/// `epoch` (seconds since 1970).
+pub fn build_deb(meta: &Meta, release_dir: &Path, arch: &str, epoch: u64, out: &Path) -> Result<Built, String> {
     let root = out.join(".stage/deb");
     fresh_dir(&root)?;
     let assets = deb_assets(meta, release_dir)?;
@@ -419,7 +444,9 @@ pub fn build_deb(meta: &Meta, release_dir: &Path, arch: &str, out: &Path) -> Res
     }
     let revision = field(&meta.deb, "revision", "1");
     let path = out.join(format!("{name}_{}-{revision}_{}.deb", meta.version, deb_arch(arch)));
+    // dpkg-deb dates the archive members and clamps file times to it.
     run(Command::new("dpkg-deb")
+        .env("SOURCE_DATE_EPOCH", epoch.to_string())
         .args(["--root-owner-group", "-Zxz", "--build"])
         .arg(&root)
         .arg(&path))?;
@@ -435,6 +462,12 @@ pub fn rpm_spec(meta: &Meta, arch: &str, stage: &Path, assets: &[Asset], dirs: &
     let _ = writeln!(s, "%global _build_id_links none");
     // xz payloads install on every rpm in use (zstd needs rpm >= 4.14).
     let _ = writeln!(s, "%global _binary_payload w6.xzdio");
+    // Reproducible: build time from SOURCE_DATE_EPOCH, file times clamped to
+    // it, no build host name.
+    let _ = writeln!(s, "%global source_date_epoch_from_changelog 0");
+    let _ = writeln!(s, "%global use_source_date_epoch_as_buildtime 1");
+    let _ = writeln!(s, "%global clamp_mtime_to_source_date_epoch 1");
+    let _ = writeln!(s, "%global _buildhost reproducible");
     let _ = writeln!(s, "Name: {}", field(r, "name", &meta.name));
     let _ = writeln!(s, "Version: {}", meta.version);
     let _ = writeln!(s, "Release: {}", field(r, "release", "1"));
@@ -500,8 +533,8 @@ pub fn rpm_spec(meta: &Meta, arch: &str, stage: &Path, assets: &[Asset], dirs: &
 }
 
 /// Builds the `.rpm` into `out` (staging and rpmbuild's tree under
-/// `out/.stage/rpm*`).
-pub fn build_rpm(meta: &Meta, release_dir: &Path, arch: &str, out: &Path) -> Result<Built, String> {
+/// `out/.stage/rpm*`), dated `epoch` (seconds since 1970).
+pub fn build_rpm(meta: &Meta, release_dir: &Path, arch: &str, epoch: u64, out: &Path) -> Result<Built, String> {
     let root = out.join(".stage/rpm");
     let top = out.join(".stage/rpmbuild");
     fresh_dir(&root)?;
@@ -522,6 +555,7 @@ pub fn build_rpm(meta: &Meta, release_dir: &Path, arch: &str, out: &Path) -> Res
     let spec_path = top_abs.join(format!("{name}.spec"));
     fs::write(&spec_path, rpm_spec(meta, arch, &root_abs, &assets, &dirs)?).map_err(|e| e.to_string())?;
     run(Command::new("rpmbuild")
+        .env("SOURCE_DATE_EPOCH", epoch.to_string())
         .arg("-bb")
         .arg("--quiet")
         .arg("--define")

@@ -279,13 +279,48 @@ fn package_metadata_resolves_to_existing_files() {
     assert!(meta.rpm["obsoletes"]["nova-agent"].is_string());
 }
 
+/// 2023-11-14 22:13:20 UTC.
+const EPOCH: u64 = 1_700_000_000;
+
+#[test]
+fn packages_are_reproducible() {
+    let meta = xtask::package::read_meta(&repo(), "singularity").unwrap();
+    let release = stand_in_release_dir();
+    let build = |epoch: u64| {
+        let out = tempfile::tempdir().unwrap();
+        let mut built = Vec::new();
+        if tool("dpkg-deb", "dpkg").is_some() {
+            let deb = xtask::package::build_deb(&meta, release.path(), "x86_64", epoch, out.path()).unwrap();
+            built.push(std::fs::read(deb.path).unwrap());
+        }
+        if tool("rpmbuild", "rpm").is_some() {
+            let rpm = xtask::package::build_rpm(&meta, release.path(), "x86_64", epoch, out.path()).unwrap();
+            built.push(std::fs::read(rpm.path).unwrap());
+        }
+        built
+    };
+    let first = build(EPOCH);
+    // Later, in another directory, after the staged files' times changed.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let second = build(EPOCH);
+    assert_eq!(first.len(), second.len());
+    for (a, b) in first.iter().zip(&second) {
+        assert!(a == b, "two builds from the same inputs differ");
+    }
+    // The date is part of the input.
+    let later = build(EPOCH + 86_400);
+    for (a, b) in first.iter().zip(&later) {
+        assert!(a != b, "a build with another date is identical");
+    }
+}
+
 #[test]
 fn packages_build_from_a_stand_in_binary() {
     let meta = xtask::package::read_meta(&repo(), "singularity").unwrap();
     let release = stand_in_release_dir();
     let out = tempfile::tempdir().unwrap();
     if let Some(dpkg_deb) = tool("dpkg-deb", "dpkg") {
-        let deb = xtask::package::build_deb(&meta, release.path(), "x86_64", out.path()).unwrap();
+        let deb = xtask::package::build_deb(&meta, release.path(), "x86_64", EPOCH, out.path()).unwrap();
         let fields = Command::new(&dpkg_deb)
             .args(["-f"])
             .arg(&deb.path)
@@ -306,7 +341,7 @@ fn packages_build_from_a_stand_in_binary() {
         );
     }
     if let (Some(_), Some(rpm)) = (tool("rpmbuild", "rpm"), tool("rpm", "rpm")) {
-        let built = xtask::package::build_rpm(&meta, release.path(), "x86_64", out.path()).unwrap();
+        let built = xtask::package::build_rpm(&meta, release.path(), "x86_64", EPOCH, out.path()).unwrap();
         let config = Command::new(rpm)
             .args(["-qp", "--configfiles"])
             .arg(&built.path)

@@ -4,10 +4,13 @@
 //! thread started later inherits, and starts one thread that takes them with
 //! `sigwait(2)`: it sets the flags, wakes whoever waits in [`wait_for_stop`]
 //! and calls the waker given to [`set_waker`] (the daemon's communicator), so
-//! an idle process sleeps without polling and still reacts at once. Child
-//! processes start with an empty signal mask (the standard library resets it).
+//! an idle process sleeps without polling and still reacts at once. A blocked
+//! mask is inherited across `exec`: commands the agent runs are started with
+//! [`unblock_in_children`] so that they can be stopped and reloaded as usual.
 
 use crate::communicator::Waker;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, PoisonError};
 
@@ -29,9 +32,8 @@ fn signal_set() -> libc::sigset_t {
     }
 }
 
-/// Blocks the signals and starts the thread that takes them. Call it before
-/// any other thread is started, once per process.
-pub fn install() -> Result<(), String> {
+/// Blocks the signals in the calling thread (and the threads it starts).
+pub fn block_in_this_thread() -> Result<(), String> {
     let set = signal_set();
     // SAFETY: `set` is initialised; the old mask is not wanted.
     let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
@@ -41,6 +43,30 @@ pub fn install() -> Result<(), String> {
             std::io::Error::from_raw_os_error(rc)
         ));
     }
+    Ok(())
+}
+
+/// Makes `cmd`'s process start with this module's signals unblocked.
+pub fn unblock_in_children(cmd: &mut Command) {
+    let set = signal_set();
+    // SAFETY: between fork and exec the closure only calls sigprocmask, which
+    // is async-signal-safe, on a set prepared before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut()) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+}
+
+/// Blocks the signals and starts the thread that takes them. Call it before
+/// any other thread is started, once per process.
+pub fn install() -> Result<(), String> {
+    block_in_this_thread()?;
+    let set = signal_set();
     std::thread::Builder::new()
         .name("signals".into())
         .stack_size(64 * 1024)

@@ -4,11 +4,37 @@
 
 use crate::plan::Run;
 use std::io::Read;
-use std::process::{Command, Stdio};
+use std::process::{ChildStderr, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// How long one command may take (nova waits 60 s for `resetnetwork`).
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(45);
+
+/// How much of a failed command's error output its error message keeps.
+const STDERR_KEPT: u64 = 4096;
+/// How long the error output may lag behind the command's exit.
+const STDERR_WAIT: Duration = Duration::from_secs(1);
+
+/// Reads a command's error output as it comes (a full pipe would stop the
+/// command): the first [`STDERR_KEPT`] bytes are sent once the pipe ends or
+/// that many arrived, the rest is drained.
+fn collect_stderr(mut pipe: ChildStderr) -> mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("stderr".into())
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            let mut kept = Vec::new();
+            let _ = (&mut pipe).take(STDERR_KEPT).read_to_end(&mut kept);
+            let _ = tx.send(kept);
+            let _ = std::io::copy(&mut pipe, &mut std::io::sink());
+        });
+    if let Err(e) = spawned {
+        log::warn!("cannot read a command's error output: {e}");
+    }
+    rx
+}
 
 /// Runs commands and changes kernel state.
 pub trait Runner: Send + Sync {
@@ -34,13 +60,14 @@ impl Runner for SystemRunner {
     fn run(&self, run: &Run) -> Result<(), String> {
         let line = command_line(run);
         log::info!("running {line}");
-        let mut child = Command::new(&run.program)
-            .args(&run.args)
+        let mut cmd = Command::new(&run.program);
+        cmd.args(&run.args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("{line}: {e}"))?;
+            .stderr(Stdio::piped());
+        crate::signals::unblock_in_children(&mut cmd);
+        let mut child = cmd.spawn().map_err(|e| format!("{line}: {e}"))?;
+        let stderr = child.stderr.take().map(collect_stderr);
         let deadline = Instant::now() + COMMAND_TIMEOUT;
         let status = loop {
             match child.try_wait() {
@@ -57,11 +84,12 @@ impl Runner for SystemRunner {
         if status.success() {
             return Ok(());
         }
-        let mut stderr = String::new();
-        if let Some(mut e) = child.stderr.take() {
-            let _ = e.read_to_string(&mut stderr);
-        }
-        Err(format!("{line}: {status}: {}", stderr.trim()))
+        // A process the command left behind may hold the pipe open: wait for
+        // its text briefly, never for its end.
+        let text = stderr
+            .and_then(|rx| rx.recv_timeout(STDERR_WAIT).ok())
+            .unwrap_or_default();
+        Err(format!("{line}: {status}: {}", String::from_utf8_lossy(&text).trim()))
     }
 
     fn set_hostname(&self, name: &str) -> Result<(), String> {
@@ -94,5 +122,59 @@ impl Runner for LogRunner {
 
     fn hostname(&self) -> Option<String> {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `SigBlk` mask of a command the runner starts from a thread that
+    /// blocks the daemon's signals, as the daemon's threads do.
+    fn child_blocked_mask() -> u64 {
+        let dir = tempfile::tempdir().unwrap();
+        let copy = dir.path().join("status");
+        let run = Run {
+            program: "cp".into(),
+            args: vec!["/proc/self/status".into(), copy.to_string_lossy().into_owned()],
+        };
+        let mask = std::thread::spawn(move || {
+            crate::signals::block_in_this_thread().unwrap();
+            SystemRunner.run(&run).unwrap();
+            std::fs::read_to_string(&copy).unwrap()
+        })
+        .join()
+        .unwrap();
+        let line = mask.lines().find_map(|l| l.strip_prefix("SigBlk:")).unwrap();
+        u64::from_str_radix(line.trim(), 16).unwrap()
+    }
+
+    #[test]
+    fn a_failing_command_with_much_error_output_is_reported_not_stuck() {
+        // ~300 KiB of "cannot access" lines: far more than a pipe holds.
+        let args: Vec<String> = (0..5000)
+            .map(|i| format!("/nonexistent/singularity-test/{i:060}"))
+            .collect();
+        let err = SystemRunner
+            .run(&Run {
+                program: "ls".into(),
+                args,
+            })
+            .unwrap_err();
+        let tail = &err[err.len().saturating_sub(300)..];
+        assert!(!err.contains("no result within"), "{tail}");
+        let (_, text) = err
+            .split_once(": exit status: 2: ")
+            .expect("the status, then the error output");
+        assert!(text.contains("/nonexistent/singularity-test/"), "{tail}");
+        assert!(text.len() <= 4096, "the message keeps the start only");
+    }
+
+    #[test]
+    fn commands_start_with_the_daemons_signals_unblocked() {
+        let blocked = child_blocked_mask();
+        for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+            assert_eq!(blocked & (1 << (signal - 1)), 0, "signal {signal} blocked in the child");
+        }
     }
 }

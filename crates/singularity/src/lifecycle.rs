@@ -17,9 +17,11 @@ const STOP_WAIT: Duration = Duration::from_secs(15);
 /// LSB exit code of `status` when the daemon is not running.
 pub const STATUS_NOT_RUNNING: u8 = 3;
 
-/// The pid file, locked by the running daemon. Removed when dropped.
+/// The pid file, locked by the running daemon. Removed when dropped, or
+/// emptied when it cannot be (after a switch to a user who may not write its
+/// directory).
 pub struct PidFile {
-    _file: File,
+    file: File,
     path: PathBuf,
 }
 
@@ -82,7 +84,7 @@ impl PidFile {
             .and_then(|()| file.sync_all());
         write.map_err(|e| format!("cannot write pid file {}: {e}", path.display()))?;
         Ok(PidFile {
-            _file: file,
+            file,
             path: path.to_path_buf(),
         })
     }
@@ -91,7 +93,12 @@ impl PidFile {
 impl Drop for PidFile {
     fn drop(&mut self) {
         // The lock goes with the file descriptor when `file` is dropped.
-        let _ = std::fs::remove_file(&self.path);
+        if let Err(e) = std::fs::remove_file(&self.path) {
+            if e.kind() != io::ErrorKind::NotFound {
+                // Opened for writing before any switch of user: still writable.
+                let _ = self.file.set_len(0);
+            }
+        }
     }
 }
 

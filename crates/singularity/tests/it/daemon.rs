@@ -320,8 +320,16 @@ fn privileges_are_dropped_after_connecting() {
     };
     assert_eq!(field("Uid:"), "65534");
     assert_eq!(field("Gid:"), "65534");
-    let _ = child.kill();
-    let _ = child.wait();
+    // nobody may not remove the pid file from root's directory: it empties it.
+    // SAFETY: kill(2) of our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(child.wait().unwrap().success());
+    assert_eq!(std::fs::read_to_string(d.pidfile()).unwrap(), "");
+    assert!(
+        text(&d.run("status")).contains("not running"),
+        "{}",
+        text(&d.run("status"))
+    );
 }
 
 /// Context switches of each thread of `pid` (by thread id): each time one

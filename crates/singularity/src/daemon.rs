@@ -69,8 +69,8 @@ pub fn serve(
     args: &DaemonArgs,
     connected: impl FnOnce() -> Result<(), String>,
 ) -> Result<(), String> {
-    signals::install()?;
     memory::one_arena();
+    signals::install()?;
     let mut agent = Agent::new(current.handler(), applier(&current));
     let Some(mut comm) = connect_until_ready(&current) else {
         return Ok(());
@@ -116,8 +116,10 @@ pub fn serve(
         }
         // Sleeps until a request, a signal (the signal thread wakes the
         // communicator) or the next release of idle memory.
+        let wait = release_at.saturating_duration_since(Instant::now());
+        let served = serve_one(comm.as_mut(), &mut agent, wait);
         let now = Instant::now();
-        if serve_one(comm.as_mut(), &mut agent, release_at.saturating_duration_since(now)) {
+        if served {
             release_at = now + RELEASE_AFTER;
         } else if now >= release_at {
             match memory::release_idle() {

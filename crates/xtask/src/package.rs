@@ -271,6 +271,23 @@ fn files_under(root: &Path) -> Result<Vec<PathBuf>, String> {
     Ok(out)
 }
 
+/// Gives every directory under `root` (and `root`) mode 0755: they were
+/// created under whatever umask the build ran with, and the packages must
+/// not depend on it (nor ship group-writable system directories).
+fn directories_0755(root: &Path) -> Result<(), String> {
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).map_err(|e| format!("{}: {e}", dir.display()))?;
+        for e in fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))? {
+            let e = e.map_err(|e| e.to_string())?;
+            if e.file_type().map_err(|e| e.to_string())?.is_dir() {
+                todo.push(e.path());
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Field `key` of a metadata table as a string, or `default`.
 fn field<'a>(table: &'a Value, key: &str, default: &'a str) -> &'a str {
     table[key].as_str().unwrap_or(default)
@@ -407,6 +424,7 @@ pub fn build_deb(meta: &Meta, release_dir: &Path, arch: &str, epoch: u64, out: &
         ),
     )
     .map_err(|e| e.to_string())?;
+    fs::set_permissions(doc.join("copyright"), fs::Permissions::from_mode(0o644)).map_err(|e| e.to_string())?;
     let files = files_under(&root)?;
     let mut md5sums = String::new();
     let mut kib = 0;
@@ -442,6 +460,7 @@ pub fn build_deb(meta: &Meta, release_dir: &Path, arch: &str, epoch: u64, out: &
             }
         }
     }
+    directories_0755(&root)?;
     let revision = field(&meta.deb, "revision", "1");
     let path = out.join(format!("{name}_{}-{revision}_{}.deb", meta.version, deb_arch(arch)));
     // dpkg-deb dates the archive members and clamps file times to it.
@@ -541,6 +560,7 @@ pub fn build_rpm(meta: &Meta, release_dir: &Path, arch: &str, epoch: u64, out: &
     fresh_dir(&top)?;
     let assets = rpm_assets(meta, release_dir)?;
     stage(&root, &assets)?;
+    directories_0755(&root)?;
     let name = field(&meta.rpm, "name", &meta.name).to_string();
     // Directories the package owns: those named after it (/etc/singularity...).
     let mut dirs: Vec<PathBuf> = assets

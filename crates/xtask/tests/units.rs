@@ -307,6 +307,40 @@ fn packages_are_reproducible() {
     for (a, b) in first.iter().zip(&second) {
         assert!(a == b, "two builds from the same inputs differ");
     }
+    // Another umask (the build's directories and files are created under it).
+    let out = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new("sh");
+    cmd.args([
+        "-c",
+        "umask 0002 && exec \"$@\"",
+        "sh",
+        env!("CARGO_BIN_EXE_xtask"),
+        "package",
+    ]);
+    if tool("rpmbuild", "rpm").is_none() {
+        cmd.arg("--deb");
+    }
+    let status = cmd
+        .arg(release.path())
+        .arg(out.path())
+        .env("SOURCE_DATE_EPOCH", EPOCH.to_string())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // In the order `build` gives: .deb, then .rpm.
+    let mut names: Vec<_> = fs::read_dir(out.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "deb" || x == "rpm"))
+        .collect();
+    names.sort_by_key(|p| p.extension().is_some_and(|x| x == "rpm"));
+    let other_umask: Vec<Vec<u8>> = names.iter().map(|p| fs::read(p).unwrap()).collect();
+    assert_eq!(first.len(), other_umask.len());
+    for (a, b) in first.iter().zip(&other_umask) {
+        assert!(a == b, "a build under umask 0002 differs");
+    }
     // The date is part of the input.
     let later = build(EPOCH + 86_400);
     for (a, b) in first.iter().zip(&later) {

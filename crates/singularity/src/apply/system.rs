@@ -4,36 +4,56 @@
 
 use crate::plan::Run;
 use std::io::Read;
+use std::os::fd::AsRawFd;
 use std::process::{ChildStderr, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// How long one command may take (nova waits 60 s for `resetnetwork`).
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(45);
 
 /// How much of a failed command's error output its error message keeps.
-const STDERR_KEPT: u64 = 4096;
-/// How long the error output may lag behind the command's exit.
-const STDERR_WAIT: Duration = Duration::from_secs(1);
+const STDERR_KEPT: usize = 4096;
 
-/// Reads a command's error output as it comes (a full pipe would stop the
-/// command): the first [`STDERR_KEPT`] bytes are sent once the pipe ends or
-/// that many arrived, the rest is drained.
-fn collect_stderr(mut pipe: ChildStderr) -> mpsc::Receiver<Vec<u8>> {
-    let (tx, rx) = mpsc::channel();
-    let spawned = std::thread::Builder::new()
-        .name("stderr".into())
-        .stack_size(64 * 1024)
-        .spawn(move || {
-            let mut kept = Vec::new();
-            let _ = (&mut pipe).take(STDERR_KEPT).read_to_end(&mut kept);
-            let _ = tx.send(kept);
-            let _ = std::io::copy(&mut pipe, &mut std::io::sink());
+/// A command's error output, read without blocking while it runs (a full
+/// pipe would stop the command): the first [`STDERR_KEPT`] bytes are kept,
+/// the rest is discarded. Dropping it closes the pipe, so nothing waits for a
+/// process the command left behind holding it.
+struct ErrorOutput {
+    pipe: Option<ChildStderr>,
+    kept: Vec<u8>,
+}
+
+impl ErrorOutput {
+    fn new(pipe: Option<ChildStderr>) -> ErrorOutput {
+        let pipe = pipe.filter(|p| {
+            // SAFETY: fcntl on a descriptor the pipe owns.
+            unsafe {
+                let flags = libc::fcntl(p.as_raw_fd(), libc::F_GETFL);
+                flags >= 0 && libc::fcntl(p.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) == 0
+            }
         });
-    if let Err(e) = spawned {
-        log::warn!("cannot read a command's error output: {e}");
+        ErrorOutput { pipe, kept: Vec::new() }
     }
-    rx
+
+    /// Reads what is there now.
+    fn read_available(&mut self) {
+        let Some(pipe) = self.pipe.as_mut() else { return };
+        let mut buf = [0u8; 4096];
+        loop {
+            match pipe.read(&mut buf) {
+                Ok(0) => {
+                    self.pipe = None;
+                    return;
+                }
+                Ok(n) => {
+                    let room = STDERR_KEPT - self.kept.len();
+                    self.kept.extend_from_slice(&buf[..n.min(room)]);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return, // WouldBlock: nothing more for now
+            }
+        }
+    }
 }
 
 /// Runs commands and changes kernel state.
@@ -67,9 +87,10 @@ impl Runner for SystemRunner {
             .stderr(Stdio::piped());
         crate::signals::unblock_in_children(&mut cmd);
         let mut child = cmd.spawn().map_err(|e| format!("{line}: {e}"))?;
-        let stderr = child.stderr.take().map(collect_stderr);
+        let mut stderr = ErrorOutput::new(child.stderr.take());
         let deadline = Instant::now() + COMMAND_TIMEOUT;
         let status = loop {
+            stderr.read_available();
             match child.try_wait() {
                 Ok(Some(status)) => break status,
                 Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
@@ -84,12 +105,11 @@ impl Runner for SystemRunner {
         if status.success() {
             return Ok(());
         }
-        // A process the command left behind may hold the pipe open: wait for
-        // its text briefly, never for its end.
-        let text = stderr
-            .and_then(|rx| rx.recv_timeout(STDERR_WAIT).ok())
-            .unwrap_or_default();
-        Err(format!("{line}: {status}: {}", String::from_utf8_lossy(&text).trim()))
+        stderr.read_available();
+        Err(format!(
+            "{line}: {status}: {}",
+            String::from_utf8_lossy(&stderr.kept).trim()
+        ))
     }
 
     fn set_hostname(&self, name: &str) -> Result<(), String> {

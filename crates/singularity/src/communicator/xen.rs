@@ -10,6 +10,8 @@ use super::replies::{Replies, PRESSURE_MIN_AGE, RETENTION};
 use super::{CommError, Communicator, Incoming, Metadata, Waker};
 use crate::protocol::Reply;
 use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use xenstore::{Client, ErrorKind, Watch, WatchEvent};
 
@@ -31,6 +33,8 @@ pub struct XenCommunicator {
     next_rescan: Instant,
     scan_due: bool,
     replies: Replies,
+    /// Set by wakers: the next wait ends, whatever it consumed meanwhile.
+    woken: Arc<AtomicBool>,
 }
 
 /// The request id an event path names (`data/host/<id>`, or an absolute path
@@ -81,6 +85,7 @@ impl XenCommunicator {
             rescan_every,
             next_rescan: Instant::now() + rescan_every,
             scan_due: true,
+            woken: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -240,15 +245,18 @@ impl Communicator for XenCommunicator {
                 return Ok(None);
             }
             let wait = deadline.min(self.next_rescan).saturating_duration_since(now);
-            if !self.wait_event(wait)? && Instant::now() < self.next_rescan {
-                return Ok(None); // the deadline, or woken
+            let event = self.wait_event(wait)?;
+            if self.woken.swap(false, Ordering::SeqCst) || (!event && Instant::now() < self.next_rescan) {
+                return Ok(None); // woken, or the deadline
             }
         }
     }
 
     fn waker(&self) -> Waker {
         let watch = self.watch.waker();
+        let woken = Arc::clone(&self.woken);
         Waker::new(move || {
+            woken.store(true, Ordering::SeqCst);
             watch.wake();
         })
     }
@@ -291,6 +299,9 @@ mod tests {
         sim.write("/local/domain/7/data/host/r1", br#"{"name":"version","value":""}"#);
         let incoming = comm.recv(Duration::from_secs(10)).unwrap().expect("the request");
         assert_eq!(incoming.id, "r1");
+        // Also when every wait ends in a rescan (the wake may be taken by one).
+        let mut busy = XenCommunicator::connect(Some(guest.to_str().unwrap()), Duration::ZERO).unwrap();
+        crate::communicator::assert_waker_ends_wait(&mut busy);
         sim.shutdown();
     }
 

@@ -121,15 +121,45 @@ fn page_size() -> usize {
     }
 }
 
+/// Whether a mapping overlapping `s` holds private copies of file pages
+/// (`Anonymous:` above zero in `smaps`): breakpoints of a debugger or uprobes
+/// (perf, bpftrace) patch code that way, and releasing the copies would
+/// silently remove them.
+fn has_private_copies(smaps: &str, s: Segment) -> bool {
+    let mut overlaps = false;
+    for line in smaps.lines() {
+        let first = line.split_ascii_whitespace().next().unwrap_or("");
+        if let Some((start, end)) = first.split_once('-').filter(|_| !first.ends_with(':')) {
+            let range = usize::from_str_radix(start, 16)
+                .ok()
+                .zip(usize::from_str_radix(end, 16).ok());
+            overlaps = range.is_some_and(|(a, b)| a < s.start + s.len && s.start < b);
+        } else if overlaps && first == "Anonymous:" {
+            let kib = line.split_ascii_whitespace().nth(1).and_then(|n| n.parse::<u64>().ok());
+            if kib != Some(0) {
+                return true;
+            }
+        }
+    }
+    false
+}
+
 /// Releases the mapped pages of the program's read-only segments and the
 /// allocator's free pages. Returns the number of bytes of address space
-/// advised (not all of it was resident).
+/// advised (not all of it was resident). A segment with private copies of its
+/// pages (see [`has_private_copies`]), or any segment when `smaps` cannot be
+/// read, is left alone.
 pub fn release_idle() -> Result<usize, String> {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").map_err(|e| format!("/proc/self/smaps: {e}"))?;
     let mut advised = 0;
     for s in read_only_segments() {
+        if has_private_copies(&smaps, s) {
+            log::debug!("code at {:#x} is patched (breakpoints, uprobes): kept", s.start);
+            continue;
+        }
         // SAFETY: the range is a read-only, file-backed private mapping of
-        // our own binary that nothing writes: dropping its pages only makes
-        // the kernel map them again from the file on the next access.
+        // our own binary holding no private copies: dropping its pages only
+        // makes the kernel map them again from the file on the next access.
         if unsafe { libc::madvise(s.start as *mut libc::c_void, s.len, libc::MADV_DONTNEED) } != 0 {
             return Err(format!(
                 "cannot release code pages at {:#x}: {}",
@@ -206,6 +236,32 @@ mod tests {
         assert!(has_text_relocations(0, &[dynamic_header(&textrel)]));
         assert!(has_text_relocations(0, &[dynamic_header(&flags)]));
         assert!(!has_text_relocations(0, &[]));
+    }
+
+    #[test]
+    fn patched_code_is_recognised() {
+        let smaps = "\
+7f0000000000-7f0000010000 r--p 00000000 fe:00 42 /usr/sbin/singularity
+Rss:                  64 kB
+Anonymous:             0 kB
+7f0000010000-7f0000020000 r-xp 00010000 fe:00 42 /usr/sbin/singularity
+Rss:                  64 kB
+Anonymous:             4 kB
+VmFlags: rd ex mr mw me
+7f0000020000-7f0000021000 rw-p 00020000 fe:00 42 /usr/sbin/singularity
+Anonymous:             4 kB
+";
+        let segment = |start: usize, len: usize| Segment { start, len };
+        assert!(!has_private_copies(smaps, segment(0x7f00_0000_0000, 0x10000)));
+        assert!(has_private_copies(smaps, segment(0x7f00_0001_0000, 0x10000)));
+        assert!(
+            has_private_copies(smaps, segment(0x7f00_0000_f000, 0x2000)),
+            "overlapping"
+        );
+        assert!(
+            !has_private_copies(smaps, segment(0x7f00_0003_0000, 0x1000)),
+            "nothing there"
+        );
     }
 
     #[test]

@@ -4,10 +4,13 @@
 //! cargo run --release -p singularity --example agent_bench
 //! ```
 //!
-//! The example first runs `cargo build --release -p singularity --bin
-//! singularity` (a no-op when up to date) and uses that binary; set
-//! `SINGULARITY_BIN` to benchmark another one. `BENCH_ITERATIONS` changes the
-//! number of timed requests per command (default 300).
+//! The example first builds the binary the packages ship, the static release
+//! build (`RUSTFLAGS='-C target-feature=+crt-static' cargo build --release -p
+//! singularity --bin singularity --target x86_64-unknown-linux-gnu`, as
+//! `scripts/package` does; a no-op when up to date) and uses it; set
+//! `SINGULARITY_BIN` to benchmark another one (e.g. the dynamically linked
+//! `target/release/singularity`). `BENCH_ITERATIONS` changes the number of
+//! timed requests per command (default 300).
 //!
 //! Set-up: the XenStore simulator runs in this process with a dom0 socket
 //! and guest 7's `/dev/xen/xenbus` emulation; the agent runs as
@@ -60,6 +63,8 @@ const WARMUP: usize = 20;
 const TIMEOUT: Duration = Duration::from_secs(10);
 /// The password set again and again.
 const PASSWORD: &str = "bench-Passw0rd!";
+/// The target of the static binary the packages ship.
+const STATIC_TARGET: &str = "x86_64-unknown-linux-gnu";
 /// Idle period watched for XenStore traffic.
 const IDLE: Duration = Duration::from_secs(3);
 
@@ -109,7 +114,7 @@ fn run() -> Result<(), String> {
     Ok(())
 }
 
-/// Builds (if needed) and finds the release agent next to this example's
+/// Builds (if needed) and finds the static release agent next to this example's
 /// target directory, or takes `SINGULARITY_BIN`.
 fn agent_binary() -> Result<PathBuf, String> {
     if let Some(bin) = std::env::var_os("SINGULARITY_BIN") {
@@ -118,6 +123,7 @@ fn agent_binary() -> Result<PathBuf, String> {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
+        .env("RUSTFLAGS", "-C target-feature=+crt-static")
         .args([
             "build",
             "--release",
@@ -125,21 +131,23 @@ fn agent_binary() -> Result<PathBuf, String> {
             "singularity",
             "--bin",
             "singularity",
+            "--target",
+            STATIC_TARGET,
             "--manifest-path",
         ])
         .arg(&manifest)
         .status()
         .map_err(|e| format!("cannot run cargo build: {e}"))?;
     if !status.success() {
-        return Err(format!("cargo build --release -p singularity failed ({status})"));
+        return Err(format!("static cargo build --release -p singularity failed ({status})"));
     }
-    // <target>/<profile>/examples/agent_bench → <target>/release/singularity
+    // <target>/<profile>/examples/agent_bench → <target>/<triple>/release/singularity
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let target = exe
         .ancestors()
         .nth(3)
         .ok_or_else(|| format!("cannot find the target directory from {}", exe.display()))?;
-    let bin = target.join("release/singularity");
+    let bin = target.join(STATIC_TARGET).join("release/singularity");
     if !bin.is_file() {
         return Err(format!("{} missing after cargo build", bin.display()));
     }

@@ -577,32 +577,11 @@ fn bench_simulator(bin: &Path, iterations: usize) -> Result<Results, String> {
     sim.listen_dom0(&dom0).map_err(|e| format!("dom0 socket: {e}"))?;
     sim.add_guest_device(DOMID, &guest)
         .map_err(|e| format!("guest device: {e}"))?;
-    let mut agent = Agent::spawn(bin, &guest)?;
+    let agent = Agent::spawn(bin, &guest)?;
     let host = WatchHost::new(&dom0, DOMID)?;
-    wait_ready(&mut agent, &host)?;
-    thread::sleep(IDLE);
-    let rss_idle_kib = agent.status_kib("VmRSS");
-
-    let plugin =
-        AgentHost::new(Client::connect(&dom0).map_err(|e| e.to_string())?, DOMID).with_poll(Duration::from_micros(200));
-    let (rows, sent, per_request) = measure(&agent, &host, &plugin, iterations, Some(&sim))?;
-    let hwm_kib = agent.status_kib("VmHWM");
-
-    let idle = idle(&agent, Some(&sim));
-    let rss_after_kib = agent.status_kib("VmRSS");
-    report_agent_noise(&agent);
-    agent.stop();
+    let results = bench_agent("simulator", agent, &host, &dom0, DOMID, iterations, Some(&sim));
     sim.shutdown();
-    Ok(Results {
-        xenstore: "simulator",
-        rows,
-        rss_idle_kib,
-        hwm_kib,
-        rss_after_kib,
-        requests: sent + 1,
-        idle,
-        per_request,
-    })
+    results
 }
 
 fn bench_real(
@@ -615,23 +594,36 @@ fn bench_real(
     let daemon = realxs::Daemon::start(env, kind)?;
     // The agent connects to the daemon's socket, so it is dom0: its relative
     // paths resolve to /local/domain/0, where the host sends requests too.
-    let mut agent = Agent::spawn(bin, daemon.socket())?;
+    let agent = Agent::spawn(bin, daemon.socket())?;
     let host = WatchHost::new(daemon.socket(), 0)?;
     host.client
         .write("/local/domain/0/name", b"Domain-0")
         .map_err(|e| format!("write name: {e}"))?;
-    wait_ready(&mut agent, &host)?;
+    bench_agent(label, agent, &host, daemon.socket(), 0, iterations, None)
+}
+
+/// One XenStore's measurements: the agent idle after start-up, the timed
+/// requests (`sim` counts the agent's XenStore requests), then idle again.
+fn bench_agent(
+    label: &'static str,
+    mut agent: Agent,
+    host: &WatchHost,
+    dom0: &Path,
+    domid: u32,
+    iterations: usize,
+    sim: Option<&Simulator>,
+) -> Result<Results, String> {
+    wait_ready(&mut agent, host)?;
     thread::sleep(IDLE);
     let rss_idle_kib = agent.status_kib("VmRSS");
-    let plugin = AgentHost::new(Client::connect(daemon.socket()).map_err(|e| e.to_string())?, 0)
-        .with_poll(Duration::from_micros(200));
-    let (rows, sent, per_request) = measure(&agent, &host, &plugin, iterations, None)?;
+    let plugin =
+        AgentHost::new(Client::connect(dom0).map_err(|e| e.to_string())?, domid).with_poll(Duration::from_micros(200));
+    let (rows, sent, per_request) = measure(&agent, host, &plugin, iterations, sim)?;
     let hwm_kib = agent.status_kib("VmHWM");
-    let idle = idle(&agent, None);
+    let idle = idle(&agent, sim);
     let rss_after_kib = agent.status_kib("VmRSS");
     report_agent_noise(&agent);
     agent.stop();
-    drop(daemon);
     Ok(Results {
         xenstore: label,
         rows,

@@ -121,27 +121,39 @@ fn page_size() -> usize {
     }
 }
 
+/// The sum of `field` (e.g. `Rss:`, in KiB) over the mappings of `smaps`
+/// whose header line `selects`; a value that does not parse counts as 1.
+fn smaps_kib(smaps: &str, field: &str, mut selects: impl FnMut(&str) -> bool) -> u64 {
+    let mut selected = false;
+    let mut total = 0;
+    for line in smaps.lines() {
+        let first = line.split_ascii_whitespace().next().unwrap_or("");
+        if first.contains('-') && !first.ends_with(':') {
+            selected = selects(line);
+        } else if selected && first == field {
+            total += line
+                .split_ascii_whitespace()
+                .nth(1)
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(1);
+        }
+    }
+    total
+}
+
 /// Whether a mapping overlapping `s` holds private copies of file pages
 /// (`Anonymous:` above zero in `smaps`): breakpoints of a debugger or uprobes
 /// (perf, bpftrace) patch code that way, and releasing the copies would
 /// silently remove them.
 fn has_private_copies(smaps: &str, s: Segment) -> bool {
-    let mut overlaps = false;
-    for line in smaps.lines() {
-        let first = line.split_ascii_whitespace().next().unwrap_or("");
-        if let Some((start, end)) = first.split_once('-').filter(|_| !first.ends_with(':')) {
-            let range = usize::from_str_radix(start, 16)
-                .ok()
-                .zip(usize::from_str_radix(end, 16).ok());
-            overlaps = range.is_some_and(|(a, b)| a < s.start + s.len && s.start < b);
-        } else if overlaps && first == "Anonymous:" {
-            let kib = line.split_ascii_whitespace().nth(1).and_then(|n| n.parse::<u64>().ok());
-            if kib != Some(0) {
-                return true;
-            }
-        }
-    }
-    false
+    let overlaps = |header: &str| {
+        let range = header.split_ascii_whitespace().next().and_then(|r| r.split_once('-'));
+        range.is_some_and(|(a, b)| {
+            let (a, b) = (usize::from_str_radix(a, 16), usize::from_str_radix(b, 16));
+            a.is_ok_and(|a| a < s.start + s.len) && b.is_ok_and(|b| s.start < b)
+        })
+    };
+    smaps_kib(smaps, "Anonymous:", overlaps) > 0
 }
 
 /// Releases the mapped pages of the program's read-only segments and the
@@ -182,19 +194,11 @@ mod tests {
     fn resident_code_kib() -> u64 {
         let exe = std::fs::read_link("/proc/self/exe").unwrap();
         let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
-        let mut in_code = false;
-        let mut total = 0;
-        for line in smaps.lines() {
-            let first = line.split_ascii_whitespace().next().unwrap_or("");
-            if first.contains('-') && !first.ends_with(':') {
-                let fields: Vec<&str> = line.split_ascii_whitespace().collect();
-                in_code = fields.get(1).is_some_and(|p| p.contains('x'))
-                    && fields.last().is_some_and(|p| std::path::Path::new(p) == exe);
-            } else if in_code && first == "Rss:" {
-                total += line.split_ascii_whitespace().nth(1).unwrap().parse::<u64>().unwrap();
-            }
-        }
-        total
+        smaps_kib(&smaps, "Rss:", |header| {
+            let fields: Vec<&str> = header.split_ascii_whitespace().collect();
+            fields.get(1).is_some_and(|p| p.contains('x'))
+                && fields.last().is_some_and(|p| std::path::Path::new(p) == exe)
+        })
     }
 
     #[test]

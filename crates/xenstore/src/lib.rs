@@ -10,6 +10,7 @@ pub mod client;
 mod error;
 pub mod path;
 pub mod sim;
+mod sys;
 pub mod wire;
 
 pub use client::{Client, Transaction, Watch, WatchEvent, WatchWaker};

@@ -49,7 +49,7 @@ struct Handle {
 impl Drop for Handle {
     fn drop(&mut self) {
         self.shared.shutdown.store(true, Ordering::Release);
-        self.shared.waker.wake();
+        self.shared.waker.signal();
         let reader = conn::lock(&self.reader).take();
         if let Some(reader) = reader {
             let _ = reader.join();

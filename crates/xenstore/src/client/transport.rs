@@ -8,10 +8,10 @@
 //! - reads never ask for 0 bytes;
 //! - nothing ever waits for `POLLOUT` (the device never signals it).
 
+use crate::sys::{self, EventFd, SockType};
 use std::fs::OpenOptions;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
@@ -120,86 +120,19 @@ impl Transport {
 }
 
 fn connect_socket(path: &Path) -> io::Result<Transport> {
-    match connect_as(path, libc::SOCK_STREAM) {
+    match sys::connect_unix(path, SockType::Stream) {
         Ok(fd) => Ok(Transport { fd, kind: Kind::Stream }),
         Err(e) if e.raw_os_error() == Some(libc::EPROTOTYPE) => Ok(Transport {
-            fd: connect_as(path, libc::SOCK_SEQPACKET)?,
+            fd: sys::connect_unix(path, SockType::SeqPacket)?,
             kind: Kind::SeqPacket,
         }),
         Err(e) => Err(e),
     }
 }
 
-fn connect_as(path: &Path, ty: libc::c_int) -> io::Result<OwnedFd> {
-    // SAFETY: plain socket(2) call; the result is checked before use.
-    let raw = unsafe { libc::socket(libc::AF_UNIX, ty | libc::SOCK_CLOEXEC, 0) };
-    if raw < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `raw` is a fresh descriptor that nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    // SAFETY: sockaddr_un is plain old data; all-zero is a valid value.
-    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
-    let bytes = path.as_os_str().as_bytes();
-    if bytes.len() >= addr.sun_path.len() {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "socket path too long"));
-    }
-    for (dst, src) in addr.sun_path.iter_mut().zip(bytes) {
-        *dst = *src as libc::c_char;
-    }
-    let len = std::mem::size_of::<libc::sa_family_t>() + bytes.len() + 1;
-    loop {
-        // SAFETY: `addr` is a properly initialised sockaddr_un and `len` is within it.
-        let rc = unsafe {
-            libc::connect(
-                fd.as_raw_fd(),
-                (&addr as *const libc::sockaddr_un).cast(),
-                len as libc::socklen_t,
-            )
-        };
-        if rc == 0 {
-            return Ok(fd);
-        }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
-        }
-    }
-}
-
-/// An eventfd used to wake the reader thread (shutdown).
-#[derive(Debug)]
-pub(crate) struct Waker {
-    fd: OwnedFd,
-}
-
-impl Waker {
-    pub(crate) fn new() -> io::Result<Waker> {
-        // SAFETY: plain eventfd(2) call; the result is checked before use.
-        let raw = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `raw` is a fresh descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        Ok(Waker { fd })
-    }
-
-    /// Makes the eventfd readable for good (it is never drained).
-    pub(crate) fn wake(&self) {
-        let one: u64 = 1;
-        // SAFETY: writes 8 bytes from a valid u64 to an eventfd we own. Failure
-        // (counter overflow) still leaves the fd readable, which is all we need.
-        unsafe {
-            libc::write(self.fd.as_raw_fd(), (&one as *const u64).cast(), 8);
-        }
-    }
-
-    pub(crate) fn raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
-    }
-}
+/// Wakes the reader thread (shutdown): readable for good once signalled
+/// (it is never drained).
+pub(crate) type Waker = EventFd;
 
 /// What `wait` saw.
 #[derive(Debug, PartialEq, Eq)]
@@ -216,7 +149,7 @@ pub(crate) enum Ready {
 pub(crate) fn wait(waker: &Waker, conn: Option<&Transport>, timeout_ms: i32) -> io::Result<Ready> {
     let mut fds = [
         libc::pollfd {
-            fd: waker.raw_fd(),
+            fd: waker.raw(),
             events: libc::POLLIN,
             revents: 0,
         },

@@ -7,8 +7,8 @@
 
 use super::framing::{DeviceFramer, Input, StreamFramer, C_DOM0, GUEST_RING, OX_DOM0};
 use super::state::{ConnId, ConnKind, REPLY_QUEUE_MAX};
-use super::sys::{self, EventFd, Recv, SockType};
 use super::{Flavor, Shared};
+use crate::sys::{self, EventFd, Recv, SockType};
 use crate::wire::{Message, HEADER_LEN, READ_PAYLOAD_CAP};
 use std::collections::VecDeque;
 use std::io;

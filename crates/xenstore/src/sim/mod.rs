@@ -46,7 +46,6 @@ mod server;
 mod session;
 mod state;
 mod store;
-mod sys;
 mod txn;
 mod watch;
 

@@ -4,10 +4,10 @@
 //! collect their output; nothing here blocks or does I/O.
 
 use super::store::{Actor, Store};
-use super::sys::EventFd;
 use super::txn::Transaction;
 use super::watch::Watch;
 use crate::path::domain_home;
+use crate::sys::EventFd;
 use crate::wire::{Access, Message, MsgType, Perm};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;

@@ -1,6 +1,7 @@
-//! Thin, safe wrappers over the few syscalls the simulator needs and `std` does
-//! not offer: `SOCK_SEQPACKET` sockets, `poll(2)`, `eventfd(2)` and
-//! `send`/`recv` with `MSG_NOSIGNAL`/`MSG_TRUNC`. Nothing here knows XenStore.
+//! Thin, safe wrappers over the few syscalls the client and the simulator need
+//! and `std` does not offer: `SOCK_SEQPACKET` sockets, `poll(2)`, `eventfd(2)`
+//! and `send`/`recv` with `MSG_NOSIGNAL`/`MSG_TRUNC`. Nothing here knows
+//! XenStore.
 
 use std::ffi::CString;
 use std::io;
@@ -58,6 +59,23 @@ fn socket(kind: SockType, flags: libc::c_int) -> io::Result<OwnedFd> {
 }
 
 const SOCKADDR_LEN: libc::socklen_t = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+
+/// A socket of `kind` connected to `path` (an interrupted connect is retried).
+pub(crate) fn connect_unix(path: &Path, kind: SockType) -> io::Result<OwnedFd> {
+    let fd = socket(kind, 0)?;
+    let addr = sockaddr(path)?;
+    loop {
+        // SAFETY: `addr` is a properly initialised sockaddr_un of SOCKADDR_LEN bytes.
+        let rc = unsafe { libc::connect(fd.as_raw_fd(), (&addr as *const libc::sockaddr_un).cast(), SOCKADDR_LEN) };
+        if rc == 0 {
+            return Ok(fd);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
 
 /// Whether a socket file is left over from a dead server: connecting is
 /// refused. A live server (or a socket of the other type) is not stale.

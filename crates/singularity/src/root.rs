@@ -57,15 +57,39 @@ impl Root {
         if path.contains('\0') {
             return Err(refuse("contains a NUL byte"));
         }
+        let parts: Vec<&str> = path.split('/').filter(|p| !matches!(*p, "" | ".")).collect();
+        if parts.contains(&"..") {
+            return Err(refuse("contains '..'"));
+        }
+        if !self.is_live() && !self.parents_stay_inside(&parts) {
+            return Err(refuse("a symbolic link in its directories leads outside the root"));
+        }
         let mut out = self.base.clone();
-        for part in path.split('/') {
-            match part {
-                "" | "." => {}
-                ".." => return Err(refuse("contains '..'")),
-                other => out.push(other),
+        out.extend(&parts);
+        Ok(out)
+    }
+
+    /// Whether every existing directory on the way to `parts` (the last part
+    /// excluded: writers refuse a link there themselves) lies inside the
+    /// root once symbolic links are followed. On the live system everything
+    /// does; under another root a link may point at the host's own files.
+    fn parents_stay_inside(&self, parts: &[&str]) -> bool {
+        let Ok(base) = std::fs::canonicalize(&self.base) else {
+            return true; // no root yet: nothing under it either
+        };
+        let mut dir = self.base.clone();
+        for part in parts.iter().take(parts.len().saturating_sub(1)) {
+            dir.push(part);
+            match std::fs::symlink_metadata(&dir) {
+                Err(_) => return true, // nothing exists further down
+                Ok(m) if m.file_type().is_symlink() => match std::fs::canonicalize(&dir) {
+                    Ok(real) if real.starts_with(&base) => {}
+                    _ => return false, // outside, or dangling
+                },
+                Ok(_) => {}
             }
         }
-        Ok(out)
+        true
     }
 }
 
@@ -82,5 +106,27 @@ mod tests {
         assert!(r.join("/etc/../../x").is_err());
         assert!(r.join("/a\0").is_err());
         assert!(Root::new("/").is_live() && !r.is_live());
+    }
+
+    #[test]
+    fn symbolic_links_may_not_lead_outside_the_root() {
+        let root = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let r = Root::new(root.path());
+        std::fs::create_dir_all(root.path().join("var/home")).unwrap();
+        std::os::unix::fs::symlink("var/home", root.path().join("home")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.path().join("srv")).unwrap();
+        std::os::unix::fs::symlink("/nonexistent-singularity", root.path().join("opt")).unwrap();
+        assert_eq!(
+            r.join("/home/u/.ssh/authorized_keys").unwrap(),
+            root.path().join("home/u/.ssh/authorized_keys")
+        );
+        let refused = r.join("/srv/u/.ssh/authorized_keys").unwrap_err();
+        assert_eq!(refused.why, "a symbolic link in its directories leads outside the root");
+        assert!(r.join("/opt/x").is_err(), "dangling");
+        // The last component is the writer's to judge; a link there is allowed here.
+        assert_eq!(r.join("/srv").unwrap(), root.path().join("srv"));
+        // The live system follows its links wherever they go.
+        assert!(Root::new("/").join("/proc/self/cwd/x").is_ok());
     }
 }

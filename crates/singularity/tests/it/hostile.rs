@@ -371,3 +371,25 @@ fn hostile_requests_get_exact_replies_and_change_nothing() {
     // After all that, the agent still answers.
     assert_eq!(c.call(br#"{"name":"version","value":"agent"}"#).0, "0");
 }
+
+#[test]
+fn a_directory_link_out_of_the_root_is_not_followed() {
+    let root = TestRoot::new();
+    let outside = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(outside.path(), root.path("/srv")).unwrap();
+    let agent = Agent::socket(&root, &[], None);
+    let mut c = agent.connect();
+    let before = root.snapshot();
+    let (rc, msg) = c.call(fi(b"/srv/u/.ssh/authorized_keys", b"ssh-ed25519 AAAA k").as_bytes());
+    assert_eq!(rc, "500");
+    assert_eq!(
+        msg,
+        "path '/srv/u/.ssh/authorized_keys' refused: a symbolic link in its directories leads outside the root"
+    );
+    assert_eq!(root.snapshot(), before);
+    assert_eq!(
+        std::fs::read_dir(outside.path()).unwrap().count(),
+        0,
+        "nothing written outside"
+    );
+}

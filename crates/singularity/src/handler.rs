@@ -53,6 +53,20 @@ pub struct Handled {
     pub changed: bool,
 }
 
+/// A host-chosen command name as it may appear in a log line: plain short
+/// names as they are, anything else escaped and cut (a name may be 4 KiB of
+/// anything, line breaks included).
+fn log_label(name: &str) -> String {
+    const MAX: usize = 32;
+    let plain = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    if name.len() <= MAX && !name.is_empty() && name.chars().all(plain) {
+        return name.to_string();
+    }
+    let cut: String = name.chars().take(MAX).collect();
+    let more = if cut.len() < name.len() { "..." } else { "" };
+    format!("{cut:?}{more}")
+}
+
 /// Why a command failed (mapped to `"500"` with this text).
 enum Failure {
     NoKeyExchange,
@@ -112,19 +126,17 @@ impl Agent {
         let command = match parse_request(raw) {
             Ok(command) => command,
             Err(err) => {
-                let name = match &err {
-                    RequestError::Unknown(name) => name.clone(),
-                    RequestError::BadValue { name, .. } => (*name).to_string(),
-                    _ => "-".to_string(),
-                };
                 // A known command with a bad value is still refused if disabled.
-                let reply = if name != "-" && self.disabled(&name) {
-                    disabled_reply(&name)
-                } else {
-                    Reply::from(&err)
+                let (reply, label) = match &err {
+                    RequestError::BadValue { name, .. } if self.disabled(name) => {
+                        (disabled_reply(name), name.to_string())
+                    }
+                    RequestError::BadValue { name, .. } => (Reply::from(&err), name.to_string()),
+                    RequestError::Unknown(name) => (Reply::from(&err), log_label(name)),
+                    _ => (Reply::from(&err), "-".to_string()),
                 };
                 return Handled {
-                    command: name,
+                    command: label,
                     reply,
                     changed: false,
                 };
@@ -217,4 +229,21 @@ impl Agent {
 
 fn disabled_reply(name: &str) -> Reply {
     Reply::new("404", format!("No such agent command '{name}'"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_label;
+
+    #[test]
+    fn unknown_command_names_are_logged_on_one_short_line() {
+        assert_eq!(log_label("kmsactivate"), "kmsactivate");
+        assert_eq!(
+            log_label("x\nFAKE: root password set"),
+            "\"x\\nFAKE: root password set\""
+        );
+        let long = log_label(&"a".repeat(4000));
+        assert_eq!(long, format!("\"{}\"...", "a".repeat(32)));
+        assert_eq!(log_label(""), "\"\"");
+    }
 }

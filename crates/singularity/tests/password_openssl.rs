@@ -1,7 +1,8 @@
 //! The password path against the real tools: ciphertexts made by the
-//! `openssl` CLI exactly as nova makes them, and hashes checked by the
-//! system's crypt(3) through `perl`. Both programs are run directly, without
-//! a shell; the test fails if they are missing.
+//! `openssl` CLI exactly as nova makes them, the host side of the key
+//! exchange computed by `python3` as nova computes it, and hashes checked by
+//! the system's crypt(3) through `perl`. The programs are run directly,
+//! without a shell; the test fails if they are missing.
 
 use singularity::crypto::cipher::{decrypt_password, CipherError, Digest};
 use singularity::crypto::dh::{KeyPair, PeerKey, SharedSecret, PRIME};
@@ -157,6 +158,38 @@ fn generated_keys_interoperate_through_openssl() {
     let b64 = openssl_encrypt(host_shared.as_decimal(), "s3cret pw", "sha256");
     let (pw, digest) = decrypt_password(&agent.shared_secret(to_agent), &b64).unwrap();
     assert_eq!((pw.expose().as_str(), digest), ("s3cret pw", Digest::Sha256));
+}
+
+/// The host side of the exchange as nova's SimpleDH computes it, in Python:
+/// its public key `5^x mod p` and the shared secret `agent^x mod p`.
+fn python_host_side(private: u128, agent_public: &str) -> (String, String) {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import sys; p = 2**107 - 1; x = int(sys.argv[1]); a = int(sys.argv[2]); print(pow(5, x, p), pow(a, x, p))",
+        ])
+        .arg(private.to_string())
+        .arg(agent_public)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run python3 (is it installed?): {e}"));
+    assert!(out.status.success(), "python3 failed: {out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut words = text.split_whitespace().map(str::to_string);
+    (words.next().unwrap(), words.next().unwrap())
+}
+
+#[test]
+fn agent_keys_agree_with_an_independent_host_side() {
+    let mut rng = Rng(0x5eed_0003);
+    for _ in 0..8 {
+        let agent = KeyPair::generate().unwrap();
+        let (host_public, host_shared) = python_host_side(rng.u128(), &agent.public_key().to_string());
+        let shared = agent.shared_secret(PeerKey::parse(&host_public).unwrap());
+        assert_eq!(shared.as_decimal(), host_shared);
+        let b64 = openssl_encrypt(&host_shared, "s3cret pw", "md5");
+        let (pw, digest) = decrypt_password(&shared, &b64).unwrap();
+        assert_eq!((pw.expose().as_str(), digest), ("s3cret pw", Digest::Md5));
+    }
 }
 
 #[test]

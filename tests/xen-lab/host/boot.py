@@ -557,15 +557,18 @@ class Boot:
         self.net = net = self.guest_network()
         files = net["files"]
         conf = "\n".join(t for p, t in files.items() if p.startswith("/etc/network/"))
+        # whole words (an address without its /prefix): GW4 10.0.0.1 is a
+        # prefix of IP4 10.0.0.11, so a substring test could not fail
+        words = set(conf.split()) | {w.split("/")[0] for w in conf.split()}
         want = [IP4, IP6, GW4, GW6, "192.168.77.0"]
-        missing = [w for w in want if w not in conf]
+        missing = [w for w in want if w not in words]
         self.check(S, "ifupdown configuration written", "FAIL" if missing else "PASS",
                    "%s in %s" % ("missing %s" % missing if missing else "has " + ", ".join(want),
                                  ", ".join(sorted(p for p in files if p.startswith("/etc/network/")))))
         hn = files.get("/etc/hostname", "").strip()
         in_hosts = HOSTNAME in files.get("/etc/hosts", "")
         self.check(S, "hostname from vm-data/hostname", "PASS" if hn == HOSTNAME and net["hostname"] == HOSTNAME
-                   else "FAIL", "/etc/hostname %r, kernel %r (in /etc/hosts: %s)" % (hn, net["hostname"], in_hosts))
+                   and in_hosts else "FAIL", "/etc/hostname %r, kernel %r (in /etc/hosts: %s)" % (hn, net["hostname"], in_hosts))
         missing = [d for d in DNS if d not in files.get("/etc/resolv.conf", "")]
         self.check(S, "resolv.conf has the DNS servers", "FAIL" if missing else "PASS",
                    "missing %s" % missing if missing else ", ".join(DNS))
@@ -584,12 +587,13 @@ class Boot:
         r4 = a["route4"]
         have4 = "%s/24" % IP4 in addrs
         have6 = "%s/64" % IP6 in addrs
-        default = any(l.startswith("default via %s" % GW4) for l in r4)
-        route = any(l.startswith("192.168.77.0/24 via %s" % GW4) for l in r4)
-        good = have4 and have6 and default and route
+        default = any(l.split()[:3] == ["default", "via", GW4] for l in r4)
+        default6 = any(l.split()[:3] == ["default", "via", GW6] for l in a["route6"])
+        route = any(l.split()[:3] == ["192.168.77.0/24", "via", GW4] for l in r4)
+        good = have4 and have6 and default and default6 and route
         self.check(S, "eth0 has the addresses and routes from vm-data", "PASS" if good else "FAIL",
-                   "v4 %s, v6 %s, default route %s, 192.168.77.0/24 route %s; hostname %s" % (
-                       have4, have6, default, route, a["hostname"]))
+                   "v4 %s, v6 %s, default route %s, v6 default route %s, 192.168.77.0/24 route %s; hostname %s" % (
+                       have4, have6, default, default6, route, a["hostname"]))
         for family, addr in (("4", IP4), ("6", IP6)):
             rc, out = self.control("ping %s %s" % (family, addr), timeout=60)
             self.check(S, "dom0 pings the domU at %s over netback/netfront" % addr,

@@ -7,8 +7,11 @@
 use singularity::crypto::cipher::{decrypt_password, CipherError, Digest};
 use singularity::crypto::dh::{KeyPair, PeerKey, SharedSecret, PRIME};
 use singularity::crypto::hash::{hash_password, Scheme};
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
+
+#[path = "common/tools.rs"]
+mod tools;
+use tools::{openssl_encrypt, system_crypt};
 
 /// splitmix64: tiny, deterministic, good enough to pick test inputs.
 struct Rng(u64);
@@ -54,36 +57,6 @@ impl Rng {
         }
         s
     }
-}
-
-/// `openssl aes-128-cbc -A -a -nosalt -pass pass:<shared> -md <md>` with
-/// `plain + "\n"` on stdin, as nova runs it (nova gives no `-md`; the host
-/// OpenSSL's default is MD5 before 1.1.0 and SHA-256 after).
-fn openssl_encrypt(shared: &str, plain: &str, md: &str) -> String {
-    let mut child = Command::new("openssl")
-        .args(["aes-128-cbc", "-A", "-a", "-nosalt", "-md", md, "-pass"])
-        .arg(format!("pass:{shared}"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run openssl (is it installed?): {e}"));
-    let mut stdin = child.stdin.take().expect("stdin piped");
-    stdin.write_all(format!("{plain}\n").as_bytes()).unwrap();
-    drop(stdin);
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "openssl failed: {out:?}");
-    String::from_utf8(out.stdout).expect("base64 output")
-}
-
-/// The system's crypt(3), through perl.
-fn system_crypt(password: &str, setting: &str) -> String {
-    let out = Command::new("perl")
-        .args(["-e", "print crypt($ARGV[0], $ARGV[1])", password, setting])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run perl (is it installed?): {e}"));
-    assert!(out.status.success(), "perl failed: {out:?}");
-    String::from_utf8(out.stdout).expect("crypt output")
 }
 
 fn test_passwords(rng: &mut Rng) -> Vec<String> {

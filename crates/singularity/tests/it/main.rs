@@ -8,5 +8,7 @@ mod demo;
 mod harness;
 mod hostile;
 mod socket;
+#[path = "../common/tools.rs"]
+mod tools;
 mod xen;
 mod xenlab;

@@ -7,38 +7,8 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::json;
 use singularity::crypto::dh::{KeyPair, PeerKey};
-use std::process::{Command, Stdio};
 
-/// `openssl aes-128-cbc -A -a -nosalt -pass pass:<shared> -md <md>` on `pw\n`, as nova runs it.
-pub fn openssl_encrypt(shared: &str, pw: &str, md: &str) -> String {
-    use std::io::Write;
-    let mut child = Command::new("openssl")
-        .args(["aes-128-cbc", "-A", "-a", "-nosalt", "-md", md, "-pass"])
-        .arg(format!("pass:{shared}"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("openssl CLI is installed");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(format!("{pw}\n").as_bytes())
-        .expect("write");
-    let out = child.wait_with_output().expect("openssl");
-    assert!(out.status.success(), "openssl failed");
-    String::from_utf8(out.stdout).expect("utf8").trim().to_string()
-}
-
-/// The system's crypt(3), through perl.
-pub fn system_crypt(pw: &str, salt: &str) -> String {
-    let out = Command::new("perl")
-        .args(["-e", "print crypt($ARGV[0], $ARGV[1])", pw, salt])
-        .output()
-        .expect("perl");
-    String::from_utf8(out.stdout).expect("utf8")
-}
+pub use crate::tools::{openssl_encrypt, system_crypt};
 
 /// keyinit from a host key pair; returns the shared secret as nova computes it.
 pub fn keyinit(conn: &mut crate::harness::Conn) -> String {

@@ -53,7 +53,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 use xenstore::sim::{Config, Simulator};
-use xenstore::{Client, Watch, WatchEvent};
+use xenstore::{Client, Optional, Watch, WatchEvent};
 
 /// The guest's domain id on the simulator.
 const DOMID: u32 = 7;
@@ -340,11 +340,16 @@ impl WatchHost {
         let raw = loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.watch.recv_timeout(left).map_err(|e| e.to_string())? {
-                Some(WatchEvent::Changed(path)) if path == guest => match self.client.read(&guest) {
-                    Ok(raw) => break raw,
-                    Err(e) if e.is_noent() => {}
-                    Err(e) => return Err(format!("read {guest}: {e}")),
-                },
+                Some(WatchEvent::Changed(path)) if path == guest => {
+                    if let Some(raw) = self
+                        .client
+                        .read(&guest)
+                        .optional()
+                        .map_err(|e| format!("read {guest}: {e}"))?
+                    {
+                        break raw;
+                    }
+                }
                 Some(_) => {}
                 None => return Err(format!("{name}: no reply within {} s", TIMEOUT.as_secs())),
             }

@@ -43,6 +43,23 @@ impl Error {
     }
 }
 
+/// Absence as an answer: `Ok(None)` where the daemon said `ENOENT`, for
+/// reads, listings and removals where a missing node is not a failure.
+pub trait Optional<T> {
+    /// `Ok(Some(v))` for `Ok(v)`, `Ok(None)` for `ENOENT`, other errors as they are.
+    fn optional(self) -> std::result::Result<Option<T>, Error>;
+}
+
+impl<T> Optional<T> for std::result::Result<T, Error> {
+    fn optional(self) -> std::result::Result<Option<T>, Error> {
+        match self {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.is_noent() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -83,3 +100,16 @@ impl From<PathError> for Error {
 
 /// Result alias for client operations.
 pub type Result<T> = std::result::Result<T, Error>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_enoent_is_absence() {
+        assert_eq!(Ok::<u8, Error>(7).optional().unwrap(), Some(7));
+        assert_eq!(Err::<u8, Error>(Error::Xs(ErrorKind::Noent)).optional().unwrap(), None);
+        let other = Err::<u8, Error>(Error::Xs(ErrorKind::Acces)).optional();
+        assert!(matches!(other, Err(Error::Xs(ErrorKind::Acces))));
+    }
+}

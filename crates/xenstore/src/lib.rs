@@ -14,5 +14,5 @@ mod sys;
 pub mod wire;
 
 pub use client::{Client, Transaction, Watch, WatchEvent, WatchWaker};
-pub use error::{Error, Result};
+pub use error::{Error, Optional, Result};
 pub use wire::{Access, ErrorKind, Perm};

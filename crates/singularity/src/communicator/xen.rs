@@ -13,7 +13,7 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use xenstore::{Client, ErrorKind, Watch, WatchEvent};
+use xenstore::{Client, ErrorKind, Optional, Watch, WatchEvent};
 
 /// Where the host writes requests (relative to the domain's home).
 pub const REQUEST_DIR: &str = "data/host";
@@ -70,9 +70,8 @@ impl XenCommunicator {
             Err(e) => log::debug!("cannot read own domid: {e}"),
         }
         let mut replies = Replies::default();
-        match client.directory(REPLY_DIR) {
-            Ok(ids) => replies.adopt(ids, Instant::now()),
-            Err(e) if e.is_noent() => {}
+        match client.directory(REPLY_DIR).optional() {
+            Ok(ids) => replies.adopt(ids.unwrap_or_default(), Instant::now()),
             Err(e) => log::debug!("cannot list data/guest: {e}"),
         }
         Ok(XenCommunicator {
@@ -93,9 +92,8 @@ impl XenCommunicator {
     fn scan(&mut self) -> Result<(), CommError> {
         self.scan_due = false;
         self.next_rescan = Instant::now() + self.rescan_every;
-        let mut ids = match self.client.directory(REQUEST_DIR) {
-            Ok(ids) => ids,
-            Err(e) if e.is_noent() => Vec::new(),
+        let mut ids = match self.client.directory(REQUEST_DIR).optional() {
+            Ok(ids) => ids.unwrap_or_default(),
             Err(e) if is_quota(&e) => {
                 // Too many requests to list at once (oxenstored through the
                 // device); watch events still name each one.
@@ -135,19 +133,17 @@ impl XenCommunicator {
     /// host gave up on it).
     fn take(&mut self, id: &str) -> Result<Option<Incoming>, CommError> {
         let path = format!("{REQUEST_DIR}/{id}");
-        let data = match self.client.read(&path) {
-            Ok(data) => data,
-            Err(e) if e.is_noent() => return Ok(None),
+        let data = match self.client.read(&path).optional() {
+            Ok(Some(data)) => data,
+            Ok(None) => return Ok(None),
             Err(e) => {
                 // Left in place: the next scan picks it up again.
                 self.scan_due = true;
                 return Err(comm("cannot read request")(e));
             }
         };
-        match self.client.rm(&path) {
-            Ok(()) => {}
-            Err(e) if e.is_noent() => {}
-            Err(e) => log::warn!("cannot remove {path}: {e}"),
+        if let Err(e) = self.client.rm(&path).optional() {
+            log::warn!("cannot remove {path}: {e}");
         }
         self.remember(id);
         Ok(Some(Incoming {
@@ -158,10 +154,8 @@ impl XenCommunicator {
 
     fn remove_replies(&mut self, ids: Vec<String>) {
         for id in ids {
-            match self.client.rm(&format!("{REPLY_DIR}/{id}")) {
-                Ok(()) => {}
-                Err(e) if e.is_noent() => {}
-                Err(e) => log::debug!("cannot remove old reply {id}: {e}"),
+            if let Err(e) = self.client.rm(&format!("{REPLY_DIR}/{id}")).optional() {
+                log::debug!("cannot remove old reply {id}: {e}");
             }
         }
     }
@@ -196,29 +190,26 @@ const HOSTNAME: &str = "vm-data/hostname";
 
 impl Metadata for XenCommunicator {
     fn networking(&mut self) -> Result<Vec<(String, Vec<u8>)>, CommError> {
-        let mut keys = match self.client.directory(NETWORKING) {
-            Ok(keys) => keys,
-            Err(e) if e.is_noent() => return Ok(Vec::new()),
-            Err(e) => return Err(comm("cannot list vm-data/networking")(e)),
-        };
+        let listed = self.client.directory(NETWORKING).optional();
+        let mut keys = listed
+            .map_err(comm("cannot list vm-data/networking"))?
+            .unwrap_or_default();
         keys.sort();
         let mut out = Vec::with_capacity(keys.len());
         for key in keys {
-            match self.client.read(&format!("{NETWORKING}/{key}")) {
-                Ok(value) => out.push((key, value)),
-                Err(e) if e.is_noent() => {}
-                Err(e) => return Err(comm("cannot read vm-data/networking")(e)),
+            let value = self.client.read(&format!("{NETWORKING}/{key}")).optional();
+            if let Some(value) = value.map_err(comm("cannot read vm-data/networking"))? {
+                out.push((key, value));
             }
         }
         Ok(out)
     }
 
     fn hostname(&mut self) -> Result<Option<Vec<u8>>, CommError> {
-        match self.client.read(HOSTNAME) {
-            Ok(value) => Ok(Some(value)),
-            Err(e) if e.is_noent() => Ok(None),
-            Err(e) => Err(comm("cannot read vm-data/hostname")(e)),
-        }
+        self.client
+            .read(HOSTNAME)
+            .optional()
+            .map_err(comm("cannot read vm-data/hostname"))
     }
 }
 

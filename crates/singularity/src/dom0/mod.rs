@@ -12,7 +12,7 @@ use serde_json::Value;
 use std::fmt;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use xenstore::Client;
+use xenstore::{Client, Optional};
 
 /// The plugin's polling interval.
 pub const POLL: Duration = Duration::from_millis(500);
@@ -188,13 +188,9 @@ impl AgentHost {
         let start = Instant::now();
         let mut rebooted = false;
         while start.elapsed() < timeout {
-            match self.client.read(&guest_node) {
-                Ok(raw) => {
-                    self.record(&id, request, Some(&raw));
-                    return check_reply(&raw);
-                }
-                Err(e) if e.is_noent() => {}
-                Err(e) => return Err(e.into()),
+            if let Some(raw) = self.client.read(&guest_node).optional()? {
+                self.record(&id, request, Some(&raw));
+                return check_reply(&raw);
             }
             std::thread::sleep(self.poll);
             if !self.client.exists(&self.path("name"))? {
@@ -203,11 +199,7 @@ impl AgentHost {
             }
         }
         self.record(&id, request, None);
-        match self.client.rm(&host_node) {
-            Ok(()) => {}
-            Err(e) if e.is_noent() => {}
-            Err(e) => return Err(e.into()),
-        }
+        self.client.rm(&host_node).optional()?;
         Err(if rebooted {
             HostError::Reboot(self.domid)
         } else {

@@ -174,7 +174,8 @@ impl Client {
         self.scope().mkdir(path)
     }
 
-    /// Removes a node and everything below it (a missing node is fine).
+    /// Removes a node and everything below it. A missing node is fine, but a
+    /// missing parent is `ENOENT`, as the daemons answer (see [`Optional`](crate::Optional)).
     pub fn rm(&self, path: &str) -> Result<()> {
         self.scope().rm(path)
     }

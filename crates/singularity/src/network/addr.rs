@@ -300,9 +300,26 @@ pub fn is_link_local(ip: IpAddr) -> bool {
     }
 }
 
+/// `ip` as a gateway is written for `nic`: an IPv6 link-local address with
+/// its zone (`fe80::1%eth0`), anything else as it is.
+pub fn scoped(ip: IpAddr, nic: &str) -> String {
+    if ip.is_ipv6() && is_link_local(ip) {
+        format!("{ip}%{nic}")
+    } else {
+        ip.to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_ipv6_link_local_gateways_get_a_zone() {
+        assert_eq!(scoped("fe80::1".parse().unwrap(), "eth0"), "fe80::1%eth0");
+        assert_eq!(scoped("2001:db8::1".parse().unwrap(), "eth0"), "2001:db8::1");
+        assert_eq!(scoped("169.254.0.1".parse().unwrap(), "eth0"), "169.254.0.1");
+    }
 
     #[test]
     fn cidrs_parse_and_give_masks() {

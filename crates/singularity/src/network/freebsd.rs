@@ -8,11 +8,11 @@
 //! already configured subnet gets a /32 mask (Handbook). Bring-up:
 //! `service netif restart <if>` per changed NIC, then `service routing restart`.
 
-use super::addr::is_link_local;
+use super::addr::scoped;
 use super::error::NetError;
 use super::model::{Nic, NicRoute};
 use super::output::{run, BringUp, Ctx, OutFile, Part, Rendered};
-use super::shellvars::{get, quote, replace_block, set};
+use super::shellvars::{get, quote, replace_block, set, var_name};
 use std::net::IpAddr;
 
 /// The file.
@@ -22,23 +22,9 @@ const MARK: &str = "# singularity: ";
 /// Our route names start with this.
 const ROUTE_PREFIX: &str = "sg_";
 
-fn var(name: &str) -> String {
-    name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect()
-}
-
-fn scoped(ip: IpAddr, nic: &str) -> String {
-    if is_link_local(ip) && ip.is_ipv6() {
-        format!("{ip}%{nic}")
-    } else {
-        ip.to_string()
-    }
-}
-
 fn ours(key: &str, nics: &[Nic], gw4: bool, gw6: bool) -> bool {
     let per_nic = nics.iter().any(|n| {
-        let v = var(&n.name);
+        let v = var_name(&n.name);
         [format!("ifconfig_{v}"), format!("ipv6_ifconfig_{v}")].iter().any(|p| {
             key.strip_prefix(p.as_str()).is_some_and(|rest| {
                 rest.is_empty()
@@ -61,7 +47,7 @@ fn ours(key: &str, nics: &[Nic], gw4: bool, gw6: bool) -> bool {
 
 /// The `ifconfig_*` lines for one NIC.
 pub fn nic_lines(nic: &Nic) -> Vec<String> {
-    let v = var(&nic.name);
+    let v = var_name(&nic.name);
     let mut out = vec![format!("{MARK}{} from {}", nic.name, nic.origin())];
     let mut alias = 0;
     for (i, a) in nic.ipv4.iter().enumerate() {
@@ -133,7 +119,7 @@ pub fn render(ctx: &Ctx) -> Result<Rendered, NetError> {
             );
         }
         let mut pieces: Vec<String> = lines.iter().map(|l| format!("{l}\n")).collect();
-        let v = var(&nic.name);
+        let v = var_name(&nic.name);
         let mut host_routes = Vec::new();
         if let Some(g) = nic.gateway4.filter(|g| g.onlink) {
             host_routes.push(IpAddr::V4(g.addr));

@@ -10,32 +10,24 @@
 use super::error::NetError;
 use super::model::Nic;
 use super::output::{run, BringUp, Ctx, OutFile, Part, Rendered};
-use super::shellvars::{quote, replace_block};
+use super::shellvars::{quote, replace_block, var_name};
 
 /// The file.
 pub const PATH: &str = "/etc/conf.d/net";
 /// Our comment lines start with this.
 const MARK: &str = "# singularity: ";
 
-/// netifrc's variable suffix for an interface (its `shell_var`: anything
-/// but letters and digits becomes `_`).
-fn var(name: &str) -> String {
-    name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect()
-}
-
 /// Keys of `nic` we own, by name or by netifrc's MAC form.
 fn ours(key: &str, nic: &Nic) -> bool {
     ["config_", "routes_", "dns_servers_"].iter().any(|p| {
         key.strip_prefix(p)
-            .is_some_and(|rest| rest == var(&nic.name) || rest == nic.mac.plain())
+            .is_some_and(|rest| rest == var_name(&nic.name) || rest == nic.mac.plain())
     })
 }
 
 /// The lines for one NIC.
 pub fn block(nic: &Nic) -> Vec<String> {
-    let var = var(&nic.name);
+    let var = var_name(&nic.name);
     let addrs: Vec<String> = nic
         .ipv4
         .iter()

@@ -7,7 +7,7 @@
 //! Bring-up: with NetworkManager `nmcli connection load` + `nmcli connection
 //! up ifname <if>`, else `ifdown <if>` + `ifup <if>`.
 
-use super::addr::is_link_local;
+use super::addr::scoped;
 use super::error::NetError;
 use super::model::{Nic, NicRoute};
 use super::output::{run, BringUp, Ctx, OutFile, Rendered, HEADER};
@@ -43,14 +43,6 @@ fn managed(key: &str) -> bool {
             | "BROADCAST"
             | "NETWORK"
     )
-}
-
-fn scoped(ip: IpAddr, nic: &str) -> String {
-    if is_link_local(ip) {
-        format!("{ip}%{nic}")
-    } else {
-        ip.to_string()
-    }
 }
 
 /// The `ifcfg-<if>` file; `old` is the current one, whose foreign keys stay.
@@ -148,16 +140,8 @@ pub fn render(ctx: &Ctx) -> Result<Rendered, NetError> {
             .push(OutFile::for_nic(path, ifcfg(nic, ctx.dns, old.as_deref()), 0o644, nic));
         for (file, v6) in [("route", false), ("route6", true)] {
             let path = format!("{DIR}/{file}-{}", nic.name);
-            let lines = route_lines(nic, v6);
-            if lines.is_empty() && !ctx.files.exists(&path) {
-                continue;
-            }
-            let mut text = format!("{HEADER}\n");
-            for l in lines {
-                text.push_str(&l);
-                text.push('\n');
-            }
-            out.files.push(OutFile::for_nic(path, text, 0o644, nic));
+            out.files
+                .extend(OutFile::route_file(ctx, path, route_lines(nic, v6), nic));
         }
     }
     Ok(out)

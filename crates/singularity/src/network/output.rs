@@ -57,6 +57,21 @@ impl OutFile {
             }],
         }
     }
+
+    /// A route file of `nic` (our header, then `lines`), or nothing when there
+    /// are no routes and no such file yet: one that exists is rewritten
+    /// empty, so that no old route lingers.
+    pub fn route_file(ctx: &Ctx, path: String, lines: Vec<String>, nic: &Nic) -> Option<OutFile> {
+        if lines.is_empty() && !ctx.files.exists(&path) {
+            return None;
+        }
+        let mut text = format!("{HEADER}\n");
+        for l in lines {
+            text.push_str(&l);
+            text.push('\n');
+        }
+        Some(OutFile::for_nic(path, text, 0o644, nic))
+    }
 }
 
 /// A renderer's output.

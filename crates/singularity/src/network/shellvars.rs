@@ -106,6 +106,14 @@ pub fn get(text: &str, key: &str) -> Option<String> {
     })
 }
 
+/// `name` (an interface name) as part of a variable name: anything but
+/// letters and digits becomes `_` (`eth0.100` → `eth0_100`).
+pub fn var_name(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
+}
+
 /// `value` in double quotes, escaped for sh.
 pub fn quote(value: &str) -> String {
     let mut out = String::from("\"");

@@ -88,16 +88,8 @@ pub fn render(ctx: &Ctx) -> Result<Rendered, NetError> {
         out.files
             .push(OutFile::for_nic(path, ifcfg(nic, old.as_deref()), 0o644, nic));
         let path = format!("{DIR}/ifroute-{}", nic.name);
-        let lines = ifroute_lines(nic);
-        if lines.is_empty() && !ctx.files.exists(&path) {
-            continue;
-        }
-        let mut text = format!("{HEADER}\n");
-        for l in lines {
-            text.push_str(&l);
-            text.push('\n');
-        }
-        out.files.push(OutFile::for_nic(path, text, 0o644, nic));
+        out.files
+            .extend(OutFile::route_file(ctx, path, ifroute_lines(nic), nic));
     }
     Ok(out)
 }

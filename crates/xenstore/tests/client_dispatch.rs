@@ -4,49 +4,10 @@
 #[path = "common/fakepeer.rs"]
 mod fakepeer;
 
-use fakepeer::{frame, watch_args, Listener, Peer};
+use fakepeer::{connect, frame, watch, watch_args, with_peer, Listener};
 use std::time::Duration;
 use xenstore::wire::MsgType;
 use xenstore::{Client, Error, ErrorKind, Watch, WatchEvent};
-
-/// Runs `call` on a client thread while `script` plays the daemon.
-fn with_peer<T: Send>(peer: &mut Peer, call: impl FnOnce() -> T + Send, script: impl FnOnce(&mut Peer)) -> T {
-    std::thread::scope(|s| {
-        let h = s.spawn(call);
-        script(peer);
-        h.join().expect("client thread")
-    })
-}
-
-fn connect(l: &Listener) -> (Client, Peer) {
-    let c = Client::connect(l.path()).expect("connect");
-    c.set_timeout(Some(Duration::from_secs(5)));
-    let p = l.accept();
-    (c, p)
-}
-
-/// Registers a watch, answering the WATCH and sending the initial event.
-fn watch(c: &Client, p: &mut Peer, path: &str) -> (Watch, String) {
-    let mut token = String::new();
-    let w = with_peer(
-        p,
-        || c.watch(path).expect("watch"),
-        |p| {
-            let m = p.recv();
-            assert_eq!(m.kind, MsgType::Watch);
-            let (wp, tok) = watch_args(&m);
-            assert_eq!(wp, path);
-            p.reply(&m, b"OK\0");
-            p.event(path, &tok, 0, 0);
-            token = tok;
-        },
-    );
-    assert_eq!(
-        w.recv_timeout(Duration::from_secs(5)).expect("live"),
-        Some(WatchEvent::Changed(path.into()))
-    );
-    (w, token)
-}
 
 #[test]
 fn reply_and_event_split_at_every_byte_boundary() {

@@ -4,25 +4,10 @@
 #[path = "common/fakepeer.rs"]
 mod fakepeer;
 
-use fakepeer::{watch_args, Listener, Peer};
+use fakepeer::{connect, watch, watch_args, with_peer, Listener};
 use std::time::{Duration, Instant};
 use xenstore::wire::{Header, MsgType};
-use xenstore::{Client, Error, ErrorKind, WatchEvent};
-
-fn with_peer<T: Send>(peer: &mut Peer, call: impl FnOnce() -> T + Send, script: impl FnOnce(&mut Peer)) -> T {
-    std::thread::scope(|s| {
-        let h = s.spawn(call);
-        script(peer);
-        h.join().expect("client thread")
-    })
-}
-
-fn connect(l: &Listener) -> (Client, Peer) {
-    let c = Client::connect(l.path()).expect("connect");
-    c.set_timeout(Some(Duration::from_secs(5)));
-    let p = l.accept();
-    (c, p)
-}
+use xenstore::{Error, ErrorKind, WatchEvent};
 
 #[test]
 fn transaction_retries_on_eagain_and_aborts_on_error() {
@@ -190,22 +175,8 @@ fn directory_part_fallback_restarts_when_generation_changes() {
 fn device_dedupes_watches_on_the_same_path() {
     let l = Listener::seqpacket();
     let (c, mut p) = connect(&l);
-    let mut token = String::new();
-    let a = with_peer(
-        &mut p,
-        || c.watch("/d").expect("watch a"),
-        |p| {
-            let m = p.recv();
-            token = watch_args(&m).1;
-            p.reply(&m, b"OK\0");
-            p.event("/d", &token, 0, 0);
-        },
-    );
     // The daemon's initial event for the registration reaches `a` first.
-    assert_eq!(
-        a.recv_timeout(Duration::from_secs(1)).expect("live"),
-        Some(WatchEvent::Changed("/d".into()))
-    );
+    let (a, token) = watch(&c, &mut p, "/d");
     let b = c.watch("/d").expect("second watch shares the registration");
     assert!(
         p.try_recv(Duration::from_millis(100)).is_none(),

@@ -10,6 +10,48 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use xenstore::wire::{Decoder, Header, Message, MsgType, HEADER_LEN};
+use xenstore::{Client, Watch, WatchEvent};
+
+/// Runs `call` on a client thread while `script` plays the daemon.
+pub fn with_peer<T: Send>(peer: &mut Peer, call: impl FnOnce() -> T + Send, script: impl FnOnce(&mut Peer)) -> T {
+    std::thread::scope(|s| {
+        let h = s.spawn(call);
+        script(peer);
+        h.join().expect("client thread")
+    })
+}
+
+/// A client connected to `l`, and the peer it talks to.
+pub fn connect(l: &Listener) -> (Client, Peer) {
+    let c = Client::connect(l.path()).expect("connect");
+    c.set_timeout(Some(Duration::from_secs(5)));
+    let p = l.accept();
+    (c, p)
+}
+
+/// Registers a watch, answering the WATCH and sending the initial event;
+/// returns the watch (its initial event received) and its token.
+pub fn watch(c: &Client, p: &mut Peer, path: &str) -> (Watch, String) {
+    let mut token = String::new();
+    let w = with_peer(
+        p,
+        || c.watch(path).expect("watch"),
+        |p| {
+            let m = p.recv();
+            assert_eq!(m.kind, MsgType::Watch);
+            let (wp, tok) = watch_args(&m);
+            assert_eq!(wp, path);
+            p.reply(&m, b"OK\0");
+            p.event(path, &tok, 0, 0);
+            token = tok;
+        },
+    );
+    assert_eq!(
+        w.recv_timeout(Duration::from_secs(5)).expect("live"),
+        Some(WatchEvent::Changed(path.into()))
+    );
+    (w, token)
+}
 
 /// A listening socket in a temporary directory.
 pub struct Listener {
@@ -53,19 +95,7 @@ impl Listener {
     }
 
     fn new(seqpacket: bool) -> Listener {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("sock");
-        let listener = if seqpacket {
-            seqpacket_listener(&path)
-        } else {
-            UnixListener::bind(&path).expect("bind")
-        };
-        Listener {
-            listener,
-            path,
-            seqpacket,
-            _dir: dir,
-        }
+        Listener::reopen(tempfile::tempdir().expect("tempdir"), seqpacket)
     }
 
     pub fn path(&self) -> &Path {

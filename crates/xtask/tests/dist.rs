@@ -3,6 +3,9 @@
 
 use std::path::Path;
 
+mod common;
+use common::tool;
+
 fn dist_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dist")
 }
@@ -25,8 +28,7 @@ fn checked_in_generated_files_are_current() {
 #[test]
 fn man_pages_render_without_warnings() {
     // groff's own checks (-ww: all warnings, -z: no output) on every page.
-    let Some(groff) = which("groff") else {
-        skip_or_fail("groff not installed (apt-get install groff-base)");
+    let Some(groff) = tool("groff", "groff-base") else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
@@ -49,22 +51,5 @@ fn man_pages_render_without_warnings() {
             "{}: {stderr}",
             page.display()
         );
-    }
-}
-
-fn which(name: &str) -> Option<std::path::PathBuf> {
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|d| Path::new(d).join(name))
-        .find(|p| p.is_file())
-}
-
-fn skip_or_fail(reason: &str) {
-    if std::env::var("SINGULARITY_ALLOW_SKIP").as_deref() == Ok("1") {
-        use std::io::Write;
-        let _ = writeln!(std::io::stderr(), "SKIPPED: {reason}");
-    } else {
-        panic!("{reason} (set SINGULARITY_ALLOW_SKIP=1 to skip)");
     }
 }

@@ -3,7 +3,9 @@
 //! the real command line, and the package metadata resolves to files that
 //! exist and build into packages.
 
+mod common;
 use clap::Parser;
+use common::{tool, which};
 use singularity::cli::Cli;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -17,30 +19,6 @@ fn repo() -> PathBuf {
 
 fn dist(rel: &str) -> PathBuf {
     repo().join("dist").join(rel)
-}
-
-fn which(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|d| Path::new(d).join(name))
-        .find(|p| p.is_file())
-}
-
-/// `None` (after a loud SKIPPED line) when `SINGULARITY_ALLOW_SKIP=1`;
-/// otherwise a missing tool fails the test.
-fn tool(name: &str, package: &str) -> Option<PathBuf> {
-    if let Some(path) = which(name) {
-        return Some(path);
-    }
-    let reason = format!("{name} not installed (apt-get install {package})");
-    if std::env::var("SINGULARITY_ALLOW_SKIP").as_deref() == Ok("1") {
-        use std::io::Write;
-        let _ = writeln!(std::io::stderr(), "SKIPPED: {reason}");
-        None
-    } else {
-        panic!("{reason} (set SINGULARITY_ALLOW_SKIP=1 to skip)");
-    }
 }
 
 fn ok_and_silent(cmd: &mut Command) {

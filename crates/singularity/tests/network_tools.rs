@@ -429,8 +429,10 @@ fn sh_vars(file: &Path) -> BTreeMap<String, String> {
 }
 
 /// Adds the case's addresses in a namespace, then `ip route add` of each
-/// line (plus `extra` arguments): the `route-*`, `route6-*` and netifrc
-/// `routes_*` lines are `ip route` arguments.
+/// line (`dev NIC` added when missing), then checks that every route of the
+/// case's `expected-state` is in the kernel. The `route-*`, `route6-*` and
+/// netifrc `routes_*` lines are `ip route` arguments; callers turn gateway
+/// variables and SUSE `ifroute-*` lines into such lines.
 fn routes_accepted(case: &str, lines: &[(String, String)]) {
     if lines.is_empty() || !netns_ok() {
         return;
@@ -455,6 +457,15 @@ fn routes_accepted(case: &str, lines: &[(String, String)]) {
             "{case}: ip {}: {}",
             args.join(" "),
             String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Every route the vm-data asks for is now in the kernel (files may add
+    // helpers, e.g. a host route to an off-link gateway).
+    let got = ns.state(&nics).routes;
+    for route in &expected(case).routes {
+        assert!(
+            got.contains(route),
+            "{case}: route {route:?} missing; the kernel has {got:?}"
         );
     }
 }
@@ -488,6 +499,12 @@ fn rhel_ifcfg_goldens_read_back() {
                     "{case}: link-local IPV6_DEFAULTGW needs %{nic}: {gw}"
                 );
             }
+            for key in ["GATEWAY", "IPV6_DEFAULTGW"] {
+                if let Some(gw) = v.get(key) {
+                    let gw = gw.trim_end_matches(&format!("%{nic}"));
+                    lines.push((nic.clone(), format!("default via {gw}")));
+                }
+            }
             for file in ["route", "route6"] {
                 let text = fs::read_to_string(base.join(format!("{file}-{nic}"))).unwrap_or_default();
                 lines.extend(
@@ -504,6 +521,7 @@ fn rhel_ifcfg_goldens_read_back() {
 #[test]
 fn suse_goldens_read_back() {
     for (case, path) in golden("suse") {
+        let mut lines = Vec::new();
         for (nic, addrs) in expected(&case).addrs.iter().filter(|(_, a)| !a.is_empty()) {
             let base = path.join("etc/sysconfig/network");
             let v = sh_vars(&base.join(format!("ifcfg-{nic}")));
@@ -518,8 +536,16 @@ fn suse_goldens_read_back() {
             for line in routes.lines().filter(|l| !l.starts_with('#')) {
                 let cols: Vec<&str> = line.split_whitespace().collect();
                 assert!(cols.len() == 4 && cols[3] == nic, "{case}: ifroute-{nic}: {line}");
+                // DESTINATION GATEWAY NETMASK INTERFACE, '-' for none
+                let via = if cols[1] == "-" {
+                    String::new()
+                } else {
+                    format!(" via {}", cols[1])
+                };
+                lines.push((nic.clone(), format!("{}{via}", cols[0])));
             }
         }
+        routes_accepted(&case, &lines);
     }
 }
 

@@ -297,3 +297,46 @@ fn golden_alpine() {
 fn golden_freebsd() {
     run_target(Renderer::FreeBsd);
 }
+
+/// The DNS servers of a case's vm-data, in order, each once, read here
+/// without the agent's parser (entries may be JSON objects or JSON strings).
+fn vm_data_dns(case: &str) -> Vec<String> {
+    let text = fs::read_to_string(dir(&format!("fixtures/network/cases/{case}/vm-data.json"))).expect("vm-data");
+    let all: BTreeMap<String, Value> = serde_json::from_str(&text).expect("json");
+    let mut out: Vec<String> = Vec::new();
+    for (_, v) in all.iter().filter(|(k, _)| k.starts_with("vm-data/networking/")) {
+        let entry: Value = match v {
+            Value::String(s) => serde_json::from_str(s).expect("entry json"),
+            other => other.clone(),
+        };
+        for d in entry["dns"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+            if !out.iter().any(|o| o == d) {
+                out.push(d.to_string());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn golden_resolv_conf_lists_the_vm_data_servers() {
+    let mut checked = 0;
+    for renderer in fs::read_dir(dir("golden")).expect("golden").flatten() {
+        for case in cases() {
+            let Ok(text) = fs::read_to_string(renderer.path().join(&case).join("etc/resolv.conf")) else {
+                continue;
+            };
+            let servers: Vec<&str> = text
+                .lines()
+                .filter_map(|l| l.strip_prefix("nameserver "))
+                .map(str::trim)
+                .collect();
+            // glibc reads three at most.
+            let want = vm_data_dns(&case);
+            let want: Vec<&str> = want.iter().take(3).map(String::as_str).collect();
+            assert_eq!(servers, want, "{}/{case}", renderer.file_name().to_string_lossy());
+            checked += 1;
+        }
+    }
+    assert!(checked >= 20, "only {checked} resolv.conf goldens");
+}

@@ -148,29 +148,38 @@ fn commands_in_units_and_init_scripts_parse() {
     }
     let sysv = fs::read_to_string(dist("sysv/singularity")).unwrap();
     let openrc = fs::read_to_string(dist("openrc/singularity")).unwrap();
-    for (script, calls) in [
-        (
-            &sysv,
-            &[
-                "daemon start",
-                "daemon \"$1\"",
-                "daemon reload",
-                "daemon status",
-                "apply network",
-            ][..],
-        ),
-        (&openrc, &["daemon --nodaemonize", "apply network"][..]),
-    ] {
-        for call in calls {
-            assert!(script.contains(call), "{call} missing from script");
-        }
-    }
-    for action in ["start", "stop", "restart", "reload", "status"] {
-        parses(&format!("daemon {action}"));
-        assert!(sysv.contains(action), "sysv script lacks {action}");
+    for call in ["daemon --nodaemonize", "apply network"] {
+        assert!(openrc.contains(call), "{call} missing from the OpenRC script");
     }
     parses("daemon --nodaemonize");
-    parses("apply network");
+    // The SysV script run for real, with a stand-in binary recording its calls.
+    let tmp = tempfile::tempdir().unwrap();
+    let (stub, log) = (tmp.path().join("singularity"), tmp.path().join("calls"));
+    fs::write(&stub, format!("#!/bin/sh\necho \"$*\" >> '{}'\n", log.display())).unwrap();
+    fs::set_permissions(&stub, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let script = tmp.path().join("init");
+    let replaced = sysv.replace("DAEMON=/usr/sbin/singularity", &format!("DAEMON={}", stub.display()));
+    assert_ne!(replaced, sysv, "the script names its binary in DAEMON=");
+    fs::write(&script, replaced).unwrap();
+    for (action, want) in [
+        ("start", &["apply network", "daemon start"][..]),
+        ("stop", &["daemon stop"][..]),
+        ("restart", &["daemon restart"][..]),
+        ("reload", &["daemon reload"][..]),
+        ("force-reload", &["daemon reload"][..]),
+        ("status", &["daemon status"][..]),
+        ("try-restart", &["daemon status", "daemon restart"][..]),
+    ] {
+        let _ = fs::remove_file(&log);
+        let status = Command::new("sh").arg(&script).arg(action).status().unwrap();
+        assert!(status.success(), "init script {action}: {status}");
+        let calls = fs::read_to_string(&log).unwrap_or_default();
+        let calls: Vec<&str> = calls.lines().map(str::trim).collect();
+        assert_eq!(calls, want, "init script {action}");
+        for call in calls {
+            parses(call);
+        }
+    }
 }
 
 #[test]

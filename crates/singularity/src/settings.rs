@@ -284,6 +284,29 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_file_with_every_default_set_changes_nothing() {
+        // Uncomment every `#key = value` of the default file: setting each
+        // documented default explicitly must give the built-in defaults.
+        let keys: Vec<&str> = crate::config::KEYS.iter().map(|k| k.key).collect();
+        let mut set = 0;
+        let text: String = crate::config::default_file()
+            .lines()
+            .map(|l| match l.strip_prefix('#') {
+                Some(rest) if rest.split_once(" = ").is_some_and(|(k, _)| keys.contains(&k)) => {
+                    set += 1;
+                    format!("{rest}\n")
+                }
+                _ => format!("{l}\n"),
+            })
+            .collect();
+        assert_eq!(set, keys.len(), "every key has a commented default line");
+        let explicit = resolve_with(&Global::default(), None, &text).unwrap();
+        assert!(explicit.warnings.is_empty(), "{:?}", explicit.warnings);
+        let built_in = resolve_with(&Global::default(), None, "").unwrap();
+        assert_eq!(format!("{explicit:?}"), format!("{built_in:?}"));
+    }
+
+    #[test]
     fn command_line_beats_file_beats_default() {
         let defaults = resolve_with(&Global::default(), None, "").unwrap();
         assert_eq!(defaults.loglevel, log::LevelFilter::Warn);

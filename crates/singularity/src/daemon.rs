@@ -7,16 +7,15 @@ use crate::communicator::{socket::SocketCommunicator, xen::XenCommunicator, Comm
 use crate::handler::Agent;
 use crate::root::Root;
 use crate::settings::{self, Settings};
-use crate::{logging, memory, notify, signals};
+use crate::{logging, notify, signals};
 use std::time::{Duration, Instant};
 
 /// The pause after a communicator error before waiting again.
 const ERROR_PAUSE: Duration = Duration::from_millis(250);
-/// Quiet time after start-up or a request before idle memory is released.
-const RELEASE_AFTER: Duration = Duration::from_secs(2);
-/// How often idle memory is released again while no request comes (the
-/// communicator's rescans map some code back).
-const RELEASE_EVERY: Duration = Duration::from_secs(60);
+/// The longest wait for a request: the loop sleeps until a request or a
+/// signal arrives (the signal thread wakes the communicator), so this only
+/// bounds one wait.
+const IDLE_WAIT: Duration = Duration::from_secs(3600);
 
 /// Builds the applier the settings describe.
 pub fn applier(s: &Settings) -> Applier {
@@ -60,6 +59,19 @@ fn connect_until_ready(s: &Settings) -> Option<Box<dyn Communicator>> {
     }
 }
 
+/// One malloc arena for all threads: the signal thread and the
+/// communicator's helpers would otherwise each get an arena of their own
+/// (64 MiB of address space and a few pages each) for a handful of small
+/// allocations.
+fn one_arena() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only changes allocator parameters; it runs before any
+    // thread is started.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
+
 /// Serves requests in the foreground until stopped.
 /// `connected` runs once the communicator is up (it drops privileges: the
 /// xenbus device and the socket's directory need root to open).
@@ -69,7 +81,7 @@ pub fn serve(
     args: &DaemonArgs,
     connected: impl FnOnce() -> Result<(), String>,
 ) -> Result<(), String> {
-    memory::one_arena();
+    one_arena();
     signals::install()?;
     let mut agent = Agent::new(current.handler(), applier(&current));
     let Some(mut comm) = connect_until_ready(&current) else {
@@ -84,7 +96,6 @@ pub fn serve(
         current.root.display()
     );
     notify::send("READY=1");
-    let mut release_at = Instant::now() + RELEASE_AFTER;
     while !signals::stop_requested() {
         if signals::take_reload() {
             notify::send("RELOADING=1");
@@ -114,20 +125,7 @@ pub fn serve(
             }
             notify::send("READY=1");
         }
-        // Sleeps until a request, a signal (the signal thread wakes the
-        // communicator) or the next release of idle memory.
-        let wait = release_at.saturating_duration_since(Instant::now());
-        let served = serve_one(comm.as_mut(), &mut agent, wait);
-        let now = Instant::now();
-        if served {
-            release_at = now + RELEASE_AFTER;
-        } else if now >= release_at {
-            match memory::release_idle() {
-                Ok(bytes) => log::debug!("idle: released code pages ({} KiB mapped) and free heap", bytes / 1024),
-                Err(e) => log::debug!("idle: {e}"),
-            }
-            release_at = now + RELEASE_EVERY;
-        }
+        serve_one(comm.as_mut(), &mut agent, IDLE_WAIT);
     }
     notify::send("STOPPING=1");
     log::info!("stopping");

@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use singularity::cli::{Action, Cli, Commands, DaemonArgs};
-use singularity::{cached, config, daemon, demo, dom0, lifecycle, logging, settings, xenstored};
+use singularity::{cached, config, daemon, lifecycle, logging, settings};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -25,17 +25,6 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 let s = settings::load(&cli.global, None).map_err(|e| e.to_string())?;
                 print!("{s:#?}");
             }
-            Ok(ExitCode::SUCCESS)
-        }
-        Commands::Xenstored(args) => {
-            tool_logging(&cli)?;
-            xenstored::run(args)?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Commands::Host(args) => dom0::run::run(args),
-        Commands::Demo(args) => {
-            tool_logging(&cli)?;
-            demo::run(args.keep)?;
             Ok(ExitCode::SUCCESS)
         }
         Commands::Apply(args) => {
@@ -67,16 +56,6 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             }
         }
     }
-}
-
-/// Logging for the tools that read no configuration file: standard error
-/// unless `-H` says otherwise, warnings unless `-l` says otherwise.
-fn tool_logging(cli: &Cli) -> Result<(), String> {
-    let level = cli.global.loglevel.as_deref().and_then(settings::parse_level);
-    logging::init(
-        cli.global.loghandler.as_deref().unwrap_or("-"),
-        level.unwrap_or(log::LevelFilter::Warn),
-    )
 }
 
 /// Starts the daemon: detach (unless `--nodaemonize`), lock the pid file,

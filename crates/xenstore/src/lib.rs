@@ -1,6 +1,7 @@
 //! XenStore in pure Rust: the wire codec ([`wire`]), a client for the xenstored
 //! Unix socket and the `/dev/xen/xenbus` device ([`client`]), and an in-process
-//! xenstored simulator for tests and demos ([`sim`]).
+//! xenstored simulator for tests and demos ([`sim`], cargo feature `sim`, on by
+//! default; the guest agent builds without it).
 //!
 //! The crate has no dependency on any agent: it speaks only XenStore.
 
@@ -9,7 +10,10 @@
 pub mod client;
 mod error;
 pub mod path;
+#[cfg(feature = "sim")]
 pub mod sim;
+// The listening half of the socket wrappers serves only the simulator.
+#[cfg_attr(not(feature = "sim"), allow(dead_code))]
 mod sys;
 pub mod wire;
 

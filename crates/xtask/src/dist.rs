@@ -22,69 +22,112 @@ pub struct Generated {
 }
 
 /// Directories (relative) whose every file is generated: files there that are
-/// not generated any more are stale.
-pub const GENERATED_DIRS: &[&str] = &["man", "completions"];
+/// not generated any more are stale. `host/` holds the operator tools'
+/// files, which ship in their own package.
+pub const GENERATED_DIRS: &[&str] = &["man", "completions", "host/man", "host/completions"];
 
-/// The fully built top-level command (subcommands get their display names,
-/// global options propagate).
+/// The fully built top-level command of the guest agent (subcommands get
+/// their display names, global options propagate).
 pub fn command() -> Command {
-    let mut cmd = singularity::cli::Cli::command().disable_help_subcommand(true);
+    built(singularity::cli::Cli::command())
+}
+
+/// The fully built top-level command of the operator tools.
+pub fn host_command() -> Command {
+    built(singularity_host::cli::Cli::command())
+}
+
+fn built(cmd: Command) -> Command {
+    let mut cmd = cmd.disable_help_subcommand(true);
     cmd.build();
     cmd
+}
+
+/// Where one binary's man pages go, and what they refer to besides each other.
+struct Manual<'a> {
+    dir: &'a str,
+    section: &'a str,
+    title: &'a str,
+    see_also: &'a [&'a str],
+}
+
+const AGENT_MANUAL: Manual = Manual {
+    dir: "man",
+    section: "8",
+    title: "System Manager's Manual",
+    see_also: &["singularity.conf(5)"],
+};
+
+const HOST_MANUAL: Manual = Manual {
+    dir: "host/man",
+    section: "1",
+    title: "User Commands",
+    see_also: &["singularity(8)"],
+};
+
+fn completions(cmd: &Command, dir: &str, out: &mut Vec<Generated>) {
+    let name = cmd.get_name().to_string();
+    for (shell, file) in [
+        (Shell::Bash, format!("{name}.bash")),
+        (Shell::Zsh, format!("_{name}")),
+        (Shell::Fish, format!("{name}.fish")),
+    ] {
+        let mut buf = Vec::new();
+        let mut c = cmd.clone();
+        clap_complete::generate(shell, &mut c, name.clone(), &mut buf);
+        out.push(Generated {
+            path: Path::new(dir).join(file),
+            contents: buf,
+        });
+    }
 }
 
 /// Every generated file, in a fixed order.
 pub fn generate() -> io::Result<Vec<Generated>> {
     let cmd = command();
     let mut out = Vec::new();
-    man_pages(&cmd, &cmd, &mut out)?;
+    man_pages(&cmd, &cmd, &AGENT_MANUAL, &mut out)?;
     out.push(Generated {
         path: PathBuf::from("man/singularity.conf.5"),
         contents: confman::render(&cmd, singularity::config::KEYS).into_bytes(),
     });
-    for (shell, name) in [
-        (Shell::Bash, "singularity.bash"),
-        (Shell::Zsh, "_singularity"),
-        (Shell::Fish, "singularity.fish"),
-    ] {
-        let mut buf = Vec::new();
-        let mut c = cmd.clone();
-        clap_complete::generate(shell, &mut c, cmd.get_name().to_string(), &mut buf);
-        out.push(Generated {
-            path: Path::new("completions").join(name),
-            contents: buf,
-        });
-    }
+    completions(&cmd, "completions", &mut out);
     out.push(Generated {
         path: PathBuf::from("singularity.conf"),
         contents: singularity::config::default_file().into_bytes(),
     });
+    let host = host_command();
+    man_pages(&host, &host, &HOST_MANUAL, &mut out)?;
+    completions(&host, "host/completions", &mut out);
     Ok(out)
 }
 
-/// Section 8 pages for `cmd` and, recursively, its visible subcommands:
-/// `singularity.8`, `singularity-daemon.8`, `singularity-host-password.8`...
-fn man_pages(root: &Command, cmd: &Command, out: &mut Vec<Generated>) -> io::Result<()> {
+/// Pages for `cmd` and, recursively, its visible subcommands:
+/// `singularity.8`, `singularity-daemon.8`, `singularity-host-password.1`...
+fn man_pages(root: &Command, cmd: &Command, manual: &Manual, out: &mut Vec<Generated>) -> io::Result<()> {
     let name = cmd.get_display_name().unwrap_or(cmd.get_name()).to_string();
     let man = clap_mangen::Man::new(cmd.clone())
-        .section("8")
-        .manual("System Manager's Manual");
+        .section(manual.section)
+        .manual(manual.title);
     let mut page = Vec::new();
     man.render(&mut page)?;
+    let section = manual.section;
     let mut refs = Vec::new();
     if !std::ptr::eq(root, cmd) {
-        refs.push(format!("{}(8)", root.get_name()));
+        refs.push(format!("{}({section})", root.get_name()));
     }
-    refs.push("singularity.conf(5)".to_string());
-    refs.extend(visible_subcommands(cmd).map(|s| format!("{}(8)", s.get_display_name().unwrap_or(s.get_name()))));
+    refs.extend(manual.see_also.iter().map(|r| r.to_string()));
+    refs.extend(
+        visible_subcommands(cmd).map(|s| format!("{}({section})", s.get_display_name().unwrap_or(s.get_name()))),
+    );
     page.extend_from_slice(b".SH \"SEE ALSO\"\n");
     page.extend_from_slice(confman::see_also(&refs).as_bytes());
     out.push(Generated {
-        path: Path::new("man").join(format!("{name}.8")),
+        path: Path::new(manual.dir).join(format!("{name}.{section}")),
         contents: page,
     });
     for sub in visible_subcommands(cmd) {
-        man_pages(root, sub, out)?;
+        man_pages(root, sub, manual, out)?;
     }
     Ok(())
 }
@@ -194,6 +237,24 @@ mod tests {
         for sub in visible_subcommands(&command()) {
             let want = format!("man/singularity-{}.8", sub.get_name());
             assert!(names.contains(&want), "{want} missing from {names:?}");
+        }
+    }
+
+    #[test]
+    fn operator_tools_get_their_own_section_1_pages() {
+        let files = generate().unwrap();
+        let names: Vec<_> = files.iter().map(|f| f.path.to_string_lossy().into_owned()).collect();
+        for sub in visible_subcommands(&host_command()) {
+            let want = format!("host/man/singularity-host-{}.1", sub.get_name());
+            assert!(names.contains(&want), "{want} missing from {names:?}");
+        }
+        assert!(names.contains(&"host/man/singularity-host-demo.1".to_string()));
+        assert!(names.contains(&"host/completions/singularity-host.bash".to_string()));
+        // The guest agent's manual documents only what runs in a guest.
+        for name in names.iter().filter(|n| n.starts_with("man/")) {
+            for tool in ["host", "xenstored", "demo"] {
+                assert!(!name.contains(&format!("singularity-{tool}")), "{name}");
+            }
         }
     }
 

@@ -12,8 +12,13 @@ tasks:
                        under OUTDIR (`dist dist` refreshes the checked-in copies)
   check-dist DIR       fail if DIR's generated files are stale
   package [--deb] [--rpm] [--arch ARCH] RELEASE_DIR OUTDIR
-                       build the .deb and/or .rpm (both without --deb/--rpm) from
-                       RELEASE_DIR/singularity and dist/, into OUTDIR";
+                       build the .deb and/or .rpm (both without --deb/--rpm) of
+                       the guest agent and of the operator tools from
+                       RELEASE_DIR/{singularity,singularity-host} and dist/,
+                       into OUTDIR";
+
+/// The packages built, each from the workspace package of the same name.
+const PACKAGES: &[&str] = &["singularity", "singularity-host"];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -86,16 +91,18 @@ fn package_task(args: &[String]) -> Result<(), String> {
         (deb, rpm) = (true, true);
     }
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let meta = package::read_meta(&workspace, "singularity")?;
     let epoch = package::source_date_epoch(&workspace)?;
     std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
-    if deb {
-        let b = package::build_deb(&meta, release_dir, &arch, epoch, out)?;
-        println!("{} {} bytes", b.path.display(), b.size);
-    }
-    if rpm {
-        let b = package::build_rpm(&meta, release_dir, &arch, epoch, out)?;
-        println!("{} {} bytes", b.path.display(), b.size);
+    for name in PACKAGES {
+        let meta = package::read_meta(&workspace, name)?;
+        if deb {
+            let b = package::build_deb(&meta, release_dir, &arch, epoch, out)?;
+            println!("{} {} bytes", b.path.display(), b.size);
+        }
+        if rpm {
+            let b = package::build_rpm(&meta, release_dir, &arch, epoch, out)?;
+            println!("{} {} bytes", b.path.display(), b.size);
+        }
     }
     Ok(())
 }

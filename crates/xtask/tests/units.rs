@@ -230,18 +230,29 @@ fn lsb_header_is_complete() {
 
 fn stand_in_release_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    fs::write(dir.path().join("singularity"), "#!/bin/sh\necho stand-in\n").unwrap();
+    for binary in ["singularity", "singularity-host"] {
+        fs::write(dir.path().join(binary), "#!/bin/sh\necho stand-in\n").unwrap();
+    }
     dir
 }
 
 #[test]
 fn package_metadata_resolves_to_existing_files() {
     let meta = xtask::package::read_meta(&repo(), "singularity").unwrap();
+    let host = xtask::package::read_meta(&repo(), "singularity-host").unwrap();
     let release = stand_in_release_dir();
     let generated = xtask::dist::generate().unwrap();
-    for (format, assets) in [
-        ("deb", xtask::package::deb_assets(&meta, release.path()).unwrap()),
-        ("rpm", xtask::package::rpm_assets(&meta, release.path()).unwrap()),
+    for (format, assets, host_assets) in [
+        (
+            "deb",
+            xtask::package::deb_assets(&meta, release.path()).unwrap(),
+            xtask::package::deb_assets(&host, release.path()).unwrap(),
+        ),
+        (
+            "rpm",
+            xtask::package::rpm_assets(&meta, release.path()).unwrap(),
+            xtask::package::rpm_assets(&host, release.path()).unwrap(),
+        ),
     ] {
         let dests: Vec<PathBuf> = assets.iter().map(|a| a.installed()).collect();
         let has = |p: &str| dests.iter().any(|d| d == Path::new(p));
@@ -249,12 +260,25 @@ fn package_metadata_resolves_to_existing_files() {
         for unit in UNITS {
             assert!(has(&format!("usr/lib/systemd/system/{unit}")), "{format}: {unit}");
         }
-        // Every generated man page and completion ships.
+        // Every generated man page and completion ships: the operator
+        // tools' (dist/host/) in their package, the rest in the agent's.
         for g in &generated {
-            let name = g.path.file_name().unwrap().to_str().unwrap();
-            let shipped = assets.iter().any(|a| a.source.ends_with(&g.path));
-            assert!(shipped, "{format}: {name} is generated but not packaged");
+            let name = g.path.display();
+            let (ours, theirs) = if g.path.starts_with("host") {
+                (&host_assets, &assets)
+            } else {
+                (&assets, &host_assets)
+            };
+            let shipped = |assets: &Vec<xtask::package::Asset>| assets.iter().any(|a| a.source.ends_with(&g.path));
+            assert!(shipped(ours), "{format}: {name} is generated but not packaged");
+            assert!(!shipped(theirs), "{format}: {name} is in the wrong package");
         }
+        let host_dests: Vec<PathBuf> = host_assets.iter().map(|a| a.installed()).collect();
+        assert!(
+            host_dests.contains(&PathBuf::from("usr/bin/singularity-host")),
+            "{format}: {host_dests:?}"
+        );
+        assert!(!has("usr/bin/singularity-host"), "{format}: the agent ships the tools");
         let config: Vec<_> = assets.iter().filter(|a| a.config).map(|a| a.installed()).collect();
         assert!(
             config.contains(&PathBuf::from("etc/singularity/singularity.conf")),
@@ -321,6 +345,7 @@ fn packages_are_reproducible() {
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x == "deb" || x == "rpm"))
+        .filter(|p| !p.to_string_lossy().contains("singularity-host"))
         .collect();
     names.sort_by_key(|p| p.extension().is_some_and(|x| x == "rpm"));
     let other_umask: Vec<Vec<u8>> = names.iter().map(|p| fs::read(p).unwrap()).collect();

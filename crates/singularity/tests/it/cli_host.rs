@@ -1,9 +1,9 @@
 //! The command-line tools together, as an operator would use them:
-//! `singularity xenstored` serving the simulator, a daemon on its guest
-//! socket, and `singularity host` driving it; then xenstore-utils against the
+//! `singularity-host xenstored` serving the simulator, a daemon on its guest
+//! socket, and `singularity-host` driving it; then xenstore-utils against the
 //! same simulator, and a clean stop on SIGTERM.
 
-use crate::harness::{bin, TestRoot};
+use crate::harness::{bin, host_bin, TestRoot};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -29,8 +29,8 @@ fn wait_for_socket(path: &Path) {
 }
 
 fn host(dom0: &Path, args: &[&str], stdin: Option<&[u8]>) -> Output {
-    let mut child = Command::new(bin())
-        .args(["host", "--xenstore"])
+    let mut child = Command::new(host_bin())
+        .arg("--xenstore")
         .arg(dom0)
         .args(["--domid", "3"])
         .args(args)
@@ -61,7 +61,7 @@ fn operator_tools_drive_an_agent_through_the_simulator() {
     let (dom0, guest): (PathBuf, PathBuf) = (dir.path().join("dom0"), dir.path().join("guest"));
     let mut procs = Procs(Vec::new());
     procs.0.push(
-        Command::new(bin())
+        Command::new(host_bin())
             .args(["xenstored", "--socket"])
             .arg(&dom0)
             .arg("--guest-device")
@@ -76,7 +76,7 @@ fn operator_tools_drive_an_agent_through_the_simulator() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         text(&out).1.trim(),
-        "singularity: TIMEOUT: No response from agent within 1 seconds."
+        "singularity-host: TIMEOUT: No response from agent within 1 seconds."
     );
 
     let root = TestRoot::new();

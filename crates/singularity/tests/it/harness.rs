@@ -133,6 +133,18 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_singularity")
 }
 
+/// The operator tools' binary, `singularity-host`, built beside the agent by
+/// `cargo test --workspace` (the README's test command).
+pub fn host_bin() -> std::path::PathBuf {
+    let path = std::path::Path::new(bin()).with_file_name("singularity-host");
+    assert!(
+        path.exists(),
+        "{} is missing: build the whole workspace (cargo test --workspace)",
+        path.display()
+    );
+    path
+}
+
 /// A running `singularity daemon --nodaemonize`; killed on drop.
 pub struct Agent {
     child: Child,

@@ -4,7 +4,6 @@
 mod apply;
 mod cli_host;
 mod daemon;
-mod demo;
 mod harness;
 mod hostile;
 mod socket;

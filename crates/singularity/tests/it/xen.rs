@@ -7,8 +7,8 @@ use crate::harness::TestRoot;
 use crate::socket::system_crypt;
 use crate::xenlab::{GuestLink, XenLab, DOMID};
 use singularity::crypto::cipher::Digest;
-use singularity::dom0::commands::NicSpec;
-use singularity::dom0::HostError;
+use singularity_host::dom0::commands::NicSpec;
+use singularity_host::dom0::HostError;
 use std::time::{Duration, Instant};
 use xenstore::sim::Config;
 use xenstore::wire::MsgType;
@@ -304,7 +304,7 @@ fn old_replies_make_room_when_data_guest_is_full() {
     let guest = xenstore::Client::connect(&lab.guest).unwrap();
     let mut filled = 0;
     loop {
-        let id = singularity::dom0::uuid4().unwrap();
+        let id = singularity_host::dom0::uuid4().unwrap();
         match guest.write(&format!("data/guest/{id}"), r#"{"returncode":"0","message":""}"#) {
             Ok(()) => filled += 1,
             Err(e) => {

@@ -3,7 +3,7 @@
 //! and an [`AgentHost`] that behaves like nova's dom0 plugin.
 
 use crate::harness::{bin, TestRoot};
-use singularity::dom0::AgentHost;
+use singularity_host::dom0::AgentHost;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -3,9 +3,9 @@
 //! `features`-driven choice of injection form, and nova's `vm-data` writes.
 
 use super::{pyjson, AgentHost, AgentReply, HostError, DEFAULT_TIMEOUT, RESETNETWORK_TIMEOUT};
-use crate::crypto::cipher::{encrypt_password, Digest};
-use crate::crypto::dh::{KeyPair, PeerKey};
-use crate::network::addr::{IpCidr, Ipv4Cidr, Ipv6Cidr};
+use singularity::crypto::cipher::{encrypt_password, Digest};
+use singularity::crypto::dh::{KeyPair, PeerKey};
+use singularity::network::addr::{IpCidr, Ipv4Cidr, Ipv6Cidr};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::{json, Map, Value};

@@ -1,7 +1,7 @@
 //! Benchmark of the release agent over XenStore, as the host sees it.
 //!
 //! ```text
-//! cargo run --release -p singularity --example agent_bench
+//! cargo run --release -p singularity-host --example agent_bench
 //! ```
 //!
 //! The example first builds the binary the packages ship, the static release
@@ -32,9 +32,15 @@
 //! - agent-side handling time, from the agent's own log line per request
 //!   (`request <id> command <c> returncode <rc> changed <yes/no> in <ms> ms`,
 //!   0.1 ms resolution), matched to the host's requests by id;
-//! - the daemon's VmRSS when idle (3 s without requests) after start-up and
-//!   its first request, its VmHWM after all the requests and its VmRSS idle
-//!   again after them (`/proc/<pid>/status`);
+//! - what the idle daemon costs the guest (3 s without requests, after
+//!   start-up and its first request, and again after all the requests): its
+//!   anonymous memory (`RssAnon` of `/proc/<pid>/status`: heap, stacks,
+//!   writable data, which nothing else shares) plus the size of its stripped
+//!   executable (the most of the binary the page cache can hold for it,
+//!   whether or not the daemon maps those pages now). VmRSS and PSS
+//!   (`/proc/<pid>/smaps_rollup`) are printed beside it, and VmHWM after the
+//!   requests;
+//! - the sizes of the stripped guest agent and of the operator tools;
 //! - XenStore requests the agent makes in 3 s of idleness, and per request
 //!   (simulator only: it counts every request it serves).
 
@@ -44,7 +50,7 @@ mod realxs;
 use serde_json::{json, Value};
 use singularity::crypto::cipher::{encrypt_password, Digest};
 use singularity::crypto::dh::{KeyPair, PeerKey};
-use singularity::dom0::{check_reply, pyjson, uuid4, AgentHost, AgentReply};
+use singularity_host::dom0::{check_reply, pyjson, uuid4, AgentHost, AgentReply};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -98,6 +104,16 @@ fn run() -> Result<(), String> {
     );
     println!("{iterations} timed requests per command after {WARMUP} untimed ones\n");
 
+    let exe_kib = stripped_kib(&bin);
+    let tools = bin.with_file_name("singularity-host");
+    println!(
+        "stripped sizes: singularity {} KiB; singularity-host {}",
+        exe_kib.map_or("n/a".into(), |k| k.to_string()),
+        stripped_kib(&tools).map_or_else(
+            || format!("n/a ({} not built)", tools.display()),
+            |k| format!("{k} KiB")
+        )
+    );
     let mut results = vec![bench_simulator(&bin, iterations)?];
     match realxs::prepare() {
         Ok(env) => {
@@ -110,7 +126,7 @@ fn run() -> Result<(), String> {
         }
         Err(e) => println!("real xenstored: not measured: {e}\n"),
     }
-    print_report(&results);
+    print_report(&results, exe_kib);
     Ok(())
 }
 
@@ -122,24 +138,19 @@ fn agent_binary() -> Result<PathBuf, String> {
     }
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .env("RUSTFLAGS", "-C target-feature=+crt-static")
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "singularity",
-            "--bin",
-            "singularity",
-            "--target",
-            STATIC_TARGET,
-            "--manifest-path",
-        ])
-        .arg(&manifest)
-        .status()
-        .map_err(|e| format!("cannot run cargo build: {e}"))?;
-    if !status.success() {
-        return Err(format!("static cargo build --release -p singularity failed ({status})"));
+    // One build per package, as scripts/package does: built together, the
+    // agent's dependencies would get the tools' features.
+    for package in ["singularity", "singularity-host"] {
+        let status = Command::new(&cargo)
+            .env("RUSTFLAGS", "-C target-feature=+crt-static")
+            .args(["build", "--release", "-p", package, "--bin", package, "--target", STATIC_TARGET])
+            .arg("--manifest-path")
+            .arg(&manifest)
+            .status()
+            .map_err(|e| format!("cannot run cargo build: {e}"))?;
+        if !status.success() {
+            return Err(format!("static cargo build --release -p {package} failed ({status})"));
+        }
     }
     // <target>/<profile>/examples/agent_bench → <target>/<triple>/release/singularity
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
@@ -249,6 +260,22 @@ impl Agent {
             .next()?
             .parse()
             .ok()
+    }
+
+    /// The memory the process holds now.
+    fn memory(&self) -> Memory {
+        let rollup = std::fs::read_to_string(format!("/proc/{}/smaps_rollup", self.pid())).unwrap_or_default();
+        let field = |key: &str| {
+            rollup
+                .lines()
+                .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        };
+        Memory {
+            anon_kib: self.status_kib("RssAnon"),
+            rss_kib: self.status_kib("VmRSS"),
+            pss_kib: field("Pss"),
+        }
     }
 
     /// The agent-side times of `ids`, waiting for their log lines to arrive.
@@ -398,9 +425,9 @@ struct Row {
 struct Results {
     xenstore: &'static str,
     rows: Vec<Row>,
-    rss_idle_kib: Option<u64>,
+    idle_start: Memory,
     hwm_kib: Option<u64>,
-    rss_after_kib: Option<u64>,
+    idle_after: Memory,
     requests: usize,
     idle: Idle,
     per_request: Vec<(&'static str, f64)>,
@@ -620,25 +647,50 @@ fn bench_agent(
 ) -> Result<Results, String> {
     wait_ready(&mut agent, host)?;
     thread::sleep(IDLE);
-    let rss_idle_kib = agent.status_kib("VmRSS");
+    let idle_start = agent.memory();
     let plugin =
         AgentHost::new(Client::connect(dom0).map_err(|e| e.to_string())?, domid).with_poll(Duration::from_micros(200));
     let (rows, sent, per_request) = measure(&agent, host, &plugin, iterations, sim)?;
     let hwm_kib = agent.status_kib("VmHWM");
     let idle = idle(&agent, sim);
-    let rss_after_kib = agent.status_kib("VmRSS");
+    let idle_after = agent.memory();
     report_agent_noise(&agent);
     agent.stop();
     Ok(Results {
         xenstore: label,
         rows,
-        rss_idle_kib,
+        idle_start,
         hwm_kib,
-        rss_after_kib,
+        idle_after,
         requests: sent + 1,
         idle,
         per_request,
     })
+}
+
+/// What the process holds, in KiB.
+#[derive(Debug, Clone, Copy)]
+struct Memory {
+    /// Anonymous pages: private to the daemon, the guest pays all of them.
+    anon_kib: Option<u64>,
+    rss_kib: Option<u64>,
+    pss_kib: Option<u64>,
+}
+
+/// The size of `bin` once stripped (`strip` into a temporary file; the file
+/// size itself when `strip` is missing), in KiB.
+fn stripped_kib(bin: &Path) -> Option<u64> {
+    let dir = tempfile::tempdir().ok()?;
+    let out = dir.path().join("stripped");
+    let stripped = Command::new("strip")
+        .arg("-o")
+        .arg(&out)
+        .arg(bin)
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let path = if stripped { out.as_path() } else { bin };
+    std::fs::metadata(path).ok().map(|m| m.len().div_ceil(1024))
 }
 
 /// What the agent did in [`IDLE`] without requests.
@@ -732,7 +784,7 @@ fn kib(v: Option<u64>) -> String {
         .unwrap_or_else(|| "n/a".into())
 }
 
-fn print_report(results: &[Results]) {
+fn print_report(results: &[Results], exe_kib: Option<u64>) {
     println!("Latency in ms (host: write of the request to the reply in hand; agent: its log line)");
     println!(
         "{:<14} {:<20} {:>5} {:>9} {:>9} {:>9} {:>10} {:>10}",
@@ -755,29 +807,52 @@ fn print_report(results: &[Results]) {
     }
     println!("(AgentHost::password = keyinit + password as the dom0 plugin sends them, polling every 200 µs)\n");
     println!(
+        "Idle cost = anonymous memory + stripped executable ({} KiB), in KiB; VmRSS and PSS beside it",
+        exe_kib.map_or("n/a".into(), |k| k.to_string())
+    );
+    println!(
+        "{:<14} {:<26} {:>6} {:>6} {:>6} {:>6}",
+        "xenstore", "when", "anon", "cost", "VmRSS", "PSS"
+    );
+    let opt = |v: Option<u64>| v.map(|n| n.to_string()).unwrap_or_else(|| "n/a".into());
+    for r in results {
+        for (when, m) in [
+            ("idle after start-up".to_string(), r.idle_start),
+            (format!("idle after {} requests", r.requests), r.idle_after),
+        ] {
+            println!(
+                "{:<14} {:<26} {:>6} {:>6} {:>6} {:>6}",
+                r.xenstore,
+                when,
+                opt(m.anon_kib),
+                opt(m.anon_kib.zip(exe_kib).map(|(a, e)| a + e)),
+                opt(m.rss_kib),
+                opt(m.pss_kib)
+            );
+        }
+    }
+    println!();
+    println!(
         "Agent process (idle: {} s without requests, after the series)",
         IDLE.as_secs()
     );
     println!(
-        "{:<14} {:>11} {:>22} {:>12} {:>9} {:>9} {:>8}  xs requests by the agent",
-        "xenstore", "idle VmRSS", "VmHWM after requests", "VmRSS after", "idle xs", "idle I/O", "idle",
+        "{:<14} {:>22} {:>9} {:>9} {:>8}  xs requests by the agent",
+        "xenstore", "VmHWM after requests", "idle xs", "idle I/O", "idle",
     );
     println!(
         "{}{:>9} {:>9} {:>8}  per request",
-        " ".repeat(63),
+        " ".repeat(37),
         "requests",
         "syscalls",
         "wakeups"
     );
-    let opt = |v: Option<u64>| v.map(|n| n.to_string()).unwrap_or_else(|| "n/a".into());
     for r in results {
         let per: Vec<String> = r.per_request.iter().map(|(k, v)| format!("{k} {v:.1}")).collect();
         println!(
-            "{:<14} {:>11} {:>22} {:>12} {:>9} {:>9} {:>8}  {}",
+            "{:<14} {:>22} {:>9} {:>9} {:>8}  {}",
             r.xenstore,
-            kib(r.rss_idle_kib),
             format!("{} ({})", kib(r.hwm_kib), r.requests),
-            kib(r.rss_after_kib),
             opt(r.idle.xs_requests),
             opt(r.idle.io_syscalls),
             opt(r.idle.wakeups),

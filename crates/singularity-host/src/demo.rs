@@ -1,16 +1,16 @@
-//! `singularity demo`: the agent's whole story in one command, with no Xen and
+//! `singularity-host demo`: the agent's whole story in one command, with no Xen and
 //! no privileges. It starts the XenStore simulator, an agent for a guest whose
 //! root is a temporary directory seeded like a small Debian system, and drives
-//! nova's boot sequence through the same host code as `singularity host`,
+//! nova's boot sequence through the same host code as `singularity-host`,
 //! printing every request and reply, then the files the agent wrote.
 
-use crate::communicator::xen::XenCommunicator;
-use crate::crypto::cipher::Digest;
-use crate::daemon;
+use singularity::communicator::xen::XenCommunicator;
+use singularity::crypto::cipher::Digest;
+use singularity::daemon;
 use crate::dom0::commands::NicSpec;
 use crate::dom0::{AgentHost, HostError};
-use crate::handler::{Agent, Settings};
-use crate::root::Root;
+use singularity::handler::{Agent, Settings};
+use singularity::root::Root;
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -196,7 +196,7 @@ fn run_in(base: &Path, started: Instant) -> Result<(), String> {
         std::thread::spawn(move || -> Result<(), String> {
             let mut comm =
                 XenCommunicator::connect(Some(&guest), Duration::from_secs(60)).map_err(|e| e.to_string())?;
-            let applier = crate::apply::Applier::new(root, false, Some("/var/cache/singularity".into()));
+            let applier = singularity::apply::Applier::new(root, false, Some("/var/cache/singularity".into()));
             let mut agent = Agent::new(Settings::default(), applier);
             while !stop.load(Ordering::SeqCst) {
                 daemon::serve_one(&mut comm, &mut agent, Duration::from_millis(100));

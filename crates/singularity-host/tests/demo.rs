@@ -1,8 +1,11 @@
-//! `singularity demo` runs without Xen or privileges, and its transcript shows
-//! the boot sequence's replies and the files the agent wrote.
+//! `singularity-host demo` runs without Xen or privileges, and its transcript
+//! shows the boot sequence's replies and the files the agent wrote.
 
-use crate::harness::bin;
 use std::process::Command;
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_singularity-host")
+}
 
 #[test]
 fn demo_transcript_shows_replies_and_files() {

@@ -1,8 +1,8 @@
-//! `singularity xenstored`: serve the XenStore simulator on Unix sockets until
+//! `singularity-host xenstored`: serve the XenStore simulator on Unix sockets until
 //! SIGTERM or SIGINT.
 
 use crate::cli::XenstoredArgs;
-use crate::signals;
+use singularity::signals;
 use std::path::PathBuf;
 use xenstore::sim::{Config, Simulator};
 

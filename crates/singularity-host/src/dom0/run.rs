@@ -1,11 +1,11 @@
-//! `singularity host`: turn the command line into host-side calls and print
+//! `singularity-host COMMAND`: turn the command line into host-side calls and print
 //! the agent's reply.
 
 use super::commands::NicSpec;
 use super::{AgentHost, AgentReply, DEFAULT_TIMEOUT};
-use crate::cli::{HostArgs, HostCommand, Md, SetNetworkArgs};
-use crate::crypto::cipher::Digest;
-use crate::network::addr::{IpCidr, Ipv4Cidr, Ipv6Cidr, Mac};
+use crate::cli::{HostCommand, Md, SetNetworkArgs, Target};
+use singularity::crypto::cipher::Digest;
+use singularity::network::addr::{IpCidr, Ipv4Cidr, Ipv6Cidr, Mac};
 use serde_json::Value;
 use std::io::Read;
 use std::net::IpAddr;
@@ -91,17 +91,20 @@ fn print_reply(reply: &AgentReply, json: bool, success: &[&str]) -> ExitCode {
 }
 
 /// Runs one host command.
-pub fn run(args: &HostArgs) -> Result<ExitCode, String> {
+pub fn run(args: &Target, command: &HostCommand) -> Result<ExitCode, String> {
+    let domid = args
+        .domid
+        .ok_or("agent commands need --domid N, the guest's domain id")?;
     let client = match &args.xenstore {
         Some(path) => Client::connect(path),
         None => Client::open(),
     }
     .map_err(|e| format!("cannot connect to xenstore: {e}"))?;
-    let host = AgentHost::new(client, args.domid);
+    let host = AgentHost::new(client, domid);
     let timeout = args.timeout.map(Duration::from_secs);
     let t = timeout.unwrap_or(DEFAULT_TIMEOUT);
     let err = |e: super::HostError| e.to_string();
-    match &args.command {
+    match command {
         HostCommand::Version => Ok(print_reply(&host.version(t).map_err(err)?, args.json, &["0"])),
         HostCommand::Features => Ok(print_reply(&host.features().map_err(err)?.0, args.json, &["0"])),
         HostCommand::Password { md, password } => {

@@ -90,7 +90,7 @@ _singularity() {
             return 0
             ;;
         singularity__subcmd__apply)
-            opts="-l -b -f -c -H -F -h -V --noop --loglevel --backup --configuration --cache --loghandler --functions --root --help --version all network hosts hostname resolvers password file update"
+            opts="-l -b -f -c -H -F -h -V --noop --loglevel --backup --configuration --cache --loghandler --functions --root --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -206,7 +206,7 @@ _singularity() {
             return 0
             ;;
         singularity__subcmd__daemon)
-            opts="-r -p -u -g -l -b -f -c -H -F -h -V --run --pidfile --uid --gid --coredumps --nodaemonize --communicator --xenstore --socket --loglevel --backup --configuration --cache --loghandler --functions --root --help --version start stop restart reload status"
+            opts="-r -p -u -g -d -l -b -f -c -H -F -h -V --run --pidfile --uid --gid --coredumps --nodaemonize --communicator --xenstore --socket --configurators --loglevel --backup --configuration --cache --loghandler --functions --root --help --version start stop restart reload status"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -253,6 +253,14 @@ _singularity() {
                     return 0
                     ;;
                 --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --configurators)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -d)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -44,6 +44,7 @@ complete -c singularity -n "__fish_singularity_using_subcommand daemon" -l commu
 socket\t'A local Unix socket, one JSON request per line'"
 complete -c singularity -n "__fish_singularity_using_subcommand daemon" -l xenstore -d 'XenStore socket or device (xen communicator)' -r
 complete -c singularity -n "__fish_singularity_using_subcommand daemon" -l socket -d 'Unix socket path (socket communicator)' -r -F
+complete -c singularity -n "__fish_singularity_using_subcommand daemon" -s d -l configurators -d 'Directories of external configurators, absolute paths (replaces [daemon] configurators)' -r -F
 complete -c singularity -n "__fish_singularity_using_subcommand daemon" -s l -l loglevel -d 'Lowest severity logged: debug, info, warning, error, critical' -r
 complete -c singularity -n "__fish_singularity_using_subcommand daemon" -s f -l configuration -d 'Directory holding singularity.conf' -r -F
 complete -c singularity -n "__fish_singularity_using_subcommand daemon" -s c -l cache -d 'Directory for the cache of written files' -r

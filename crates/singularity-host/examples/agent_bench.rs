@@ -143,7 +143,16 @@ fn agent_binary() -> Result<PathBuf, String> {
     for package in ["singularity", "singularity-host"] {
         let status = Command::new(&cargo)
             .env("RUSTFLAGS", "-C target-feature=+crt-static")
-            .args(["build", "--release", "-p", package, "--bin", package, "--target", STATIC_TARGET])
+            .args([
+                "build",
+                "--release",
+                "-p",
+                package,
+                "--bin",
+                package,
+                "--target",
+                STATIC_TARGET,
+            ])
             .arg("--manifest-path")
             .arg(&manifest)
             .status()

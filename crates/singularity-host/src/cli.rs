@@ -163,7 +163,6 @@ pub struct SetNetworkArgs {
     pub route: Vec<String>,
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

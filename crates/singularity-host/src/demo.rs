@@ -4,11 +4,11 @@
 //! nova's boot sequence through the same host code as `singularity-host`,
 //! printing every request and reply, then the files the agent wrote.
 
+use crate::dom0::commands::NicSpec;
+use crate::dom0::{AgentHost, HostError};
 use singularity::communicator::xen::XenCommunicator;
 use singularity::crypto::cipher::Digest;
 use singularity::daemon;
-use crate::dom0::commands::NicSpec;
-use crate::dom0::{AgentHost, HostError};
 use singularity::handler::{Agent, Settings};
 use singularity::root::Root;
 use std::collections::BTreeMap;

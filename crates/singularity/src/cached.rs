@@ -24,24 +24,62 @@ pub struct CachedFile {
     pub mode: u32,
 }
 
-/// Parses `apply` actions (`all` or function names) into functions, keeping
+/// The built-in functions `apply` accepts: those that write files.
+pub fn builtin_actions() -> Vec<&'static str> {
+    Function::ALL
+        .into_iter()
+        .filter(|f| !matches!(f, Function::Version | Function::Features))
+        .map(Function::name)
+        .collect()
+}
+
+/// The names of the cache's function directories that are not built-in
+/// (external configurators' files), sorted.
+fn external_names(root: &Root, cache: &str) -> Result<Vec<String>, String> {
+    let dir = root.join(cache.trim_end_matches('/')).map_err(|e| e.to_string())?;
+    let entries = match fs::read_dir(&dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(format!("cannot read cache {}: {e}", dir.display())),
+    };
+    let mut out: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| crate::functions::valid_name(n) && Function::named(n).is_none())
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// Parses `apply` actions (`all` or function names: built-in ones, or those
+/// whose files external configurators wrote) into function names, keeping
 /// only those enabled.
-pub fn actions(list: &[String], enabled: &Functions) -> Result<Vec<Function>, String> {
-    let mut out = Vec::new();
+pub fn actions(list: &[String], enabled: &Functions, root: &Root, cache: &str) -> Result<Vec<String>, String> {
+    let builtin = builtin_actions();
+    let external = external_names(root, cache)?;
+    let mut out: Vec<String> = Vec::new();
     for action in list {
-        let chosen: Vec<Function> = if action == "all" {
-            Function::ALL.to_vec()
+        let chosen: Vec<String> = if action == "all" {
+            builtin
+                .iter()
+                .map(|s| s.to_string())
+                .chain(external.iter().cloned())
+                .collect()
+        } else if builtin.contains(&action.as_str()) || external.contains(action) {
+            vec![action.clone()]
+        } else if Function::named(action).is_some() {
+            return Err(format!("'{action}' has nothing to apply"));
         } else {
-            vec![action.parse()?]
+            let mut known = builtin.join(", ");
+            for name in &external {
+                known.push_str(", ");
+                known.push_str(name);
+            }
+            return Err(format!("unknown function '{action}' (expected all, {known})"));
         };
         for f in chosen {
-            if matches!(f, Function::Version | Function::Features) {
-                if action != "all" {
-                    return Err(format!("'{f}' has nothing to apply"));
-                }
-                continue;
-            }
-            if enabled.contains(f) && !out.contains(&f) {
+            if enabled.enables(&f) && !out.contains(&f) {
                 out.push(f);
             }
         }
@@ -77,8 +115,8 @@ fn collect(dir: &Path, prefix: &str, out: &mut Vec<CachedFile>) -> Result<(), St
 }
 
 /// The cached files of `function`.
-pub fn files(root: &Root, cache: &str, function: Function) -> Result<Vec<CachedFile>, String> {
-    let dir = format!("{}/{}", cache.trim_end_matches('/'), function.name());
+pub fn files(root: &Root, cache: &str, function: &str) -> Result<Vec<CachedFile>, String> {
+    let dir = format!("{}/{function}", cache.trim_end_matches('/'));
     let on_disk = root.join(&dir).map_err(|e| e.to_string())?;
     let mut out = Vec::new();
     collect(&on_disk, "", &mut out)?;
@@ -108,9 +146,9 @@ pub fn diff(root: &Root, file: &CachedFile) -> Result<Option<String>, String> {
 
 /// Writes every cached file of `functions` back; with `noop`, returns the
 /// diffs instead. Returns the report lines to print.
-pub fn apply(applier: &Applier, cache: &str, functions: &[Function], noop: bool) -> Result<Vec<String>, String> {
+pub fn apply(applier: &Applier, cache: &str, functions: &[String], noop: bool) -> Result<Vec<String>, String> {
     let mut report = Vec::new();
-    for &function in functions {
+    for function in functions {
         let files = files(applier.root(), cache, function)?;
         if noop {
             for file in &files {
@@ -124,7 +162,10 @@ pub fn apply(applier: &Applier, cache: &str, functions: &[Function], noop: bool)
             .into_iter()
             .map(|f| Step::Write(FileWrite::new(&f.path, f.contents, f.mode)))
             .collect();
-        let plan = Plan { function, steps };
+        let plan = Plan {
+            function: function.clone().into(),
+            steps,
+        };
         let outcome = applier.apply(&plan).map_err(|e| format!("{function}: {e}"))?;
         if outcome.changed {
             report.push(format!("{function}: restored"));

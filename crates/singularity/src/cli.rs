@@ -111,6 +111,19 @@ pub struct DaemonArgs {
     /// Unix socket path (socket communicator).
     #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
+    /// Directories of external configurators, absolute paths (replaces [daemon] configurators).
+    #[arg(short = 'd', long, value_name = "DIR", num_args = 1.., value_parser = absolute_dir)]
+    pub configurators: Vec<PathBuf>,
+}
+
+/// An absolute directory path. Also what keeps `-d DIR stop` from taking
+/// `stop` for a directory.
+fn absolute_dir(s: &str) -> Result<PathBuf, String> {
+    if s.starts_with('/') {
+        Ok(PathBuf::from(s))
+    } else {
+        Err(format!("'{s}' is not an absolute path (give the action before -d)"))
+    }
 }
 
 /// `singularity apply`.
@@ -119,8 +132,10 @@ pub struct ApplyArgs {
     /// Print a unified diff of every file that would change, and change nothing.
     #[arg(long)]
     pub noop: bool,
-    /// What to re-apply.
-    #[arg(required = true, value_parser = ["all", "network", "hosts", "hostname", "resolvers", "password", "file", "update"])]
+    /// What to re-apply: all, or the names of functions that write files
+    /// (network, hosts, hostname, resolvers, password, file, update, or an
+    /// external configurator's function).
+    #[arg(required = true, value_name = "FUNCTION")]
     pub actions: Vec<String>,
 }
 

@@ -28,7 +28,7 @@ pub const KEYS: &[KeyDef] = &[
     KeyDef { section: "main", key: "loghandler", default: "syslog", accepts: "syslog, journald, - (standard error), or an absolute file path", doc: "Where log lines go." },
     KeyDef { section: "main", key: "backup", default: "false", accepts: "true or false", doc: "Keep the previous version of every replaced file as .<name>.bak beside it." },
     KeyDef { section: "main", key: "cache", default: "/var/cache/singularity", accepts: "an absolute path", doc: "Directory holding a copy of every file written, as <cache>/<function>/<path>, for `singularity apply`." },
-    KeyDef { section: "main", key: "functions", default: "network,hosts,hostname,resolvers,password,file,update,version,features", accepts: "a comma-separated list of network, hosts, hostname, resolvers, password, file, update, version, features, or all", doc: "What the agent manages. Commands of disabled functions are answered 404 and left out of `features`." },
+    KeyDef { section: "main", key: "functions", default: "all", accepts: "a comma-separated list of network, hosts, hostname, resolvers, password, file, update, version, features, the functions of external configurators, or all", doc: "What the agent manages. Commands of disabled functions are answered 404 and left out of `features`. all includes every external configurator's function." },
     KeyDef { section: "main", key: "root", default: "/", accepts: "an absolute path", doc: "Directory that stands for / of the managed system. With anything but /, no command is run and no kernel state is changed." },
     KeyDef { section: "main", key: "network_renderer", default: "auto", accepts: "auto, ifupdown, netplan, ifcfg, networkmanager, networkd, suse, gentoo, alpine or freebsd", doc: "How network configuration is written. auto chooses from /etc/os-release and the network manager in use." },
     KeyDef { section: "main", key: "communicator", default: "xen", accepts: "xen or socket", doc: "How requests arrive: XenStore (the hypervisor) or a local Unix socket." },
@@ -37,6 +37,8 @@ pub const KEYS: &[KeyDef] = &[
     KeyDef { section: "daemon", key: "uid", default: "", accepts: "a user name or number; empty keeps the current user", doc: "User to run as after start-up." },
     KeyDef { section: "daemon", key: "gid", default: "", accepts: "a group name or number; empty keeps the current group", doc: "Group to run as after start-up." },
     KeyDef { section: "daemon", key: "coredumps", default: "false", accepts: "true or false", doc: "Allow core dumps (they could hold secrets)." },
+    KeyDef { section: "daemon", key: "configurators", default: "/etc/singularity/configurators", accepts: "a comma-separated list of absolute paths", doc: "Directories of external configurators: executables that serve commands of their own or add to built-in ones (protocol v1, singularity-configurators(7)). A directory that does not exist is skipped." },
+    KeyDef { section: "daemon", key: "configurator_timeout", default: "30", accepts: "a whole number of seconds, 1 to 3600", doc: "How long one external configurator may take to answer; after that it is killed and the request is answered 500." },
     KeyDef { section: "daemon", key: "nodaemonize", default: "false", accepts: "true or false", doc: "Stay in the foreground (for systemd)." },
     KeyDef { section: "xen", key: "xenstore", default: "", accepts: "a path to a XenStore socket or device; empty tries $XENSTORED_PATH, /dev/xen/xenbus, /proc/xen/xenbus and the xenstored sockets", doc: "Where to reach XenStore." },
     KeyDef { section: "xen", key: "rescan_interval", default: "60", accepts: "a whole number of seconds, 1 to 86400", doc: "How often data/host is listed even without a watch event." },
@@ -197,6 +199,20 @@ pub fn default_file() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The documentation of `functions` and `network_renderer` names every
+    /// built-in function and renderer: one added to its registry and not
+    /// here fails.
+    #[test]
+    fn documented_values_follow_the_registries() {
+        let accepts = |key: &str| KEYS.iter().find(|k| k.key == key).unwrap().accepts;
+        for f in crate::functions::Function::ALL {
+            assert!(accepts("functions").contains(f.name()), "{f} undocumented");
+        }
+        for r in crate::network::Renderer::ALL {
+            assert!(accepts("network_renderer").contains(r.name()), "{r} undocumented");
+        }
+    }
 
     #[test]
     fn parses_sections_keys_and_comments() {

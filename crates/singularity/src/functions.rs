@@ -1,5 +1,8 @@
 //! The functions an operator can enable (`functions = ...`, `-F`), and which
-//! protocol commands each one answers.
+//! protocol commands each one answers. [`Function`] is the one registry of
+//! the built-in functions: `functions` parsing, `features`, `apply`'s
+//! actions, the configuration documentation and the error messages all come
+//! from it. External configurators add functions of their own by name.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -80,61 +83,134 @@ impl FromStr for Function {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Function, String> {
-        Function::ALL
-            .into_iter()
-            .find(|f| f.name() == s)
-            .ok_or_else(|| format!("unknown function '{s}' (expected one of {})", Functions::all()))
+        Function::named(s).ok_or_else(|| format!("unknown function '{s}' (expected one of {})", Function::names()))
     }
 }
 
-/// A set of enabled functions.
+impl Function {
+    /// The built-in function named `name`.
+    pub fn named(name: &str) -> Option<Function> {
+        Function::ALL.into_iter().find(|f| f.name() == name)
+    }
+
+    /// Every protocol command a built-in function answers, once each, in the
+    /// order `features` lists them.
+    pub fn all_commands() -> Vec<&'static str> {
+        let mut out: Vec<&'static str> = Vec::new();
+        for f in Function::ALL {
+            for c in f.commands() {
+                if !out.contains(c) {
+                    out.push(c);
+                }
+            }
+        }
+        out
+    }
+
+    /// The built-in function names, comma-separated, in the documented order.
+    pub fn names() -> String {
+        Function::ALL.map(Function::name).join(", ")
+    }
+}
+
+/// Whether `name` can name a function or a command: ASCII letters, digits,
+/// `_` and `-`, 1 to 64 of them.
+pub fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// A set of enabled functions: built-in ones, and names that external
+/// configurators declare.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Functions(BTreeSet<Function>);
+pub struct Functions {
+    builtin: BTreeSet<Function>,
+    external: BTreeSet<String>,
+    /// `all`: every function, whatever external configurators declare.
+    every: bool,
+}
 
 impl Functions {
     /// Every function enabled.
     pub fn all() -> Functions {
-        Functions(Function::ALL.into_iter().collect())
+        Functions {
+            builtin: Function::ALL.into_iter().collect(),
+            external: BTreeSet::new(),
+            every: true,
+        }
     }
 
-    /// Parses a comma-separated list (`all` enables everything). Empty items and
-    /// surrounding spaces are ignored.
+    /// Parses a comma-separated list of built-in names (`all` enables
+    /// everything). Empty items and surrounding spaces are ignored.
     pub fn parse(list: &str) -> Result<Functions, String> {
-        let mut set = BTreeSet::new();
+        Functions::parse_with(list, &[])
+    }
+
+    /// Like [`Functions::parse`], also accepting the function names that
+    /// external configurators declare (`declared`).
+    pub fn parse_with(list: &str, declared: &[&str]) -> Result<Functions, String> {
+        let mut out = Functions {
+            builtin: BTreeSet::new(),
+            external: BTreeSet::new(),
+            every: false,
+        };
         for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             if item == "all" {
-                set.extend(Function::ALL);
+                out.builtin.extend(Function::ALL);
+                out.every = true;
+            } else if let Some(f) = Function::named(item) {
+                out.builtin.insert(f);
+            } else if declared.contains(&item) {
+                out.external.insert(item.to_string());
             } else {
-                set.insert(item.parse()?);
+                let mut expected = Function::names();
+                for name in declared {
+                    expected.push_str(", ");
+                    expected.push_str(name);
+                }
+                return Err(format!(
+                    "unknown function '{item}' (expected one of {expected}, or all)"
+                ));
             }
         }
-        Ok(Functions(set))
+        Ok(out)
     }
 
-    /// Whether `f` is enabled.
+    /// Whether the built-in `f` is enabled.
     pub fn contains(&self, f: Function) -> bool {
-        self.0.contains(&f)
+        self.builtin.contains(&f)
     }
 
-    /// Whether any enabled function answers the protocol command `name`.
+    /// Whether the function called `name` (built-in or external) is enabled.
+    pub fn enables(&self, name: &str) -> bool {
+        match Function::named(name) {
+            Some(f) => self.contains(f),
+            None => self.every || self.external.contains(name),
+        }
+    }
+
+    /// Whether any enabled built-in function answers the protocol command `name`.
     pub fn allows_command(&self, name: &str) -> bool {
-        self.0.iter().any(|f| f.commands().contains(&name))
+        self.builtin.iter().any(|f| f.commands().contains(&name))
     }
 
-    /// The enabled functions.
+    /// The enabled built-in functions.
     pub fn iter(&self) -> impl Iterator<Item = Function> + '_ {
-        self.0.iter().copied()
+        self.builtin.iter().copied()
     }
 }
 
 impl fmt::Display for Functions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Keep the documented order, not the enum's sort order.
-        let names: Vec<&str> = Function::ALL
+        let mut names: Vec<&str> = Function::ALL
             .into_iter()
             .filter(|x| self.contains(*x))
             .map(Function::name)
             .collect();
+        names.extend(self.external.iter().map(String::as_str));
         f.write_str(&names.join(","))
     }
 }
@@ -153,5 +229,37 @@ mod tests {
         assert!(Functions::parse("network,bogus").unwrap_err().contains("bogus"));
         let net = Functions::parse("hosts").unwrap();
         assert!(net.allows_command("resetnetwork"));
+    }
+
+    #[test]
+    fn external_names_are_accepted_only_when_declared() {
+        let f = Functions::parse_with("password,kms", &["kms"]).unwrap();
+        assert!(f.enables("kms") && f.enables("password") && !f.enables("network"));
+        assert!(!f.enables("other"));
+        assert_eq!(f.to_string(), "password,kms");
+        let err = Functions::parse_with("kms2", &["kms"]).unwrap_err();
+        assert!(err.contains("'kms2'") && err.contains("kms"), "{err}");
+        // `all` enables external functions too, declared now or later.
+        assert!(Functions::all().enables("anything"));
+        assert!(Functions::parse("all").unwrap().enables("kms"));
+    }
+
+    #[test]
+    fn every_command_is_listed_once() {
+        let all = Function::all_commands();
+        assert_eq!(all.len(), 8, "{all:?}");
+        for c in [
+            "resetnetwork",
+            "keyinit",
+            "password",
+            "injectfile",
+            "file_inject",
+            "agentupdate",
+            "version",
+            "features",
+        ] {
+            assert!(all.contains(&c), "{c}");
+        }
+        assert!(valid_name("kms-activate_2") && !valid_name("a/b") && !valid_name("") && !valid_name(&"a".repeat(65)));
     }
 }

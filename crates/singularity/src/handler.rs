@@ -5,6 +5,7 @@
 
 use crate::apply::{Applier, ApplyError};
 use crate::communicator::Metadata;
+use crate::configurators::external::External;
 use crate::configurators::{files, password};
 use crate::crypto::cipher::{decrypt_password, CipherError};
 use crate::crypto::dh::{KeyPair, SharedSecret};
@@ -14,6 +15,7 @@ use crate::network::{self, NetworkRequest, Renderer};
 use crate::plan::{Plan, Step};
 use crate::protocol::{parse_request, Command, Reply, RequestError, COMMAND_NAMES};
 use std::fmt;
+use std::time::Duration;
 
 /// The agent version: dotted numeric only, as nova compares it with LooseVersion.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -29,6 +31,10 @@ pub struct Settings {
     pub password_scheme: Scheme,
     /// Network renderer override (`None`: chosen from the system).
     pub network_renderer: Option<String>,
+    /// External configurators.
+    pub externals: Vec<External>,
+    /// How long one external configurator may take.
+    pub configurator_timeout: Duration,
 }
 
 impl Default for Settings {
@@ -38,6 +44,8 @@ impl Default for Settings {
             inject_allowed: vec!["/".to_string()],
             password_scheme: Scheme::Sha512,
             network_renderer: None,
+            externals: Vec::new(),
+            configurator_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -111,53 +119,72 @@ impl Agent {
         self.applier = applier;
     }
 
-    /// The commands `features` reports: implemented and enabled, in a fixed order.
+    /// The commands `features` reports: the enabled built-in ones in a fixed
+    /// order, then those only enabled external configurators serve, in the
+    /// order they were found.
     pub fn features(&self) -> String {
-        COMMAND_NAMES
+        let mut names: Vec<&str> = COMMAND_NAMES
             .iter()
-            .filter(|name| COMMAND_NAMES.contains(name) && self.settings.functions.allows_command(name))
+            .filter(|name| self.settings.functions.allows_command(name))
             .copied()
-            .collect::<Vec<_>>()
-            .join(",")
+            .collect();
+        for ext in &self.settings.externals {
+            if self.settings.functions.enables(&ext.function) {
+                for command in &ext.commands {
+                    if !names.contains(&command.as_str()) {
+                        names.push(command);
+                    }
+                }
+            }
+        }
+        names.join(",")
     }
 
     /// Handles one raw request; `metadata` is where `resetnetwork` reads vm-data.
+    ///
+    /// A command served by a built-in configurator and by external ones is
+    /// one change: every plan is applied together, or none is.
     pub fn handle(&mut self, raw: &[u8], metadata: &mut dyn Metadata) -> Handled {
-        let command = match parse_request(raw) {
-            Ok(command) => command,
-            Err(err) => {
-                // A known command with a bad value is still refused if disabled.
-                let (reply, label) = match &err {
-                    RequestError::BadValue { name, .. } if self.disabled(name) => {
-                        (disabled_reply(name), name.to_string())
-                    }
-                    RequestError::BadValue { name, .. } => (Reply::from(&err), name.to_string()),
-                    RequestError::Unknown(name) => (Reply::from(&err), log_label(name)),
-                    _ => (Reply::from(&err), "-".to_string()),
-                };
-                return Handled {
-                    command: label,
-                    reply,
-                    changed: false,
-                };
-            }
+        let parsed = parse_request(raw);
+        let name = match &parsed {
+            Ok(command) => Some(command.name().to_string()),
+            Err(RequestError::Unknown(name)) => Some(name.clone()),
+            Err(RequestError::BadValue { name, .. }) => Some(name.to_string()),
+            Err(_) => None,
         };
-        let name = command.name().to_string();
-        if self.disabled(&name) {
-            return Handled {
-                command: name,
-                reply: disabled_reply(command.name()),
-                changed: false,
-            };
-        }
-        let (reply, changed) = match self.run(command, metadata) {
-            Ok(done) => done,
-            Err(failure) => (Reply::error(failure.to_string()), false),
+        let externals: Vec<External> = match &name {
+            Some(n) => self.externals_for(n),
+            None => Vec::new(),
         };
-        Handled {
-            command: name,
+        let done = |command: String, reply: Reply| Handled {
+            command,
             reply,
-            changed,
+            changed: false,
+        };
+        let builtin = match parsed {
+            Ok(command) if !self.disabled(command.name()) => Some(command),
+            Err(RequestError::BadValue { name, why }) if !self.disabled(name) => {
+                return done(name.to_string(), Reply::from(&RequestError::BadValue { name, why }));
+            }
+            Ok(_) | Err(RequestError::Unknown(_) | RequestError::BadValue { .. }) if !externals.is_empty() => None,
+            Ok(command) => return done(command.name().to_string(), disabled_reply(command.name())),
+            // A known command with a bad value is still refused if disabled.
+            Err(RequestError::BadValue { name, .. }) => return done(name.to_string(), disabled_reply(name)),
+            Err(err @ RequestError::Unknown(_)) => {
+                let label = name.as_deref().map_or_else(|| "-".to_string(), log_label);
+                return done(label, Reply::from(&err));
+            }
+            Err(err) => return done("-".to_string(), Reply::from(&err)),
+        };
+        let name = name.unwrap_or_default();
+        let label = log_label(&name);
+        match self.run_all(&name, builtin, &externals, raw, metadata) {
+            Ok((reply, changed)) => Handled {
+                command: label,
+                reply,
+                changed,
+            },
+            Err(failure) => done(label, Reply::error(failure.to_string())),
         }
     }
 
@@ -165,16 +192,85 @@ impl Agent {
         !(COMMAND_NAMES.contains(&name) && self.settings.functions.allows_command(name))
     }
 
-    fn run(&mut self, command: Command, metadata: &mut dyn Metadata) -> Result<(Reply, bool), Failure> {
+    /// The enabled external configurators that serve `command`.
+    fn externals_for(&self, command: &str) -> Vec<External> {
+        self.settings
+            .externals
+            .iter()
+            .filter(|e| e.serves(command) && self.settings.functions.enables(&e.function))
+            .cloned()
+            .collect()
+    }
+
+    /// Plans the built-in command (if enabled) and runs the external
+    /// configurators of `name`, then applies every plan as one change.
+    fn run_all(
+        &mut self,
+        name: &str,
+        builtin: Option<Command>,
+        externals: &[External],
+        raw: &[u8],
+        metadata: &mut dyn Metadata,
+    ) -> Result<(Reply, bool), Failure> {
+        let networked = name == "resetnetwork" || externals.iter().any(|e| is_network_function(&e.function));
+        let vmdata = if networked && (matches!(builtin, Some(Command::ResetNetwork)) || !externals.is_empty()) {
+            Some(NetworkRequest {
+                entries: metadata.networking().map_err(|e| Failure::Plan(e.to_string()))?,
+                hostname: metadata.hostname().map_err(|e| Failure::Plan(e.to_string()))?,
+            })
+        } else {
+            None
+        };
+        let mut replies = Vec::new();
+        let mut plans = Vec::new();
+        if let Some(command) = builtin {
+            let (reply, planned) = self.plan(command, vmdata.as_ref())?;
+            replies.push(reply);
+            plans.extend(planned);
+        }
+        if !externals.is_empty() {
+            let value = serde_json::from_slice::<serde_json::Value>(raw)
+                .ok()
+                .and_then(|v| v.get("value").cloned())
+                .unwrap_or(serde_json::Value::Null);
+            let configuration = match &vmdata {
+                Some(req) => network::configuration(req).map_err(|e| Failure::Plan(e.to_string()))?,
+                None => serde_json::json!({}),
+            };
+            for ext in externals {
+                let (reply, plan) = ext
+                    .run(
+                        name,
+                        &value,
+                        configuration.clone(),
+                        self.applier.root().base(),
+                        self.settings.configurator_timeout,
+                        &self.settings.inject_allowed,
+                    )
+                    .map_err(|e| Failure::Plan(e.to_string()))?;
+                replies.push(reply);
+                plans.push(plan);
+            }
+        }
+        let changed = if plans.iter().any(|p| !p.steps.is_empty()) {
+            self.applier.apply_all(&plans).map_err(Failure::Apply)?.changed
+        } else {
+            false
+        };
+        Ok((combine(replies), changed))
+    }
+
+    /// The reply and the plans of a built-in command; nothing is applied.
+    fn plan(&mut self, command: Command, vmdata: Option<&NetworkRequest>) -> Result<(Reply, Vec<Plan>), Failure> {
         match command {
-            Command::Version => Ok((Reply::ok(VERSION), false)),
-            Command::Features => Ok((Reply::ok(self.features()), false)),
+            Command::Version => Ok((Reply::ok(VERSION), Vec::new())),
+            Command::Features => Ok((Reply::ok(self.features()), Vec::new())),
             Command::KeyInit(peer) => {
                 let pair = KeyPair::generate().map_err(|e| Failure::Plan(format!("cannot read random data: {e}")))?;
                 let public = pair.public_key();
                 // Replaces (and so wipes) any earlier secret.
                 self.shared = Some(pair.shared_secret(peer));
-                Ok((Reply::new("D0", public.to_string()), false))
+                Ok((Reply::new("D0", public.to_string()), Vec::new()))
             }
             Command::Password(ciphertext) => {
                 // One password per key exchange: the secret is wiped whatever happens.
@@ -183,16 +279,17 @@ impl Agent {
                 drop(shared);
                 let plan = password::plan(&plain, self.settings.password_scheme)
                     .map_err(|e| Failure::Plan(format!("cannot hash password: {e}")))?;
-                let outcome = self.applier.apply(&plan).map_err(Failure::Apply)?;
-                Ok((Reply::ok(""), outcome.changed))
+                Ok((Reply::ok(""), vec![plan]))
             }
             Command::InjectFile(injection) => {
                 let plan =
                     files::plan(&injection, &self.settings.inject_allowed).map_err(|e| Failure::Plan(e.to_string()))?;
-                let outcome = self.applier.apply(&plan).map_err(Failure::Apply)?;
-                Ok((Reply::ok(""), outcome.changed))
+                Ok((Reply::ok(""), vec![plan]))
             }
-            Command::ResetNetwork => self.reset_network(metadata),
+            Command::ResetNetwork => {
+                let empty = NetworkRequest::default();
+                self.reset_network(vmdata.unwrap_or(&empty))
+            }
             // Not in COMMAND_NAMES: `disabled` answered it already.
             Command::AgentUpdate => Err(Failure::Plan("not implemented".into())),
         }
@@ -200,31 +297,51 @@ impl Agent {
 }
 
 impl Agent {
-    /// `resetnetwork`: read vm-data, plan every enabled network function, and
-    /// apply it all as one change (rolled back if the bring-up fails). The
+    /// `resetnetwork`: plan every enabled network function from vm-data, and
+    /// the bring-up, as one change (rolled back if the bring-up fails). The
     /// reply message carries the notes (e.g. entries with no local NIC).
-    fn reset_network(&mut self, metadata: &mut dyn Metadata) -> Result<(Reply, bool), Failure> {
-        let request = NetworkRequest {
-            entries: metadata.networking().map_err(|e| Failure::Plan(e.to_string()))?,
-            hostname: metadata.hostname().map_err(|e| Failure::Plan(e.to_string()))?,
-        };
+    fn reset_network(&mut self, request: &NetworkRequest) -> Result<(Reply, Vec<Plan>), Failure> {
         let renderer = match &self.settings.network_renderer {
             Some(name) => Some(name.parse::<Renderer>().map_err(Failure::Plan)?),
             None => None,
         };
-        let outcome = network::plan(&request, self.applier.root(), &self.settings.functions, renderer)
+        let outcome = network::plan(request, self.applier.root(), &self.settings.functions, renderer)
             .map_err(|e| Failure::Plan(e.to_string()))?;
         log::info!("resetnetwork: {} configuration ({})", outcome.renderer, outcome.why);
         let mut plans = outcome.plans;
         if !outcome.bringup.is_empty() {
             plans.push(Plan {
-                function: Function::Network,
+                function: Function::Network.into(),
                 steps: outcome.bringup.into_iter().map(Step::Run).collect(),
             });
         }
-        let applied = self.applier.apply_all(&plans).map_err(Failure::Apply)?;
-        Ok((Reply::ok(outcome.report.join("; ")), applied.changed))
+        Ok((Reply::ok(outcome.report.join("; ")), plans))
     }
+}
+
+/// Whether an external configurator's function takes the parsed vm-data.
+fn is_network_function(function: &str) -> bool {
+    matches!(
+        Function::named(function),
+        Some(Function::Network | Function::Hosts | Function::Hostname | Function::Resolvers)
+    )
+}
+
+/// One reply for a command several configurators served: the first that is
+/// not `"0"`, else `"0"` with their messages.
+fn combine(mut replies: Vec<Reply>) -> Reply {
+    if replies.len() == 1 {
+        return replies.remove(0);
+    }
+    if let Some(bad) = replies.iter().find(|r| r.returncode != "0") {
+        return bad.clone();
+    }
+    let messages: Vec<&str> = replies
+        .iter()
+        .map(|r| r.message.as_str())
+        .filter(|m| !m.is_empty())
+        .collect();
+    Reply::ok(messages.join("; "))
 }
 
 fn disabled_reply(name: &str) -> Reply {

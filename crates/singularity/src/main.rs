@@ -30,8 +30,9 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         Commands::Apply(args) => {
             let s = settings::load(&cli.global, None).map_err(|e| e.to_string())?;
             logging::init(&s.loghandler, s.loglevel)?;
-            let functions = cached::actions(&args.actions, &s.functions)?;
-            for line in cached::apply(&daemon::applier(&s), &s.cache, &functions, args.noop)? {
+            let applier = daemon::applier(&s);
+            let functions = cached::actions(&args.actions, &s.functions, applier.root(), &s.cache)?;
+            for line in cached::apply(&applier, &s.cache, &functions, args.noop)? {
                 println!("{}", line.trim_end());
             }
             Ok(ExitCode::SUCCESS)

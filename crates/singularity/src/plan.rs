@@ -4,6 +4,7 @@
 
 use crate::functions::Function;
 use crate::secret::Secret;
+use std::borrow::Cow;
 use std::fmt;
 
 /// A file to write atomically. `Debug` shows the size, not the contents
@@ -94,10 +95,17 @@ pub enum Step {
 /// What one function wants done.
 #[derive(Debug)]
 pub struct Plan {
-    /// The function the plan belongs to (names its cache directory).
-    pub function: Function,
+    /// The name of the function the plan belongs to, built-in or external
+    /// (it names the plan's cache directory).
+    pub function: Cow<'static, str>,
     /// The steps, in order.
     pub steps: Vec<Step>,
+}
+
+impl From<Function> for Cow<'static, str> {
+    fn from(f: Function) -> Cow<'static, str> {
+        Cow::Borrowed(f.name())
+    }
 }
 
 impl fmt::Display for Plan {
@@ -137,7 +145,7 @@ mod tests {
     #[test]
     fn display_never_shows_a_hash() {
         let plan = Plan {
-            function: Function::Password,
+            function: Function::Password.into(),
             steps: vec![Step::SetPassword {
                 user: "root".into(),
                 hash: Secret::new("$6$salt$hash".into()),

@@ -3,9 +3,11 @@
 
 use crate::cli::{CommunicatorKind, DaemonArgs, Global};
 use crate::config::{self, parse_bool, ConfigError, FileValues};
+use crate::configurators::external::{self, External};
 use crate::crypto::hash::Scheme;
 use crate::functions::Functions;
 use crate::handler;
+use crate::network::Renderer;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -57,6 +59,12 @@ pub struct Settings {
     pub inject_allowed: Vec<String>,
     /// Shadow hash scheme.
     pub password_scheme: Scheme,
+    /// Directories of external configurators.
+    pub configurators: Vec<PathBuf>,
+    /// How long one external configurator may take.
+    pub configurator_timeout: Duration,
+    /// The external configurators found in them.
+    pub externals: Vec<External>,
     /// Where the configuration came from (for messages).
     pub config_file: PathBuf,
     /// Warnings about the configuration file (unknown keys).
@@ -71,6 +79,8 @@ impl Settings {
             inject_allowed: self.inject_allowed.clone(),
             password_scheme: self.password_scheme,
             network_renderer: self.network_renderer.clone(),
+            externals: self.externals.clone(),
+            configurator_timeout: self.configurator_timeout,
         }
     }
 }
@@ -153,10 +163,32 @@ pub fn resolve(
             .typed("main", "loglevel", parse_level)?
             .unwrap_or(log::LevelFilter::Warn),
     };
+    let d = daemon.cloned();
+    let configurators = match d.as_ref().map(|d| &d.configurators) {
+        Some(dirs) if !dirs.is_empty() => dirs.clone(),
+        _ => v
+            .typed("daemon", "configurators", path_list)?
+            .unwrap_or_else(|| vec![default_of("daemon", "configurators").to_string()])
+            .into_iter()
+            .map(PathBuf::from)
+            .collect(),
+    };
+    let configurator_timeout = Duration::from_secs(
+        v.typed("daemon", "configurator_timeout", |s| {
+            s.parse::<u64>().ok().filter(|n| (1..=3600).contains(n))
+        })?
+        .unwrap_or(30),
+    );
+    // The functions external configurators declare are valid names in
+    // `functions`; they are re-read whenever the settings are (SIGHUP).
+    // SAFETY: geteuid cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    let found = external::discover(&configurators, euid, configurator_timeout);
+    let declared: Vec<&str> = found.found.iter().map(|e| e.function.as_str()).collect();
     let functions = match &global.functions {
-        Some(f) => Functions::parse(f).map_err(|e| ConfigError(format!("bad function list: {e}")))?,
+        Some(f) => Functions::parse_with(f, &declared).map_err(|e| ConfigError(format!("bad function list: {e}")))?,
         None => v
-            .typed("main", "functions", |s| Functions::parse(s).ok())?
+            .typed("main", "functions", |s| Functions::parse_with(s, &declared).ok())?
             .unwrap_or_else(Functions::all),
     };
     let backup = global.backup || v.typed("main", "backup", parse_bool)?.unwrap_or(false);
@@ -194,7 +226,6 @@ pub fn resolve(
         Some(x) => Some(x),
         None => v.typed("xen", "xenstore", non_empty)?.flatten(),
     };
-    let d = daemon.cloned();
     let run_dir = typed("daemon", "run", d.as_ref().and_then(|d| d.run_dir.clone()))?;
     let pidfile = typed("daemon", "pidfile", d.as_ref().and_then(|d| d.pidfile.clone()))?;
     let socket_path = match d.as_ref().and_then(|d| d.socket.clone()) {
@@ -229,19 +260,11 @@ pub fn resolve(
         .map(PathBuf::from);
     let network_renderer = v
         .typed("main", "network_renderer", |s| {
-            const NAMES: [&str; 10] = [
-                "auto",
-                "ifupdown",
-                "netplan",
-                "ifcfg",
-                "networkmanager",
-                "networkd",
-                "suse",
-                "gentoo",
-                "alpine",
-                "freebsd",
-            ];
-            NAMES.contains(&s).then(|| (s != "auto").then(|| s.to_string()))
+            if s == "auto" {
+                Some(None)
+            } else {
+                s.parse::<Renderer>().ok().map(|r| Some(r.name().to_string()))
+            }
         })?
         .flatten();
 
@@ -266,8 +289,11 @@ pub fn resolve(
         network_renderer,
         inject_allowed,
         password_scheme,
+        configurators,
+        configurator_timeout,
+        externals: found.found,
         config_file: file,
-        warnings: v.warnings.clone(),
+        warnings: v.warnings.iter().cloned().chain(found.warnings).collect(),
     })
 }
 

@@ -3,12 +3,12 @@
 //! `features`-driven choice of injection form, and nova's `vm-data` writes.
 
 use super::{pyjson, AgentHost, AgentReply, HostError, DEFAULT_TIMEOUT, RESETNETWORK_TIMEOUT};
-use singularity::crypto::cipher::{encrypt_password, Digest};
-use singularity::crypto::dh::{KeyPair, PeerKey};
-use singularity::network::addr::{IpCidr, Ipv4Cidr, Ipv6Cidr};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::{json, Map, Value};
+use singularity::crypto::cipher::{encrypt_password, Digest};
+use singularity::crypto::dh::{KeyPair, PeerKey};
+use singularity::network::addr::{IpCidr, Ipv4Cidr, Ipv6Cidr};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 

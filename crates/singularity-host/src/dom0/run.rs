@@ -4,9 +4,9 @@
 use super::commands::NicSpec;
 use super::{AgentHost, AgentReply, DEFAULT_TIMEOUT};
 use crate::cli::{HostCommand, Md, SetNetworkArgs, Target};
+use serde_json::Value;
 use singularity::crypto::cipher::Digest;
 use singularity::network::addr::{IpCidr, Ipv4Cidr, Ipv6Cidr, Mac};
-use serde_json::Value;
 use std::io::Read;
 use std::net::IpAddr;
 use std::process::ExitCode;

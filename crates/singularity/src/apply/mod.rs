@@ -11,7 +11,6 @@ mod write;
 
 pub use system::{LogRunner, Runner, SystemRunner};
 
-use crate::functions::Function;
 use crate::plan::{FileWrite, Plan, Step};
 use crate::root::{Root, RootError};
 use crate::shadow;
@@ -183,7 +182,7 @@ impl Applier {
                     for step in &plan.steps {
                         if let Step::Write(w) = step {
                             // The live change is done; a cache failure only costs `apply` later.
-                            if let Err(e) = self.cache_copy(plan.function, w) {
+                            if let Err(e) = self.cache_copy(&plan.function, w) {
                                 log::warn!("{} written, but not cached: {e}", w.path);
                             }
                         }
@@ -351,12 +350,12 @@ impl Applier {
 
     /// Stores what was written under `<cache>/<function>/<path>` (mode kept,
     /// private directories), so `singularity apply` can restore it later.
-    fn cache_copy(&self, function: Function, w: &FileWrite) -> Result<(), ApplyError> {
+    fn cache_copy(&self, function: &str, w: &FileWrite) -> Result<(), ApplyError> {
         let Some(cache) = &self.cache else {
             return Ok(());
         };
         let base = cache.trim_end_matches('/');
-        let cached = format!("{base}/{}{}", function.name(), w.path);
+        let cached = format!("{base}/{function}{}", w.path);
         for dir in crate::plan::ancestors(&cached) {
             // Directories from the cache down are private; above it, ordinary.
             let mode = if dir.len() >= base.len() { 0o700 } else { 0o755 };
@@ -396,6 +395,7 @@ impl Applier {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::functions::Function;
     use crate::plan::Run;
     use std::sync::Mutex;
 
@@ -424,7 +424,7 @@ mod tests {
 
     fn plan(steps: Vec<Step>) -> Plan {
         Plan {
-            function: Function::Network,
+            function: Function::Network.into(),
             steps,
         }
     }

@@ -56,7 +56,7 @@ pub fn plan(injection: &Injection, allowed: &[String]) -> Result<Plan, NotAllowe
         dirs,
     };
     Ok(Plan {
-        function: Function::File,
+        function: Function::File.into(),
         steps: vec![Step::Write(write)],
     })
 }

@@ -14,7 +14,7 @@ pub const USER: &str = "root";
 pub fn plan(plain: &Secret<String>, scheme: Scheme) -> io::Result<Plan> {
     let hash = hash_password(plain.expose(), scheme)?;
     Ok(Plan {
-        function: Function::Password,
+        function: Function::Password.into(),
         steps: vec![Step::SetPassword {
             user: USER.to_string(),
             hash: Secret::new(hash),

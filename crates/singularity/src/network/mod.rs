@@ -126,6 +126,36 @@ fn write_if_changed(
     Ok(true)
 }
 
+/// The vm-data of `req`, parsed and checked as for `resetnetwork`, as the
+/// JSON `configuration` external configurators get:
+/// `{"hostname": NAME or null, "interfaces": [{"key", "mac", "label",
+/// "ipv4": ["a.b.c.d/n", ...], "gateway4", "ipv6": [...], "gateway6",
+/// "routes": [{"destination", "gateway"}], "dns": [...]}]}`.
+pub fn configuration(req: &NetworkRequest) -> Result<serde_json::Value, NetError> {
+    use serde_json::{json, Value};
+    let text = |v: &dyn std::fmt::Display| Value::String(v.to_string());
+    let mut interfaces = Vec::new();
+    for (key, raw) in &req.entries {
+        let nic = vmdata::parse_entry(key, raw)?;
+        interfaces.push(json!({
+            "key": nic.key,
+            "mac": text(&nic.mac),
+            "label": nic.label,
+            "ipv4": nic.ipv4.iter().map(|a| text(a)).collect::<Vec<_>>(),
+            "gateway4": nic.gateway4.map(|g| text(&g)),
+            "ipv6": nic.ipv6.iter().map(|a| text(a)).collect::<Vec<_>>(),
+            "gateway6": nic.gateway6.map(|g| text(&g)),
+            "routes": nic.routes.iter().map(|r| json!({
+                "destination": text(&r.dest),
+                "gateway": r.gateway.map(|g| text(&g)),
+            })).collect::<Vec<_>>(),
+            "dns": nic.dns.iter().map(|d| text(d)).collect::<Vec<_>>(),
+        }));
+    }
+    let hostname = req.hostname.as_deref().map(vmdata::parse_hostname).transpose()?;
+    Ok(json!({"hostname": hostname, "interfaces": interfaces}))
+}
+
 /// Plans `resetnetwork` for the system under `root`. Fails, naming the
 /// entry, on invalid data; then nothing is planned at all.
 pub fn plan(
@@ -207,7 +237,7 @@ pub fn plan(
             out.report.extend(rendered.notes);
         }
         out.plans.push(Plan {
-            function: Function::Network,
+            function: Function::Network.into(),
             steps,
         });
     }
@@ -225,7 +255,7 @@ pub fn plan(
         }
         out.report.extend(p.notes);
         out.plans.push(Plan {
-            function: Function::Resolvers,
+            function: Function::Resolvers.into(),
             steps,
         });
     }
@@ -252,7 +282,7 @@ pub fn plan(
             None => out.report.push("no host name known: /etc/hosts left alone".into()),
         }
         out.plans.push(Plan {
-            function: Function::Hosts,
+            function: Function::Hosts.into(),
             steps,
         });
     }
@@ -272,7 +302,7 @@ pub fn plan(
             }
         }
         out.plans.push(Plan {
-            function: Function::Hostname,
+            function: Function::Hostname.into(),
             steps,
         });
     }

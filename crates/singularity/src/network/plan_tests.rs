@@ -3,7 +3,7 @@
 //! are brought up, and the renderer is detected from what is installed.
 
 use super::{detect, plan, NetError, NetworkRequest, Renderer};
-use crate::functions::{Function, Functions};
+use crate::functions::Functions;
 use crate::plan::Step;
 use crate::root::Root;
 use std::fs;
@@ -122,8 +122,8 @@ fn only_enabled_functions_are_planned() {
     let root = Root::new(t.path());
     let only = Functions::parse("hostname,hosts").unwrap();
     let o = plan(&req(&[("A", PUBLIC)], Some("web")), &root, &only, None).unwrap();
-    let functions: Vec<Function> = o.plans.iter().map(|p| p.function).collect();
-    assert_eq!(functions, [Function::Hosts, Function::Hostname]);
+    let functions: Vec<&str> = o.plans.iter().map(|p| p.function.as_ref()).collect();
+    assert_eq!(functions, ["hosts", "hostname"]);
     assert!(o.bringup.is_empty());
     assert_eq!(writes(&o.plans[1].steps), ["/etc/hostname"]);
     assert!(matches!(o.plans[1].steps.last(), Some(Step::SetHostname(h)) if h == "web"));

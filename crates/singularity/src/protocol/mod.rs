@@ -216,6 +216,30 @@ mod tests {
         parse_request(s.as_bytes())
     }
 
+    /// The registry of functions and the parser agree: a command added to one
+    /// and not the other fails here, not as a 404 or a 500 to nova.
+    #[test]
+    fn every_registered_command_is_parsed_and_every_parsed_command_registered() {
+        use crate::functions::Function;
+        let registered = Function::all_commands();
+        for name in &registered {
+            let err = parse(&format!(r#"{{"name": "{name}", "value": null}}"#)).err();
+            assert!(
+                !matches!(err, Some(RequestError::Unknown(_))),
+                "{name} is registered but not parsed"
+            );
+        }
+        for name in COMMAND_NAMES {
+            assert!(
+                registered.contains(&name),
+                "{name} is offered but no function serves it"
+            );
+        }
+        // Recognised, registered and deliberately not offered.
+        let offered: Vec<&str> = registered.into_iter().filter(|c| !COMMAND_NAMES.contains(c)).collect();
+        assert_eq!(offered, ["agentupdate"]);
+    }
+
     #[test]
     fn parses_nova_requests() {
         assert!(matches!(

@@ -156,6 +156,11 @@ impl Agent {
     /// Starts the agent with the socket communicator on `root`, with extra
     /// global arguments (e.g. `-F`) and an optional configuration file body.
     pub fn socket(root: &TestRoot, extra: &[&str], config: Option<&str>) -> Agent {
+        Agent::socket_with(root, extra, &[], config)
+    }
+
+    /// [`Agent::socket`] with extra `daemon` options too.
+    pub fn socket_with(root: &TestRoot, extra: &[&str], daemon: &[&str], config: Option<&str>) -> Agent {
         let dir = tempfile::tempdir().expect("tempdir");
         let socket = dir.path().join("agent.sock");
         let confdir = dir.path().join("conf");
@@ -173,6 +178,7 @@ impl Agent {
         cmd.args(["daemon", "--nodaemonize", "--communicator", "socket", "--socket"])
             .arg(&socket);
         cmd.arg("--pidfile").arg(dir.path().join("singularity.pid"));
+        cmd.args(daemon);
         let child = cmd
             .stdin(Stdio::null())
             .stderr(Stdio::piped())
@@ -205,6 +211,11 @@ impl Agent {
             std::thread::sleep(Duration::from_millis(20));
         }
         panic!("agent socket {} never came up", self.socket.display());
+    }
+
+    /// The daemon's process id.
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
     }
 
     /// Everything the agent logged (it runs with `-l debug`).

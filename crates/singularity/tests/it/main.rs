@@ -4,6 +4,7 @@
 mod apply;
 mod cli_host;
 mod daemon;
+mod external;
 mod harness;
 mod hostile;
 mod socket;

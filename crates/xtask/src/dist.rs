@@ -55,7 +55,7 @@ const AGENT_MANUAL: Manual = Manual {
     dir: "man",
     section: "8",
     title: "System Manager's Manual",
-    see_also: &["singularity.conf(5)"],
+    see_also: &["singularity.conf(5)", "singularity-configurators(7)"],
 };
 
 const HOST_MANUAL: Manual = Manual {
@@ -90,6 +90,10 @@ pub fn generate() -> io::Result<Vec<Generated>> {
     out.push(Generated {
         path: PathBuf::from("man/singularity.conf.5"),
         contents: confman::render(&cmd, singularity::config::KEYS).into_bytes(),
+    });
+    out.push(Generated {
+        path: PathBuf::from("man/singularity-configurators.7"),
+        contents: crate::protoman::render(cmd.get_version().unwrap_or_default()).into_bytes(),
     });
     completions(&cmd, "completions", &mut out);
     out.push(Generated {

@@ -33,8 +33,9 @@ fn man_pages_render_without_warnings() {
     };
     let tmp = tempfile::tempdir().unwrap();
     xtask::dist::write(tmp.path()).unwrap();
-    let mut pages: Vec<_> = std::fs::read_dir(tmp.path().join("man"))
-        .unwrap()
+    let mut pages: Vec<_> = ["man", "host/man"]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(tmp.path().join(d)).unwrap())
         .map(|e| e.unwrap().path())
         .collect();
     pages.sort();

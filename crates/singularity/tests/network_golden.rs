@@ -255,47 +255,47 @@ fn run_target(renderer: Renderer) {
 
 #[test]
 fn golden_ifupdown() {
-    run_target(Renderer::Ifupdown);
+    run_target(Renderer::IFUPDOWN);
 }
 
 #[test]
 fn golden_netplan() {
-    run_target(Renderer::Netplan);
+    run_target(Renderer::NETPLAN);
 }
 
 #[test]
 fn golden_ifcfg() {
-    run_target(Renderer::Ifcfg);
+    run_target(Renderer::IFCFG);
 }
 
 #[test]
 fn golden_networkmanager() {
-    run_target(Renderer::NmKeyfile);
+    run_target(Renderer::NM_KEYFILE);
 }
 
 #[test]
 fn golden_networkd() {
-    run_target(Renderer::Networkd);
+    run_target(Renderer::NETWORKD);
 }
 
 #[test]
 fn golden_suse() {
-    run_target(Renderer::Suse);
+    run_target(Renderer::SUSE);
 }
 
 #[test]
 fn golden_gentoo() {
-    run_target(Renderer::Gentoo);
+    run_target(Renderer::GENTOO);
 }
 
 #[test]
 fn golden_alpine() {
-    run_target(Renderer::Alpine);
+    run_target(Renderer::ALPINE);
 }
 
 #[test]
 fn golden_freebsd() {
-    run_target(Renderer::FreeBsd);
+    run_target(Renderer::FREEBSD);
 }
 
 /// The DNS servers of a case's vm-data, in order, each once, read here

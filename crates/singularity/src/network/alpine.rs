@@ -4,11 +4,22 @@
 //! executor, so DNS goes to `/etc/resolv.conf` (resolvers). Bring-up: as
 //! for Debian, without the address flush (BusyBox `ip`).
 
+use super::detect::RendererDef;
 use super::error::NetError;
 use super::ifupdown::{bringup_with, render_with};
 use super::model::Nic;
 use super::output::{BringUp, Ctx, Rendered};
 use super::probe::Files;
+use super::resolvers;
+
+/// The Alpine ifupdown-ng renderer: its row in the renderer table.
+pub const RENDERER: RendererDef = RendererDef {
+    name: "alpine",
+    aliases: &["ifupdown-ng"],
+    render,
+    bringup: |changed, disk, _| bringup(changed, disk),
+    carries_dns: resolvers::never,
+};
 
 /// The stanza for one NIC.
 pub fn stanza(nic: &Nic) -> String {

@@ -3,61 +3,92 @@
 //! (binaries, enabled units, existing configuration) pick the one in charge
 //! (`network.md` §4). The `network_renderer` setting overrides both.
 
+use super::error::NetError;
+use super::model::Nic;
+use super::output::{BringUp, Ctx, Rendered};
 use super::probe::{networkd_enabled, nm_enabled, Family, Files, OsInfo};
+use super::resolvers::Owner;
 use crate::root::Root;
 use std::fmt;
 use std::str::FromStr;
 
-/// A network configuration format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Renderer {
-    /// Debian/Ubuntu ifupdown: `/etc/network/interfaces` (or `interfaces.d`).
-    Ifupdown,
-    /// netplan YAML in `/etc/netplan`.
-    Netplan,
-    /// RHEL-family `ifcfg-*`, `route-*`, `route6-*`.
-    Ifcfg,
-    /// NetworkManager keyfiles.
-    NmKeyfile,
-    /// systemd-networkd `.network` files.
-    Networkd,
-    /// SUSE wicked `ifcfg-*` and `ifroute-*`.
-    Suse,
-    /// Gentoo netifrc `/etc/conf.d/net`.
-    Gentoo,
-    /// Alpine ifupdown-ng `/etc/network/interfaces`.
-    Alpine,
-    /// FreeBSD `/etc/rc.conf`.
-    FreeBsd,
+/// Everything the agent knows of one network configuration format. Each
+/// renderer module defines one (`RENDERER`); [`Renderer::ALL`] lists them.
+pub struct RendererDef {
+    /// The configuration name (`network_renderer = …`).
+    pub name: &'static str,
+    /// Other names `network_renderer` accepts for it.
+    pub aliases: &'static [&'static str],
+    /// Whole files from the model.
+    pub render: fn(&Ctx) -> Result<Rendered, NetError>,
+    /// Bring-up of the NICs whose configuration changed (not empty): the
+    /// NICs, the system before the change, whether NetworkManager runs.
+    pub bringup: fn(&[&Nic], &Files, bool) -> Result<BringUp, NetError>,
+    /// Whether its network configuration gets the DNS servers to the
+    /// resolver, given who writes `/etc/resolv.conf`.
+    pub carries_dns: fn(&Owner) -> bool,
 }
 
+/// A network configuration format: a handle on its [`RendererDef`].
+#[derive(Clone, Copy)]
+pub struct Renderer(&'static RendererDef);
+
 impl Renderer {
-    /// Every renderer.
+    /// Debian/Ubuntu ifupdown: `/etc/network/interfaces` (or `interfaces.d`).
+    pub const IFUPDOWN: Renderer = Renderer(&super::ifupdown::RENDERER);
+    /// netplan YAML in `/etc/netplan`.
+    pub const NETPLAN: Renderer = Renderer(&super::netplan::RENDERER);
+    /// RHEL-family `ifcfg-*`, `route-*`, `route6-*`.
+    pub const IFCFG: Renderer = Renderer(&super::ifcfg::RENDERER);
+    /// NetworkManager keyfiles.
+    pub const NM_KEYFILE: Renderer = Renderer(&super::nmkeyfile::RENDERER);
+    /// systemd-networkd `.network` files.
+    pub const NETWORKD: Renderer = Renderer(&super::networkd::RENDERER);
+    /// SUSE wicked `ifcfg-*` and `ifroute-*`.
+    pub const SUSE: Renderer = Renderer(&super::suse::RENDERER);
+    /// Gentoo netifrc `/etc/conf.d/net`.
+    pub const GENTOO: Renderer = Renderer(&super::gentoo::RENDERER);
+    /// Alpine ifupdown-ng `/etc/network/interfaces`.
+    pub const ALPINE: Renderer = Renderer(&super::alpine::RENDERER);
+    /// FreeBSD `/etc/rc.conf`.
+    pub const FREEBSD: Renderer = Renderer(&super::freebsd::RENDERER);
+
+    /// Every renderer: the one table `network_renderer`, its documentation
+    /// and the tests go by.
     pub const ALL: [Renderer; 9] = [
-        Renderer::Ifupdown,
-        Renderer::Netplan,
-        Renderer::Ifcfg,
-        Renderer::NmKeyfile,
-        Renderer::Networkd,
-        Renderer::Suse,
-        Renderer::Gentoo,
-        Renderer::Alpine,
-        Renderer::FreeBsd,
+        Renderer::IFUPDOWN,
+        Renderer::NETPLAN,
+        Renderer::IFCFG,
+        Renderer::NM_KEYFILE,
+        Renderer::NETWORKD,
+        Renderer::SUSE,
+        Renderer::GENTOO,
+        Renderer::ALPINE,
+        Renderer::FREEBSD,
     ];
 
     /// The configuration name (`network_renderer = …`).
     pub fn name(self) -> &'static str {
-        match self {
-            Renderer::Ifupdown => "ifupdown",
-            Renderer::Netplan => "netplan",
-            Renderer::Ifcfg => "ifcfg",
-            Renderer::NmKeyfile => "networkmanager",
-            Renderer::Networkd => "networkd",
-            Renderer::Suse => "suse",
-            Renderer::Gentoo => "gentoo",
-            Renderer::Alpine => "alpine",
-            Renderer::FreeBsd => "freebsd",
-        }
+        self.0.name
+    }
+
+    /// Its definition.
+    pub fn def(self) -> &'static RendererDef {
+        self.0
+    }
+}
+
+impl PartialEq for Renderer {
+    fn eq(&self, other: &Renderer) -> bool {
+        self.0.name == other.0.name
+    }
+}
+
+impl Eq for Renderer {}
+
+impl fmt::Debug for Renderer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Renderer({})", self.0.name)
     }
 }
 
@@ -72,21 +103,13 @@ impl FromStr for Renderer {
 
     fn from_str(s: &str) -> Result<Renderer, String> {
         let s = s.trim().to_ascii_lowercase();
-        let alias = match s.as_str() {
-            "eni" => "ifupdown",
-            "nm" | "network-manager" | "keyfile" => "networkmanager",
-            "systemd-networkd" => "networkd",
-            "sysconfig" | "rhel" => "ifcfg",
-            "wicked" => "suse",
-            "netifrc" => "gentoo",
-            "ifupdown-ng" => "alpine",
-            "rc.conf" => "freebsd",
-            other => other,
-        };
-        Renderer::ALL.into_iter().find(|r| r.name() == alias).ok_or_else(|| {
-            let names: Vec<&str> = Renderer::ALL.iter().map(|r| r.name()).collect();
-            format!("unknown network renderer '{s}' (expected one of {})", names.join(", "))
-        })
+        Renderer::ALL
+            .into_iter()
+            .find(|r| r.0.name == s || r.0.aliases.contains(&s.as_str()))
+            .ok_or_else(|| {
+                let names: Vec<&str> = Renderer::ALL.iter().map(|r| r.name()).collect();
+                format!("unknown network renderer '{s}' (expected one of {})", names.join(", "))
+            })
     }
 }
 
@@ -120,8 +143,8 @@ pub(crate) fn detect_with(files: &Files, os: &OsInfo) -> (Renderer, String) {
     let networkd = networkd_enabled(files);
     let pick = |r: Renderer, why: &str| (r, format!("{who}: {why}"));
     match os.family {
-        Family::FreeBsd => pick(Renderer::FreeBsd, "FreeBSD rc.conf"),
-        Family::Alpine => pick(Renderer::Alpine, "Alpine uses ifupdown-ng"),
+        Family::FreeBsd => pick(Renderer::FREEBSD, "FreeBSD rc.conf"),
+        Family::Alpine => pick(Renderer::ALPINE, "Alpine uses ifupdown-ng"),
         Family::Gentoo => {
             if has_any(
                 files,
@@ -129,27 +152,27 @@ pub(crate) fn detect_with(files: &Files, os: &OsInfo) -> (Renderer, String) {
             )
             .is_some()
             {
-                pick(Renderer::Gentoo, "OpenRC present: netifrc")
+                pick(Renderer::GENTOO, "OpenRC present: netifrc")
             } else if networkd {
-                pick(Renderer::Networkd, "systemd-networkd enabled")
+                pick(Renderer::NETWORKD, "systemd-networkd enabled")
             } else if nm {
-                pick(Renderer::NmKeyfile, "NetworkManager enabled")
+                pick(Renderer::NM_KEYFILE, "NetworkManager enabled")
             } else {
-                pick(Renderer::Gentoo, "default for Gentoo")
+                pick(Renderer::GENTOO, "default for Gentoo")
             }
         }
         Family::Debian => {
             let ubuntu = os.id == "ubuntu" || os.id_like.iter().any(|w| w == "ubuntu");
             match (&netplan, &ifup) {
-                (Some(p), _) if netplan_yaml(files) => pick(Renderer::Netplan, &format!("{p} and /etc/netplan/*.yaml")),
+                (Some(p), _) if netplan_yaml(files) => pick(Renderer::NETPLAN, &format!("{p} and /etc/netplan/*.yaml")),
                 (_, Some(i)) if files.exists("/etc/network/interfaces") => {
-                    pick(Renderer::Ifupdown, &format!("{i} and /etc/network/interfaces"))
+                    pick(Renderer::IFUPDOWN, &format!("{i} and /etc/network/interfaces"))
                 }
-                (Some(p), _) => pick(Renderer::Netplan, &format!("{p} present")),
-                _ if networkd => pick(Renderer::Networkd, "systemd-networkd enabled"),
-                _ if nm => pick(Renderer::NmKeyfile, "NetworkManager enabled"),
-                _ if ubuntu && os.major() >= 18 => pick(Renderer::Netplan, "default for Ubuntu >= 17.10"),
-                _ => pick(Renderer::Ifupdown, "default for Debian"),
+                (Some(p), _) => pick(Renderer::NETPLAN, &format!("{p} present")),
+                _ if networkd => pick(Renderer::NETWORKD, "systemd-networkd enabled"),
+                _ if nm => pick(Renderer::NM_KEYFILE, "NetworkManager enabled"),
+                _ if ubuntu && os.major() >= 18 => pick(Renderer::NETPLAN, "default for Ubuntu >= 17.10"),
+                _ => pick(Renderer::IFUPDOWN, "default for Debian"),
             }
         }
         Family::RedHat => {
@@ -159,13 +182,13 @@ pub(crate) fn detect_with(files: &Files, os: &OsInfo) -> (Renderer, String) {
                 _ => os.major() >= 9,
             };
             if os.id == "amzn" && os.major() >= 2023 && networkd {
-                pick(Renderer::Networkd, "Amazon Linux 2023 uses systemd-networkd")
+                pick(Renderer::NETWORKD, "Amazon Linux 2023 uses systemd-networkd")
             } else if keyfile_era && (nm || !networkd) {
-                pick(Renderer::NmKeyfile, "EL >= 9 / Fedora >= 33: NetworkManager keyfiles")
+                pick(Renderer::NM_KEYFILE, "EL >= 9 / Fedora >= 33: NetworkManager keyfiles")
             } else if networkd && !nm {
-                pick(Renderer::Networkd, "systemd-networkd enabled")
+                pick(Renderer::NETWORKD, "systemd-networkd enabled")
             } else {
-                pick(Renderer::Ifcfg, "ifcfg files in /etc/sysconfig/network-scripts")
+                pick(Renderer::IFCFG, "ifcfg files in /etc/sysconfig/network-scripts")
             }
         }
         Family::Suse => {
@@ -175,29 +198,29 @@ pub(crate) fn detect_with(files: &Files, os: &OsInfo) -> (Renderer, String) {
                     .is_some_and(|t| t.contains("wicked"))
                     || !nm);
             if wicked {
-                pick(Renderer::Suse, "wicked is the network service")
+                pick(Renderer::SUSE, "wicked is the network service")
             } else if nm {
-                pick(Renderer::NmKeyfile, "NetworkManager enabled")
+                pick(Renderer::NM_KEYFILE, "NetworkManager enabled")
             } else {
-                pick(Renderer::Suse, "default for SUSE")
+                pick(Renderer::SUSE, "default for SUSE")
             }
         }
         Family::Arch => {
             if nm && !networkd {
-                pick(Renderer::NmKeyfile, "NetworkManager enabled")
+                pick(Renderer::NM_KEYFILE, "NetworkManager enabled")
             } else {
-                pick(Renderer::Networkd, "systemd-networkd")
+                pick(Renderer::NETWORKD, "systemd-networkd")
             }
         }
         Family::Unknown => {
             if let (Some(p), true) = (&netplan, netplan_yaml(files)) {
-                pick(Renderer::Netplan, &format!("{p} and /etc/netplan/*.yaml"))
+                pick(Renderer::NETPLAN, &format!("{p} and /etc/netplan/*.yaml"))
             } else if nm {
-                pick(Renderer::NmKeyfile, "NetworkManager enabled")
+                pick(Renderer::NM_KEYFILE, "NetworkManager enabled")
             } else if networkd {
-                pick(Renderer::Networkd, "systemd-networkd enabled")
+                pick(Renderer::NETWORKD, "systemd-networkd enabled")
             } else {
-                pick(Renderer::Ifupdown, "unknown OS, no network manager found: ifupdown")
+                pick(Renderer::IFUPDOWN, "unknown OS, no network manager found: ifupdown")
             }
         }
     }

@@ -9,11 +9,22 @@
 //! `service netif restart <if>` per changed NIC, then `service routing restart`.
 
 use super::addr::scoped;
+use super::detect::RendererDef;
 use super::error::NetError;
 use super::model::{Nic, NicRoute};
 use super::output::{run, BringUp, Ctx, OutFile, Part, Rendered};
+use super::resolvers;
 use super::shellvars::{get, quote, replace_block, set, var_name};
 use std::net::IpAddr;
+
+/// The FreeBSD rc.conf renderer: its row in the renderer table.
+pub const RENDERER: RendererDef = RendererDef {
+    name: "freebsd",
+    aliases: &["rc.conf"],
+    render,
+    bringup: |changed, _, _| Ok(bringup(changed)),
+    carries_dns: resolvers::never,
+};
 
 /// The file.
 pub const PATH: &str = "/etc/rc.conf";

@@ -7,10 +7,21 @@
 //! `dns_servers_<if>` overwrite the whole file. Bring-up:
 //! `rc-service net.<if> restart`.
 
+use super::detect::RendererDef;
 use super::error::NetError;
 use super::model::Nic;
 use super::output::{run, BringUp, Ctx, OutFile, Part, Rendered};
+use super::resolvers;
 use super::shellvars::{quote, replace_block, var_name};
+
+/// The Gentoo netifrc renderer: its row in the renderer table.
+pub const RENDERER: RendererDef = RendererDef {
+    name: "gentoo",
+    aliases: &["netifrc"],
+    render,
+    bringup: |changed, _, _| Ok(bringup(changed)),
+    carries_dns: resolvers::never,
+};
 
 /// The file.
 pub const PATH: &str = "/etc/conf.d/net";

@@ -62,7 +62,7 @@ pub fn files(files: &Files, family: Family, renderer: Renderer, name: &str) -> R
     match family {
         Family::Gentoo => {
             let path = "/etc/conf.d/hostname";
-            if renderer == Renderer::Gentoo || files.exists(path) {
+            if renderer == Renderer::GENTOO || files.exists(path) {
                 let old = files.read(path)?.unwrap_or_default();
                 out.push((
                     path.to_string(),

@@ -8,11 +8,22 @@
 //! up ifname <if>`, else `ifdown <if>` + `ifup <if>`.
 
 use super::addr::scoped;
+use super::detect::RendererDef;
 use super::error::NetError;
 use super::model::{Nic, NicRoute};
 use super::output::{run, BringUp, Ctx, OutFile, Rendered, HEADER};
+use super::resolvers;
 use super::shellvars::{foreign, quote};
 use std::net::IpAddr;
+
+/// The RHEL-family ifcfg renderer: its row in the renderer table.
+pub const RENDERER: RendererDef = RendererDef {
+    name: "ifcfg",
+    aliases: &["sysconfig", "rhel"],
+    render,
+    bringup: |changed, _, nm| Ok(bringup(changed, nm)),
+    carries_dns: resolvers::always,
+};
 
 /// The directory.
 pub const DIR: &str = "/etc/sysconfig/network-scripts";

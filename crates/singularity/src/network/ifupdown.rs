@@ -8,11 +8,22 @@
 //! configuration (without `--force` a no-op for a NIC ifupdown did not bring
 //! up), a flush of old global addresses, `ifup <if>`.
 
+use super::detect::RendererDef;
 use super::eni::{self, Strip, BEGIN, END, INTERFACES};
 use super::error::NetError;
 use super::model::{Nic, NicRoute};
 use super::output::{lines, run, BringUp, Ctx, OutFile, Part, Rendered, HEADER};
 use super::probe::Files;
+use super::resolvers::Owner;
+
+/// The Debian ifupdown renderer: its row in the renderer table.
+pub const RENDERER: RendererDef = RendererDef {
+    name: "ifupdown",
+    aliases: &["eni"],
+    render,
+    bringup: |changed, disk, _| bringup(changed, disk),
+    carries_dns: |owner| *owner == Owner::Resolvconf,
+};
 
 /// Names our file may take in `interfaces.d`, in order of preference
 /// (`source-directory` only reads names without dots; Ubuntu used `*.cfg`).

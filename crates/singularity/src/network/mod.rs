@@ -34,14 +34,14 @@ pub mod vmdata;
 #[cfg(test)]
 mod vmdata_tests;
 
-pub use detect::{detect, Renderer};
+pub use detect::{detect, Renderer, RendererDef};
 pub use error::NetError;
 
 use crate::functions::{Function, Functions};
 use crate::plan::{FileWrite, Plan, Run, Step};
 use crate::root::Root;
 use model::Nic;
-use output::{BringUp, Ctx, Rendered};
+use output::Ctx;
 use probe::{nm_enabled, Files, OsInfo};
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -77,36 +77,6 @@ pub struct NetworkOutcome {
     pub renderer: Renderer,
     /// Why that format was chosen.
     pub why: String,
-}
-
-fn render(renderer: Renderer, ctx: &Ctx) -> Result<Rendered, NetError> {
-    match renderer {
-        Renderer::Ifupdown => ifupdown::render(ctx),
-        Renderer::Netplan => netplan::render(ctx),
-        Renderer::Ifcfg => ifcfg::render(ctx),
-        Renderer::NmKeyfile => nmkeyfile::render(ctx),
-        Renderer::Networkd => networkd::render(ctx),
-        Renderer::Suse => suse::render(ctx),
-        Renderer::Gentoo => gentoo::render(ctx),
-        Renderer::Alpine => alpine::render(ctx),
-        Renderer::FreeBsd => freebsd::render(ctx),
-    }
-}
-
-/// Bring-up for the NICs whose configuration changed (not empty); `disk` is
-/// the system before the change.
-fn bringup(renderer: Renderer, changed: &[&Nic], disk: &Files, nm: bool) -> Result<BringUp, NetError> {
-    Ok(match renderer {
-        Renderer::Ifupdown => ifupdown::bringup(changed, disk)?,
-        Renderer::Netplan => netplan::bringup(changed),
-        Renderer::Ifcfg => ifcfg::bringup(changed, nm),
-        Renderer::NmKeyfile => nmkeyfile::bringup(changed),
-        Renderer::Networkd => networkd::bringup(changed),
-        Renderer::Suse => suse::bringup(changed),
-        Renderer::Gentoo => gentoo::bringup(changed),
-        Renderer::Alpine => alpine::bringup(changed, disk)?,
-        Renderer::FreeBsd => freebsd::bringup(changed),
-    })
 }
 
 /// Adds a write of `contents` to `steps` unless the file already holds it;
@@ -201,7 +171,7 @@ pub fn plan(
                 files: &files,
                 dns: dns_on,
             };
-            let rendered = render(renderer, &ctx)?;
+            let rendered = (renderer.def().render)(&ctx)?;
             let mut writes = Vec::new();
             let mut changed: BTreeSet<String> = BTreeSet::new();
             for f in &rendered.files {
@@ -226,7 +196,7 @@ pub fn plan(
             }
             let changed: Vec<&Nic> = net.nics.iter().filter(|n| changed.contains(&n.name)).collect();
             if !changed.is_empty() {
-                let b = bringup(renderer, &changed, &Files::new(root), nm)?;
+                let b = (renderer.def().bringup)(&changed, &Files::new(root), nm)?;
                 for (path, contents) in &b.writes {
                     write_if_changed(&mut files, &mut writes, path, contents, 0o600)?;
                 }

@@ -4,10 +4,21 @@
 //! Default routes are `routes: [{to: default, …}]` (`gateway4` is
 //! deprecated). Bring-up: `netplan apply`.
 
+use super::detect::RendererDef;
 use super::error::NetError;
 use super::model::Nic;
 use super::output::{run, BringUp, Ctx, OutFile, Part, Rendered, HEADER};
+use super::resolvers;
 use std::fmt::Write;
+
+/// The netplan renderer: its row in the renderer table.
+pub const RENDERER: RendererDef = RendererDef {
+    name: "netplan",
+    aliases: &[],
+    render,
+    bringup: |changed, _, _| Ok(bringup(changed)),
+    carries_dns: resolvers::through_resolved,
+};
 
 /// Our file.
 pub const PATH: &str = "/etc/netplan/90-singularity.yaml";

@@ -3,10 +3,21 @@
 //! lexically first matching file, so ours sorts before distro defaults).
 //! Bring-up: `networkctl reload`, then `networkctl reconfigure <if>`.
 
+use super::detect::RendererDef;
 use super::error::NetError;
 use super::model::Nic;
 use super::output::{run, BringUp, Ctx, OutFile, Rendered, HEADER};
+use super::resolvers;
 use std::fmt::Write;
+
+/// The systemd-networkd renderer: its row in the renderer table.
+pub const RENDERER: RendererDef = RendererDef {
+    name: "networkd",
+    aliases: &["systemd-networkd"],
+    render,
+    bringup: |changed, _, _| Ok(bringup(changed)),
+    carries_dns: resolvers::through_resolved,
+};
 
 /// The directory networkd reads first among the writable ones.
 pub const DIR: &str = "/etc/systemd/network";

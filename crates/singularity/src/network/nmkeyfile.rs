@@ -4,12 +4,23 @@
 //! so that rewrites keep the same connection. Bring-up per changed NIC:
 //! `nmcli connection load <file>`, `nmcli connection up id <name>`.
 
+use super::detect::RendererDef;
 use super::error::NetError;
 use super::model::Nic;
 use super::output::{run, BringUp, Ctx, OutFile, Rendered, HEADER};
+use super::resolvers;
 use md5::{Digest, Md5};
 use std::fmt::Write;
 use std::net::IpAddr;
+
+/// The NetworkManager keyfiles renderer: its row in the renderer table.
+pub const RENDERER: RendererDef = RendererDef {
+    name: "networkmanager",
+    aliases: &["nm", "network-manager", "keyfile"],
+    render,
+    bringup: |changed, _, _| Ok(bringup(changed)),
+    carries_dns: resolvers::always,
+};
 
 /// Where NM keeps persistent profiles.
 pub const DIR: &str = "/etc/NetworkManager/system-connections";

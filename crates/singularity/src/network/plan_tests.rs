@@ -173,10 +173,10 @@ fn missing_nics_are_reported_and_override_wins() {
         &req(&[("A", PUBLIC), ("BC764E000099", gone)], None),
         &root,
         &Functions::all(),
-        Some(Renderer::Networkd),
+        Some(Renderer::NETWORKD),
     )
     .unwrap();
-    assert_eq!(o.renderer, Renderer::Networkd);
+    assert_eq!(o.renderer, Renderer::NETWORKD);
     assert_eq!(
         o.report[0],
         "skipped entry BC764E000099: no local interface with MAC bc:76:4e:00:00:99"
@@ -195,7 +195,7 @@ fn renderer_names_round_trip() {
     for r in Renderer::ALL {
         assert_eq!(r.to_string().parse::<Renderer>(), Ok(r));
     }
-    assert_eq!("NetworkManager".parse::<Renderer>(), Ok(Renderer::NmKeyfile));
+    assert_eq!("NetworkManager".parse::<Renderer>(), Ok(Renderer::NM_KEYFILE));
     assert!("netctl"
         .parse::<Renderer>()
         .unwrap_err()
@@ -210,26 +210,26 @@ fn detection_follows_what_is_installed() {
         (
             "ID=ubuntu\nVERSION_ID=22.04",
             &["/usr/sbin/netplan", "/etc/netplan/50-cloud-init.yaml"],
-            Renderer::Netplan,
+            Renderer::NETPLAN,
         ),
         (
             "ID=ubuntu\nVERSION_ID=16.04",
             &["/sbin/ifup", "/etc/network/interfaces"],
-            Renderer::Ifupdown,
+            Renderer::IFUPDOWN,
         ),
-        ("ID=debian\nVERSION_ID=12", &[networkd_wants], Renderer::Networkd),
-        ("ID=rocky\nVERSION_ID=8.9", &[nm_wants], Renderer::Ifcfg),
-        ("ID=almalinux\nVERSION_ID=9.3", &[nm_wants], Renderer::NmKeyfile),
-        ("ID=fedora\nVERSION_ID=39", &[], Renderer::NmKeyfile),
-        ("ID=centos\nVERSION_ID=7", &[], Renderer::Ifcfg),
-        ("ID=opensuse-tumbleweed", &[nm_wants], Renderer::NmKeyfile),
-        ("ID=sles\nVERSION_ID=15.5", &["/usr/sbin/wicked"], Renderer::Suse),
-        ("ID=gentoo", &["/sbin/openrc-run"], Renderer::Gentoo),
-        ("ID=gentoo", &[networkd_wants], Renderer::Networkd),
-        ("ID=arch", &[], Renderer::Networkd),
-        ("ID=alpine", &[], Renderer::Alpine),
-        ("ID=freebsd", &[], Renderer::FreeBsd),
-        ("ID=something", &[nm_wants], Renderer::NmKeyfile),
+        ("ID=debian\nVERSION_ID=12", &[networkd_wants], Renderer::NETWORKD),
+        ("ID=rocky\nVERSION_ID=8.9", &[nm_wants], Renderer::IFCFG),
+        ("ID=almalinux\nVERSION_ID=9.3", &[nm_wants], Renderer::NM_KEYFILE),
+        ("ID=fedora\nVERSION_ID=39", &[], Renderer::NM_KEYFILE),
+        ("ID=centos\nVERSION_ID=7", &[], Renderer::IFCFG),
+        ("ID=opensuse-tumbleweed", &[nm_wants], Renderer::NM_KEYFILE),
+        ("ID=sles\nVERSION_ID=15.5", &["/usr/sbin/wicked"], Renderer::SUSE),
+        ("ID=gentoo", &["/sbin/openrc-run"], Renderer::GENTOO),
+        ("ID=gentoo", &[networkd_wants], Renderer::NETWORKD),
+        ("ID=arch", &[], Renderer::NETWORKD),
+        ("ID=alpine", &[], Renderer::ALPINE),
+        ("ID=freebsd", &[], Renderer::FREEBSD),
+        ("ID=something", &[nm_wants], Renderer::NM_KEYFILE),
     ];
     for (os, present, want) in cases {
         let t = tempfile::tempdir().unwrap();
@@ -242,7 +242,7 @@ fn detection_follows_what_is_installed() {
     }
     let t = tempfile::tempdir().unwrap();
     put(t.path(), "/etc/redhat-release", "CentOS release 6.10 (Final)\n");
-    assert_eq!(detect(&Root::new(t.path())).0, Renderer::Ifcfg, "legacy release file");
+    assert_eq!(detect(&Root::new(t.path())).0, Renderer::IFCFG, "legacy release file");
 }
 
 #[test]
@@ -291,7 +291,7 @@ fn rhel_ifcfg_under_networkmanager_comes_up_with_nmcli() {
         None,
     )
     .unwrap();
-    assert_eq!(o.renderer, Renderer::Ifcfg);
+    assert_eq!(o.renderer, Renderer::IFCFG);
     let cmds: Vec<String> = o
         .bringup
         .iter()

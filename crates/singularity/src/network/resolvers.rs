@@ -55,12 +55,22 @@ pub fn owner(files: &Files) -> Owner {
 
 /// Whether the network configuration itself gets DNS servers to the resolver.
 pub fn carried(renderer: Renderer, owner: &Owner) -> bool {
-    match renderer {
-        Renderer::Ifupdown => *owner == Owner::Resolvconf,
-        Renderer::Netplan | Renderer::Networkd => *owner == Owner::Resolved,
-        Renderer::NmKeyfile | Renderer::Ifcfg => true,
-        Renderer::Suse | Renderer::Gentoo | Renderer::Alpine | Renderer::FreeBsd => false,
-    }
+    (renderer.def().carries_dns)(owner)
+}
+
+/// For renderers whose files never reach the resolver.
+pub fn never(_: &Owner) -> bool {
+    false
+}
+
+/// For renderers whose manager always writes the resolver's file.
+pub fn always(_: &Owner) -> bool {
+    true
+}
+
+/// For renderers whose DNS servers reach systemd-resolved only.
+pub fn through_resolved(owner: &Owner) -> bool {
+    *owner == Owner::Resolved
 }
 
 /// What the resolvers function wants: (path, contents, mode) writes and the
@@ -103,7 +113,7 @@ pub fn plan(
         return Ok(p);
     }
     let list: Vec<String> = dns.iter().map(ToString::to_string).collect();
-    if renderer == Renderer::Suse {
+    if renderer == Renderer::SUSE {
         let old = files.read(SUSE_CONFIG)?.unwrap_or_default();
         let line = format!("NETCONFIG_DNS_STATIC_SERVERS={}", quote(&list.join(" ")));
         p.writes.push((

@@ -5,11 +5,22 @@
 //! itself. DNS is global (`NETCONFIG_DNS_STATIC_SERVERS`, resolvers). Keys
 //! other tools added are kept. Bring-up: `wicked ifreload <if>`.
 
+use super::detect::RendererDef;
 use super::error::NetError;
 use super::model::Nic;
 use super::output::{run, BringUp, Ctx, OutFile, Rendered, HEADER};
+use super::resolvers;
 use super::shellvars::foreign;
 use std::net::IpAddr;
+
+/// The SUSE wicked renderer: its row in the renderer table.
+pub const RENDERER: RendererDef = RendererDef {
+    name: "suse",
+    aliases: &["wicked"],
+    render,
+    bringup: |changed, _, _| Ok(bringup(changed)),
+    carries_dns: resolvers::never,
+};
 
 /// The directory.
 pub const DIR: &str = "/etc/sysconfig/network";

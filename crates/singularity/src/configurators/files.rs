@@ -1,5 +1,7 @@
 //! File injection (`injectfile`, `file_inject`): which paths may be written,
 //! and with what mode a new file and its new parent directories are created.
+//! No I/O here: the allowed prefixes travel with the plan, and the applier
+//! holds the path to them again once symbolic links are resolved.
 
 use crate::functions::Function;
 use crate::plan::{ancestors, FileWrite, Plan, Step};
@@ -29,31 +31,26 @@ fn under(path: &str, prefix: &str) -> bool {
         || (path.starts_with(prefix) && path.as_bytes().get(prefix.len()) == Some(&b'/'))
 }
 
-fn in_ssh_dir(dir: &str) -> bool {
-    dir.rsplit('/').next() == Some(".ssh")
-}
+/// Mode of a new injected file: it may be a key, so only root reads it.
+pub const NEW_FILE_MODE: u32 = 0o600;
+/// Mode of a directory created for an injected file.
+pub const NEW_DIR_MODE: u32 = 0o700;
 
 /// Plans the write of an injected file. `allowed` lists absolute prefixes
-/// (`/` allows everything). New files under a `.ssh` directory are 0600,
-/// others 0644; a created `.ssh` directory is 0700.
+/// (`/` allows everything); the applier checks them again on the path as
+/// resolved, symbolic links followed. A new file is 0600 and the
+/// directories created for it 0700; an existing file keeps its mode.
 pub fn plan(injection: &Injection, allowed: &[String]) -> Result<Plan, NotAllowed> {
     let path = injection.path.as_str();
     if !allowed.iter().any(|prefix| under(path, prefix)) {
         return Err(NotAllowed { path: path.to_string() });
     }
-    let dirs: Vec<(String, u32)> = ancestors(path)
-        .into_iter()
-        .map(|d| {
-            let mode = if in_ssh_dir(&d) { 0o700 } else { 0o755 };
-            (d, mode)
-        })
-        .collect();
-    let in_ssh = dirs.last().is_some_and(|(d, _)| in_ssh_dir(d));
     let write = FileWrite {
         path: path.to_string(),
         contents: injection.contents.clone(),
-        mode: if in_ssh { 0o600 } else { 0o644 },
-        dirs,
+        mode: NEW_FILE_MODE,
+        dirs: ancestors(path).into_iter().map(|d| (d, NEW_DIR_MODE)).collect(),
+        within: allowed.to_vec(),
     };
     Ok(Plan {
         function: Function::File,
@@ -69,7 +66,7 @@ mod tests {
     fn inj(path: &str) -> Injection {
         Injection {
             path: path.into(),
-            contents: b"k".to_vec(),
+            contents: b"k".to_vec().into(),
             form: InjectForm::FileInject,
         }
     }
@@ -82,12 +79,20 @@ mod tests {
     }
 
     #[test]
-    fn ssh_files_are_private() {
+    fn new_files_and_their_directories_are_private_everywhere() {
         let p = plan(&inj("/root/.ssh/authorized_keys"), &["/".into()]).unwrap();
         let w = only_write(&p);
         assert_eq!(w.mode, 0o600);
-        assert_eq!(w.dirs, vec![("/root".into(), 0o755), ("/root/.ssh".into(), 0o700)]);
-        assert_eq!(only_write(&plan(&inj("/etc/motd"), &["/".into()]).unwrap()).mode, 0o644);
+        assert_eq!(w.dirs, vec![("/root".into(), 0o700), ("/root/.ssh".into(), 0o700)]);
+        let p = plan(&inj("/etc/ssl/private/server.key"), &["/".into()]).unwrap();
+        let w = only_write(&p);
+        assert_eq!(w.mode, 0o600);
+        assert!(w.dirs.iter().all(|(_, mode)| *mode == 0o700), "{:?}", w.dirs);
+        assert_eq!(
+            w.within,
+            vec!["/".to_string()],
+            "the applier checks the resolved path too"
+        );
     }
 
     #[test]

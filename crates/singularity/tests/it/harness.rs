@@ -144,6 +144,12 @@ impl Agent {
     /// Starts the agent with the socket communicator on `root`, with extra
     /// global arguments (e.g. `-F`) and an optional configuration file body.
     pub fn socket(root: &TestRoot, extra: &[&str], config: Option<&str>) -> Agent {
+        Agent::socket_at(root.base(), extra, config, None)
+    }
+
+    /// Like [`Agent::socket`], with any directory as the root (`/` is the
+    /// live system) and, optionally, the directory the agent starts in.
+    pub fn socket_at(base: &Path, extra: &[&str], config: Option<&str>, cwd: Option<&Path>) -> Agent {
         let dir = tempfile::tempdir().expect("tempdir");
         let socket = dir.path().join("agent.sock");
         let confdir = dir.path().join("conf");
@@ -156,7 +162,10 @@ impl Agent {
             .arg("-H")
             .arg(&log)
             .args(["-l", "debug", "--root"])
-            .arg(root.base());
+            .arg(base);
+        if let Some(cwd) = cwd {
+            cmd.current_dir(cwd);
+        }
         cmd.args(extra);
         cmd.args(["daemon", "--nodaemonize", "--communicator", "socket", "--socket"])
             .arg(&socket);

@@ -7,6 +7,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::json;
 use singularity::crypto::dh::{KeyPair, PeerKey};
+use std::os::unix::fs::PermissionsExt;
 
 pub use crate::tools::{openssl_encrypt, system_crypt};
 
@@ -131,8 +132,8 @@ fn injectfile_and_file_inject() {
     let (rc, _) = c.json(json!({"name": "file_inject", "value": {"b64_path": STANDARD.encode("/opt/app/conf.bin"), "b64_file": STANDARD.encode(&data)}}));
     assert_eq!(rc, "0");
     assert_eq!(root.read("/opt/app/conf.bin"), data);
-    assert_eq!(root.mode("/opt/app/conf.bin"), 0o644);
-    assert_eq!(root.mode("/opt/app"), 0o755);
+    assert_eq!(root.mode("/opt/app/conf.bin"), 0o600);
+    assert_eq!(root.mode("/opt/app"), 0o700);
 
     // An existing file keeps its mode.
     root.write("/etc/motd", b"old\n", 0o640);
@@ -182,6 +183,28 @@ fn allowed_paths_restrict_injection() {
     );
     assert_eq!(inject(&mut c, "/root/.sshd").0, "500");
     assert_eq!(root.snapshot(), before);
+}
+
+#[test]
+fn new_keys_outside_ssh_and_their_new_directories_are_private() {
+    let root = TestRoot::new();
+    root.write("/etc/hostname", b"vm\n", 0o644);
+    std::fs::set_permissions(root.path("/etc"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let agent = Agent::socket(&root, &[], None);
+    let mut c = agent.connect();
+    let inject = |c: &mut crate::harness::Conn, path: &str, data: &str| {
+        c.json(json!({"name": "file_inject", "value": {"b64_path": STANDARD.encode(path), "b64_file": STANDARD.encode(data)}}))
+    };
+    let key = "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n";
+    assert_eq!(inject(&mut c, "/etc/ssl/private/server.key", key).0, "0");
+    assert_eq!(root.read("/etc/ssl/private/server.key"), key.as_bytes());
+    assert_eq!(root.mode("/etc/ssl/private/server.key"), 0o600);
+    assert_eq!(root.mode("/etc/ssl/private"), 0o700);
+    assert_eq!(root.mode("/etc/ssl"), 0o700);
+    assert_eq!(root.mode("/etc"), 0o755, "an existing directory keeps its mode");
+    // An existing file keeps its mode, whatever it is.
+    assert_eq!(inject(&mut c, "/etc/hostname", "other\n").0, "0");
+    assert_eq!(root.mode("/etc/hostname"), 0o644);
 }
 
 #[test]

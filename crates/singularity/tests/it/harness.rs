@@ -204,6 +204,11 @@ impl Agent {
         panic!("agent socket {} never came up", self.socket.display());
     }
 
+    /// The agent's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Everything the agent logged (it runs with `-l debug`).
     pub fn log(&self) -> String {
         fs::read_to_string(self._dir.path().join("agent.log")).unwrap_or_default()

@@ -207,6 +207,66 @@ fn new_keys_outside_ssh_and_their_new_directories_are_private() {
     assert_eq!(root.mode("/etc/hostname"), 0o644);
 }
 
+/// Where `needle` occurs in the writable memory (heap, stacks, anonymous
+/// mappings) of process `pid`: the names of the mappings.
+fn writable_memory_holding(pid: u32, needle: &[u8]) -> Vec<String> {
+    use std::os::unix::fs::FileExt;
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    let mem = std::fs::File::open(format!("/proc/{pid}/mem")).unwrap();
+    let mut hits = Vec::new();
+    for line in maps.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if !fields[1].starts_with("rw") {
+            continue;
+        }
+        let (start, end) = fields[0].split_once('-').unwrap();
+        let (start, end) = (
+            u64::from_str_radix(start, 16).unwrap(),
+            u64::from_str_radix(end, 16).unwrap(),
+        );
+        let mut region = vec![0u8; usize::try_from(end - start).unwrap()];
+        if mem.read_exact_at(&mut region, start).is_err() {
+            continue; // guard pages and the like
+        }
+        if region.windows(needle.len()).any(|w| w == needle) {
+            hits.push(fields.get(5).copied().unwrap_or("[anonymous]").to_string());
+        }
+    }
+    hits
+}
+
+#[test]
+fn a_replaced_key_leaves_no_copy_in_the_agents_memory() {
+    let root = TestRoot::new();
+    let agent = Agent::socket(&root, &[], None);
+    let mut c = agent.connect();
+    // Long and random enough to occur nowhere else.
+    let mut random = [0u8; 24];
+    getrandom::getrandom(&mut random).unwrap();
+    let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    let old = format!("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOLD{hex}OLD old@key\n");
+    let new = format!("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINEW{hex}NEW new@key\n");
+    let inject = |c: &mut crate::harness::Conn, key: &str| {
+        let mut value = b"/root/.ssh/authorized_keys,".to_vec();
+        value.extend_from_slice(key.as_bytes());
+        c.json(json!({"name": "injectfile", "value": STANDARD.encode(&value)}))
+    };
+    assert_eq!(inject(&mut c, &old).0, "0");
+    assert_eq!(inject(&mut c, &new).0, "0");
+    assert_eq!(root.read("/root/.ssh/authorized_keys"), new.as_bytes());
+    // Requests are handled one at a time: once this one is answered, the
+    // injection before it is done with.
+    assert_eq!(c.json(json!({"name": "version", "value": "agent"})).0, "0");
+    for (which, key) in [("old", &old), ("new", &new)] {
+        let needle = key.trim_end().as_bytes();
+        let hits = writable_memory_holding(agent.pid(), &needle[16..]);
+        assert!(
+            hits.is_empty(),
+            "the {which} key is still in the agent's memory: {hits:?}"
+        );
+    }
+}
+
 #[test]
 fn secrets_never_reach_the_log() {
     let root = TestRoot::new();

@@ -31,16 +31,31 @@ fn under(path: &str, prefix: &str) -> bool {
         || (path.starts_with(prefix) && path.as_bytes().get(prefix.len()) == Some(&b'/'))
 }
 
-/// Mode of a new injected file: it may be a key, so only root reads it.
-pub const NEW_FILE_MODE: u32 = 0o600;
-/// Mode of a directory created for an injected file.
-pub const NEW_DIR_MODE: u32 = 0o700;
+/// The modes injected files and their new directories are created with
+/// (`[file] mode` and `directory_mode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Modes {
+    /// A new file.
+    pub file: u32,
+    /// Each directory created for it.
+    pub directory: u32,
+}
+
+impl Default for Modes {
+    /// Private: an injected file may be a key, so only root reads it.
+    fn default() -> Modes {
+        Modes {
+            file: 0o600,
+            directory: 0o700,
+        }
+    }
+}
 
 /// Plans the write of an injected file. `allowed` lists absolute prefixes
 /// (`/` allows everything); the applier checks them again on the path as
-/// resolved, symbolic links followed. A new file is 0600 and the
-/// directories created for it 0700; an existing file keeps its mode.
-pub fn plan(injection: &Injection, allowed: &[String]) -> Result<Plan, NotAllowed> {
+/// resolved, symbolic links followed. A new file and the directories created
+/// for it get `modes`; an existing file keeps its mode.
+pub fn plan(injection: &Injection, allowed: &[String], modes: Modes) -> Result<Plan, NotAllowed> {
     let path = injection.path.as_str();
     if !allowed.iter().any(|prefix| under(path, prefix)) {
         return Err(NotAllowed { path: path.to_string() });
@@ -48,8 +63,8 @@ pub fn plan(injection: &Injection, allowed: &[String]) -> Result<Plan, NotAllowe
     let write = FileWrite {
         path: path.to_string(),
         contents: injection.contents.clone(),
-        mode: NEW_FILE_MODE,
-        dirs: ancestors(path).into_iter().map(|d| (d, NEW_DIR_MODE)).collect(),
+        mode: modes.file,
+        dirs: ancestors(path).into_iter().map(|d| (d, modes.directory)).collect(),
         within: allowed.to_vec(),
     };
     Ok(Plan {
@@ -80,11 +95,11 @@ mod tests {
 
     #[test]
     fn new_files_and_their_directories_are_private_everywhere() {
-        let p = plan(&inj("/root/.ssh/authorized_keys"), &["/".into()]).unwrap();
+        let p = plan(&inj("/root/.ssh/authorized_keys"), &["/".into()], Modes::default()).unwrap();
         let w = only_write(&p);
         assert_eq!(w.mode, 0o600);
         assert_eq!(w.dirs, vec![("/root".into(), 0o700), ("/root/.ssh".into(), 0o700)]);
-        let p = plan(&inj("/etc/ssl/private/server.key"), &["/".into()]).unwrap();
+        let p = plan(&inj("/etc/ssl/private/server.key"), &["/".into()], Modes::default()).unwrap();
         let w = only_write(&p);
         assert_eq!(w.mode, 0o600);
         assert!(w.dirs.iter().all(|(_, mode)| *mode == 0o700), "{:?}", w.dirs);
@@ -98,10 +113,10 @@ mod tests {
     #[test]
     fn prefixes_match_whole_components() {
         let allowed = vec!["/root/.ssh".to_string(), "/etc/motd".to_string()];
-        assert!(plan(&inj("/root/.ssh/authorized_keys"), &allowed).is_ok());
-        assert!(plan(&inj("/etc/motd"), &allowed).is_ok());
-        assert!(plan(&inj("/root/.sshx/k"), &allowed).is_err());
-        assert!(plan(&inj("/etc/motd2"), &allowed).is_err());
-        assert!(plan(&inj("/etc/shadow"), &[]).is_err());
+        assert!(plan(&inj("/root/.ssh/authorized_keys"), &allowed, Modes::default()).is_ok());
+        assert!(plan(&inj("/etc/motd"), &allowed, Modes::default()).is_ok());
+        assert!(plan(&inj("/root/.sshx/k"), &allowed, Modes::default()).is_err());
+        assert!(plan(&inj("/etc/motd2"), &allowed, Modes::default()).is_err());
+        assert!(plan(&inj("/etc/shadow"), &[], Modes::default()).is_err());
     }
 }

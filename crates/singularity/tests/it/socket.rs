@@ -207,6 +207,19 @@ fn new_keys_outside_ssh_and_their_new_directories_are_private() {
     assert_eq!(root.mode("/etc/hostname"), 0o644);
 }
 
+#[test]
+fn configured_modes_apply_to_new_injected_files_and_directories() {
+    let root = TestRoot::new();
+    let config = "[file]\nmode = 0644\ndirectory_mode = 755\n";
+    let agent = Agent::socket(&root, &[], Some(config));
+    let mut c = agent.connect();
+    let request = json!({"name": "file_inject", "value": {"b64_path": STANDARD.encode("/srv/www/index.html"), "b64_file": STANDARD.encode("<p>hi</p>\n")}});
+    assert_eq!(c.json(request).0, "0");
+    assert_eq!(root.mode("/srv/www/index.html"), 0o644);
+    assert_eq!(root.mode("/srv/www"), 0o755);
+    assert_eq!(root.mode("/srv"), 0o755);
+}
+
 /// Where `needle` occurs in the writable memory (heap, stacks, anonymous
 /// mappings) of process `pid`: the names of the mappings.
 fn writable_memory_holding(pid: u32, needle: &[u8]) -> Vec<String> {

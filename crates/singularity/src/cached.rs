@@ -12,14 +12,15 @@ use crate::root::Root;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use zeroize::Zeroizing;
 
 /// One cached file: where it belongs and what it holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CachedFile {
     /// Absolute path on the managed system.
     pub path: String,
-    /// Contents to restore.
-    pub contents: Vec<u8>,
+    /// Contents to restore (wiped from memory when dropped: it may be a key).
+    pub contents: Zeroizing<Vec<u8>>,
     /// Mode the file had when written.
     pub mode: u32,
 }
@@ -64,8 +65,9 @@ fn collect(dir: &Path, prefix: &str, out: &mut Vec<CachedFile>) -> Result<(), St
         if meta.is_dir() {
             collect(&entry.path(), &path, out)?;
         } else if meta.is_file() {
-            let contents =
-                fs::read(entry.path()).map_err(|e| format!("cannot read {}: {e}", entry.path().display()))?;
+            let contents = Zeroizing::new(
+                fs::read(entry.path()).map_err(|e| format!("cannot read {}: {e}", entry.path().display()))?,
+            );
             out.push(CachedFile {
                 path,
                 contents,
@@ -89,8 +91,8 @@ pub fn files(root: &Root, cache: &str, function: Function) -> Result<Vec<CachedF
 pub fn diff(root: &Root, file: &CachedFile) -> Result<Option<String>, String> {
     let live_path = root.join(&file.path).map_err(|e| e.to_string())?;
     let live = match fs::read(&live_path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Ok(bytes) => Zeroizing::new(bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Zeroizing::new(Vec::new()),
         Err(e) => return Err(format!("cannot read {}: {e}", file.path)),
     };
     if live == file.contents {

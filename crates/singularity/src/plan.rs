@@ -27,11 +27,11 @@ pub struct FileWrite {
 
 impl FileWrite {
     /// A file whose missing parents are created 0755.
-    pub fn new(path: &str, contents: Vec<u8>, mode: u32) -> FileWrite {
+    pub fn new(path: &str, contents: impl Into<Zeroizing<Vec<u8>>>, mode: u32) -> FileWrite {
         let dirs = ancestors(path).into_iter().map(|d| (d, 0o755)).collect();
         FileWrite {
             path: path.to_string(),
-            contents: Zeroizing::new(contents),
+            contents: contents.into(),
             mode,
             dirs,
             within: Vec::new(),

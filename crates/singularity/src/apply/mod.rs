@@ -479,8 +479,11 @@ impl Applier {
     }
 
     fn set_password(&self, root: &OwnedFd, user: &str, hash: &str) -> Result<bool, ApplyError> {
-        let lock_path = self.root.join(PWD_LOCK)?;
-        let _lock = lock::lock_pwd(&lock_path).map_err(io_err("lock", PWD_LOCK))?;
+        let lock = self.locate(root, PWD_LOCK)?;
+        if !lock.missing.is_empty() {
+            return Err(io_err("lock", PWD_LOCK)(io::Error::from(io::ErrorKind::NotFound)));
+        }
+        let _lock = lock::lock_pwd(lock.dir.as_fd(), &lock.name).map_err(io_err("lock", PWD_LOCK))?;
         let (target, existing) = self.check_target(root, SHADOW, &[])?;
         if let Existing::Missing = existing {
             return Err(io_err("read", SHADOW)(io::Error::from(io::ErrorKind::NotFound)));

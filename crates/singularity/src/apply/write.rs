@@ -67,7 +67,9 @@ fn is_root_user() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-fn open_at(dir: BorrowedFd<'_>, name: &str, flags: libc::c_int, mode: libc::mode_t) -> io::Result<File> {
+/// Opens `name` in `dir` with `flags` (and `mode` for a new file), never
+/// through a symbolic link.
+pub(crate) fn open_at(dir: BorrowedFd<'_>, name: &str, flags: libc::c_int, mode: libc::mode_t) -> io::Result<File> {
     let c = c_name(name)?;
     let flags = flags | libc::O_NOFOLLOW | libc::O_CLOEXEC;
     // SAFETY: `dir` is open and `c` is NUL-terminated; `mode` is passed as the variadic argument openat expects.

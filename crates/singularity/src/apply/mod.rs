@@ -2,12 +2,15 @@
 //! [`Plan`] under its [`Root`]: it checks every target first, so that a plan
 //! that cannot be carried out changes nothing, then writes files atomically
 //! (keeping mode and owner, optionally keeping a backup and a cached copy for
-//! `singularity apply`). Commands run only when the root is the live system;
-//! otherwise they are logged.
+//! `singularity apply`). Targets are resolved once, without leaving the root
+//! (`resolve`), and written through the directory handles found then.
+//! Commands run only when the root is the live system; otherwise they are
+//! logged.
 
 mod lock;
 mod resolve;
 mod system;
+mod target;
 mod write;
 
 pub use system::{LogRunner, Runner, SystemRunner};
@@ -21,7 +24,8 @@ use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::time::SystemTime;
-use write::{Existing, TargetError};
+use target::{Checked, Target};
+use write::Existing;
 use zeroize::Zeroizing;
 
 /// Where the shadow file and its lock live.
@@ -114,27 +118,6 @@ impl fmt::Debug for Applier {
     }
 }
 
-/// A path found under the root: the deepest directory on its way that
-/// exists is open, so nothing looks the path up again before writing.
-struct Target {
-    /// The directory the file is in, or the deepest existing one on the way.
-    dir: OwnedFd,
-    /// That directory's system path as components, links resolved.
-    dir_path: Vec<String>,
-    /// Directories still to create below `dir`, outermost first.
-    missing: Vec<String>,
-    /// The file name.
-    name: String,
-}
-
-/// A step's target, checked before anything changes.
-enum Checked {
-    /// A file to write and what is there now.
-    Write(Target, Existing),
-    /// A symbolic link to make.
-    Link(Target),
-}
-
 /// File contents kept in memory, wiped when dropped.
 type Contents = Zeroizing<Vec<u8>>;
 
@@ -198,10 +181,10 @@ impl Applier {
             for step in &plan.steps {
                 match step {
                     Step::Write(w) => {
-                        let (target, existing) = self.check_target(&root, &w.path, &w.within)?;
+                        let (target, existing) = target::check_target(&root, &w.path, &w.within)?;
                         checked.push(Checked::Write(target, existing));
                     }
-                    Step::Symlink { path, .. } => checked.push(Checked::Link(self.check_link(&root, path)?)),
+                    Step::Symlink { path, .. } => checked.push(Checked::Link(target::check_link(&root, path)?)),
                     _ => {}
                 }
             }
@@ -339,77 +322,6 @@ impl Applier {
         }
     }
 
-    /// Finds `path` under the root without leaving it (see [`resolve`]).
-    fn locate(&self, root: &OwnedFd, path: &str) -> Result<Target, ApplyError> {
-        let mut parts: Vec<String> = Root::components(path)?.into_iter().map(str::to_string).collect();
-        let Some(name) = parts.pop() else {
-            return Err(ApplyError::Refused {
-                path: path.to_string(),
-                why: "is a directory",
-            });
-        };
-        match resolve::resolve_dirs(root, &parts) {
-            Ok(r) => Ok(Target {
-                dir: r.dir,
-                dir_path: r.dir_path,
-                missing: r.missing,
-                name,
-            }),
-            Err(resolve::ResolveError::Refused(why)) => Err(ApplyError::Refused {
-                path: path.to_string(),
-                why,
-            }),
-            Err(resolve::ResolveError::Io(e)) => Err(io_err("inspect", path)(e)),
-        }
-    }
-
-    fn check_link(&self, root: &OwnedFd, path: &str) -> Result<Target, ApplyError> {
-        let link = self.locate(root, path)?;
-        if !link.missing.is_empty() {
-            return Err(io_err("link", path)(io::Error::from(io::ErrorKind::NotFound)));
-        }
-        match resolve::lstat_at(link.dir.as_fd(), &link.name) {
-            Ok(st) if st.st_mode & libc::S_IFMT != libc::S_IFLNK => Err(ApplyError::Refused {
-                path: path.to_string(),
-                why: "exists and is not a symbolic link",
-            }),
-            _ => Ok(link),
-        }
-    }
-
-    /// Finds the file `path` under the root and what is there now. With a
-    /// non-empty `within`, the file must lie at or below one of those paths
-    /// once every symbolic link on the way (and in them) is resolved.
-    fn check_target(&self, root: &OwnedFd, path: &str, within: &[String]) -> Result<(Target, Existing), ApplyError> {
-        let target = self.locate(root, path)?;
-        if !within.is_empty() {
-            let mut resolved = target.dir_path.clone();
-            resolved.extend(target.missing.iter().cloned());
-            resolved.push(target.name.clone());
-            let inside = within
-                .iter()
-                .filter_map(|prefix| resolve::resolve_prefix(root, prefix))
-                .any(|prefix| resolve::is_under(&resolved, &prefix));
-            if !inside {
-                return Err(ApplyError::Refused {
-                    path: path.to_string(),
-                    why: "lies outside the allowed paths once symbolic links are resolved",
-                });
-            }
-        }
-        if !target.missing.is_empty() {
-            return Ok((target, Existing::Missing));
-        }
-        match write::inspect(target.dir.as_fd(), &target.name) {
-            Ok(existing) => Ok((target, existing)),
-            Err(TargetError::NotRegular(why)) => Err(ApplyError::Refused {
-                path: path.to_string(),
-                why,
-            }),
-            Err(TargetError::Io(e)) => Err(io_err("inspect", path)(e)),
-        }
-    }
-
     fn write_file(
         &self,
         w: &FileWrite,
@@ -461,7 +373,7 @@ impl Applier {
                 (dir, mode)
             })
             .collect();
-        let mode = match self.check_target(root, &w.path, &[]) {
+        let mode = match target::check_target(root, &w.path, &[]) {
             Ok((_, Existing::File { mode, .. })) => mode,
             _ => w.mode,
         };
@@ -472,19 +384,19 @@ impl Applier {
             dirs,
             within: Vec::new(),
         };
-        let (target, existing) = self.check_target(root, &cached, &[])?;
+        let (target, existing) = target::check_target(root, &cached, &[])?;
         // Nothing to undo: a cache copy is made only after the change is complete.
         self.write_file(&copy, target, &existing, false, &mut Undo::default())?;
         Ok(())
     }
 
     fn set_password(&self, root: &OwnedFd, user: &str, hash: &str) -> Result<bool, ApplyError> {
-        let lock = self.locate(root, PWD_LOCK)?;
+        let lock = target::locate(root, PWD_LOCK)?;
         if !lock.missing.is_empty() {
             return Err(io_err("lock", PWD_LOCK)(io::Error::from(io::ErrorKind::NotFound)));
         }
         let _lock = lock::lock_pwd(lock.dir.as_fd(), &lock.name).map_err(io_err("lock", PWD_LOCK))?;
-        let (target, existing) = self.check_target(root, SHADOW, &[])?;
+        let (target, existing) = target::check_target(root, SHADOW, &[])?;
         if let Existing::Missing = existing {
             return Err(io_err("read", SHADOW)(io::Error::from(io::ErrorKind::NotFound)));
         }

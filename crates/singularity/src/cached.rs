@@ -109,8 +109,15 @@ pub fn diff(root: &Root, file: &CachedFile) -> Result<Option<String>, String> {
 }
 
 /// Writes every cached file of `functions` back; with `noop`, returns the
-/// diffs instead. Returns the report lines to print.
-pub fn apply(applier: &Applier, cache: &str, functions: &[Function], noop: bool) -> Result<Vec<String>, String> {
+/// diffs instead. Injected files are held to `inject_allowed` again, on the
+/// path as resolved now. Returns the report lines to print.
+pub fn apply(
+    applier: &Applier,
+    cache: &str,
+    functions: &[Function],
+    inject_allowed: &[String],
+    noop: bool,
+) -> Result<Vec<String>, String> {
     let mut report = Vec::new();
     for &function in functions {
         let files = files(applier.root(), cache, function)?;
@@ -124,7 +131,13 @@ pub fn apply(applier: &Applier, cache: &str, functions: &[Function], noop: bool)
         }
         let steps = files
             .into_iter()
-            .map(|f| Step::Write(FileWrite::new(&f.path, f.contents, f.mode)))
+            .map(|f| {
+                let mut write = FileWrite::new(&f.path, f.contents, f.mode);
+                if function == Function::File {
+                    write.within = inject_allowed.to_vec();
+                }
+                Step::Write(write)
+            })
             .collect();
         let plan = Plan { function, steps };
         let outcome = applier.apply(&plan).map_err(|e| format!("{function}: {e}"))?;

@@ -42,7 +42,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             let s = settings::load(&cli.global, None).map_err(|e| e.to_string())?;
             logging::init(&s.loghandler, s.loglevel)?;
             let functions = cached::actions(&args.actions, &s.functions)?;
-            for line in cached::apply(&daemon::applier(&s), &s.cache, &functions, args.noop)? {
+            for line in cached::apply(&daemon::applier(&s), &s.cache, &functions, &s.inject_allowed, args.noop)? {
                 println!("{}", line.trim_end());
             }
             Ok(ExitCode::SUCCESS)

@@ -128,6 +128,11 @@ pub(crate) fn components(path: &str) -> Vec<String> {
 /// names. A link whose target does not exist is refused (no directory is ever
 /// created through one), and so is a link in `/proc`.
 pub(crate) fn resolve_dirs(root: &OwnedFd, parts: &[String]) -> Result<Resolved, ResolveError> {
+    walk(root, parts, None)
+}
+
+/// [`resolve_dirs`], following only links owned by `link_owner` when given.
+fn walk(root: &OwnedFd, parts: &[String], link_owner: Option<u32>) -> Result<Resolved, ResolveError> {
     // (component, came from a link's target)
     let mut queue: VecDeque<(String, bool)> = parts.iter().map(|p| (p.clone(), false)).collect();
     let mut stack: Vec<(OwnedFd, String)> = Vec::new();
@@ -173,6 +178,9 @@ pub(crate) fn resolve_dirs(root: &OwnedFd, parts: &[String]) -> Result<Resolved,
                 if on_procfs(cur)? {
                     return Err(ResolveError::Refused("passes through a symbolic link in /proc"));
                 }
+                if link_owner.is_some_and(|uid| uid != st.st_uid) {
+                    return Err(ResolveError::Refused("passes through a symbolic link of another user"));
+                }
                 links += 1;
                 if links > MAX_LINKS {
                     return Err(ResolveError::Io(io::Error::from_raw_os_error(libc::ELOOP)));
@@ -203,12 +211,16 @@ pub(crate) fn resolve_dirs(root: &OwnedFd, parts: &[String]) -> Result<Resolved,
 
 /// Where an allowed prefix leads, as components: its existing directories
 /// resolved like a target's, the rest (a missing tail, or a file at its end)
-/// as written. `None` when it cannot be resolved; then nothing is under it.
+/// as written. Only links owned by the agent's own user (root) are followed:
+/// a link a user made, say `/home/u/.ssh -> /etc`, would otherwise move the
+/// allowed tree. `None` when it cannot be resolved; then nothing is under it.
 pub(crate) fn resolve_prefix(root: &OwnedFd, prefix: &str) -> Option<Vec<String>> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
     let parts = components(prefix);
     // The longest leading run of parts that are directories or links to them.
     for keep in (0..=parts.len()).rev() {
-        match resolve_dirs(root, &parts[..keep]) {
+        match walk(root, &parts[..keep], Some(me)) {
             Ok(r) => {
                 let mut out = r.dir_path;
                 out.extend(r.missing);
@@ -295,6 +307,7 @@ mod tests {
         assert_eq!(p("/etc/passwd").as_deref(), Some("/etc/passwd"));
         assert_eq!(p("/").as_deref(), Some("/"));
         assert!(is_under(&components("/var/home/u/.ssh/k"), &components("/var/home/u")));
+
         assert!(!is_under(&components("/var/home/uu"), &components("/var/home/u")));
     }
 }

@@ -407,7 +407,11 @@ fn allowed_paths_hold_for_the_path_as_resolved() {
     std::os::unix::fs::symlink("/root/.ssh/etc2", root.path("/root/.ssh/twice")).unwrap();
     std::os::unix::fs::symlink("keys.d", root.path("/root/.ssh/keys")).unwrap();
     std::os::unix::fs::symlink("var/home", root.path("/home")).unwrap();
-    let config = "[file]\nallowed_paths = /root/.ssh, /home/u/.ssh\n";
+    // A user's own link at an allowed path does not move the allowed tree.
+    std::fs::create_dir_all(root.path("/var/home/v")).unwrap();
+    std::os::unix::fs::symlink("/etc", root.path("/var/home/v/.ssh")).unwrap();
+    std::os::unix::fs::lchown(root.path("/var/home/v/.ssh"), Some(1000), Some(1000)).expect("lchown needs root");
+    let config = "[file]\nallowed_paths = /root/.ssh, /home/u/.ssh, /home/v/.ssh\n";
     let agent = Agent::socket(&root, &[], Some(config));
     let mut c = agent.connect();
     let before = root.snapshot();
@@ -417,6 +421,7 @@ fn allowed_paths_hold_for_the_path_as_resolved() {
         "/root/.ssh/up/etc/shadow",
         "/root/.ssh/twice/shadow",
         "/root/.ssh/etc2/cron.d/evil",
+        "/home/v/.ssh/shadow",
     ] {
         let (rc, msg) = c.call(fi(path.as_bytes(), b"root::0:0:99999:7:::\n").as_bytes());
         assert_eq!(rc, "500", "{path}: {msg}");

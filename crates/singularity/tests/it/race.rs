@@ -43,6 +43,17 @@ fn exchange(a: &CString, b: &CString) {
 
 #[test]
 fn swapping_a_parent_directory_for_a_link_never_lets_a_write_out_of_the_root() {
+    race("a");
+}
+
+#[test]
+fn swapping_the_directory_a_file_goes_in_for_a_link_never_lets_a_write_out_of_the_root() {
+    race("a/b");
+}
+
+/// Writes `/a/b/f<n>` while `swapped` (`a` or `a/b`) trades places with a
+/// link to the matching directory outside the root.
+fn race(swapped: &str) {
     // tmpfs when there is one: the test is about races, not disk speed.
     let shm = Path::new("/dev/shm");
     let base = if shm.is_dir() {
@@ -54,23 +65,24 @@ fn swapping_a_parent_directory_for_a_link_never_lets_a_write_out_of_the_root() {
     let root = base.path().join("root");
     let outside = base.path().join("outside");
     fs::create_dir_all(root.join("a/b")).unwrap();
-    fs::create_dir_all(outside.join("b")).unwrap();
-    // `swap` and `a` trade places all the time: `a` is a directory, then a
-    // link to the outside directory, then a directory again.
-    std::os::unix::fs::symlink(&outside, root.join("swap")).unwrap();
+    fs::create_dir_all(outside.join("a/b")).unwrap();
+    // `swapped` and `<swapped>.link` trade places all the time: a directory,
+    // then a link to the outside directory, then a directory again.
+    let link = root.join(format!("{swapped}.link"));
+    std::os::unix::fs::symlink(outside.join(swapped), &link).unwrap();
 
     let stop = Arc::new(AtomicBool::new(false));
     let swapper = {
         let stop = stop.clone();
-        let a = CString::new(root.join("a").into_os_string().into_encoded_bytes()).unwrap();
-        let swap = CString::new(root.join("swap").into_os_string().into_encoded_bytes()).unwrap();
+        let a = CString::new(root.join(swapped).into_os_string().into_encoded_bytes()).unwrap();
+        let swap = CString::new(link.clone().into_os_string().into_encoded_bytes()).unwrap();
         std::thread::spawn(move || {
             let mut swaps = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 exchange(&a, &swap);
                 swaps += 1;
             }
-            // Leave the directory at `a`.
+            // Leave the directory where it was.
             if swaps % 2 == 1 {
                 exchange(&a, &swap);
             }
@@ -119,8 +131,5 @@ fn swapping_a_parent_directory_for_a_link_never_lets_a_write_out_of_the_root() {
         written,
         "every write that succeeded is in the root, and only those"
     );
-    assert!(fs::symlink_metadata(root.join("swap"))
-        .unwrap()
-        .file_type()
-        .is_symlink());
+    assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
 }

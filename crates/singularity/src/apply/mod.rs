@@ -393,12 +393,12 @@ impl Applier {
     fn set_password(&self, root: &OwnedFd, user: &str, hash: &str) -> Result<bool, ApplyError> {
         let lock = target::locate(root, PWD_LOCK)?;
         if !lock.missing.is_empty() {
-            return Err(io_err("lock", PWD_LOCK)(io::Error::from(io::ErrorKind::NotFound)));
+            return Err(io_err("lock", PWD_LOCK)(io::Error::from_raw_os_error(libc::ENOENT)));
         }
         let _lock = lock::lock_pwd(lock.dir.as_fd(), &lock.name).map_err(io_err("lock", PWD_LOCK))?;
         let (target, existing) = target::check_target(root, SHADOW, &[])?;
         if let Existing::Missing = existing {
-            return Err(io_err("read", SHADOW)(io::Error::from(io::ErrorKind::NotFound)));
+            return Err(io_err("read", SHADOW)(io::Error::from_raw_os_error(libc::ENOENT)));
         }
         let dir = target.dir.as_fd();
         let old = write::read(dir, &target.name).map_err(io_err("read", SHADOW))?;

@@ -12,14 +12,15 @@ use crate::root::Root;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use zeroize::Zeroizing;
 
 /// One cached file: where it belongs and what it holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CachedFile {
     /// Absolute path on the managed system.
     pub path: String,
-    /// Contents to restore.
-    pub contents: Vec<u8>,
+    /// Contents to restore (wiped from memory when dropped: it may be a key).
+    pub contents: Zeroizing<Vec<u8>>,
     /// Mode the file had when written.
     pub mode: u32,
 }
@@ -102,8 +103,9 @@ fn collect(dir: &Path, prefix: &str, out: &mut Vec<CachedFile>) -> Result<(), St
         if meta.is_dir() {
             collect(&entry.path(), &path, out)?;
         } else if meta.is_file() {
-            let contents =
-                fs::read(entry.path()).map_err(|e| format!("cannot read {}: {e}", entry.path().display()))?;
+            let contents = Zeroizing::new(
+                fs::read(entry.path()).map_err(|e| format!("cannot read {}: {e}", entry.path().display()))?,
+            );
             out.push(CachedFile {
                 path,
                 contents,
@@ -127,8 +129,8 @@ pub fn files(root: &Root, cache: &str, function: &str) -> Result<Vec<CachedFile>
 pub fn diff(root: &Root, file: &CachedFile) -> Result<Option<String>, String> {
     let live_path = root.join(&file.path).map_err(|e| e.to_string())?;
     let live = match fs::read(&live_path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Ok(bytes) => Zeroizing::new(bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Zeroizing::new(Vec::new()),
         Err(e) => return Err(format!("cannot read {}: {e}", file.path)),
     };
     if live == file.contents {
@@ -145,8 +147,15 @@ pub fn diff(root: &Root, file: &CachedFile) -> Result<Option<String>, String> {
 }
 
 /// Writes every cached file of `functions` back; with `noop`, returns the
-/// diffs instead. Returns the report lines to print.
-pub fn apply(applier: &Applier, cache: &str, functions: &[String], noop: bool) -> Result<Vec<String>, String> {
+/// diffs instead. Injected files are held to `inject_allowed` again, on the
+/// path as resolved now. Returns the report lines to print.
+pub fn apply(
+    applier: &Applier,
+    cache: &str,
+    functions: &[String],
+    inject_allowed: &[String],
+    noop: bool,
+) -> Result<Vec<String>, String> {
     let mut report = Vec::new();
     for function in functions {
         let files = files(applier.root(), cache, function)?;
@@ -160,7 +169,15 @@ pub fn apply(applier: &Applier, cache: &str, functions: &[String], noop: bool) -
         }
         let steps = files
             .into_iter()
-            .map(|f| Step::Write(FileWrite::new(&f.path, f.contents, f.mode)))
+            .map(|f| {
+                let mut write = FileWrite::new(&f.path, f.contents, f.mode);
+                // Injected files and external configurators' own functions
+                // were held to allowed_paths when written; so they are now.
+                if function == Function::File.name() || Function::named(function).is_none() {
+                    write.within = inject_allowed.to_vec();
+                }
+                Step::Write(write)
+            })
             .collect();
         let plan = Plan {
             function: function.clone().into(),

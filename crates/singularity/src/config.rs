@@ -44,7 +44,9 @@ pub const KEYS: &[KeyDef] = &[
     KeyDef { section: "xen", key: "rescan_interval", default: "60", accepts: "a whole number of seconds, 1 to 86400", doc: "How often data/host is listed even without a watch event." },
     KeyDef { section: "socket", key: "path", default: "/var/run/singularity/agent.sock", accepts: "an absolute path", doc: "Unix socket of the socket communicator (one JSON request per line)." },
     KeyDef { section: "socket", key: "vm_data", default: "", accepts: "an absolute path, or empty for none", doc: "Directory laid out like XenStore's vm-data (networking/<key> files, hostname) that resetnetwork reads when requests come over the socket." },
-    KeyDef { section: "file", key: "allowed_paths", default: "/", accepts: "a comma-separated list of absolute paths", doc: "Injected files may only be written at or below these paths." },
+    KeyDef { section: "file", key: "allowed_paths", default: "/", accepts: "a comma-separated list of absolute paths", doc: "Injected files may only be written at or below these paths, once every symbolic link on the way is resolved. Links in these paths themselves are followed only when root owns them." },
+    KeyDef { section: "file", key: "mode", default: "0600", accepts: "an octal mode from 0000 to 0777", doc: "Mode of a new injected file; an existing file keeps its own." },
+    KeyDef { section: "file", key: "directory_mode", default: "0700", accepts: "an octal mode from 0000 to 0777", doc: "Mode of each directory created for an injected file; existing directories are left as they are." },
     KeyDef { section: "password", key: "hash", default: "sha512", accepts: "sha512 or sha256", doc: "crypt(3) scheme for the root password in /etc/shadow." },
 ];
 

@@ -27,6 +27,8 @@ pub struct Settings {
     pub functions: Functions,
     /// Path prefixes file injection may write under.
     pub inject_allowed: Vec<String>,
+    /// Modes of new injected files and their new directories.
+    pub inject_modes: files::Modes,
     /// Hash scheme for `/etc/shadow`.
     pub password_scheme: Scheme,
     /// Network renderer override (`None`: chosen from the system).
@@ -42,6 +44,7 @@ impl Default for Settings {
         Settings {
             functions: Functions::all(),
             inject_allowed: vec!["/".to_string()],
+            inject_modes: files::Modes::default(),
             password_scheme: Scheme::Sha512,
             network_renderer: None,
             externals: Vec::new(),
@@ -282,8 +285,8 @@ impl Agent {
                 Ok((Reply::ok(""), vec![plan]))
             }
             Command::InjectFile(injection) => {
-                let plan =
-                    files::plan(&injection, &self.settings.inject_allowed).map_err(|e| Failure::Plan(e.to_string()))?;
+                let plan = files::plan(&injection, &self.settings.inject_allowed, self.settings.inject_modes)
+                    .map_err(|e| Failure::Plan(e.to_string()))?;
                 Ok((Reply::ok(""), vec![plan]))
             }
             Command::ResetNetwork => {

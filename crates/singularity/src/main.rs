@@ -32,7 +32,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             logging::init(&s.loghandler, s.loglevel)?;
             let applier = daemon::applier(&s);
             let functions = cached::actions(&args.actions, &s.functions, applier.root(), &s.cache)?;
-            for line in cached::apply(&applier, &s.cache, &functions, args.noop)? {
+            for line in cached::apply(&applier, &s.cache, &functions, &s.inject_allowed, args.noop)? {
                 println!("{}", line.trim_end());
             }
             Ok(ExitCode::SUCCESS)

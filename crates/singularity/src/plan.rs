@@ -6,6 +6,7 @@ use crate::functions::Function;
 use crate::secret::Secret;
 use std::borrow::Cow;
 use std::fmt;
+use zeroize::Zeroizing;
 
 /// A file to write atomically. `Debug` shows the size, not the contents
 /// (an injected file may be a private key).
@@ -13,24 +14,28 @@ use std::fmt;
 pub struct FileWrite {
     /// Absolute path on the managed system.
     pub path: String,
-    /// The new contents.
-    pub contents: Vec<u8>,
+    /// The new contents (wiped from memory when dropped: it may be a key).
+    pub contents: Zeroizing<Vec<u8>>,
     /// Mode for a new file (an existing file keeps its own).
     pub mode: u32,
     /// Ancestor directories with the mode each gets if it must be created,
     /// outermost first.
     pub dirs: Vec<(String, u32)>,
+    /// When not empty, the file must lie at or below one of these paths once
+    /// every symbolic link on its way is resolved (checked by the applier).
+    pub within: Vec<String>,
 }
 
 impl FileWrite {
     /// A file whose missing parents are created 0755.
-    pub fn new(path: &str, contents: Vec<u8>, mode: u32) -> FileWrite {
+    pub fn new(path: &str, contents: impl Into<Zeroizing<Vec<u8>>>, mode: u32) -> FileWrite {
         let dirs = ancestors(path).into_iter().map(|d| (d, 0o755)).collect();
         FileWrite {
             path: path.to_string(),
-            contents,
+            contents: contents.into(),
             mode,
             dirs,
+            within: Vec::new(),
         }
     }
 }
@@ -42,6 +47,7 @@ impl fmt::Debug for FileWrite {
             .field("bytes", &self.contents.len())
             .field("mode", &format_args!("{:o}", self.mode))
             .field("dirs", &self.dirs)
+            .field("within", &self.within)
             .finish()
     }
 }

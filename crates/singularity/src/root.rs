@@ -1,5 +1,7 @@
-//! Every path the agent touches goes through [`Root::join`], so that the whole
-//! agent can run against a temporary directory instead of `/`.
+//! Every path the agent touches goes through [`Root::join`] (reads) or
+//! [`Root::components`] (writes, which the applier resolves itself with
+//! directory handles), so that the whole agent can run against a temporary
+//! directory instead of `/`.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -47,6 +49,21 @@ impl Root {
     /// Maps an absolute system path (`/etc/shadow`) to the path under the root.
     /// Refuses relative paths, `..` components and NUL bytes.
     pub fn join(&self, path: &str) -> Result<PathBuf, RootError> {
+        let parts = Root::components(path)?;
+        if !self.is_live() && !self.parents_stay_inside(&parts) {
+            return Err(RootError {
+                path: path.to_string(),
+                why: "a symbolic link in its directories leads outside the root",
+            });
+        }
+        let mut out = self.base.clone();
+        out.extend(&parts);
+        Ok(out)
+    }
+
+    /// The components of an absolute system path, without empty and `.`
+    /// parts. Refuses relative paths, `..` components and NUL bytes.
+    pub fn components(path: &str) -> Result<Vec<&str>, RootError> {
         let refuse = |why| RootError {
             path: path.to_string(),
             why,
@@ -61,12 +78,7 @@ impl Root {
         if parts.contains(&"..") {
             return Err(refuse("contains '..'"));
         }
-        if !self.is_live() && !self.parents_stay_inside(&parts) {
-            return Err(refuse("a symbolic link in its directories leads outside the root"));
-        }
-        let mut out = self.base.clone();
-        out.extend(&parts);
-        Ok(out)
+        Ok(parts)
     }
 
     /// Whether every existing directory on the way to `parts` (the last part

@@ -4,6 +4,7 @@
 use crate::cli::{CommunicatorKind, DaemonArgs, Global};
 use crate::config::{self, parse_bool, ConfigError, FileValues};
 use crate::configurators::external::{self, External};
+use crate::configurators::files::Modes;
 use crate::crypto::hash::Scheme;
 use crate::functions::Functions;
 use crate::handler;
@@ -57,6 +58,8 @@ pub struct Settings {
     pub network_renderer: Option<String>,
     /// Allowed injection prefixes.
     pub inject_allowed: Vec<String>,
+    /// Modes of new injected files and their new directories.
+    pub inject_modes: Modes,
     /// Shadow hash scheme.
     pub password_scheme: Scheme,
     /// Directories of external configurators.
@@ -77,6 +80,7 @@ impl Settings {
         handler::Settings {
             functions: self.functions.clone(),
             inject_allowed: self.inject_allowed.clone(),
+            inject_modes: self.inject_modes,
             password_scheme: self.password_scheme,
             network_renderer: self.network_renderer.clone(),
             externals: self.externals.clone(),
@@ -112,6 +116,14 @@ fn path_list(s: &str) -> Option<Vec<String>> {
         .map(String::from)
         .collect();
     items.iter().all(|p| p.starts_with('/')).then_some(items)
+}
+
+/// An octal permission mode (`0600`, `644`): no set-id or sticky bits.
+fn octal_mode(s: &str) -> Option<u32> {
+    if s.is_empty() || s.len() > 4 {
+        return None;
+    }
+    u32::from_str_radix(s, 8).ok().filter(|m| *m <= 0o777)
 }
 
 fn non_empty(s: &str) -> Option<Option<String>> {
@@ -222,6 +234,13 @@ pub fn resolve(
     let inject_allowed = v
         .typed("file", "allowed_paths", path_list)?
         .unwrap_or_else(|| vec!["/".into()]);
+    let defaults = Modes::default();
+    let inject_modes = Modes {
+        file: v.typed("file", "mode", octal_mode)?.unwrap_or(defaults.file),
+        directory: v
+            .typed("file", "directory_mode", octal_mode)?
+            .unwrap_or(defaults.directory),
+    };
     let xenstore = match daemon.and_then(|d| d.xenstore.clone()) {
         Some(x) => Some(x),
         None => v.typed("xen", "xenstore", non_empty)?.flatten(),
@@ -288,6 +307,7 @@ pub fn resolve(
         socket_vm_data,
         network_renderer,
         inject_allowed,
+        inject_modes,
         password_scheme,
         configurators,
         configurator_timeout,
@@ -371,6 +391,8 @@ mod tests {
             ("[main]\ncache = relative\n", "s.conf:2: bad value 'relative' for 'cache' in [main]: expected an absolute path"),
             ("[password]\nhash = md5\n", "s.conf:2: bad value 'md5' for 'hash' in [password]: expected sha512 or sha256"),
             ("[file]\nallowed_paths = /root, etc\n", "s.conf:2: bad value '/root, etc' for 'allowed_paths' in [file]: expected a comma-separated list of absolute paths"),
+            ("[file]\nmode = 0644x\n", "s.conf:2: bad value '0644x' for 'mode' in [file]: expected an octal mode from 0000 to 0777"),
+            ("[file]\ndirectory_mode = 4755\n", "s.conf:2: bad value '4755' for 'directory_mode' in [file]: expected an octal mode from 0000 to 0777"),
             ("\n[main]\ncommunicator = kvm\n", "s.conf:3: bad value 'kvm' for 'communicator' in [main]: expected xen or socket"),
         ];
         for (text, message) in cases {

@@ -102,7 +102,7 @@ fn summarize(o: &NetworkOutcome) -> BTreeMap<String, Vec<u8>> {
             match step {
                 Step::Write(w) => {
                     text += &format!("{}: write {} (mode {:04o})\n", p.function, w.path, w.mode);
-                    files.insert(w.path.trim_start_matches('/').to_string(), w.contents.clone());
+                    files.insert(w.path.trim_start_matches('/').to_string(), w.contents.to_vec());
                 }
                 Step::Run(r) => text += &format!("{}: run {} {}\n", p.function, r.program, r.args.join(" ")),
                 Step::Symlink { path, target } => text += &format!("{}: link {path} -> {target}\n", p.function),

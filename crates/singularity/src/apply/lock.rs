@@ -2,11 +2,10 @@
 //! and gives up after 15 seconds. Holding the same lock keeps `passwd`,
 //! `useradd` and friends from racing our rewrite of `/etc/shadow`.
 
-use std::fs::{File, OpenOptions};
+use super::write::open_at;
+use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
 /// How long `lckpwdf` waits.
@@ -17,15 +16,10 @@ pub(crate) struct PwdLock {
     _file: File,
 }
 
-/// Takes the lock on `path`, waiting up to 15 seconds.
-pub(crate) fn lock_pwd(path: &Path) -> io::Result<PwdLock> {
-    let file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
-        .open(path)?;
+/// Takes the lock on `name` in `dir` (created 0600 if missing), waiting up
+/// to 15 seconds.
+pub(crate) fn lock_pwd(dir: BorrowedFd<'_>, name: &str) -> io::Result<PwdLock> {
+    let file = open_at(dir, name, libc::O_WRONLY | libc::O_CREAT, 0o600)?;
     let deadline = Instant::now() + LOCK_TIMEOUT;
     loop {
         // SAFETY: flock is a plain C struct for which all-zero is a valid value.

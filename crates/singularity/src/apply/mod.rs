@@ -2,11 +2,15 @@
 //! [`Plan`] under its [`Root`]: it checks every target first, so that a plan
 //! that cannot be carried out changes nothing, then writes files atomically
 //! (keeping mode and owner, optionally keeping a backup and a cached copy for
-//! `singularity apply`). Commands run only when the root is the live system;
-//! otherwise they are logged.
+//! `singularity apply`). Targets are resolved once, without leaving the root
+//! (`resolve`), and written through the directory handles found then.
+//! Commands run only when the root is the live system; otherwise they are
+//! logged.
 
 mod lock;
+mod resolve;
 mod system;
+mod target;
 mod write;
 
 pub use system::{LogRunner, Runner, SystemRunner};
@@ -16,10 +20,12 @@ use crate::root::{Root, RootError};
 use crate::shadow;
 use std::fmt;
 use std::io;
-use std::path::PathBuf;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::time::SystemTime;
-use write::{Existing, TargetError};
+use target::{Checked, Target};
+use write::Existing;
+use zeroize::Zeroizing;
 
 /// Where the shadow file and its lock live.
 const SHADOW: &str = "/etc/shadow";
@@ -111,15 +117,18 @@ impl fmt::Debug for Applier {
     }
 }
 
+/// File contents kept in memory, wiped when dropped.
+type Contents = Zeroizing<Vec<u8>>;
+
 /// What to put back if a change fails half-way.
 #[derive(Default)]
 struct Undo {
-    /// Files written: their path under the root and previous contents (`None`: did not exist).
-    files: Vec<(PathBuf, Option<Vec<u8>>)>,
-    /// Links made: path under the root and previous target (`None`: did not exist).
-    links: Vec<(PathBuf, Option<PathBuf>)>,
-    /// Directories created on the way to a file.
-    dirs: Vec<PathBuf>,
+    /// Files written: their directory, name and previous contents (`None`: did not exist).
+    files: Vec<(OwnedFd, String, Option<Contents>)>,
+    /// Links made: directory, name and previous target (`None`: did not exist).
+    links: Vec<(OwnedFd, String, Option<String>)>,
+    /// Directories created on the way to a file: their parent and name.
+    dirs: Vec<(OwnedFd, String)>,
     /// The hostname before it was set.
     hostname: Option<String>,
 }
@@ -165,24 +174,28 @@ impl Applier {
     /// again to bring the previous state back. Only a complete change is
     /// cached.
     pub fn apply_all(&self, plans: &[Plan]) -> Result<Outcome, ApplyError> {
+        let root = resolve::open_root(self.root.base()).map_err(io_err("open the root", "/"))?;
         let mut checked = Vec::new();
         for plan in plans {
             for step in &plan.steps {
                 match step {
-                    Step::Write(w) => checked.push(self.check_target(&w.path)?),
-                    Step::Symlink { path, .. } => self.check_link(path)?,
+                    Step::Write(w) => {
+                        let (target, existing) = target::check_target(&root, &w.path, &w.within)?;
+                        checked.push(Checked::Write(target, existing));
+                    }
+                    Step::Symlink { path, .. } => checked.push(Checked::Link(target::check_link(&root, path)?)),
                     _ => {}
                 }
             }
         }
         let mut undo = Undo::default();
-        match self.change(plans, checked, &mut undo) {
+        match self.change(&root, plans, checked, &mut undo) {
             Ok(outcome) => {
                 for plan in plans {
                     for step in &plan.steps {
                         if let Step::Write(w) = step {
                             // The live change is done; a cache failure only costs `apply` later.
-                            if let Err(e) = self.cache_copy(&plan.function, w) {
+                            if let Err(e) = self.cache_copy(&root, &plan.function, w) {
                                 log::warn!("{} written, but not cached: {e}", w.path);
                             }
                         }
@@ -199,8 +212,9 @@ impl Applier {
 
     fn change(
         &self,
+        root: &OwnedFd,
         plans: &[Plan],
-        checked: Vec<(PathBuf, Existing)>,
+        checked: Vec<Checked>,
         undo: &mut Undo,
     ) -> Result<Outcome, ApplyError> {
         let mut outcome = Outcome::default();
@@ -209,21 +223,26 @@ impl Applier {
             for step in &plan.steps {
                 let changed = match step {
                     Step::Write(w) => {
-                        let (target, existing) = checked.next().ok_or_else(|| ApplyError::Refused {
-                            path: w.path.clone(),
-                            why: "was not checked",
-                        })?;
-                        let previous = match existing {
-                            Existing::File { .. } => Some(std::fs::read(&target).map_err(io_err("read", &w.path))?),
-                            Existing::Missing => None,
+                        let Some(Checked::Write(target, existing)) = checked.next() else {
+                            return Err(ApplyError::Refused {
+                                path: w.path.clone(),
+                                why: "was not checked",
+                            });
                         };
-                        undo.files.push((target.clone(), previous));
-                        self.write_file(w, &target, &existing, &mut undo.dirs)?
+                        self.write_file(w, target, &existing, self.backup, undo)?
                     }
                     Step::Symlink { path, target } => {
-                        let link = self.root.join(path)?;
-                        undo.links.push((link.clone(), std::fs::read_link(&link).ok()));
-                        write::symlink(&link, target).map_err(io_err("link", path))?
+                        let Some(Checked::Link(link)) = checked.next() else {
+                            return Err(ApplyError::Refused {
+                                path: path.clone(),
+                                why: "was not checked",
+                            });
+                        };
+                        let dir = link.dir.as_fd();
+                        let previous = write::link_target(dir, &link.name);
+                        let keep = dir.try_clone_to_owned().map_err(io_err("link", path))?;
+                        undo.links.push((keep, link.name.clone(), previous));
+                        write::symlink(dir, &link.name, target).map_err(io_err("link", path))?
                     }
                     Step::SetHostname(name) => {
                         if undo.hostname.is_none() {
@@ -235,7 +254,7 @@ impl Applier {
                         })?;
                         self.root.is_live()
                     }
-                    Step::SetPassword { user, hash } => self.set_password(user, hash.expose())?,
+                    Step::SetPassword { user, hash } => self.set_password(root, user, hash.expose())?,
                     Step::Run(_) => false,
                 };
                 outcome.changed |= changed;
@@ -258,33 +277,32 @@ impl Applier {
     /// Puts back what a failed change did, newest first, and re-runs the
     /// commands so the previous configuration is live again.
     fn roll_back(&self, plans: &[Plan], undo: Undo) {
-        for (target, previous) in undo.files.into_iter().rev() {
+        for (dir, name, previous) in undo.files.into_iter().rev() {
+            let dir = dir.as_fd();
             let restored = match previous {
-                Some(old) => write::inspect(&target)
-                    .map_err(|_| std::io::Error::other("not a regular file"))
-                    .and_then(|state| write::replace(&target, &old, 0o644, &state).map(|_| ())),
-                None => std::fs::remove_file(&target).or_else(|e| match e.kind() {
-                    std::io::ErrorKind::NotFound => Ok(()),
-                    _ => Err(e),
-                }),
+                Some(old) => write::inspect(dir, &name)
+                    .map_err(|_| io::Error::other("not a regular file"))
+                    .and_then(|state| write::replace(dir, &name, &old, 0o600, &state).map(|_| ())),
+                None => write::remove(dir, &name),
             };
             if let Err(e) = restored {
-                log::error!("cannot restore {}: {e}", target.display());
+                log::error!("cannot restore {name}: {e}");
             }
         }
-        for (link, previous) in undo.links.into_iter().rev() {
+        for (dir, name, previous) in undo.links.into_iter().rev() {
+            let dir = dir.as_fd();
             let restored = match previous {
-                Some(old) => write::symlink(&link, &old.to_string_lossy()).map(|_| ()),
-                None => std::fs::remove_file(&link),
+                Some(old) => write::symlink(dir, &name, &old).map(|_| ()),
+                None => write::remove(dir, &name),
             };
             if let Err(e) = restored {
-                log::error!("cannot restore {}: {e}", link.display());
+                log::error!("cannot restore {name}: {e}");
             }
         }
         // Newest first, so a directory is empty again when its turn comes.
-        for dir in undo.dirs.into_iter().rev() {
-            if let Err(e) = std::fs::remove_dir(&dir) {
-                log::error!("cannot remove {}: {e}", dir.display());
+        for (parent, name) in undo.dirs.into_iter().rev() {
+            if let Err(e) = write::remove_dir(parent.as_fd(), &name) {
+                log::error!("cannot remove directory {name}: {e}");
             }
         }
         if let Some(name) = undo.hostname {
@@ -303,92 +321,92 @@ impl Applier {
         }
     }
 
-    fn check_link(&self, path: &str) -> Result<(), ApplyError> {
-        let link = self.root.join(path)?;
-        match std::fs::symlink_metadata(&link) {
-            Ok(meta) if !meta.file_type().is_symlink() => Err(ApplyError::Refused {
-                path: path.to_string(),
-                why: "exists and is not a symbolic link",
-            }),
-            _ => Ok(()),
-        }
-    }
-
-    fn check_target(&self, path: &str) -> Result<(PathBuf, Existing), ApplyError> {
-        let target = self.root.join(path)?;
-        match write::inspect(&target) {
-            Ok(existing) => Ok((target, existing)),
-            Err(TargetError::NotRegular(why)) => Err(ApplyError::Refused {
-                path: path.to_string(),
-                why,
-            }),
-            Err(TargetError::Io(e)) => Err(io_err("inspect", path)(e)),
-        }
-    }
-
     fn write_file(
         &self,
         w: &FileWrite,
-        target: &PathBuf,
+        mut target: Target,
         existing: &Existing,
-        created: &mut Vec<PathBuf>,
+        backup: bool,
+        undo: &mut Undo,
     ) -> Result<bool, ApplyError> {
-        for (dir, mode) in &w.dirs {
-            let on_disk = self.root.join(dir)?;
-            if write::ensure_dir(&on_disk, *mode).map_err(io_err("create directory", dir))? {
-                created.push(on_disk);
+        let path = w.path.as_str();
+        // The missing directories are the last of the file's ancestors.
+        let modes: Vec<u32> = w.dirs.iter().map(|(_, mode)| *mode).collect();
+        let first = modes.len().saturating_sub(target.missing.len());
+        for (i, name) in std::mem::take(&mut target.missing).into_iter().enumerate() {
+            let mode = modes.get(first + i).copied().unwrap_or(0o700);
+            let (new, created) =
+                write::make_dir(target.dir.as_fd(), &name, mode).map_err(io_err("create directory", path))?;
+            if created {
+                undo.dirs.push((target.dir, name));
             }
+            target.dir = new;
         }
-        if self.backup
-            && matches!(existing, Existing::File { .. })
-            && std::fs::read(target).ok().as_deref() != Some(&w.contents[..])
-        {
-            write::backup(target, existing).map_err(io_err("back up", &w.path))?;
+        let dir = target.dir.as_fd();
+        let previous = match existing {
+            Existing::File { .. } => Some(write::read(dir, &target.name).map_err(io_err("read", path))?),
+            Existing::Missing => None,
+        };
+        let unchanged = previous.as_ref().is_some_and(|old| old[..] == w.contents[..]);
+        if backup && !unchanged {
+            write::backup(dir, &target.name, existing).map_err(io_err("back up", path))?;
         }
-        write::replace(target, &w.contents, w.mode, existing).map_err(io_err("write", &w.path))
+        let keep = dir.try_clone_to_owned().map_err(io_err("write", path))?;
+        undo.files.push((keep, target.name.clone(), previous));
+        write::replace(dir, &target.name, &w.contents, w.mode, existing).map_err(io_err("write", path))
     }
 
     /// Stores what was written under `<cache>/<function>/<path>` (mode kept,
     /// private directories), so `singularity apply` can restore it later.
-    fn cache_copy(&self, function: &str, w: &FileWrite) -> Result<(), ApplyError> {
+    fn cache_copy(&self, root: &OwnedFd, function: &str, w: &FileWrite) -> Result<(), ApplyError> {
         let Some(cache) = &self.cache else {
             return Ok(());
         };
         let base = cache.trim_end_matches('/');
         let cached = format!("{base}/{function}{}", w.path);
-        for dir in crate::plan::ancestors(&cached) {
-            // Directories from the cache down are private; above it, ordinary.
-            let mode = if dir.len() >= base.len() { 0o700 } else { 0o755 };
-            let on_disk = self.root.join(&dir)?;
-            write::ensure_dir(&on_disk, mode).map_err(io_err("create directory", &dir))?;
-        }
-        let target = self.root.join(&cached)?;
-        let mode = match write::inspect(&self.root.join(&w.path)?) {
-            Ok(Existing::File { mode, .. }) => mode,
+        // Directories from the cache down are private; above it, ordinary.
+        let dirs = crate::plan::ancestors(&cached)
+            .into_iter()
+            .map(|dir| {
+                let mode = if dir.len() >= base.len() { 0o700 } else { 0o755 };
+                (dir, mode)
+            })
+            .collect();
+        let mode = match target::check_target(root, &w.path, &[]) {
+            Ok((_, Existing::File { mode, .. })) => mode,
             _ => w.mode,
         };
-        let existing = write::inspect(&target).map_err(|e| match e {
-            TargetError::NotRegular(why) => ApplyError::Refused {
-                path: cached.clone(),
-                why,
-            },
-            TargetError::Io(e) => io_err("inspect", &cached)(e),
-        })?;
-        write::replace(&target, &w.contents, mode, &existing).map_err(io_err("write", &cached))?;
+        let copy = FileWrite {
+            path: cached.clone(),
+            contents: w.contents.clone(),
+            mode,
+            dirs,
+            within: Vec::new(),
+        };
+        let (target, existing) = target::check_target(root, &cached, &[])?;
+        // Nothing to undo: a cache copy is made only after the change is complete.
+        self.write_file(&copy, target, &existing, false, &mut Undo::default())?;
         Ok(())
     }
 
-    fn set_password(&self, user: &str, hash: &str) -> Result<bool, ApplyError> {
-        let lock_path = self.root.join(PWD_LOCK)?;
-        let _lock = lock::lock_pwd(&lock_path).map_err(io_err("lock", PWD_LOCK))?;
-        let (target, existing) = self.check_target(SHADOW)?;
-        let old = std::fs::read(&target).map_err(io_err("read", SHADOW))?;
-        let days = shadow::days_since_epoch(SystemTime::now());
-        let new = shadow::set_password(&old, user, hash, days).map_err(ApplyError::Shadow)?;
-        if self.backup {
-            write::backup(&target, &existing).map_err(io_err("back up", SHADOW))?;
+    fn set_password(&self, root: &OwnedFd, user: &str, hash: &str) -> Result<bool, ApplyError> {
+        let lock = target::locate(root, PWD_LOCK)?;
+        if !lock.missing.is_empty() {
+            return Err(io_err("lock", PWD_LOCK)(io::Error::from_raw_os_error(libc::ENOENT)));
         }
-        write::replace(&target, &new, 0o640, &existing).map_err(io_err("write", SHADOW))
+        let _lock = lock::lock_pwd(lock.dir.as_fd(), &lock.name).map_err(io_err("lock", PWD_LOCK))?;
+        let (target, existing) = target::check_target(root, SHADOW, &[])?;
+        if let Existing::Missing = existing {
+            return Err(io_err("read", SHADOW)(io::Error::from_raw_os_error(libc::ENOENT)));
+        }
+        let dir = target.dir.as_fd();
+        let old = write::read(dir, &target.name).map_err(io_err("read", SHADOW))?;
+        let days = shadow::days_since_epoch(SystemTime::now());
+        let new = Zeroizing::new(shadow::set_password(&old, user, hash, days).map_err(ApplyError::Shadow)?);
+        if self.backup {
+            write::backup(dir, &target.name, &existing).map_err(io_err("back up", SHADOW))?;
+        }
+        write::replace(dir, &target.name, &new, 0o640, &existing).map_err(io_err("write", SHADOW))
     }
 }
 

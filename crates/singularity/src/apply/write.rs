@@ -1,13 +1,20 @@
-//! Atomic file replacement: a temporary file in the same directory, the old
-//! file's mode and owner, `fsync`, `rename`, then `fsync` of the directory.
-//! Symbolic links and non-regular files are never followed or replaced.
+//! Atomic file replacement relative to a directory handle: a temporary file
+//! in the same directory, the old file's mode and owner, `fsync`, `renameat`,
+//! then `fsync` of the directory. The directory is opened once (see
+//! [`super::resolve`]) and never looked up by path again, so swapping a
+//! directory on the way for a symbolic link cannot redirect a write.
+//! Symbolic links and non-regular files are never followed or replaced, and
+//! no temporary file outlives a failed write.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use super::resolve::{lstat_at, open_dir_at, readlink_at};
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+use zeroize::Zeroizing;
 
-/// What is at a target path before writing.
+/// What is at a target before writing.
 #[derive(Debug)]
 pub(crate) enum Existing {
     /// Nothing.
@@ -25,27 +32,33 @@ pub(crate) enum TargetError {
     Io(io::Error),
 }
 
-/// Inspects `target` without following a symbolic link in its last component.
-pub(crate) fn inspect(target: &Path) -> Result<Existing, TargetError> {
-    match fs::symlink_metadata(target) {
+fn c_name(name: &str) -> io::Result<CString> {
+    CString::new(name).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "name contains a NUL byte"))
+}
+
+fn check(ret: libc::c_int) -> io::Result<()> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Inspects `name` in `dir` without following a symbolic link.
+pub(crate) fn inspect(dir: BorrowedFd<'_>, name: &str) -> Result<Existing, TargetError> {
+    match lstat_at(dir, name) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Existing::Missing),
         Err(e) => Err(TargetError::Io(e)),
-        Ok(meta) => {
-            let kind = meta.file_type();
-            if kind.is_symlink() {
-                Err(TargetError::NotRegular("is a symbolic link"))
-            } else if kind.is_dir() {
-                Err(TargetError::NotRegular("is a directory"))
-            } else if !kind.is_file() {
-                Err(TargetError::NotRegular("is not a regular file"))
-            } else {
-                Ok(Existing::File {
-                    mode: meta.mode() & 0o7777,
-                    uid: meta.uid(),
-                    gid: meta.gid(),
-                })
-            }
-        }
+        Ok(st) => match st.st_mode & libc::S_IFMT {
+            libc::S_IFLNK => Err(TargetError::NotRegular("is a symbolic link")),
+            libc::S_IFDIR => Err(TargetError::NotRegular("is a directory")),
+            libc::S_IFREG => Ok(Existing::File {
+                mode: st.st_mode & 0o7777,
+                uid: st.st_uid,
+                gid: st.st_gid,
+            }),
+            _ => Err(TargetError::NotRegular("is not a regular file")),
+        },
     }
 }
 
@@ -54,50 +67,119 @@ fn is_root_user() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-fn chown(path: &Path, uid: u32, gid: u32) -> io::Result<()> {
-    std::os::unix::fs::chown(path, Some(uid), Some(gid))
+/// Opens `name` in `dir` with `flags` (and `mode` for a new file), never
+/// through a symbolic link.
+pub(crate) fn open_at(dir: BorrowedFd<'_>, name: &str, flags: libc::c_int, mode: libc::mode_t) -> io::Result<File> {
+    let c = c_name(name)?;
+    let flags = flags | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    // SAFETY: `dir` is open and `c` is NUL-terminated; `mode` is passed as the variadic argument openat expects.
+    let fd = unsafe { libc::openat(dir.as_raw_fd(), c.as_ptr(), flags, libc::c_uint::from(mode)) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by openat and nothing else owns it.
+    Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
 }
 
-/// Creates `dir` with `mode` (not subject to the umask) if it is missing; new
-/// directories are owned by root when the agent runs as root.
-pub(crate) fn ensure_dir(dir: &Path, mode: u32) -> io::Result<bool> {
-    match fs::metadata(dir) {
-        Ok(meta) if meta.is_dir() => return Ok(false),
-        Ok(_) => {
-            return Err(io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                format!("{} exists and is not a directory", dir.display()),
-            ))
+/// Reads the regular file `name` in `dir` into memory that is wiped when
+/// dropped (it may be a key), sized up front so no partial copy is left in
+/// freed memory.
+pub(crate) fn read(dir: BorrowedFd<'_>, name: &str) -> io::Result<Zeroizing<Vec<u8>>> {
+    let mut file = open_at(dir, name, libc::O_RDONLY | libc::O_NONBLOCK, 0)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::other("not a regular file"));
+    }
+    let size = usize::try_from(meta.len()).map_err(io::Error::other)?;
+    let mut out = Zeroizing::new(Vec::with_capacity(size + 1));
+    let mut chunk = Zeroizing::new([0u8; 8192]);
+    loop {
+        let n = file.read(&mut chunk[..])?;
+        if n == 0 {
+            return Ok(out);
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
+        if out.len() + n > out.capacity() {
+            // The file grew while being read: move to a larger buffer, wiping the old one.
+            let mut bigger = Zeroizing::new(Vec::with_capacity(2 * (out.len() + n)));
+            bigger.extend_from_slice(&out);
+            out = bigger;
+        }
+        out.extend_from_slice(&chunk[..n]);
     }
-    fs::DirBuilder::new().mode(mode).create(dir)?;
-    fs::set_permissions(dir, fs::Permissions::from_mode(mode))?;
-    if is_root_user() {
-        chown(dir, 0, 0)?;
-    }
-    Ok(true)
 }
 
-fn temp_path(target: &Path) -> io::Result<PathBuf> {
-    let name = target
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "target has no file name"))?
-        .to_string_lossy()
-        .into_owned();
+/// Creates the directory `name` in `dir` with `mode` (not subject to the
+/// umask), owned by root when the agent runs as root, and opens it. Returns
+/// the new directory and whether it was created (`false`: it was there).
+pub(crate) fn make_dir(dir: BorrowedFd<'_>, name: &str, mode: u32) -> io::Result<(OwnedFd, bool)> {
+    let c = c_name(name)?;
+    // SAFETY: `dir` is open and `c` is NUL-terminated.
+    let made = unsafe { libc::mkdirat(dir.as_raw_fd(), c.as_ptr(), 0o700) };
+    let created = match check(made) {
+        Ok(()) => true,
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
+        Err(e) => return Err(e),
+    };
+    let new = open_dir_at(dir, name)?;
+    if created {
+        if is_root_user() {
+            // SAFETY: `new` is an open descriptor.
+            check(unsafe { libc::fchown(new.as_raw_fd(), 0, 0) })?;
+        }
+        // SAFETY: `new` is an open descriptor.
+        check(unsafe { libc::fchmod(new.as_raw_fd(), mode) })?;
+    }
+    Ok((new, created))
+}
+
+/// Removes the empty directory `name` from `dir`.
+pub(crate) fn remove_dir(dir: BorrowedFd<'_>, name: &str) -> io::Result<()> {
+    let c = c_name(name)?;
+    // SAFETY: `dir` is open and `c` is NUL-terminated.
+    check(unsafe { libc::unlinkat(dir.as_raw_fd(), c.as_ptr(), libc::AT_REMOVEDIR) })
+}
+
+/// Removes the file or link `name` from `dir`; a missing one is fine.
+pub(crate) fn remove(dir: BorrowedFd<'_>, name: &str) -> io::Result<()> {
+    let c = c_name(name)?;
+    // SAFETY: `dir` is open and `c` is NUL-terminated.
+    match check(unsafe { libc::unlinkat(dir.as_raw_fd(), c.as_ptr(), 0) }) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+fn rename_at(dir: BorrowedFd<'_>, from: &str, to: &str) -> io::Result<()> {
+    let (from, to) = (c_name(from)?, c_name(to)?);
+    // SAFETY: `dir` is open and both names are NUL-terminated.
+    check(unsafe { libc::renameat(dir.as_raw_fd(), from.as_ptr(), dir.as_raw_fd(), to.as_ptr()) })
+}
+
+fn sync_dir(dir: BorrowedFd<'_>) -> io::Result<()> {
+    // SAFETY: `dir` is an open descriptor.
+    check(unsafe { libc::fsync(dir.as_raw_fd()) })
+}
+
+fn temp_name(name: &str) -> io::Result<String> {
     let mut random = [0u8; 6];
     getrandom::getrandom(&mut random).map_err(|e| io::Error::other(e.to_string()))?;
     let suffix: String = random.iter().map(|b| format!("{b:02x}")).collect();
-    Ok(target.with_file_name(format!(".{name}.{suffix}.tmp")))
+    Ok(format!(".{name}.{suffix}.tmp"))
 }
 
-/// Replaces `target` with `contents`. An existing file keeps its mode, owner and
-/// group; a new file gets `new_mode` and root ownership (when running as root).
-/// Returns `false` and writes nothing when the content is already identical.
-pub(crate) fn replace(target: &Path, contents: &[u8], new_mode: u32, existing: &Existing) -> io::Result<bool> {
+/// Replaces `name` in `dir` with `contents`. An existing file keeps its mode,
+/// owner and group; a new file gets `new_mode` and root ownership (when
+/// running as root). Returns `false` and writes nothing when the content is
+/// already identical.
+pub(crate) fn replace(
+    dir: BorrowedFd<'_>,
+    name: &str,
+    contents: &[u8],
+    new_mode: u32,
+    existing: &Existing,
+) -> io::Result<bool> {
     if let Existing::File { .. } = existing {
-        if fs::read(target)? == contents {
+        if read(dir, name)?[..] == *contents {
             return Ok(false);
         }
     }
@@ -105,25 +187,18 @@ pub(crate) fn replace(target: &Path, contents: &[u8], new_mode: u32, existing: &
         Existing::File { mode, uid, gid } => (mode, Some((uid, gid))),
         Existing::Missing => (new_mode, is_root_user().then_some((0, 0))),
     };
-    let temp = temp_path(target)?;
-    let result = write_temp(&temp, contents, mode, owner).and_then(|()| fs::rename(&temp, target));
+    let temp = temp_name(name)?;
+    let file = open_at(dir, &temp, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL, 0o600)?;
+    let result = fill(file, contents, mode, owner).and_then(|()| rename_at(dir, &temp, name));
     if let Err(e) = result {
-        let _ = fs::remove_file(&temp);
+        let _ = remove(dir, &temp);
         return Err(e);
     }
-    if let Some(dir) = target.parent() {
-        File::open(dir)?.sync_all()?;
-    }
+    sync_dir(dir)?;
     Ok(true)
 }
 
-fn write_temp(temp: &Path, contents: &[u8], mode: u32, owner: Option<(u32, u32)>) -> io::Result<()> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(temp)?;
+fn fill(mut file: File, contents: &[u8], mode: u32, owner: Option<(u32, u32)>) -> io::Result<()> {
     file.write_all(contents)?;
     if let Some((uid, gid)) = owner {
         // Only root may give a file away; elsewhere the new file stays ours.
@@ -132,65 +207,72 @@ fn write_temp(temp: &Path, contents: &[u8], mode: u32, owner: Option<(u32, u32)>
         }
     }
     // After fchown, which clears set-id bits.
-    file.set_permissions(fs::Permissions::from_mode(mode))?;
+    file.set_permissions(std::fs::Permissions::from_mode(mode))?;
     file.sync_all()
 }
 
-/// Makes `link` a symbolic link to `target`, atomically (a temporary link
-/// renamed over it). Returns `false` when it already points there.
-pub(crate) fn symlink(link: &Path, target: &str) -> io::Result<bool> {
-    if fs::read_link(link).ok().as_deref() == Some(Path::new(target)) {
+/// The target of the link `name` in `dir`, if it is a link.
+pub(crate) fn link_target(dir: BorrowedFd<'_>, name: &str) -> Option<String> {
+    readlink_at(dir, name).ok().and_then(|t| String::from_utf8(t).ok())
+}
+
+/// Makes `name` in `dir` a symbolic link to `target`, atomically (a
+/// temporary link renamed over it). Returns `false` when it already points
+/// there.
+pub(crate) fn symlink(dir: BorrowedFd<'_>, name: &str, target: &str) -> io::Result<bool> {
+    if link_target(dir, name).as_deref() == Some(target) {
         return Ok(false);
     }
-    let temp = temp_path(link)?;
-    std::os::unix::fs::symlink(target, &temp)?;
-    if let Err(e) = fs::rename(&temp, link) {
-        let _ = fs::remove_file(&temp);
+    let temp = temp_name(name)?;
+    let (c_target, c_temp) = (c_name(target)?, c_name(&temp)?);
+    // SAFETY: `dir` is open and both strings are NUL-terminated.
+    check(unsafe { libc::symlinkat(c_target.as_ptr(), dir.as_raw_fd(), c_temp.as_ptr()) })?;
+    if let Err(e) = rename_at(dir, &temp, name) {
+        let _ = remove(dir, &temp);
         return Err(e);
     }
     Ok(true)
 }
 
-/// Copies the current `target` to `.<name>.bak` beside it (atomically).
-pub(crate) fn backup(target: &Path, existing: &Existing) -> io::Result<Option<PathBuf>> {
+/// Copies the current `name` to `.<name>.bak` beside it (atomically).
+pub(crate) fn backup(dir: BorrowedFd<'_>, name: &str, existing: &Existing) -> io::Result<Option<String>> {
     let Existing::File { mode, .. } = existing else {
         return Ok(None);
     };
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let bak = target.with_file_name(format!(".{name}.bak"));
-    let old = fs::read(target)?;
-    let bak_state = match inspect(&bak) {
-        Ok(state) => state,
+    let bak = format!(".{name}.bak");
+    let old = read(dir, name)?;
+    match inspect(dir, &bak) {
+        // The backup always gets the original's mode, even if an older backup exists.
+        Ok(Existing::File { .. }) => remove(dir, &bak)?,
+        Ok(Existing::Missing) => {}
         Err(TargetError::Io(e)) => return Err(e),
-        Err(TargetError::NotRegular(why)) => return Err(io::Error::other(format!("backup {} {why}", bak.display()))),
-    };
-    // The backup always gets the original's mode, even if an older backup exists.
-    if let Existing::File { .. } = bak_state {
-        fs::remove_file(&bak)?;
+        Err(TargetError::NotRegular(why)) => return Err(io::Error::other(format!("backup {bak} {why}"))),
     }
-    replace(&bak, &old, *mode, &Existing::Missing)?;
+    replace(dir, &bak, &old, *mode, &Existing::Missing)?;
     Ok(Some(bak))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::apply::resolve::open_root;
+    use std::fs;
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
 
     #[test]
     fn keeps_mode_and_skips_identical_content() {
         let dir = tempfile::tempdir().unwrap();
+        let fd = open_root(dir.path()).unwrap();
         let f = dir.path().join("x");
         fs::write(&f, b"old").unwrap();
         fs::set_permissions(&f, fs::Permissions::from_mode(0o640)).unwrap();
-        let state = inspect(&f).unwrap();
-        assert!(replace(&f, b"new", 0o600, &state).unwrap());
+        let state = inspect(fd.as_fd(), "x").unwrap();
+        assert!(replace(fd.as_fd(), "x", b"new", 0o600, &state).unwrap());
         assert_eq!(fs::read(&f).unwrap(), b"new");
         assert_eq!(fs::metadata(&f).unwrap().mode() & 0o7777, 0o640);
-        let state = inspect(&f).unwrap();
-        assert!(!replace(&f, b"new", 0o600, &state).unwrap());
+        let state = inspect(fd.as_fd(), "x").unwrap();
+        assert!(!replace(fd.as_fd(), "x", b"new", 0o600, &state).unwrap());
         let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temp file left behind");
     }
@@ -198,22 +280,55 @@ mod tests {
     #[test]
     fn refuses_links_and_directories() {
         let dir = tempfile::tempdir().unwrap();
-        let link = dir.path().join("l");
-        std::os::unix::fs::symlink("/etc/passwd", &link).unwrap();
-        assert!(matches!(inspect(&link), Err(TargetError::NotRegular(_))));
-        assert!(matches!(inspect(dir.path()), Err(TargetError::NotRegular(_))));
+        let fd = open_root(dir.path()).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", dir.path().join("l")).unwrap();
+        fs::create_dir(dir.path().join("d")).unwrap();
+        assert!(matches!(inspect(fd.as_fd(), "l"), Err(TargetError::NotRegular(_))));
+        assert!(matches!(inspect(fd.as_fd(), "d"), Err(TargetError::NotRegular(_))));
+    }
+
+    #[test]
+    fn a_failed_write_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let fd = open_root(dir.path()).unwrap();
+        // A directory where the file should go: the rename fails after the temp file is written.
+        fs::create_dir(dir.path().join("k")).unwrap();
+        assert!(replace(fd.as_fd(), "k", b"secret", 0o600, &Existing::Missing).is_err());
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(names, vec!["k"]);
+    }
+
+    #[test]
+    fn new_directories_get_their_mode_whatever_the_umask() {
+        let dir = tempfile::tempdir().unwrap();
+        let fd = open_root(dir.path()).unwrap();
+        let (_, created) = make_dir(fd.as_fd(), "private", 0o700).unwrap();
+        assert!(created);
+        assert_eq!(fs::metadata(dir.path().join("private")).unwrap().mode() & 0o7777, 0o700);
+        let (_, created) = make_dir(fd.as_fd(), "private", 0o755).unwrap();
+        assert!(!created, "an existing directory is kept as it is");
+        assert_eq!(fs::metadata(dir.path().join("private")).unwrap().mode() & 0o7777, 0o700);
+        std::os::unix::fs::symlink("/tmp", dir.path().join("l")).unwrap();
+        assert!(make_dir(fd.as_fd(), "l", 0o700).is_err(), "a link is not a directory");
     }
 
     #[test]
     fn backup_keeps_the_old_content_and_mode() {
         let dir = tempfile::tempdir().unwrap();
+        let fd = open_root(dir.path()).unwrap();
         let f = dir.path().join("keys");
         fs::write(&f, b"old").unwrap();
         fs::set_permissions(&f, fs::Permissions::from_mode(0o600)).unwrap();
-        let state = inspect(&f).unwrap();
-        let bak = backup(&f, &state).unwrap().unwrap();
-        assert_eq!(bak, dir.path().join(".keys.bak"));
-        assert_eq!(fs::read(&bak).unwrap(), b"old");
-        assert_eq!(fs::metadata(&bak).unwrap().mode() & 0o7777, 0o600);
+        let state = inspect(fd.as_fd(), "keys").unwrap();
+        let bak = backup(fd.as_fd(), "keys", &state).unwrap().unwrap();
+        assert_eq!(bak, ".keys.bak");
+        assert_eq!(fs::read(dir.path().join(".keys.bak")).unwrap(), b"old");
+        assert_eq!(
+            fs::metadata(dir.path().join(".keys.bak")).unwrap().mode() & 0o7777,
+            0o600
+        );
     }
 }

@@ -281,15 +281,17 @@ fn file_write(path: &str, spec: &Value, allowed: &[String]) -> Result<crate::pla
     };
     let injection = Injection {
         path: clean,
-        contents: content.as_bytes().to_vec(),
+        contents: content.as_bytes().to_vec().into(),
         form: InjectForm::FileInject,
     };
-    let plan = files::plan(&injection, allowed).map_err(|e| format!("files: {e}"))?;
-    let Some(Step::Write(mut write)) = plan.steps.into_iter().next() else {
-        return Err(format!("files: '{path}' cannot be written"));
-    };
-    write.mode = mode;
-    Ok(write)
+    // A directory made for a file others may read is searchable by them too.
+    let directory = if mode & 0o044 != 0 { 0o755 } else { 0o700 };
+    let modes = files::Modes { file: mode, directory };
+    let plan = files::plan(&injection, allowed, modes).map_err(|e| format!("files: {e}"))?;
+    match plan.steps.into_iter().next() {
+        Some(Step::Write(write)) => Ok(write),
+        _ => Err(format!("files: '{path}' cannot be written")),
+    }
 }
 
 /// Runs `path` (with `arg`), feeding it `input`, in `cwd`, with an empty

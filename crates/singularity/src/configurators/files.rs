@@ -1,5 +1,7 @@
 //! File injection (`injectfile`, `file_inject`): which paths may be written,
 //! and with what mode a new file and its new parent directories are created.
+//! No I/O here: the allowed prefixes travel with the plan, and the applier
+//! holds the path to them again once symbolic links are resolved.
 
 use crate::functions::Function;
 use crate::plan::{ancestors, FileWrite, Plan, Step};
@@ -29,31 +31,41 @@ fn under(path: &str, prefix: &str) -> bool {
         || (path.starts_with(prefix) && path.as_bytes().get(prefix.len()) == Some(&b'/'))
 }
 
-fn in_ssh_dir(dir: &str) -> bool {
-    dir.rsplit('/').next() == Some(".ssh")
+/// The modes injected files and their new directories are created with
+/// (`[file] mode` and `directory_mode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Modes {
+    /// A new file.
+    pub file: u32,
+    /// Each directory created for it.
+    pub directory: u32,
+}
+
+impl Default for Modes {
+    /// Private: an injected file may be a key, so only root reads it.
+    fn default() -> Modes {
+        Modes {
+            file: 0o600,
+            directory: 0o700,
+        }
+    }
 }
 
 /// Plans the write of an injected file. `allowed` lists absolute prefixes
-/// (`/` allows everything). New files under a `.ssh` directory are 0600,
-/// others 0644; a created `.ssh` directory is 0700.
-pub fn plan(injection: &Injection, allowed: &[String]) -> Result<Plan, NotAllowed> {
+/// (`/` allows everything); the applier checks them again on the path as
+/// resolved, symbolic links followed. A new file and the directories created
+/// for it get `modes`; an existing file keeps its mode.
+pub fn plan(injection: &Injection, allowed: &[String], modes: Modes) -> Result<Plan, NotAllowed> {
     let path = injection.path.as_str();
     if !allowed.iter().any(|prefix| under(path, prefix)) {
         return Err(NotAllowed { path: path.to_string() });
     }
-    let dirs: Vec<(String, u32)> = ancestors(path)
-        .into_iter()
-        .map(|d| {
-            let mode = if in_ssh_dir(&d) { 0o700 } else { 0o755 };
-            (d, mode)
-        })
-        .collect();
-    let in_ssh = dirs.last().is_some_and(|(d, _)| in_ssh_dir(d));
     let write = FileWrite {
         path: path.to_string(),
         contents: injection.contents.clone(),
-        mode: if in_ssh { 0o600 } else { 0o644 },
-        dirs,
+        mode: modes.file,
+        dirs: ancestors(path).into_iter().map(|d| (d, modes.directory)).collect(),
+        within: allowed.to_vec(),
     };
     Ok(Plan {
         function: Function::File.into(),
@@ -69,7 +81,7 @@ mod tests {
     fn inj(path: &str) -> Injection {
         Injection {
             path: path.into(),
-            contents: b"k".to_vec(),
+            contents: b"k".to_vec().into(),
             form: InjectForm::FileInject,
         }
     }
@@ -82,21 +94,29 @@ mod tests {
     }
 
     #[test]
-    fn ssh_files_are_private() {
-        let p = plan(&inj("/root/.ssh/authorized_keys"), &["/".into()]).unwrap();
+    fn new_files_and_their_directories_are_private_everywhere() {
+        let p = plan(&inj("/root/.ssh/authorized_keys"), &["/".into()], Modes::default()).unwrap();
         let w = only_write(&p);
         assert_eq!(w.mode, 0o600);
-        assert_eq!(w.dirs, vec![("/root".into(), 0o755), ("/root/.ssh".into(), 0o700)]);
-        assert_eq!(only_write(&plan(&inj("/etc/motd"), &["/".into()]).unwrap()).mode, 0o644);
+        assert_eq!(w.dirs, vec![("/root".into(), 0o700), ("/root/.ssh".into(), 0o700)]);
+        let p = plan(&inj("/etc/ssl/private/server.key"), &["/".into()], Modes::default()).unwrap();
+        let w = only_write(&p);
+        assert_eq!(w.mode, 0o600);
+        assert!(w.dirs.iter().all(|(_, mode)| *mode == 0o700), "{:?}", w.dirs);
+        assert_eq!(
+            w.within,
+            vec!["/".to_string()],
+            "the applier checks the resolved path too"
+        );
     }
 
     #[test]
     fn prefixes_match_whole_components() {
         let allowed = vec!["/root/.ssh".to_string(), "/etc/motd".to_string()];
-        assert!(plan(&inj("/root/.ssh/authorized_keys"), &allowed).is_ok());
-        assert!(plan(&inj("/etc/motd"), &allowed).is_ok());
-        assert!(plan(&inj("/root/.sshx/k"), &allowed).is_err());
-        assert!(plan(&inj("/etc/motd2"), &allowed).is_err());
-        assert!(plan(&inj("/etc/shadow"), &[]).is_err());
+        assert!(plan(&inj("/root/.ssh/authorized_keys"), &allowed, Modes::default()).is_ok());
+        assert!(plan(&inj("/etc/motd"), &allowed, Modes::default()).is_ok());
+        assert!(plan(&inj("/root/.sshx/k"), &allowed, Modes::default()).is_err());
+        assert!(plan(&inj("/etc/motd2"), &allowed, Modes::default()).is_err());
+        assert!(plan(&inj("/etc/shadow"), &[], Modes::default()).is_err());
     }
 }

@@ -6,6 +6,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::Value;
 use std::fmt;
+use zeroize::Zeroizing;
 
 /// Longest accepted path (Linux `PATH_MAX`).
 const PATH_MAX: usize = 4096;
@@ -33,8 +34,8 @@ impl InjectForm {
 pub struct Injection {
     /// Absolute path in the guest, checked for `..` and NUL.
     pub path: String,
-    /// Raw contents (binary-safe).
-    pub contents: Vec<u8>,
+    /// Raw contents (binary-safe), wiped from memory when dropped.
+    pub contents: Zeroizing<Vec<u8>>,
     /// The form it arrived in.
     pub form: InjectForm,
 }
@@ -74,9 +75,13 @@ impl fmt::Display for InjectionError {
     }
 }
 
-fn decode(field: &'static str, text: &str) -> Result<Vec<u8>, InjectionError> {
+/// Decodes base64 into memory that is wiped when dropped.
+fn decode(field: &'static str, text: &str) -> Result<Zeroizing<Vec<u8>>, InjectionError> {
     let trimmed = text.trim_matches(|c: char| c.is_ascii_whitespace());
-    STANDARD.decode(trimmed).map_err(|_| InjectionError::Base64(field))
+    STANDARD
+        .decode(trimmed)
+        .map(Zeroizing::new)
+        .map_err(|_| InjectionError::Base64(field))
 }
 
 impl Injection {
@@ -90,7 +95,7 @@ impl Injection {
         let path = check_path(&data[..comma])?;
         Ok(Injection {
             path,
-            contents: data[comma + 1..].to_vec(),
+            contents: Zeroizing::new(data[comma + 1..].to_vec()),
             form: InjectForm::InjectFile,
         })
     }
@@ -170,7 +175,7 @@ mod tests {
         let v = Value::String(b64(b"/etc/motd,a,b\0c"));
         let inj = Injection::from_injectfile(&v).unwrap();
         assert_eq!(inj.path, "/etc/motd");
-        assert_eq!(inj.contents, b"a,b\0c");
+        assert_eq!(inj.contents[..], b"a,b\0c"[..]);
     }
 
     #[test]
@@ -178,7 +183,7 @@ mod tests {
         let v = serde_json::json!({"b64_path": b64(b"/etc/a,b"), "b64_file": b64(b"x")});
         let inj = Injection::from_file_inject(&v).unwrap();
         assert_eq!(inj.path, "/etc/a,b");
-        assert_eq!(inj.contents, b"x");
+        assert_eq!(inj.contents[..], b"x"[..]);
         assert_eq!(inj.form, InjectForm::FileInject);
     }
 

@@ -8,8 +8,12 @@ use serde_json::json;
 use std::process::{Command, Output};
 
 fn apply(root: &TestRoot, args: &[&str]) -> Output {
+    apply_with(root, "", args)
+}
+
+fn apply_with(root: &TestRoot, config: &str, args: &[&str]) -> Output {
     let conf = tempfile::tempdir().unwrap();
-    std::fs::write(conf.path().join("singularity.conf"), "").unwrap();
+    std::fs::write(conf.path().join("singularity.conf"), config).unwrap();
     Command::new(bin())
         .arg("-f")
         .arg(conf.path())
@@ -95,4 +99,30 @@ fn apply_respects_functions_and_rejects_bad_actions() {
     );
     let out = apply(&root, &[]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn restored_injections_are_held_to_allowed_paths_as_resolved_now() {
+    let root = TestRoot::new();
+    let config = "[file]\nallowed_paths = /home/u/.ssh\n";
+    {
+        let agent = Agent::socket(&root, &[], Some(config));
+        let mut c = agent.connect();
+        let req = json!({"name": "file_inject", "value": {"b64_path": STANDARD.encode("/home/u/.ssh/authorized_keys"), "b64_file": STANDARD.encode("ssh-rsa AAAA k\n")}});
+        assert_eq!(c.json(req).0, "0");
+    }
+    // The user swaps their .ssh for a link into /etc (the test gives the
+    // link to another user, as if that user had made it).
+    std::fs::remove_dir_all(root.path("/home/u/.ssh")).unwrap();
+    std::os::unix::fs::symlink("/etc", root.path("/home/u/.ssh")).unwrap();
+    std::os::unix::fs::lchown(root.path("/home/u/.ssh"), Some(1000), Some(1000)).expect("lchown needs root");
+    let before = root.snapshot();
+    let out = apply_with(&root, config, &["file"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("refusing to write /home/u/.ssh/authorized_keys: it lies outside the allowed paths once symbolic links are resolved"),
+        "{err}"
+    );
+    assert_eq!(root.snapshot(), before);
 }

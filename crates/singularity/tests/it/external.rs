@@ -265,7 +265,7 @@ fn sighup_picks_up_a_new_configurator() {
         0o755,
     );
     // SAFETY: kill(2) of the daemon this test started.
-    unsafe { libc::kill(agent.pid(), libc::SIGHUP) };
+    unsafe { libc::kill(agent.pid() as i32, libc::SIGHUP) };
     let deadline = Instant::now() + Duration::from_secs(20);
     while !features(&agent).ends_with(",hello") {
         assert!(Instant::now() < deadline, "features: {}", features(&agent));

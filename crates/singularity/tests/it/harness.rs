@@ -156,11 +156,17 @@ impl Agent {
     /// Starts the agent with the socket communicator on `root`, with extra
     /// global arguments (e.g. `-F`) and an optional configuration file body.
     pub fn socket(root: &TestRoot, extra: &[&str], config: Option<&str>) -> Agent {
-        Agent::socket_with(root, extra, &[], config)
+        Agent::socket_at(root.base(), extra, &[], config, None)
     }
 
     /// [`Agent::socket`] with extra `daemon` options too.
     pub fn socket_with(root: &TestRoot, extra: &[&str], daemon: &[&str], config: Option<&str>) -> Agent {
+        Agent::socket_at(root.base(), extra, daemon, config, None)
+    }
+
+    /// Like [`Agent::socket_with`], with any directory as the root (`/` is
+    /// the live system) and, optionally, the directory the agent starts in.
+    pub fn socket_at(base: &Path, extra: &[&str], daemon: &[&str], config: Option<&str>, cwd: Option<&Path>) -> Agent {
         let dir = tempfile::tempdir().expect("tempdir");
         let socket = dir.path().join("agent.sock");
         let confdir = dir.path().join("conf");
@@ -173,7 +179,10 @@ impl Agent {
             .arg("-H")
             .arg(&log)
             .args(["-l", "debug", "--root"])
-            .arg(root.base());
+            .arg(base);
+        if let Some(cwd) = cwd {
+            cmd.current_dir(cwd);
+        }
         cmd.args(extra);
         cmd.args(["daemon", "--nodaemonize", "--communicator", "socket", "--socket"])
             .arg(&socket);
@@ -213,9 +222,9 @@ impl Agent {
         panic!("agent socket {} never came up", self.socket.display());
     }
 
-    /// The daemon's process id.
-    pub fn pid(&self) -> i32 {
-        self.child.id() as i32
+    /// The agent's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Everything the agent logged (it runs with `-l debug`).

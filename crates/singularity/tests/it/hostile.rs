@@ -372,6 +372,8 @@ fn hostile_requests_get_exact_replies_and_change_nothing() {
     assert_eq!(c.call(br#"{"name":"version","value":"agent"}"#).0, "0");
 }
 
+/// A link's target is read as if the root were `/`: an absolute one that
+/// names a directory of the host leads nowhere inside the root.
 #[test]
 fn a_directory_link_out_of_the_root_is_not_followed() {
     let root = TestRoot::new();
@@ -384,7 +386,7 @@ fn a_directory_link_out_of_the_root_is_not_followed() {
     assert_eq!(rc, "500");
     assert_eq!(
         msg,
-        "path '/srv/u/.ssh/authorized_keys' refused: a symbolic link in its directories leads outside the root"
+        "refusing to write /srv/u/.ssh/authorized_keys: it passes through a symbolic link that leads nowhere"
     );
     assert_eq!(root.snapshot(), before);
     assert_eq!(
@@ -392,4 +394,47 @@ fn a_directory_link_out_of_the_root_is_not_followed() {
         0,
         "nothing written outside"
     );
+}
+
+#[test]
+fn allowed_paths_hold_for_the_path_as_resolved() {
+    let root = TestRoot::new();
+    std::fs::create_dir_all(root.path("/root/.ssh/keys.d")).unwrap();
+    std::fs::create_dir_all(root.path("/var/home/u/.ssh")).unwrap();
+    std::os::unix::fs::symlink("../../etc", root.path("/root/.ssh/etc2")).unwrap();
+    std::os::unix::fs::symlink("/etc", root.path("/root/.ssh/etc")).unwrap();
+    std::os::unix::fs::symlink("../../../../../..", root.path("/root/.ssh/up")).unwrap();
+    std::os::unix::fs::symlink("/root/.ssh/etc2", root.path("/root/.ssh/twice")).unwrap();
+    std::os::unix::fs::symlink("keys.d", root.path("/root/.ssh/keys")).unwrap();
+    std::os::unix::fs::symlink("var/home", root.path("/home")).unwrap();
+    // A user's own link at an allowed path does not move the allowed tree.
+    std::fs::create_dir_all(root.path("/var/home/v")).unwrap();
+    std::os::unix::fs::symlink("/etc", root.path("/var/home/v/.ssh")).unwrap();
+    std::os::unix::fs::lchown(root.path("/var/home/v/.ssh"), Some(1000), Some(1000)).expect("lchown needs root");
+    let config = "[file]\nallowed_paths = /root/.ssh, /home/u/.ssh, /home/v/.ssh\n";
+    let agent = Agent::socket(&root, &[], Some(config));
+    let mut c = agent.connect();
+    let before = root.snapshot();
+    for path in [
+        "/root/.ssh/etc2/shadow",
+        "/root/.ssh/etc/shadow",
+        "/root/.ssh/up/etc/shadow",
+        "/root/.ssh/twice/shadow",
+        "/root/.ssh/etc2/cron.d/evil",
+        "/home/v/.ssh/shadow",
+    ] {
+        let (rc, msg) = c.call(fi(path.as_bytes(), b"root::0:0:99999:7:::\n").as_bytes());
+        assert_eq!(rc, "500", "{path}: {msg}");
+        assert_eq!(
+            msg,
+            format!("refusing to write {path}: it lies outside the allowed paths once symbolic links are resolved")
+        );
+        assert_eq!(root.snapshot(), before, "{path} changed the root");
+    }
+    assert_eq!(root.shadow_hash("root"), "*");
+    // Links that stay inside an allowed path, or lead into one, are followed.
+    assert_eq!(c.call(fi(b"/root/.ssh/keys/a", b"k\n").as_bytes()).0, "0");
+    assert_eq!(root.read("/root/.ssh/keys.d/a"), b"k\n");
+    assert_eq!(c.call(fi(b"/home/u/.ssh/authorized_keys", b"k\n").as_bytes()).0, "0");
+    assert_eq!(root.read("/var/home/u/.ssh/authorized_keys"), b"k\n");
 }

@@ -7,6 +7,8 @@ mod daemon;
 mod external;
 mod harness;
 mod hostile;
+mod live;
+mod race;
 mod socket;
 #[path = "../common/tools.rs"]
 mod tools;

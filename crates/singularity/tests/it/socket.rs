@@ -7,6 +7,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::json;
 use singularity::crypto::dh::{KeyPair, PeerKey};
+use std::os::unix::fs::PermissionsExt;
 
 pub use crate::tools::{openssl_encrypt, system_crypt};
 
@@ -131,8 +132,8 @@ fn injectfile_and_file_inject() {
     let (rc, _) = c.json(json!({"name": "file_inject", "value": {"b64_path": STANDARD.encode("/opt/app/conf.bin"), "b64_file": STANDARD.encode(&data)}}));
     assert_eq!(rc, "0");
     assert_eq!(root.read("/opt/app/conf.bin"), data);
-    assert_eq!(root.mode("/opt/app/conf.bin"), 0o644);
-    assert_eq!(root.mode("/opt/app"), 0o755);
+    assert_eq!(root.mode("/opt/app/conf.bin"), 0o600);
+    assert_eq!(root.mode("/opt/app"), 0o700);
 
     // An existing file keeps its mode.
     root.write("/etc/motd", b"old\n", 0o640);
@@ -182,6 +183,101 @@ fn allowed_paths_restrict_injection() {
     );
     assert_eq!(inject(&mut c, "/root/.sshd").0, "500");
     assert_eq!(root.snapshot(), before);
+}
+
+#[test]
+fn new_keys_outside_ssh_and_their_new_directories_are_private() {
+    let root = TestRoot::new();
+    root.write("/etc/hostname", b"vm\n", 0o644);
+    std::fs::set_permissions(root.path("/etc"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let agent = Agent::socket(&root, &[], None);
+    let mut c = agent.connect();
+    let inject = |c: &mut crate::harness::Conn, path: &str, data: &str| {
+        c.json(json!({"name": "file_inject", "value": {"b64_path": STANDARD.encode(path), "b64_file": STANDARD.encode(data)}}))
+    };
+    let key = "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n";
+    assert_eq!(inject(&mut c, "/etc/ssl/private/server.key", key).0, "0");
+    assert_eq!(root.read("/etc/ssl/private/server.key"), key.as_bytes());
+    assert_eq!(root.mode("/etc/ssl/private/server.key"), 0o600);
+    assert_eq!(root.mode("/etc/ssl/private"), 0o700);
+    assert_eq!(root.mode("/etc/ssl"), 0o700);
+    assert_eq!(root.mode("/etc"), 0o755, "an existing directory keeps its mode");
+    // An existing file keeps its mode, whatever it is.
+    assert_eq!(inject(&mut c, "/etc/hostname", "other\n").0, "0");
+    assert_eq!(root.mode("/etc/hostname"), 0o644);
+}
+
+#[test]
+fn configured_modes_apply_to_new_injected_files_and_directories() {
+    let root = TestRoot::new();
+    let config = "[file]\nmode = 0644\ndirectory_mode = 755\n";
+    let agent = Agent::socket(&root, &[], Some(config));
+    let mut c = agent.connect();
+    let request = json!({"name": "file_inject", "value": {"b64_path": STANDARD.encode("/srv/www/index.html"), "b64_file": STANDARD.encode("<p>hi</p>\n")}});
+    assert_eq!(c.json(request).0, "0");
+    assert_eq!(root.mode("/srv/www/index.html"), 0o644);
+    assert_eq!(root.mode("/srv/www"), 0o755);
+    assert_eq!(root.mode("/srv"), 0o755);
+}
+
+/// Where `needle` occurs in the writable memory (heap, stacks, anonymous
+/// mappings) of process `pid`: the names of the mappings.
+fn writable_memory_holding(pid: u32, needle: &[u8]) -> Vec<String> {
+    use std::os::unix::fs::FileExt;
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    let mem = std::fs::File::open(format!("/proc/{pid}/mem")).unwrap();
+    let mut hits = Vec::new();
+    for line in maps.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if !fields[1].starts_with("rw") {
+            continue;
+        }
+        let (start, end) = fields[0].split_once('-').unwrap();
+        let (start, end) = (
+            u64::from_str_radix(start, 16).unwrap(),
+            u64::from_str_radix(end, 16).unwrap(),
+        );
+        let mut region = vec![0u8; usize::try_from(end - start).unwrap()];
+        if mem.read_exact_at(&mut region, start).is_err() {
+            continue; // guard pages and the like
+        }
+        if region.windows(needle.len()).any(|w| w == needle) {
+            hits.push(fields.get(5).copied().unwrap_or("[anonymous]").to_string());
+        }
+    }
+    hits
+}
+
+#[test]
+fn a_replaced_key_leaves_no_copy_in_the_agents_memory() {
+    let root = TestRoot::new();
+    let agent = Agent::socket(&root, &[], None);
+    let mut c = agent.connect();
+    // Long and random enough to occur nowhere else.
+    let mut random = [0u8; 24];
+    getrandom::getrandom(&mut random).unwrap();
+    let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    let old = format!("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOLD{hex}OLD old@key\n");
+    let new = format!("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAINEW{hex}NEW new@key\n");
+    let inject = |c: &mut crate::harness::Conn, key: &str| {
+        let mut value = b"/root/.ssh/authorized_keys,".to_vec();
+        value.extend_from_slice(key.as_bytes());
+        c.json(json!({"name": "injectfile", "value": STANDARD.encode(&value)}))
+    };
+    assert_eq!(inject(&mut c, &old).0, "0");
+    assert_eq!(inject(&mut c, &new).0, "0");
+    assert_eq!(root.read("/root/.ssh/authorized_keys"), new.as_bytes());
+    // Requests are handled one at a time: once this one is answered, the
+    // injection before it is done with.
+    assert_eq!(c.json(json!({"name": "version", "value": "agent"})).0, "0");
+    for (which, key) in [("old", &old), ("new", &new)] {
+        let needle = key.trim_end().as_bytes();
+        let hits = writable_memory_holding(agent.pid(), &needle[16..]);
+        assert!(
+            hits.is_empty(),
+            "the {which} key is still in the agent's memory: {hits:?}"
+        );
+    }
 }
 
 #[test]

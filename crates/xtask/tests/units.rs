@@ -303,7 +303,6 @@ fn package_metadata_resolves_to_existing_files() {
             assert!(meta.rpm[table][old].is_string(), "{table} {old}");
         }
     }
-
 }
 
 /// 2023-11-14 22:13:20 UTC.

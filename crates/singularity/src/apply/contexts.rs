@@ -16,7 +16,8 @@
 //!   equivalences, and media or X contexts. A rule whose expression the
 //!   `regex-lite` syntax does not accept (PCRE-only constructs) is skipped.
 //!
-//! Reading the files is the only I/O here.
+//! Reading these files, and a directory's context when the policy has no
+//! rule, is the only I/O here.
 
 use super::{target, write, xattrs};
 use std::cell::OnceCell;

@@ -3,8 +3,9 @@
 //! that cannot be carried out changes nothing, then writes files atomically
 //! (keeping mode, owner and extended attributes such as the SELinux context,
 //! giving new files the context of their path, optionally keeping a backup
-//! and a cached copy for `singularity apply`). Targets are resolved once, without leaving the root
-//! (`resolve`), and written through the directory handles found then.
+//! and a cached copy for `singularity apply`). Targets are resolved once,
+//! without leaving the root (`resolve`), and written through the directory
+//! handles found then.
 //! Commands run only when the root is the live system; otherwise they are
 //! logged.
 

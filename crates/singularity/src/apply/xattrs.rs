@@ -1,8 +1,9 @@
 //! Extended attributes of the files the agent replaces: the SELinux label
-//! (`security.selinux`) and the other `security.*` attributes, POSIX ACLs
+//! (`security.selinux`) and the other `security.*` attributes (not the
+//! IMA/EVM signatures of the old contents), POSIX ACLs
 //! (`system.posix_acl_access`), `trusted.*` and `user.*`, read from one open
-//! file and set on another, always through descriptors. Nothing here looks
-//! a path up.
+//! file and set on another, always through descriptors. Nothing here looks a
+//! path up.
 
 use std::ffi::{CStr, CString};
 use std::io;
@@ -12,8 +13,10 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 pub(crate) const SELINUX: &CStr = c"security.selinux";
 
 /// Whether an attribute travels with a file's contents when it is replaced.
+/// Not the IMA and EVM values: they are signatures of the old contents, which
+/// the kernel computes anew for the new ones.
 fn copied(name: &[u8]) -> bool {
-    name.starts_with(b"security.")
+    (name.starts_with(b"security.") && name != b"security.ima" && name != b"security.evm")
         || name.starts_with(b"user.")
         || name.starts_with(b"trusted.")
         || name == b"system.posix_acl_access"
@@ -136,5 +139,6 @@ mod tests {
         assert_eq!(get(fb.as_fd(), c"user.absent").unwrap(), None);
         assert!(copied(b"security.selinux") && copied(b"system.posix_acl_access") && copied(b"trusted.x"));
         assert!(!copied(b"system.posix_acl_default") && !copied(b"system.nfs4_acl"));
+        assert!(!copied(b"security.ima") && !copied(b"security.evm"));
     }
 }

@@ -56,8 +56,12 @@ fn is_meta(c: char) -> bool {
 }
 
 /// The literal prefix of `regex`: up to the first special character, less
-/// the last literal if a quantifier makes it optional.
+/// the last literal if a quantifier makes it optional; none with an
+/// alternative, which may start anywhere.
 fn stem(regex: &str) -> String {
+    if regex.contains('|') {
+        return String::new();
+    }
     let end = regex.find(is_meta).unwrap_or(regex.len());
     let mut stem = regex[..end].to_string();
     if matches!(regex[end..].chars().next(), Some('?' | '*' | '{')) {
@@ -285,6 +289,12 @@ mod tests {
         assert_eq!(stem("/etc(/.*)?"), "/etc");
         assert_eq!(stem("/etcs?/x"), "/etc");
         assert_eq!(stem("/etc/hosts"), "/etc/hosts");
+        assert_eq!(stem("/etc/a|/var/b"), "");
+        let fc = FileContexts::parse(["/etc/a|/var/b  --  system_u:object_r:either_t:s0\n"]);
+        assert_eq!(
+            fc.lookup("/var/b", Kind::File),
+            Some(Some("system_u:object_r:either_t:s0"))
+        );
         assert_eq!(
             policy_type("SELINUX=enforcing\nSELINUXTYPE=targeted\n"),
             Some("targeted")

@@ -146,7 +146,7 @@ pub(crate) fn make_dir(
         // SAFETY: `new` is an open descriptor.
         check(unsafe { libc::fchmod(new.as_raw_fd(), mode) })?;
         if let Some(context) = context {
-            if let Err(e) = xattrs::set(new.as_fd(), xattrs::SELINUX, context) {
+            if let Err(e) = label(new.as_fd(), context) {
                 let _ = remove_dir(dir, name);
                 return Err(e);
             }
@@ -250,11 +250,24 @@ fn fill(mut file: File, contents: &[u8], mode: u32, owner: Option<(u32, u32)>, a
     file.set_permissions(std::fs::Permissions::from_mode(mode))?;
     // After the mode: an ACL sets the group bits to its mask, the original's.
     match attrs {
-        Attrs::CopyFrom(original) => xattrs::copy(original.as_fd(), file.as_fd())?,
-        Attrs::Context(Some(context)) => xattrs::set(file.as_fd(), xattrs::SELINUX, context)?,
+        Attrs::CopyFrom(original) => xattrs::copy(original.as_fd(), file.as_fd(), is_root_user())?,
+        Attrs::Context(Some(context)) => label(file.as_fd(), context)?,
         Attrs::Context(None) => {}
     }
     file.sync_all()
+}
+
+/// Gives a new file or directory the SELinux `context`. Only root may set
+/// `security.*` attributes where no SELinux kernel decides; elsewhere the
+/// file keeps the label the kernel gave it, as it stays ours (see `fill`).
+fn label(fd: BorrowedFd<'_>, context: &[u8]) -> io::Result<()> {
+    match xattrs::set(fd, xattrs::SELINUX, context) {
+        Err(e) if !is_root_user() => {
+            log::debug!("new file left without its SELinux context: {e}");
+            Ok(())
+        }
+        other => other,
+    }
 }
 
 /// The target of the link `name` in `dir`, if it is a link.

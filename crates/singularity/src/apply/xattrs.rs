@@ -96,15 +96,23 @@ pub(crate) fn set(fd: BorrowedFd<'_>, name: &CStr, value: &[u8]) -> io::Result<(
 }
 
 /// Gives `to` every attribute of `from` that travels with a file (see
-/// [`copied`]). Set after the mode, so an ACL's mask is the original's.
-pub(crate) fn copy(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> io::Result<()> {
+/// [`copied`]). Set after the mode, so an ACL's mask is the original's. With
+/// `strict` (root, who may set them all), an attribute that cannot be set is
+/// an error; without, it is left out, as the owner is.
+pub(crate) fn copy(from: BorrowedFd<'_>, to: BorrowedFd<'_>, strict: bool) -> io::Result<()> {
     for name in list(from)? {
         if !copied(name.as_bytes()) {
             continue;
         }
         if let Some(value) = get(from, &name)? {
-            set(to, &name, &value)
-                .map_err(|e| io::Error::new(e.kind(), format!("cannot set {}: {e}", name.to_string_lossy())))?;
+            match set(to, &name, &value) {
+                Ok(()) => {}
+                Err(e) if !strict => log::debug!("attribute {} not kept: {e}", name.to_string_lossy()),
+                Err(e) => {
+                    let what = format!("cannot set {}: {e}", name.to_string_lossy());
+                    return Err(io::Error::new(e.kind(), what));
+                }
+            }
         }
     }
     Ok(())
@@ -130,7 +138,7 @@ mod tests {
         }
         let long = vec![b'x'; 3000];
         set(fa.as_fd(), c"user.long", &long).unwrap();
-        copy(fa.as_fd(), fb.as_fd()).unwrap();
+        copy(fa.as_fd(), fb.as_fd(), true).unwrap();
         assert_eq!(
             get(fb.as_fd(), c"user.origin").unwrap().as_deref(),
             Some(&b"image-42"[..])

@@ -213,11 +213,7 @@ fn replaced_files_keep_labels_attributes_and_acls_and_new_files_get_the_policys(
     assert_eq!(root.read("/etc/hostname"), b"labelled-guest\n");
     for ((path, _), attrs) in fixtures.iter().zip(&before) {
         assert_eq!(&xattrs(&root.path(path)), attrs, "{path} kept its attributes");
-        let bak = format!(
-            "{}/.{}.bak",
-            &path[..path.rfind('/').unwrap()],
-            &path[path.rfind('/').unwrap() + 1..]
-        );
+        let bak = path.replace("/etc/", "/etc/.") + ".bak";
         assert_eq!(
             &xattrs(&root.path(&bak)),
             attrs,

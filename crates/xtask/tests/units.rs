@@ -184,7 +184,11 @@ fn commands_in_units_and_init_scripts_parse() {
 
 #[test]
 fn shell_scripts_parse() {
-    let mut scripts = vec![dist("sysv/singularity"), dist("openrc/singularity")];
+    let mut scripts = vec![
+        dist("sysv/singularity"),
+        dist("openrc/singularity"),
+        dist("nova-agent-takeover"),
+    ];
     for dir in ["deb", "rpm"] {
         let mut found: Vec<_> = fs::read_dir(dist(dir)).unwrap().map(|e| e.unwrap().path()).collect();
         found.sort();
@@ -279,15 +283,26 @@ fn package_metadata_resolves_to_existing_files() {
             "{format}: {host_dests:?}"
         );
         assert!(!has("usr/bin/singularity-host"), "{format}: the agent ships the tools");
+        assert!(
+            assets
+                .iter()
+                .any(|a| a.installed() == Path::new("usr/lib/singularity/nova-agent-takeover") && a.mode == 0o755),
+            "{format}: the nova-agent takeover script is not packaged, executable"
+        );
         let config: Vec<_> = assets.iter().filter(|a| a.config).map(|a| a.installed()).collect();
         assert!(
             config.contains(&PathBuf::from("etc/singularity/singularity.conf")),
             "{format}: {config:?}"
         );
     }
-    assert_eq!(meta.deb["conflicts"], "nova-agent");
-    assert_eq!(meta.deb["replaces"], "nova-agent");
-    assert!(meta.rpm["obsoletes"]["nova-agent"].is_string());
+    for field in ["conflicts", "replaces", "provides"] {
+        assert_eq!(meta.deb[field], "nova-agent, python3-nova-agent", "{field}");
+    }
+    for table in ["obsoletes", "conflicts"] {
+        for old in ["nova-agent", "python3-nova-agent"] {
+            assert!(meta.rpm[table][old].is_string(), "{table} {old}");
+        }
+    }
 }
 
 /// 2023-11-14 22:13:20 UTC.
@@ -370,13 +385,14 @@ fn packages_build_from_a_stand_in_binary() {
         let fields = Command::new(&dpkg_deb)
             .args(["-f"])
             .arg(&deb.path)
-            .args(["Package", "Conflicts", "Replaces"])
+            .args(["Package", "Conflicts", "Replaces", "Provides"])
             .output()
             .unwrap();
         let fields = String::from_utf8_lossy(&fields.stdout);
         assert_eq!(
             fields,
-            "Package: singularity\nConflicts: nova-agent\nReplaces: nova-agent\n"
+            "Package: singularity\nConflicts: nova-agent, python3-nova-agent\n\
+             Replaces: nova-agent, python3-nova-agent\nProvides: nova-agent, python3-nova-agent\n"
         );
         let listing = Command::new(&dpkg_deb).arg("-c").arg(&deb.path).output().unwrap();
         let listing = String::from_utf8_lossy(&listing.stdout);

@@ -1,23 +1,28 @@
 //! The one place that changes the system. An [`Applier`] carries out a
 //! [`Plan`] under its [`Root`]: it checks every target first, so that a plan
 //! that cannot be carried out changes nothing, then writes files atomically
-//! (keeping mode and owner, optionally keeping a backup and a cached copy for
-//! `singularity apply`). Targets are resolved once, without leaving the root
-//! (`resolve`), and written through the directory handles found then.
+//! (keeping mode, owner and extended attributes such as the SELinux context,
+//! giving new files the context of their path, optionally keeping a backup
+//! and a cached copy for `singularity apply`). Targets are resolved once,
+//! without leaving the root (`resolve`), and written through the directory
+//! handles found then.
 //! Commands run only when the root is the live system; otherwise they are
 //! logged.
 
+mod contexts;
 mod lock;
 mod resolve;
 mod system;
 mod target;
 mod write;
+mod xattrs;
 
 pub use system::{LogRunner, Runner, SystemRunner};
 
 use crate::plan::{FileWrite, Plan, Step};
 use crate::root::{Root, RootError};
 use crate::shadow;
+use contexts::{Kind, Labels};
 use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
@@ -188,14 +193,15 @@ impl Applier {
                 }
             }
         }
+        let labels = Labels::new(&root);
         let mut undo = Undo::default();
-        match self.change(&root, plans, checked, &mut undo) {
+        match self.change(&root, &labels, plans, checked, &mut undo) {
             Ok(outcome) => {
                 for plan in plans {
                     for step in &plan.steps {
                         if let Step::Write(w) = step {
                             // The live change is done; a cache failure only costs `apply` later.
-                            if let Err(e) = self.cache_copy(&root, &plan.function, w) {
+                            if let Err(e) = self.cache_copy(&root, &labels, &plan.function, w) {
                                 log::warn!("{} written, but not cached: {e}", w.path);
                             }
                         }
@@ -213,6 +219,7 @@ impl Applier {
     fn change(
         &self,
         root: &OwnedFd,
+        labels: &Labels<'_>,
         plans: &[Plan],
         checked: Vec<Checked>,
         undo: &mut Undo,
@@ -229,7 +236,7 @@ impl Applier {
                                 why: "was not checked",
                             });
                         };
-                        self.write_file(w, target, &existing, self.backup, undo)?
+                        self.write_file(w, target, &existing, self.backup, undo, labels)?
                     }
                     Step::Symlink { path, target } => {
                         let Some(Checked::Link(link)) = checked.next() else {
@@ -282,7 +289,7 @@ impl Applier {
             let restored = match previous {
                 Some(old) => write::inspect(dir, &name)
                     .map_err(|_| io::Error::other("not a regular file"))
-                    .and_then(|state| write::replace(dir, &name, &old, 0o600, &state).map(|_| ())),
+                    .and_then(|state| write::replace(dir, &name, &old, 0o600, &state, None).map(|_| ())),
                 None => write::remove(dir, &name),
             };
             if let Err(e) = restored {
@@ -328,15 +335,21 @@ impl Applier {
         existing: &Existing,
         backup: bool,
         undo: &mut Undo,
+        labels: &Labels<'_>,
     ) -> Result<bool, ApplyError> {
         let path = w.path.as_str();
+        // Where each new directory and the file really are, for their contexts.
+        let mut resolved = std::mem::take(&mut target.dir_path);
+        let system_path = |parts: &[String]| format!("/{}", parts.join("/"));
         // The missing directories are the last of the file's ancestors.
         let modes: Vec<u32> = w.dirs.iter().map(|(_, mode)| *mode).collect();
         let first = modes.len().saturating_sub(target.missing.len());
         for (i, name) in std::mem::take(&mut target.missing).into_iter().enumerate() {
             let mode = modes.get(first + i).copied().unwrap_or(0o700);
-            let (new, created) =
-                write::make_dir(target.dir.as_fd(), &name, mode).map_err(io_err("create directory", path))?;
+            resolved.push(name.clone());
+            let context = labels.for_new(&system_path(&resolved), Kind::Dir, target.dir.as_fd());
+            let (new, created) = write::make_dir(target.dir.as_fd(), &name, mode, context.as_deref())
+                .map_err(io_err("create directory", path))?;
             if created {
                 undo.dirs.push((target.dir, name));
             }
@@ -351,14 +364,22 @@ impl Applier {
         if backup && !unchanged {
             write::backup(dir, &target.name, existing).map_err(io_err("back up", path))?;
         }
+        let context = match existing {
+            Existing::Missing => {
+                resolved.push(target.name.clone());
+                labels.for_new(&system_path(&resolved), Kind::File, dir)
+            }
+            Existing::File { .. } => None,
+        };
         let keep = dir.try_clone_to_owned().map_err(io_err("write", path))?;
         undo.files.push((keep, target.name.clone(), previous));
-        write::replace(dir, &target.name, &w.contents, w.mode, existing).map_err(io_err("write", path))
+        write::replace(dir, &target.name, &w.contents, w.mode, existing, context.as_deref())
+            .map_err(io_err("write", path))
     }
 
     /// Stores what was written under `<cache>/<function>/<path>` (mode kept,
     /// private directories), so `singularity apply` can restore it later.
-    fn cache_copy(&self, root: &OwnedFd, function: &str, w: &FileWrite) -> Result<(), ApplyError> {
+    fn cache_copy(&self, root: &OwnedFd, labels: &Labels<'_>, function: &str, w: &FileWrite) -> Result<(), ApplyError> {
         let Some(cache) = &self.cache else {
             return Ok(());
         };
@@ -385,7 +406,7 @@ impl Applier {
         };
         let (target, existing) = target::check_target(root, &cached, &[])?;
         // Nothing to undo: a cache copy is made only after the change is complete.
-        self.write_file(&copy, target, &existing, false, &mut Undo::default())?;
+        self.write_file(&copy, target, &existing, false, &mut Undo::default(), labels)?;
         Ok(())
     }
 
@@ -406,7 +427,7 @@ impl Applier {
         if self.backup {
             write::backup(dir, &target.name, &existing).map_err(io_err("back up", SHADOW))?;
         }
-        write::replace(dir, &target.name, &new, 0o640, &existing).map_err(io_err("write", SHADOW))
+        write::replace(dir, &target.name, &new, 0o640, &existing, None).map_err(io_err("write", SHADOW))
     }
 }
 
@@ -453,6 +474,8 @@ mod tests {
         let root = Root::new(dir.path());
         std::fs::create_dir_all(dir.path().join("etc/network")).unwrap();
         std::fs::write(dir.path().join("etc/network/interfaces"), "old\n").unwrap();
+        let interfaces = std::fs::File::open(dir.path().join("etc/network/interfaces")).unwrap();
+        let attributes = xattrs::set(interfaces.as_fd(), c"user.origin", b"image").is_ok();
         std::os::unix::fs::symlink("net.lo", dir.path().join("etc/net.eth9")).unwrap();
         let runner = Arc::new(FailingRunner {
             calls: Mutex::new(Vec::new()),
@@ -480,6 +503,14 @@ mod tests {
             std::fs::read(dir.path().join("etc/network/interfaces")).unwrap(),
             b"old\n"
         );
+        if attributes {
+            let restored = std::fs::File::open(dir.path().join("etc/network/interfaces")).unwrap();
+            assert_eq!(
+                xattrs::get(restored.as_fd(), c"user.origin").unwrap().as_deref(),
+                Some(&b"image"[..]),
+                "the restored file keeps its attributes"
+            );
+        }
         assert!(
             !dir.path().join("etc/network/interfaces.d").exists(),
             "created directories removed too"

@@ -1,16 +1,19 @@
 //! Atomic file replacement relative to a directory handle: a temporary file
-//! in the same directory, the old file's mode and owner, `fsync`, `renameat`,
-//! then `fsync` of the directory. The directory is opened once (see
+//! in the same directory, the old file's mode, owner and extended attributes
+//! (SELinux context, ACL, `user.*`, see [`super::xattrs`]), `fsync`,
+//! `renameat`, then `fsync` of the directory. A new file gets the SELinux
+//! context it is given. The directory is opened once (see
 //! [`super::resolve`]) and never looked up by path again, so swapping a
 //! directory on the way for a symbolic link cannot redirect a write.
 //! Symbolic links and non-regular files are never followed or replaced, and
 //! no temporary file outlives a failed write.
 
 use super::resolve::{lstat_at, open_dir_at, readlink_at};
+use super::xattrs;
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use zeroize::Zeroizing;
 
@@ -21,6 +24,14 @@ pub(crate) enum Existing {
     Missing,
     /// A regular file with this mode, owner and group.
     File { mode: u32, uid: u32, gid: u32 },
+}
+
+/// Where a file's extended attributes come from.
+enum Attrs<'a> {
+    /// All of this file's (the one replaced or backed up).
+    CopyFrom(&'a File),
+    /// Only this SELinux context, if any (a new file).
+    Context(Option<&'a [u8]>),
 }
 
 /// Why a target cannot be written at all.
@@ -109,9 +120,15 @@ pub(crate) fn read(dir: BorrowedFd<'_>, name: &str) -> io::Result<Zeroizing<Vec<
 }
 
 /// Creates the directory `name` in `dir` with `mode` (not subject to the
-/// umask), owned by root when the agent runs as root, and opens it. Returns
-/// the new directory and whether it was created (`false`: it was there).
-pub(crate) fn make_dir(dir: BorrowedFd<'_>, name: &str, mode: u32) -> io::Result<(OwnedFd, bool)> {
+/// umask) and the SELinux `context`, owned by root when the agent runs as
+/// root, and opens it. Returns the new directory and whether it was created
+/// (`false`: it was there, and is left as it is).
+pub(crate) fn make_dir(
+    dir: BorrowedFd<'_>,
+    name: &str,
+    mode: u32,
+    context: Option<&[u8]>,
+) -> io::Result<(OwnedFd, bool)> {
     let c = c_name(name)?;
     // SAFETY: `dir` is open and `c` is NUL-terminated.
     let made = unsafe { libc::mkdirat(dir.as_raw_fd(), c.as_ptr(), 0o700) };
@@ -128,6 +145,12 @@ pub(crate) fn make_dir(dir: BorrowedFd<'_>, name: &str, mode: u32) -> io::Result
         }
         // SAFETY: `new` is an open descriptor.
         check(unsafe { libc::fchmod(new.as_raw_fd(), mode) })?;
+        if let Some(context) = context {
+            if let Err(e) = label(new.as_fd(), context) {
+                let _ = remove_dir(dir, name);
+                return Err(e);
+            }
+        }
     }
     Ok((new, created))
 }
@@ -168,37 +191,54 @@ fn temp_name(name: &str) -> io::Result<String> {
 }
 
 /// Replaces `name` in `dir` with `contents`. An existing file keeps its mode,
-/// owner and group; a new file gets `new_mode` and root ownership (when
-/// running as root). Returns `false` and writes nothing when the content is
-/// already identical.
+/// owner, group and extended attributes; a new file gets `new_mode`, root
+/// ownership (when running as root) and the SELinux `context`, if any.
+/// Returns `false` and writes nothing when the content is already identical.
 pub(crate) fn replace(
     dir: BorrowedFd<'_>,
     name: &str,
     contents: &[u8],
     new_mode: u32,
     existing: &Existing,
+    context: Option<&[u8]>,
 ) -> io::Result<bool> {
-    if let Existing::File { .. } = existing {
-        if read(dir, name)?[..] == *contents {
-            return Ok(false);
+    match *existing {
+        Existing::File { mode, uid, gid } => {
+            if read(dir, name)?[..] == *contents {
+                return Ok(false);
+            }
+            let original = open_at(dir, name, libc::O_RDONLY | libc::O_NONBLOCK, 0)?;
+            install(dir, name, contents, mode, Some((uid, gid)), Attrs::CopyFrom(&original))?;
+        }
+        Existing::Missing => {
+            let owner = is_root_user().then_some((0, 0));
+            install(dir, name, contents, new_mode, owner, Attrs::Context(context))?;
         }
     }
-    let (mode, owner) = match *existing {
-        Existing::File { mode, uid, gid } => (mode, Some((uid, gid))),
-        Existing::Missing => (new_mode, is_root_user().then_some((0, 0))),
-    };
+    Ok(true)
+}
+
+/// Writes `contents` to a temporary file beside `name` with `mode`, `owner`
+/// and `attrs`, and renames it over `name`.
+fn install(
+    dir: BorrowedFd<'_>,
+    name: &str,
+    contents: &[u8],
+    mode: u32,
+    owner: Option<(u32, u32)>,
+    attrs: Attrs<'_>,
+) -> io::Result<()> {
     let temp = temp_name(name)?;
     let file = open_at(dir, &temp, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL, 0o600)?;
-    let result = fill(file, contents, mode, owner).and_then(|()| rename_at(dir, &temp, name));
+    let result = fill(file, contents, mode, owner, attrs).and_then(|()| rename_at(dir, &temp, name));
     if let Err(e) = result {
         let _ = remove(dir, &temp);
         return Err(e);
     }
-    sync_dir(dir)?;
-    Ok(true)
+    sync_dir(dir)
 }
 
-fn fill(mut file: File, contents: &[u8], mode: u32, owner: Option<(u32, u32)>) -> io::Result<()> {
+fn fill(mut file: File, contents: &[u8], mode: u32, owner: Option<(u32, u32)>, attrs: Attrs<'_>) -> io::Result<()> {
     file.write_all(contents)?;
     if let Some((uid, gid)) = owner {
         // Only root may give a file away; elsewhere the new file stays ours.
@@ -208,7 +248,26 @@ fn fill(mut file: File, contents: &[u8], mode: u32, owner: Option<(u32, u32)>) -
     }
     // After fchown, which clears set-id bits.
     file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+    // After the mode: an ACL sets the group bits to its mask, the original's.
+    match attrs {
+        Attrs::CopyFrom(original) => xattrs::copy(original.as_fd(), file.as_fd(), is_root_user())?,
+        Attrs::Context(Some(context)) => label(file.as_fd(), context)?,
+        Attrs::Context(None) => {}
+    }
     file.sync_all()
+}
+
+/// Gives a new file or directory the SELinux `context`. Only root may set
+/// `security.*` attributes where no SELinux kernel decides; elsewhere the
+/// file keeps the label the kernel gave it, as it stays ours (see `fill`).
+fn label(fd: BorrowedFd<'_>, context: &[u8]) -> io::Result<()> {
+    match xattrs::set(fd, xattrs::SELINUX, context) {
+        Err(e) if !is_root_user() => {
+            log::debug!("new file left without its SELinux context: {e}");
+            Ok(())
+        }
+        other => other,
+    }
 }
 
 /// The target of the link `name` in `dir`, if it is a link.
@@ -234,9 +293,10 @@ pub(crate) fn symlink(dir: BorrowedFd<'_>, name: &str, target: &str) -> io::Resu
     Ok(true)
 }
 
-/// Copies the current `name` to `.<name>.bak` beside it (atomically).
+/// Copies the current `name` to `.<name>.bak` beside it (atomically), with
+/// its mode, owner and extended attributes.
 pub(crate) fn backup(dir: BorrowedFd<'_>, name: &str, existing: &Existing) -> io::Result<Option<String>> {
-    let Existing::File { mode, .. } = existing else {
+    let Existing::File { mode, uid, gid } = *existing else {
         return Ok(None);
     };
     let bak = format!(".{name}.bak");
@@ -248,7 +308,8 @@ pub(crate) fn backup(dir: BorrowedFd<'_>, name: &str, existing: &Existing) -> io
         Err(TargetError::Io(e)) => return Err(e),
         Err(TargetError::NotRegular(why)) => return Err(io::Error::other(format!("backup {bak} {why}"))),
     }
-    replace(dir, &bak, &old, *mode, &Existing::Missing)?;
+    let original = open_at(dir, name, libc::O_RDONLY | libc::O_NONBLOCK, 0)?;
+    install(dir, &bak, &old, mode, Some((uid, gid)), Attrs::CopyFrom(&original))?;
     Ok(Some(bak))
 }
 
@@ -268,11 +329,11 @@ mod tests {
         fs::write(&f, b"old").unwrap();
         fs::set_permissions(&f, fs::Permissions::from_mode(0o640)).unwrap();
         let state = inspect(fd.as_fd(), "x").unwrap();
-        assert!(replace(fd.as_fd(), "x", b"new", 0o600, &state).unwrap());
+        assert!(replace(fd.as_fd(), "x", b"new", 0o600, &state, None).unwrap());
         assert_eq!(fs::read(&f).unwrap(), b"new");
         assert_eq!(fs::metadata(&f).unwrap().mode() & 0o7777, 0o640);
         let state = inspect(fd.as_fd(), "x").unwrap();
-        assert!(!replace(fd.as_fd(), "x", b"new", 0o600, &state).unwrap());
+        assert!(!replace(fd.as_fd(), "x", b"new", 0o600, &state, None).unwrap());
         let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temp file left behind");
     }
@@ -293,7 +354,7 @@ mod tests {
         let fd = open_root(dir.path()).unwrap();
         // A directory where the file should go: the rename fails after the temp file is written.
         fs::create_dir(dir.path().join("k")).unwrap();
-        assert!(replace(fd.as_fd(), "k", b"secret", 0o600, &Existing::Missing).is_err());
+        assert!(replace(fd.as_fd(), "k", b"secret", 0o600, &Existing::Missing, None).is_err());
         let names: Vec<_> = fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -305,14 +366,46 @@ mod tests {
     fn new_directories_get_their_mode_whatever_the_umask() {
         let dir = tempfile::tempdir().unwrap();
         let fd = open_root(dir.path()).unwrap();
-        let (_, created) = make_dir(fd.as_fd(), "private", 0o700).unwrap();
+        let (_, created) = make_dir(fd.as_fd(), "private", 0o700, None).unwrap();
         assert!(created);
         assert_eq!(fs::metadata(dir.path().join("private")).unwrap().mode() & 0o7777, 0o700);
-        let (_, created) = make_dir(fd.as_fd(), "private", 0o755).unwrap();
+        let (_, created) = make_dir(fd.as_fd(), "private", 0o755, None).unwrap();
         assert!(!created, "an existing directory is kept as it is");
         assert_eq!(fs::metadata(dir.path().join("private")).unwrap().mode() & 0o7777, 0o700);
         std::os::unix::fs::symlink("/tmp", dir.path().join("l")).unwrap();
-        assert!(make_dir(fd.as_fd(), "l", 0o700).is_err(), "a link is not a directory");
+        assert!(
+            make_dir(fd.as_fd(), "l", 0o700, None).is_err(),
+            "a link is not a directory"
+        );
+    }
+
+    #[test]
+    fn replaced_and_backed_up_files_keep_their_user_attributes() {
+        let dir = tempfile::tempdir().unwrap();
+        let fd = open_root(dir.path()).unwrap();
+        let f = dir.path().join("conf");
+        fs::write(&f, b"old").unwrap();
+        let original = File::open(&f).unwrap();
+        match xattrs::set(original.as_fd(), c"user.origin", b"image") {
+            Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {
+                eprintln!("SKIPPED: {} keeps no user.* attributes", dir.path().display());
+                return;
+            }
+            other => other.unwrap(),
+        }
+        drop(original);
+        let state = inspect(fd.as_fd(), "conf").unwrap();
+        backup(fd.as_fd(), "conf", &state).unwrap();
+        assert!(replace(fd.as_fd(), "conf", b"new", 0o600, &state, None).unwrap());
+        for name in ["conf", ".conf.bak"] {
+            let file = File::open(dir.path().join(name)).unwrap();
+            assert_eq!(
+                xattrs::get(file.as_fd(), c"user.origin").unwrap().as_deref(),
+                Some(&b"image"[..]),
+                "{name}"
+            );
+        }
+        assert_eq!(fs::read(&f).unwrap(), b"new");
     }
 
     #[test]

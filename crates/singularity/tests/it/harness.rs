@@ -20,7 +20,12 @@ pub struct TestRoot {
 
 impl TestRoot {
     pub fn new() -> TestRoot {
-        let dir = tempfile::tempdir().expect("tempdir");
+        TestRoot::new_in(&std::env::temp_dir())
+    }
+
+    /// A test root in the directory `parent` (a file system of the test's choice).
+    pub fn new_in(parent: &Path) -> TestRoot {
+        let dir = tempfile::tempdir_in(parent).expect("tempdir");
         let root = TestRoot { dir };
         root.write(
             "/etc/passwd",

@@ -7,6 +7,7 @@ mod daemon;
 mod external;
 mod harness;
 mod hostile;
+mod labels;
 mod live;
 mod race;
 mod socket;

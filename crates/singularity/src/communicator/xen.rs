@@ -33,16 +33,34 @@ pub struct XenCommunicator {
     next_rescan: Instant,
     scan_due: bool,
     replies: Replies,
+    /// Nodes under `data/host` that are not requests, logged once each.
+    ignored: HashSet<String>,
     /// Set by wakers: the next wait ends, whatever it consumed meanwhile.
     woken: Arc<AtomicBool>,
 }
 
-/// The request id an event path names (`data/host/<id>`, or an absolute path
-/// ending the same way), if any.
-fn request_id(path: &str) -> Option<&str> {
-    let (_, rest) = path.split_once("data/host/")?;
-    let id = rest.split('/').next()?;
-    (!id.is_empty()).then_some(id)
+/// What a watch event path names below `data/host`.
+#[derive(Debug, PartialEq, Eq)]
+enum EventPath<'a> {
+    /// A direct child `data/host/<id>`: a request.
+    Request(&'a str),
+    /// Something deeper (`data/host/<a>/<b>`): never a request.
+    Nested(&'a str),
+    /// The directory itself, or a path elsewhere.
+    Other,
+}
+
+/// Classifies an event path (`data/host/<id>`, or an absolute path ending the
+/// same way).
+fn event_path(path: &str) -> EventPath<'_> {
+    let Some((_, rest)) = path.split_once("data/host/") else {
+        return EventPath::Other;
+    };
+    match rest.split_once('/') {
+        None if !rest.is_empty() => EventPath::Request(rest),
+        Some((first, _)) if !first.is_empty() => EventPath::Nested(rest),
+        _ => EventPath::Other,
+    }
 }
 
 /// The errors xenstored gives when a domain's quota is used up (or a reply
@@ -84,6 +102,7 @@ impl XenCommunicator {
             rescan_every,
             next_rescan: Instant::now() + rescan_every,
             scan_due: true,
+            ignored: HashSet::new(),
             woken: Arc::new(AtomicBool::new(false)),
         })
     }
@@ -113,7 +132,7 @@ impl XenCommunicator {
     }
 
     fn enqueue(&mut self, id: &str) {
-        if !self.handled_set.contains(id) && !self.queue.iter().any(|q| q == id) {
+        if !self.handled_set.contains(id) && !self.ignored.contains(id) && !self.queue.iter().any(|q| q == id) {
             self.queue.push_back(id.to_string());
         }
     }
@@ -142,6 +161,19 @@ impl XenCommunicator {
                 return Err(comm("cannot read request")(e));
             }
         };
+        // A node with children was made by a write below it (`<id>/<more>`):
+        // not a request, and not ours to remove.
+        match self.client.directory(&path).optional() {
+            Ok(Some(children)) if !children.is_empty() => {
+                self.ignore(id, "it has child nodes");
+                return Ok(None);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                self.scan_due = true;
+                return Err(comm("cannot list request")(e));
+            }
+        }
         if let Err(e) = self.client.rm(&path).optional() {
             log::warn!("cannot remove {path}: {e}");
         }
@@ -150,6 +182,17 @@ impl XenCommunicator {
             id: id.to_string(),
             data,
         }))
+    }
+
+    /// Leaves `what` (a path below `data/host`) alone from now on, and says
+    /// so once.
+    fn ignore(&mut self, what: &str, why: &str) {
+        if self.ignored.insert(what.to_string()) {
+            log::warn!(
+                "ignoring {REQUEST_DIR}/{}: {why}; only direct children of {REQUEST_DIR} are requests",
+                what.escape_debug()
+            );
+        }
     }
 
     fn remove_replies(&mut self, ids: Vec<String>) {
@@ -165,9 +208,10 @@ impl XenCommunicator {
         match self.watch.recv_timeout(timeout) {
             // An event names the request node itself: no listing needed (a
             // listing can also be too large for the device on oxenstored).
-            Ok(Some(WatchEvent::Changed(path))) => match request_id(&path) {
-                Some(id) => self.enqueue(id),
-                None => self.scan_due = true,
+            Ok(Some(WatchEvent::Changed(path))) => match event_path(&path) {
+                EventPath::Request(id) => self.enqueue(id),
+                EventPath::Nested(rest) => self.ignore(rest, "not a direct child"),
+                EventPath::Other => self.scan_due = true,
             },
             Ok(Some(WatchEvent::Reconnected)) => {
                 log::info!("xenstore connection re-established; rescanning");
@@ -298,10 +342,54 @@ mod tests {
 
     #[test]
     fn events_name_requests() {
-        assert_eq!(request_id("data/host/abc-1"), Some("abc-1"));
-        assert_eq!(request_id("/local/domain/7/data/host/abc-1"), Some("abc-1"));
-        assert_eq!(request_id("data/host/abc/x"), Some("abc"));
-        assert_eq!(request_id("data/host"), None);
-        assert_eq!(request_id("data/host/"), None);
+        assert_eq!(event_path("data/host/abc-1"), EventPath::Request("abc-1"));
+        assert_eq!(
+            event_path("/local/domain/7/data/host/abc-1"),
+            EventPath::Request("abc-1")
+        );
+        assert_eq!(event_path("data/host/abc/x"), EventPath::Nested("abc/x"));
+        assert_eq!(event_path("data/host"), EventPath::Other);
+        assert_eq!(event_path("data/host/"), EventPath::Other);
+    }
+
+    /// Adds domain 7 with its xenbus device in `dir`.
+    fn domain(sim: &Simulator, dir: &std::path::Path) {
+        sim.add_guest_device(7, &dir.join("xenbus")).unwrap();
+    }
+
+    fn guest(dir: &std::path::Path) -> XenCommunicator {
+        let path = dir.join("xenbus");
+        XenCommunicator::connect(Some(path.to_str().unwrap()), Duration::from_secs(3600)).unwrap()
+    }
+
+    fn dom0(sim: &Simulator, dir: &std::path::Path) -> xenstore::Client {
+        let path = dir.join("dom0");
+        sim.listen_dom0(&path).unwrap();
+        xenstore::Client::connect(&path).unwrap()
+    }
+
+    const HOME: &str = "/local/domain/7";
+    const VERSION: &[u8] = br#"{"name":"version","value":""}"#;
+
+    #[test]
+    fn a_request_id_with_a_slash_is_not_a_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let sim = Simulator::new(Config::default());
+        domain(&sim, dir.path());
+        sim.write(&format!("{HOME}/data/host/foo/bar"), VERSION);
+        sim.write(&format!("{HOME}/data/host/r1"), VERSION);
+        let mut comm = guest(dir.path());
+        // Also announced by an event, as a host's write would be.
+        let host = dom0(&sim, dir.path());
+        host.write(&format!("{HOME}/data/host/foo/baz"), VERSION).unwrap();
+        let first = comm.recv(Duration::from_secs(10)).unwrap().expect("r1");
+        assert_eq!(first.id, "r1");
+        comm.reply("r1", &Reply::ok("1")).unwrap();
+        assert!(comm.recv(Duration::from_millis(300)).unwrap().is_none());
+        assert_eq!(sim.read(&format!("{HOME}/data/host/foo/bar")).unwrap(), VERSION);
+        assert_eq!(sim.read(&format!("{HOME}/data/host/foo/baz")).unwrap(), VERSION);
+        assert_eq!(sim.directory(&format!("{HOME}/data/guest")), ["r1"]);
+        assert_eq!(comm.ignored.len(), 2, "{:?}", comm.ignored);
+        sim.shutdown();
     }
 }

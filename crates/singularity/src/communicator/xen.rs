@@ -2,11 +2,16 @@
 //! XenStore home, replies are written to `data/guest/<id>`.
 //!
 //! A watch on `data/host` wakes the agent; every wake-up, every reconnect and a
-//! slow periodic rescan list the directory, so no request is ever missed. A
-//! request node is read, removed, handled and answered with one write; an id is
-//! never handled twice.
+//! slow periodic rescan list the directory, so no request is ever missed. Only
+//! direct children of `data/host` are requests. A request is read, handled
+//! and answered with one write, and only then removed; an id is never handled
+//! twice. A reply is cut to what the store accepts. A reply the store has no
+//! room for is held, and no new request is taken until it is written: waiting
+//! requests stay in `data/host` rather than being lost.
 
-use super::replies::{Replies, PRESSURE_MIN_AGE, RETENTION};
+use super::replies::{
+    fit, Replies, DEFAULT_REPLY_CAP, PRESSURE_BATCH, PRESSURE_MIN_AGE, PRUNE_BATCH, REPLY_FLOOR, RETENTION,
+};
 use super::{CommError, Communicator, Incoming, Metadata, Waker};
 use crate::protocol::Reply;
 use std::collections::{HashSet, VecDeque};
@@ -19,20 +24,28 @@ use xenstore::{Client, ErrorKind, Optional, Watch, WatchEvent};
 pub const REQUEST_DIR: &str = "data/host";
 /// Where the agent writes replies.
 pub const REPLY_DIR: &str = "data/guest";
-/// How many handled ids are remembered, in case a removal failed.
-const REMEMBERED_IDS: usize = 1024;
+/// How often a held reply is tried again.
+const HOLD_RETRY: Duration = Duration::from_millis(250);
 
 /// Requests over XenStore.
 pub struct XenCommunicator {
     client: Client,
     watch: Watch,
     queue: VecDeque<String>,
-    handled: VecDeque<String>,
-    handled_set: HashSet<String>,
+    queued: HashSet<String>,
+    /// Ids taken whose request node may still exist: never taken again. An id
+    /// leaves once its node is removed or a listing no longer shows it.
+    handled: HashSet<String>,
     rescan_every: Duration,
     next_rescan: Instant,
     scan_due: bool,
     replies: Replies,
+    /// Replies older than this are removed while idle.
+    retention: Duration,
+    /// The largest reply the store is known to take.
+    reply_cap: usize,
+    /// A reply the store had no room for, with its request id.
+    held: Option<(String, Reply)>,
     /// Nodes under `data/host` that are not requests, logged once each.
     ignored: HashSet<String>,
     /// Set by wakers: the next wait ends, whatever it consumed meanwhile.
@@ -63,14 +76,31 @@ fn event_path(path: &str) -> EventPath<'_> {
     }
 }
 
-/// The errors xenstored gives when a domain's quota is used up (or a reply
-/// would be too large).
+/// The errors xenstored gives when a domain's quota is used up or a value is
+/// too large (`ENOSPC` from C xenstored, `EQUOTA` from oxenstored, `E2BIG`),
+/// and this client's own refusal of a message too large for the transport.
 fn is_quota(e: &xenstore::Error) -> bool {
-    matches!(e.kind(), Some(ErrorKind::Nospc | ErrorKind::TooBig | ErrorKind::Quota))
+    matches!(e, xenstore::Error::TooBig { .. })
+        || matches!(e.kind(), Some(ErrorKind::Nospc | ErrorKind::TooBig | ErrorKind::Quota))
+}
+
+/// Errors after which the same write may well work later.
+fn is_transient(e: &xenstore::Error) -> bool {
+    matches!(
+        e,
+        xenstore::Error::Disconnected | xenstore::Error::Timeout | xenstore::Error::Io(_)
+    ) || matches!(e.kind(), Some(ErrorKind::Again))
 }
 
 fn comm(what: &str) -> impl Fn(xenstore::Error) -> CommError + '_ {
     move |e| CommError(format!("{what}: {e}"))
+}
+
+/// What became of a reply.
+enum Sent {
+    Written,
+    /// The store has no room: keep it and take no new request.
+    Held,
 }
 
 impl XenCommunicator {
@@ -97,11 +127,14 @@ impl XenCommunicator {
             client,
             watch,
             queue: VecDeque::new(),
-            handled: VecDeque::new(),
-            handled_set: HashSet::new(),
+            queued: HashSet::new(),
+            handled: HashSet::new(),
             rescan_every,
             next_rescan: Instant::now() + rescan_every,
             scan_due: true,
+            retention: RETENTION,
+            reply_cap: DEFAULT_REPLY_CAP,
+            held: None,
             ignored: HashSet::new(),
             woken: Arc::new(AtomicBool::new(false)),
         })
@@ -117,7 +150,7 @@ impl XenCommunicator {
                 // Too many requests to list at once (oxenstored through the
                 // device); watch events still name each one.
                 log::debug!("cannot list data/host ({e}); relying on watch events");
-                Vec::new()
+                return Ok(());
             }
             Err(e) => {
                 self.scan_due = true;
@@ -125,6 +158,9 @@ impl XenCommunicator {
             }
         };
         ids.sort();
+        // A handled id no longer listed is gone for good.
+        let listed: HashSet<&str> = ids.iter().map(String::as_str).collect();
+        self.handled.retain(|id| listed.contains(id.as_str()));
         for id in &ids {
             self.enqueue(id);
         }
@@ -132,29 +168,27 @@ impl XenCommunicator {
     }
 
     fn enqueue(&mut self, id: &str) {
-        if !self.handled_set.contains(id) && !self.ignored.contains(id) && !self.queue.iter().any(|q| q == id) {
+        if !self.handled.contains(id) && !self.ignored.contains(id) && self.queued.insert(id.to_string()) {
             self.queue.push_back(id.to_string());
         }
     }
 
-    fn remember(&mut self, id: &str) {
-        if self.handled_set.insert(id.to_string()) {
-            self.handled.push_back(id.to_string());
-        }
-        while self.handled.len() > REMEMBERED_IDS {
-            if let Some(old) = self.handled.pop_front() {
-                self.handled_set.remove(&old);
-            }
-        }
-    }
-
-    /// Takes the request `id`: read it, then remove it (a missing node means the
-    /// host gave up on it).
+    /// Takes the request `id`: read it (a missing node means the host gave up
+    /// on it). It is removed once answered.
     fn take(&mut self, id: &str) -> Result<Option<Incoming>, CommError> {
+        self.queued.remove(id);
         let path = format!("{REQUEST_DIR}/{id}");
         let data = match self.client.read(&path).optional() {
             Ok(Some(data)) => data,
             Ok(None) => return Ok(None),
+            Err(xenstore::Error::ReplyTooBig { len, max }) => {
+                // Nothing larger can come through this client: refuse it once.
+                log::warn!("request {id} is {len} bytes, more than the {max} bytes a request may have; refusing it");
+                self.handled.insert(id.to_string());
+                let refusal = Reply::error(format!("Request is too large: {len} bytes, at most {max} are accepted"));
+                self.answer(id, refusal)?;
+                return Ok(None);
+            }
             Err(e) => {
                 // Left in place: the next scan picks it up again.
                 self.scan_due = true;
@@ -174,10 +208,7 @@ impl XenCommunicator {
                 return Err(comm("cannot list request")(e));
             }
         }
-        if let Err(e) = self.client.rm(&path).optional() {
-            log::warn!("cannot remove {path}: {e}");
-        }
-        self.remember(id);
+        self.handled.insert(id.to_string());
         Ok(Some(Incoming {
             id: id.to_string(),
             data,
@@ -201,6 +232,82 @@ impl XenCommunicator {
                 log::debug!("cannot remove old reply {id}: {e}");
             }
         }
+    }
+
+    /// Removes one small batch of replies past their retention; whether
+    /// there was any.
+    fn prune_some(&mut self) -> bool {
+        let stale = self
+            .replies
+            .take_older_than(self.retention, Instant::now(), PRUNE_BATCH);
+        let any = !stale.is_empty();
+        self.remove_replies(stale);
+        any
+    }
+
+    /// Writes the reply to `id` (or holds it, see [`Sent::Held`]), then
+    /// removes the request.
+    fn answer(&mut self, id: &str, reply: Reply) -> Result<Sent, CommError> {
+        let path = format!("{REPLY_DIR}/{id}");
+        let mut cap = self.reply_cap;
+        let mut json = fit(&reply, cap);
+        let mut made_room = false;
+        loop {
+            match self.client.write(&path, &json) {
+                Ok(()) => break,
+                Err(e) if is_quota(&e) && !made_room => {
+                    // data/guest may be full: make room with replies the host has read.
+                    made_room = true;
+                    let room = self
+                        .replies
+                        .take_older_than(PRESSURE_MIN_AGE, Instant::now(), PRESSURE_BATCH);
+                    log::debug!("cannot write reply {id} ({e}); removing {} old replies", room.len());
+                    self.remove_replies(room);
+                }
+                Err(e) if is_quota(&e) && json.len() > REPLY_FLOOR => {
+                    // Perhaps too large for this store: try a shorter cut.
+                    cap = (json.len() * 7 / 8).max(REPLY_FLOOR);
+                    json = fit(&reply, cap);
+                }
+                Err(e) if is_quota(&e) || is_transient(&e) => {
+                    if self.held.is_none() {
+                        log::warn!(
+                            "cannot write reply {id} ({e}); holding it and taking no new request until it is written"
+                        );
+                    }
+                    self.held = Some((id.to_string(), reply));
+                    return Ok(Sent::Held);
+                }
+                Err(e) => {
+                    // The request stays in place for the host to time out.
+                    return Err(comm("cannot write reply")(e));
+                }
+            }
+        }
+        if cap < self.reply_cap {
+            log::info!("replies are cut to {cap} bytes: the store refused more");
+            self.reply_cap = cap;
+        }
+        if self.held.take().is_some() {
+            log::info!("held reply {id} written; taking requests again");
+        }
+        self.replies.record(id, Instant::now());
+        match self.client.rm(&format!("{REQUEST_DIR}/{id}")).optional() {
+            Ok(_) => {
+                self.handled.remove(id);
+            }
+            // Still in `handled`: never taken again.
+            Err(e) => log::warn!("cannot remove {REQUEST_DIR}/{id}: {e}"),
+        }
+        Ok(Sent::Written)
+    }
+
+    /// Tries the held reply again; whether none is held any more.
+    fn flush_held(&mut self) -> Result<bool, CommError> {
+        let Some((id, reply)) = self.held.clone() else {
+            return Ok(true);
+        };
+        Ok(matches!(self.answer(&id, reply)?, Sent::Written))
     }
 
     /// Waits for one watch event; `false` when none came (timeout or woken).
@@ -261,10 +368,28 @@ impl Communicator for XenCommunicator {
     fn recv(&mut self, timeout: Duration) -> Result<Option<Incoming>, CommError> {
         let deadline = Instant::now() + timeout;
         loop {
+            if !self.flush_held()? {
+                // No room for the last reply: leave new requests waiting.
+                let now = Instant::now();
+                if now >= deadline {
+                    return Ok(None);
+                }
+                self.wait_event(HOLD_RETRY.min(deadline - now))?;
+                if self.woken.swap(false, Ordering::SeqCst) {
+                    return Ok(None);
+                }
+                continue;
+            }
             while let Some(id) = self.queue.pop_front() {
                 if let Some(incoming) = self.take(&id)? {
                     return Ok(Some(incoming));
                 }
+                if self.held.is_some() {
+                    break;
+                }
+            }
+            if self.held.is_some() {
+                continue;
             }
             if Instant::now() >= self.next_rescan {
                 self.scan_due = true;
@@ -274,6 +399,15 @@ impl Communicator for XenCommunicator {
                 if !self.queue.is_empty() {
                     continue;
                 }
+            }
+            // Idle: old replies go a few at a time, and new requests are
+            // looked for in between.
+            if self.prune_some() {
+                self.wait_event(Duration::ZERO)?;
+                if self.woken.swap(false, Ordering::SeqCst) {
+                    return Ok(None);
+                }
+                continue;
             }
             let now = Instant::now();
             if now >= deadline {
@@ -297,24 +431,7 @@ impl Communicator for XenCommunicator {
     }
 
     fn reply(&mut self, id: &str, reply: &Reply) -> Result<(), CommError> {
-        let now = Instant::now();
-        let stale = self.replies.take_older_than(RETENTION, now);
-        self.remove_replies(stale);
-        let path = format!("{REPLY_DIR}/{id}");
-        let json = reply.to_json();
-        let written = match self.client.write(&path, &json) {
-            Err(e) if is_quota(&e) => {
-                // data/guest is full: make room with replies the host has read.
-                let room = self.replies.take_older_than(PRESSURE_MIN_AGE, now);
-                log::info!("data/guest is full ({e}); removing {} old replies", room.len());
-                self.remove_replies(room);
-                self.client.write(&path, &json)
-            }
-            other => other,
-        };
-        written.map_err(comm("cannot write reply"))?;
-        self.replies.record(id, now);
-        Ok(())
+        self.answer(id, reply.clone()).map(|_| ())
     }
 }
 
@@ -334,6 +451,7 @@ mod tests {
         sim.write("/local/domain/7/data/host/r1", br#"{"name":"version","value":""}"#);
         let incoming = comm.recv(Duration::from_secs(10)).unwrap().expect("the request");
         assert_eq!(incoming.id, "r1");
+        comm.reply("r1", &Reply::ok("1")).unwrap();
         // Also when every wait ends in a rescan (the wake may be taken by one).
         let mut busy = XenCommunicator::connect(Some(guest.to_str().unwrap()), Duration::ZERO).unwrap();
         crate::communicator::assert_waker_ends_wait(&mut busy);
@@ -390,6 +508,146 @@ mod tests {
         assert_eq!(sim.read(&format!("{HOME}/data/host/foo/baz")).unwrap(), VERSION);
         assert_eq!(sim.directory(&format!("{HOME}/data/guest")), ["r1"]);
         assert_eq!(comm.ignored.len(), 2, "{:?}", comm.ignored);
+        sim.shutdown();
+    }
+
+    fn reply_at(sim: &Simulator, id: &str) -> (String, String) {
+        let raw = sim.read(&format!("{HOME}/data/guest/{id}")).expect("a reply");
+        let v: serde_json::Value = serde_json::from_slice(&raw).expect("JSON");
+        assert_eq!(v.as_object().map(|o| o.len()), Some(2), "{v}");
+        (
+            v["returncode"].as_str().expect("string").to_string(),
+            v["message"].as_str().expect("string").to_string(),
+        )
+    }
+
+    fn oversize_request_is_refused_once(device: bool) {
+        let dir = tempfile::tempdir().unwrap();
+        let sim = Simulator::new(Config::default());
+        let path = dir.path().join("xenbus");
+        if device {
+            sim.add_guest_device(7, &path).unwrap();
+        } else {
+            sim.add_guest(7, &path).unwrap();
+        }
+        let big = format!(r#"{{"name":"version","value":"{}"}}"#, "x".repeat(70 * 1024));
+        sim.write(&format!("{HOME}/data/host/big"), big.as_bytes());
+        sim.write(&format!("{HOME}/data/host/r1"), VERSION);
+        let mut comm = guest(dir.path());
+        let next = comm.recv(Duration::from_secs(10)).unwrap().expect("r1");
+        assert_eq!(next.id, "r1");
+        let (code, message) = reply_at(&sim, "big");
+        assert_eq!(code, "500");
+        assert!(message.starts_with("Request is too large"), "{message}");
+        assert!(sim.read(&format!("{HOME}/data/host/big")).is_none());
+        assert_eq!(comm.client.reconnect_count(), 0);
+        assert!(comm.recv(Duration::from_millis(200)).unwrap().is_none());
+        sim.shutdown();
+    }
+
+    #[test]
+    fn a_request_over_64_kib_is_answered_500_and_removed_over_the_device() {
+        oversize_request_is_refused_once(true);
+    }
+
+    #[test]
+    fn a_request_over_64_kib_is_answered_500_and_removed_over_a_socket() {
+        oversize_request_is_refused_once(false);
+    }
+
+    #[test]
+    fn a_reply_too_large_for_the_guest_quota_is_cut_and_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let sim = Simulator::new(Config::default());
+        domain(&sim, dir.path());
+        sim.write(&format!("{HOME}/data/host/long"), VERSION);
+        let mut comm = guest(dir.path());
+        let name = "a".repeat(3000);
+        assert_eq!(comm.recv(Duration::from_secs(10)).unwrap().unwrap().id, "long");
+        let reply = Reply::new("404", format!("No such agent command '{name}'"));
+        comm.reply("long", &reply).unwrap();
+        let (code, message) = reply_at(&sim, "long");
+        assert_eq!(code, "404");
+        assert!(message.starts_with("No such agent command 'aaaa"), "{message}");
+        assert!(message.ends_with(super::super::replies::CUT_MARKER), "{message}");
+        assert!(sim.read(&format!("{HOME}/data/host/long")).is_none());
+        // Learnt: the next long reply is cut at once.
+        assert!(comm.reply_cap < DEFAULT_REPLY_CAP);
+        sim.shutdown();
+    }
+
+    #[test]
+    fn with_data_guest_full_the_reply_is_held_and_new_requests_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let sim = Simulator::new(Config::default());
+        domain(&sim, dir.path());
+        let ids: Vec<String> = (0..120).map(|i| format!("{:036}", i)).collect();
+        for id in &ids {
+            sim.write(&format!("{HOME}/data/host/{id}"), VERSION);
+        }
+        let mut comm = guest(dir.path());
+        let mut answered = Vec::new();
+        while let Some(incoming) = comm.recv(Duration::from_millis(300)).unwrap() {
+            comm.reply(&incoming.id, &Reply::ok("1")).unwrap();
+            answered.push(incoming.id);
+        }
+        // Full after a few dozen: the last one taken is held, and it and every
+        // later request are still in data/host.
+        let mut uniq = answered.clone();
+        uniq.sort();
+        uniq.dedup();
+        assert_eq!(uniq.len(), answered.len(), "{answered:?}");
+        let (held, _) = comm.held.clone().expect("a held reply");
+        assert_eq!(answered.last(), Some(&held));
+        let waiting = sim.directory(&format!("{HOME}/data/host"));
+        assert_eq!(waiting.len(), ids.len() - answered.len() + 1, "{}", answered.len());
+        assert!(waiting.contains(&held));
+        for id in &answered[..answered.len() - 1] {
+            assert_eq!(reply_at(&sim, id), ("0".to_string(), "1".to_string()));
+        }
+        // The host makes room: everything is answered, nothing is lost.
+        let mut seen = std::collections::BTreeSet::new();
+        loop {
+            for id in sim.directory(&format!("{HOME}/data/guest")) {
+                assert_eq!(reply_at(&sim, &id).0, "0");
+                sim.rm(&format!("{HOME}/data/guest/{id}"));
+                assert!(seen.insert(id));
+            }
+            match comm.recv(Duration::from_millis(300)).unwrap() {
+                Some(incoming) => comm.reply(&incoming.id, &Reply::ok("1")).unwrap(),
+                None if comm.held.is_none() && sim.directory(&format!("{HOME}/data/host")).is_empty() => break,
+                None => {}
+            }
+        }
+        seen.extend(sim.directory(&format!("{HOME}/data/guest")));
+        assert!(seen.iter().eq(ids.iter()));
+        sim.shutdown();
+    }
+
+    #[test]
+    fn stale_replies_are_pruned_in_small_batches_while_idle() {
+        let dir = tempfile::tempdir().unwrap();
+        // oxenstored keeps no node-size quota: thousands of replies fit.
+        let sim = Simulator::new(Config::oxenstored_like());
+        domain(&sim, dir.path());
+        for i in 0..2000 {
+            sim.write(
+                &format!("{HOME}/data/guest/old-{i:04}"),
+                br#"{"returncode":"0","message":""}"#,
+            );
+        }
+        let mut comm = guest(dir.path());
+        comm.retention = Duration::ZERO;
+        sim.write(&format!("{HOME}/data/host/first"), VERSION);
+        let rms = |sim: &Simulator| sim.stats().requests_of(xenstore::wire::MsgType::Rm);
+        let before = rms(&sim);
+        let incoming = comm.recv(Duration::from_secs(10)).unwrap().expect("the request");
+        comm.reply(&incoming.id, &Reply::ok("1")).unwrap();
+        // On the request's path: its own removal and at most one batch.
+        assert!(rms(&sim) - before <= 1 + PRUNE_BATCH as u64, "{}", rms(&sim) - before);
+        // Idle time removes the rest, the new reply included (all are stale here).
+        assert!(comm.recv(Duration::ZERO).unwrap().is_none());
+        assert!(sim.directory(&format!("{HOME}/data/guest")).is_empty());
         sim.shutdown();
     }
 }

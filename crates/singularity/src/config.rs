@@ -44,6 +44,7 @@ pub const KEYS: &[KeyDef] = &[
     KeyDef { section: "socket", key: "vm_data", default: "", accepts: "an absolute path, or empty for none", doc: "Directory laid out like XenStore's vm-data (networking/<key> files, hostname) that resetnetwork reads when requests come over the socket." },
     KeyDef { section: "file", key: "allowed_paths", default: "/", accepts: "a comma-separated list of absolute paths", doc: "Injected files may only be written at or below these paths." },
     KeyDef { section: "password", key: "hash", default: "sha512", accepts: "sha512 or sha256", doc: "crypt(3) scheme for the root password in /etc/shadow." },
+    KeyDef { section: "password", key: "allow_empty", default: "false", accepts: "true or false", doc: "Let the host set an empty root password (refused by default, like one holding a NUL byte)." },
 ];
 
 /// The definition of `section.key`, if it exists.

@@ -27,6 +27,8 @@ pub struct Settings {
     pub inject_allowed: Vec<String>,
     /// Hash scheme for `/etc/shadow`.
     pub password_scheme: Scheme,
+    /// Whether an empty root password may be set.
+    pub password_allow_empty: bool,
     /// Network renderer override (`None`: chosen from the system).
     pub network_renderer: Option<String>,
 }
@@ -37,6 +39,7 @@ impl Default for Settings {
             functions: Functions::all(),
             inject_allowed: vec!["/".to_string()],
             password_scheme: Scheme::Sha512,
+            password_allow_empty: false,
             network_renderer: None,
         }
     }
@@ -181,8 +184,12 @@ impl Agent {
                 let shared = self.shared.take().ok_or(Failure::NoKeyExchange)?;
                 let (plain, _digest) = decrypt_password(&shared, ciphertext.expose()).map_err(Failure::Cipher)?;
                 drop(shared);
-                let plan = password::plan(&plain, self.settings.password_scheme)
-                    .map_err(|e| Failure::Plan(format!("cannot hash password: {e}")))?;
+                let plan = password::plan(
+                    &plain,
+                    self.settings.password_scheme,
+                    self.settings.password_allow_empty,
+                )
+                .map_err(|e| Failure::Plan(e.to_string()))?;
                 let outcome = self.applier.apply(&plan).map_err(Failure::Apply)?;
                 Ok((Reply::ok(""), outcome.changed))
             }

@@ -57,6 +57,8 @@ pub struct Settings {
     pub inject_allowed: Vec<String>,
     /// Shadow hash scheme.
     pub password_scheme: Scheme,
+    /// Whether an empty root password may be set.
+    pub password_allow_empty: bool,
     /// Where the configuration came from (for messages).
     pub config_file: PathBuf,
     /// Warnings about the configuration file (unknown keys).
@@ -70,6 +72,7 @@ impl Settings {
             functions: self.functions.clone(),
             inject_allowed: self.inject_allowed.clone(),
             password_scheme: self.password_scheme,
+            password_allow_empty: self.password_allow_empty,
             network_renderer: self.network_renderer.clone(),
         }
     }
@@ -187,6 +190,7 @@ pub fn resolve(
     let password_scheme = v
         .typed("password", "hash", |s| s.parse::<Scheme>().ok())?
         .unwrap_or(Scheme::Sha512);
+    let password_allow_empty = v.typed("password", "allow_empty", parse_bool)?.unwrap_or(false);
     let inject_allowed = v
         .typed("file", "allowed_paths", path_list)?
         .unwrap_or_else(|| vec!["/".into()]);
@@ -266,6 +270,7 @@ pub fn resolve(
         network_renderer,
         inject_allowed,
         password_scheme,
+        password_allow_empty,
         config_file: file,
         warnings: v.warnings.clone(),
     })

@@ -349,3 +349,121 @@ fn a_burst_of_200_requests_is_all_answered_on_oxenstored() {
     assert!(c.directory(&lab.home("data/host")).unwrap().is_empty());
     assert!(lab.agent_alive());
 }
+
+/// A dom0 id shaped like nova's (a UUID, 36 characters).
+fn uuid_like(i: usize) -> String {
+    format!("{i:08x}-0000-4000-8000-{i:012x}")
+}
+
+#[test]
+fn a_burst_of_2000_requests_is_all_answered_under_the_guest_quota() {
+    // C xenstored's guest limits: a reply node under 2048 bytes, and data/guest
+    // itself (its child names) too, so about fifty UUID replies at a time.
+    let root = TestRoot::new();
+    let mut lab = XenLab::new(GuestLink::Device, Config::default());
+    lab.start_agent(&root, &[], "");
+    let c = lab.client();
+    let ids: Vec<String> = (0..2000).map(uuid_like).collect();
+    let long_name = "n".repeat(3000);
+    let request = |i: usize| {
+        if i % 100 == 7 {
+            // An unknown command whose echo alone is over the quota.
+            format!(r#"{{"name": "{long_name}", "value": ""}}"#)
+        } else {
+            r#"{"name": "version", "value": "agent"}"#.to_string()
+        }
+    };
+    for (i, id) in ids.iter().enumerate() {
+        c.write(&lab.home(&format!("data/host/{id}")), request(i)).unwrap();
+    }
+    // A host that reads each reply in turn and then removes it; it starts
+    // only once data/guest is crowded, so the agent meets the quota.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while c.directory(&lab.home("data/guest")).unwrap().len() < 40 {
+        assert!(Instant::now() < deadline, "the agent answered nothing");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut cut = 0;
+    for (i, id) in ids.iter().enumerate() {
+        let node = lab.home(&format!("data/guest/{id}"));
+        let raw = loop {
+            match c.read(&node) {
+                Ok(raw) => break raw,
+                Err(e) if e.is_noent() => {
+                    assert!(Instant::now() < deadline, "{id} (#{i}) never answered");
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => panic!("{e}"),
+            }
+        };
+        let v: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+        let (code, message) = (v["returncode"].as_str().unwrap(), v["message"].as_str().unwrap());
+        if i % 100 == 7 {
+            assert_eq!(code, "404");
+            assert!(message.starts_with("No such agent command 'nnn"), "{message}");
+            assert!(message.ends_with("[reply cut to fit XenStore]"), "{message}");
+            assert!(raw.len() <= 2048);
+            cut += 1;
+        } else {
+            assert_eq!((code, message), ("0", singularity::handler::VERSION));
+        }
+        c.rm(&node).unwrap();
+    }
+    assert_eq!(cut, 20);
+    assert!(c.directory(&lab.home("data/host")).unwrap().is_empty());
+    assert!(lab.agent_alive());
+}
+
+#[test]
+fn resetnetwork_with_many_stale_entries_is_answered_with_a_cut_note() {
+    let root = TestRoot::new();
+    root.seed_debian(&[("eth0", "bc:76:4e:20:6c:5b")]);
+    let mut lab = XenLab::new(GuestLink::Device, Config::default());
+    lab.start_agent(&root, &[], "");
+    let host = lab.host();
+    for i in 0..80 {
+        let nic = NicSpec {
+            mac: format!("BC:76:4E:00:{:02X}:{:02X}", i / 256, i % 256),
+            label: format!("stale-{i}"),
+            ip: Some(format!("203.0.113.{}/24", i + 10).parse().unwrap()),
+            ..NicSpec::default()
+        };
+        host.set_network(&nic).unwrap();
+    }
+    let reply = host.resetnetwork(Some(T)).unwrap();
+    assert_eq!(reply.returncode, "0", "{}", reply.message);
+    assert!(
+        reply.message.ends_with("[reply cut to fit XenStore]"),
+        "{}",
+        reply.message
+    );
+    assert!(lab.agent_alive());
+}
+
+#[test]
+fn passwords_that_cannot_be_typed_are_refused() {
+    let root = TestRoot::new();
+    let mut lab = XenLab::new(GuestLink::Device, Config::default());
+    lab.start_agent(&root, &[], "");
+    let host = lab.host();
+    let before = root.snapshot();
+    let nul = host.password("abc\0def", Digest::Sha256, T).unwrap();
+    assert_eq!(
+        (nul.returncode.as_str(), nul.message.as_str()),
+        ("500", "Password refused: it contains a NUL byte, which cannot be typed")
+    );
+    let empty = host.password("", Digest::Sha256, T).unwrap();
+    assert_eq!(empty.returncode, "500");
+    assert_eq!(
+        empty.message,
+        "Password refused: it is empty (allowed only with allow_empty = true in [password])"
+    );
+    assert_eq!(root.snapshot(), before, "nothing changed");
+    assert!(lab.stop_agent());
+    // Allowed on purpose.
+    lab.start_agent(&root, &[], "[password]\nallow_empty = true\n");
+    let host = lab.host();
+    assert_eq!(host.password("", Digest::Sha256, T).unwrap().returncode, "0");
+    let hash = root.shadow_hash("root");
+    assert_eq!(system_crypt("", &hash), hash);
+}

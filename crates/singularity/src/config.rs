@@ -84,9 +84,25 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// Unknown keys and sections warned about one by one; the rest are counted.
+pub const WARNINGS_MAX: usize = 5;
+
 /// Parses INI text. Lines are `[section]`, `key = value` (or `key: value`),
-/// blank, or comments starting with `#` or `;`.
+/// blank, or comments starting with `#` or `;`. Only the first
+/// [`WARNINGS_MAX`] unknown keys and sections are named, then how many more
+/// there were.
 pub fn parse(file: &str, text: &str) -> Result<FileValues, ConfigError> {
+    let mut unknown = 0usize;
+    let mut out = parse_counting(file, text, &mut unknown)?;
+    let more = unknown.saturating_sub(WARNINGS_MAX);
+    if more > 0 {
+        out.warnings
+            .push(format!("{file}: {more} more unknown keys or sections ignored"));
+    }
+    Ok(out)
+}
+
+fn parse_counting(file: &str, text: &str, unknown: &mut usize) -> Result<FileValues, ConfigError> {
     let mut out = FileValues {
         file: file.to_string(),
         ..FileValues::default()
@@ -104,7 +120,10 @@ pub fn parse(file: &str, text: &str) -> Result<FileValues, ConfigError> {
                 .ok_or_else(|| ConfigError(format!("{file}:{line}: section header lacks ']'")))?
                 .trim();
             if !KEYS.iter().any(|k| k.section == name) {
-                out.warnings.push(format!("{file}:{line}: unknown section [{name}]"));
+                *unknown += 1;
+                if *unknown <= WARNINGS_MAX {
+                    out.warnings.push(format!("{file}:{line}: unknown section [{name}]"));
+                }
             }
             section = Some(name.to_string());
             continue;
@@ -120,8 +139,11 @@ pub fn parse(file: &str, text: &str) -> Result<FileValues, ConfigError> {
             return Err(ConfigError(format!("{file}:{line}: key '{key}' before any [section]")));
         };
         if key_def(sec, key).is_none() {
-            out.warnings
-                .push(format!("{file}:{line}: unknown key '{key}' in [{sec}]"));
+            *unknown += 1;
+            if *unknown <= WARNINGS_MAX {
+                out.warnings
+                    .push(format!("{file}:{line}: unknown key '{key}' in [{sec}]"));
+            }
             continue;
         }
         out.values.insert(
@@ -231,6 +253,25 @@ mod tests {
             .contains("before any [section]"));
         assert!(parse("t.conf", "[main\n").unwrap_err().0.contains("lacks ']'"));
         assert!(parse("t.conf", "[main]\njunk\n").unwrap_err().0.contains("t.conf:2"));
+    }
+
+    #[test]
+    fn many_unknown_keys_give_a_few_warnings_and_a_count() {
+        let mut text = String::from("[main]\nbackup = yes\n");
+        for i in 0..700_000 {
+            text.push_str(&format!("k{i} = 1\n"));
+        }
+        let v = parse("t.conf", &text).unwrap();
+        assert_eq!(v.warnings.len(), WARNINGS_MAX + 1);
+        assert_eq!(v.warnings[0], "t.conf:3: unknown key 'k0' in [main]");
+        assert_eq!(
+            v.warnings[WARNINGS_MAX],
+            format!(
+                "t.conf: {} more unknown keys or sections ignored",
+                700_000 - WARNINGS_MAX
+            )
+        );
+        assert_eq!(v.get("main", "backup").unwrap().value, "yes");
     }
 
     #[test]

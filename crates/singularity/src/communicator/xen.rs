@@ -9,6 +9,7 @@
 //! room for is held, and no new request is taken until it is written: waiting
 //! requests stay in `data/host` rather than being lost.
 
+use super::journal::{recovery, Journal, Recovery, RESTARTED};
 use super::replies::{
     fit, Replies, DEFAULT_REPLY_CAP, PRESSURE_BATCH, PRESSURE_MIN_AGE, PRUNE_BATCH, REPLY_FLOOR, RETENTION,
 };
@@ -48,6 +49,10 @@ pub struct XenCommunicator {
     held: Option<(String, Reply)>,
     /// Nodes under `data/host` that are not requests, logged once each.
     ignored: HashSet<String>,
+    /// Requests taken and not yet answered, on disk.
+    journal: Option<Journal>,
+    /// Requests of the journal to handle again, before any new one.
+    recovered: VecDeque<Incoming>,
     /// Set by wakers: the next wait ends, whatever it consumed meanwhile.
     woken: Arc<AtomicBool>,
 }
@@ -136,8 +141,85 @@ impl XenCommunicator {
             reply_cap: DEFAULT_REPLY_CAP,
             held: None,
             ignored: HashSet::new(),
+            journal: None,
+            recovered: VecDeque::new(),
             woken: Arc::new(AtomicBool::new(false)),
         })
+    }
+
+    /// Keeps the journal in `dir`, and first answers every request it holds
+    /// (taken by a daemon that did not live to answer): run again when that
+    /// is harmless, else answered `500` [`RESTARTED`]. Without a usable
+    /// directory the agent goes on without a journal.
+    pub fn with_journal(mut self, dir: &std::path::Path) -> XenCommunicator {
+        let journal = match Journal::open(dir) {
+            Ok(j) => j,
+            Err(e) => {
+                log::warn!(
+                    "no request journal ({}: {e}): a request in flight at a crash would not be answered",
+                    dir.display()
+                );
+                return self;
+            }
+        };
+        let pending = journal.pending().unwrap_or_else(|e| {
+            log::warn!("cannot read the request journal {}: {e}", dir.display());
+            Vec::new()
+        });
+        self.journal = Some(journal);
+        for (id, raw) in pending {
+            if let Err(e) = self.recover(id, raw) {
+                log::warn!("{e}");
+            }
+        }
+        self
+    }
+
+    /// Answers one request found in the journal.
+    fn recover(&mut self, id: String, raw: Vec<u8>) -> Result<(), CommError> {
+        let request = format!("{REQUEST_DIR}/{id}");
+        let exists = |c: &Client, p: &str| c.exists(p).map_err(comm("cannot recover a request"));
+        if !exists(&self.client, &request)? {
+            log::info!("request {id} was taken before a restart; the host no longer waits for it");
+            self.forget(&id);
+        } else if exists(&self.client, &format!("{REPLY_DIR}/{id}"))? {
+            // Answered just before the restart: only the removal is missing.
+            self.handled.insert(id.clone());
+            self.remove_request(&id);
+        } else {
+            self.handled.insert(id.clone());
+            match recovery(&raw) {
+                Recovery::Rerun => {
+                    log::warn!("request {id} was taken before a restart; handling it again");
+                    self.recovered.push_back(Incoming { id, data: raw });
+                }
+                Recovery::Refuse => {
+                    log::warn!("request {id} was taken before a restart; answering that it was interrupted");
+                    self.answer(&id, Reply::error(RESTARTED))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn forget(&mut self, id: &str) {
+        if let Some(j) = &self.journal {
+            if let Err(e) = j.forget(id) {
+                log::warn!("cannot update the request journal: {e}");
+            }
+        }
+    }
+
+    /// Removes an answered request, then its journal entry (kept, with the id
+    /// in `handled`, if the removal failed).
+    fn remove_request(&mut self, id: &str) {
+        match self.client.rm(&format!("{REQUEST_DIR}/{id}")).optional() {
+            Ok(_) => {
+                self.handled.remove(id);
+                self.forget(id);
+            }
+            Err(e) => log::warn!("cannot remove {REQUEST_DIR}/{id}: {e}"),
+        }
     }
 
     /// Lists `data/host` and queues ids not yet seen.
@@ -206,6 +288,12 @@ impl XenCommunicator {
             Err(e) => {
                 self.scan_due = true;
                 return Err(comm("cannot list request")(e));
+            }
+        }
+        if let Some(j) = &self.journal {
+            if let Err(e) = j.record(id, &data) {
+                // Served all the same: only a crash in the middle would miss it.
+                log::warn!("cannot record request {id} in the journal: {e}");
             }
         }
         self.handled.insert(id.to_string());
@@ -292,13 +380,7 @@ impl XenCommunicator {
             log::info!("held reply {id} written; taking requests again");
         }
         self.replies.record(id, Instant::now());
-        match self.client.rm(&format!("{REQUEST_DIR}/{id}")).optional() {
-            Ok(_) => {
-                self.handled.remove(id);
-            }
-            // Still in `handled`: never taken again.
-            Err(e) => log::warn!("cannot remove {REQUEST_DIR}/{id}: {e}"),
-        }
+        self.remove_request(id);
         Ok(Sent::Written)
     }
 
@@ -379,6 +461,9 @@ impl Communicator for XenCommunicator {
                     return Ok(None);
                 }
                 continue;
+            }
+            if let Some(incoming) = self.recovered.pop_front() {
+                return Ok(Some(incoming));
             }
             while let Some(id) = self.queue.pop_front() {
                 if let Some(incoming) = self.take(&id)? {
@@ -648,6 +733,64 @@ mod tests {
         // Idle time removes the rest, the new reply included (all are stale here).
         assert!(comm.recv(Duration::ZERO).unwrap().is_none());
         assert!(sim.directory(&format!("{HOME}/data/guest")).is_empty());
+        sim.shutdown();
+    }
+
+    #[test]
+    fn requests_taken_before_a_restart_are_answered_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let sim = Simulator::new(Config::default());
+        domain(&sim, dir.path());
+        let journal = Journal::open(&dir.path().join("journal")).unwrap();
+        let password = br#"{"name":"password","value":"AAAA"}"#;
+        let answered = br#"{"returncode":"0","message":"1"}"#;
+        // Taken, not answered: one to run again, one that cannot be.
+        for (id, raw) in [("again", VERSION), ("pw", &password[..])] {
+            sim.write(&format!("{HOME}/data/host/{id}"), raw);
+            journal.record(id, raw).unwrap();
+        }
+        // Answered, not yet removed.
+        sim.write(&format!("{HOME}/data/host/done"), VERSION);
+        sim.write(&format!("{HOME}/data/guest/done"), answered);
+        journal.record("done", VERSION).unwrap();
+        // Given up by the host.
+        journal.record("gone", VERSION).unwrap();
+        // Never taken: handled as new.
+        sim.write(&format!("{HOME}/data/host/new"), VERSION);
+
+        let mut comm = guest(dir.path()).with_journal(&dir.path().join("journal"));
+        assert_eq!(
+            reply_at(&sim, "pw"),
+            (
+                "500".to_string(),
+                "agent restarted while handling this request".to_string()
+            )
+        );
+        let mut seen = Vec::new();
+        while let Some(incoming) = comm.recv(Duration::from_millis(300)).unwrap() {
+            comm.reply(&incoming.id, &Reply::ok("1")).unwrap();
+            seen.push(incoming.id);
+        }
+        assert_eq!(seen, ["again", "new"]);
+        assert_eq!(sim.read(&format!("{HOME}/data/guest/done")).unwrap(), answered);
+        assert!(sim.directory(&format!("{HOME}/data/host")).is_empty());
+        assert!(sim.read(&format!("{HOME}/data/guest/gone")).is_none());
+        assert!(journal.pending().unwrap().is_empty());
+        sim.shutdown();
+    }
+
+    #[test]
+    fn a_request_is_in_the_journal_exactly_until_it_is_answered() {
+        let dir = tempfile::tempdir().unwrap();
+        let sim = Simulator::new(Config::default());
+        domain(&sim, dir.path());
+        sim.write(&format!("{HOME}/data/host/r1"), VERSION);
+        let mut comm = guest(dir.path()).with_journal(&dir.path().join("journal"));
+        let journal = Journal::open(&dir.path().join("journal")).unwrap();
+        let incoming = comm.recv(Duration::from_secs(10)).unwrap().unwrap();
+        assert_eq!(journal.pending().unwrap(), [("r1".to_string(), VERSION.to_vec())]);
+        comm.reply(&incoming.id, &Reply::ok("1")).unwrap();
+        assert!(journal.pending().unwrap().is_empty());
         sim.shutdown();
     }
 }

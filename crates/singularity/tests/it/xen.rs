@@ -467,3 +467,59 @@ fn passwords_that_cannot_be_typed_are_refused() {
     let hash = root.shadow_hash("root");
     assert_eq!(system_crypt("", &hash), hash);
 }
+
+/// Holds the shadow suite's lock (`/etc/.pwd.lock`, an fcntl write lock) of
+/// `root` until dropped, as `passwd` would.
+struct PwdLock {
+    _file: std::fs::File,
+}
+
+impl PwdLock {
+    fn take(root: &TestRoot) -> PwdLock {
+        use std::os::fd::AsRawFd;
+        let file = std::fs::File::create(root.path("/etc/.pwd.lock")).unwrap();
+        // SAFETY: all-zero is a valid flock; filled in below.
+        let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+        fl.l_type = libc::F_WRLCK as libc::c_short;
+        fl.l_whence = libc::SEEK_SET as libc::c_short;
+        // SAFETY: a descriptor this test owns and a valid flock.
+        let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &fl) };
+        assert_eq!(rc, 0);
+        PwdLock { _file: file }
+    }
+}
+
+#[test]
+fn a_password_request_cut_short_by_sigkill_is_answered_after_the_restart() {
+    let root = TestRoot::new();
+    let mut lab = XenLab::new(GuestLink::Device, Config::default());
+    lab.start_agent(&root, &[], "");
+    let lock = PwdLock::take(&root);
+    let host = lab.host();
+    let waiting = std::thread::spawn(move || host.password("Interrupted-1", Digest::Sha256, Duration::from_secs(60)));
+    // The agent has taken the password request and waits for the lock.
+    let journal = root.path("/run/singularity/journal");
+    let deadline = Instant::now() + T;
+    let taken =
+        || {
+            std::fs::read_dir(&journal).into_iter().flatten().flatten().any(|e| {
+                std::fs::read(e.path()).is_ok_and(|raw| String::from_utf8_lossy(&raw).contains("\"password\""))
+            })
+        };
+    while !taken() {
+        assert!(Instant::now() < deadline, "the password request was never taken");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    lab.kill_agent();
+    drop(lock);
+    lab.start_agent(&root, &[], "");
+    let reply = waiting.join().unwrap().expect("answered, not timed out");
+    assert_eq!(
+        (reply.returncode.as_str(), reply.message.as_str()),
+        ("500", "agent restarted while handling this request")
+    );
+    assert_eq!(root.shadow_hash("root"), "*", "the password was not set");
+    assert!(std::fs::read_dir(&journal).unwrap().next().is_none(), "journal empty");
+    let c = lab.client();
+    assert!(c.directory(&lab.home("data/host")).unwrap().is_empty());
+}

@@ -81,6 +81,14 @@ impl XenLab {
         matches!(self.agent.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
     }
 
+    /// Kills the agent with SIGKILL (no chance to finish anything).
+    pub fn kill_agent(&mut self) {
+        if let Some(mut child) = self.agent.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// Stops the agent with SIGTERM and returns whether it exited cleanly.
     pub fn stop_agent(&mut self) -> bool {
         let Some(mut child) = self.agent.take() else {

@@ -1,0 +1,275 @@
+//! The Xen communicator against the simulator with C xenstored's guest
+//! quotas (oxenstored's where said): what is a request, oversize requests and
+//! replies, a full store, pruning, and the journal across a restart.
+
+use super::*;
+use xenstore::sim::{Config, Simulator};
+
+#[test]
+fn a_waker_ends_the_wait_and_requests_still_arrive() {
+    let dir = tempfile::tempdir().unwrap();
+    let guest = dir.path().join("xenbus");
+    let sim = Simulator::new(Config::default());
+    sim.add_guest_device(7, &guest).unwrap();
+    let mut comm = XenCommunicator::connect(Some(guest.to_str().unwrap()), Duration::from_secs(3600)).unwrap();
+    crate::communicator::assert_waker_ends_wait(&mut comm);
+    sim.write("/local/domain/7/data/host/r1", br#"{"name":"version","value":""}"#);
+    let incoming = comm.recv(Duration::from_secs(10)).unwrap().expect("the request");
+    assert_eq!(incoming.id, "r1");
+    comm.reply("r1", &Reply::ok("1")).unwrap();
+    // Also when every wait ends in a rescan (the wake may be taken by one).
+    let mut busy = XenCommunicator::connect(Some(guest.to_str().unwrap()), Duration::ZERO).unwrap();
+    crate::communicator::assert_waker_ends_wait(&mut busy);
+    sim.shutdown();
+}
+
+#[test]
+fn events_name_requests() {
+    assert_eq!(event_path("data/host/abc-1"), EventPath::Request("abc-1"));
+    assert_eq!(
+        event_path("/local/domain/7/data/host/abc-1"),
+        EventPath::Request("abc-1")
+    );
+    assert_eq!(event_path("data/host/abc/x"), EventPath::Nested("abc/x"));
+    assert_eq!(event_path("data/host"), EventPath::Other);
+    assert_eq!(event_path("data/host/"), EventPath::Other);
+}
+
+/// Adds domain 7 with its xenbus device in `dir`.
+fn domain(sim: &Simulator, dir: &std::path::Path) {
+    sim.add_guest_device(7, &dir.join("xenbus")).unwrap();
+}
+
+fn guest(dir: &std::path::Path) -> XenCommunicator {
+    let path = dir.join("xenbus");
+    XenCommunicator::connect(Some(path.to_str().unwrap()), Duration::from_secs(3600)).unwrap()
+}
+
+fn dom0(sim: &Simulator, dir: &std::path::Path) -> xenstore::Client {
+    let path = dir.join("dom0");
+    sim.listen_dom0(&path).unwrap();
+    xenstore::Client::connect(&path).unwrap()
+}
+
+const HOME: &str = "/local/domain/7";
+const VERSION: &[u8] = br#"{"name":"version","value":""}"#;
+
+#[test]
+fn a_request_id_with_a_slash_is_not_a_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Simulator::new(Config::default());
+    domain(&sim, dir.path());
+    sim.write(&format!("{HOME}/data/host/foo/bar"), VERSION);
+    sim.write(&format!("{HOME}/data/host/r1"), VERSION);
+    let mut comm = guest(dir.path());
+    // Also announced by an event, as a host's write would be.
+    let host = dom0(&sim, dir.path());
+    host.write(&format!("{HOME}/data/host/foo/baz"), VERSION).unwrap();
+    let first = comm.recv(Duration::from_secs(10)).unwrap().expect("r1");
+    assert_eq!(first.id, "r1");
+    comm.reply("r1", &Reply::ok("1")).unwrap();
+    assert!(comm.recv(Duration::from_millis(300)).unwrap().is_none());
+    assert_eq!(sim.read(&format!("{HOME}/data/host/foo/bar")).unwrap(), VERSION);
+    assert_eq!(sim.read(&format!("{HOME}/data/host/foo/baz")).unwrap(), VERSION);
+    assert_eq!(sim.directory(&format!("{HOME}/data/guest")), ["r1"]);
+    assert_eq!(comm.ignored.len(), 2, "{:?}", comm.ignored);
+    sim.shutdown();
+}
+
+fn reply_at(sim: &Simulator, id: &str) -> (String, String) {
+    let raw = sim.read(&format!("{HOME}/data/guest/{id}")).expect("a reply");
+    let v: serde_json::Value = serde_json::from_slice(&raw).expect("JSON");
+    assert_eq!(v.as_object().map(|o| o.len()), Some(2), "{v}");
+    (
+        v["returncode"].as_str().expect("string").to_string(),
+        v["message"].as_str().expect("string").to_string(),
+    )
+}
+
+fn oversize_request_is_refused_once(device: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Simulator::new(Config::default());
+    let path = dir.path().join("xenbus");
+    if device {
+        sim.add_guest_device(7, &path).unwrap();
+    } else {
+        sim.add_guest(7, &path).unwrap();
+    }
+    let big = format!(r#"{{"name":"version","value":"{}"}}"#, "x".repeat(70 * 1024));
+    sim.write(&format!("{HOME}/data/host/big"), big.as_bytes());
+    sim.write(&format!("{HOME}/data/host/r1"), VERSION);
+    let mut comm = guest(dir.path());
+    let next = comm.recv(Duration::from_secs(10)).unwrap().expect("r1");
+    assert_eq!(next.id, "r1");
+    let (code, message) = reply_at(&sim, "big");
+    assert_eq!(code, "500");
+    assert!(message.starts_with("Request is too large"), "{message}");
+    assert!(sim.read(&format!("{HOME}/data/host/big")).is_none());
+    assert_eq!(comm.client.reconnect_count(), 0);
+    assert!(comm.recv(Duration::from_millis(200)).unwrap().is_none());
+    sim.shutdown();
+}
+
+#[test]
+fn a_request_over_64_kib_is_answered_500_and_removed_over_the_device() {
+    oversize_request_is_refused_once(true);
+}
+
+#[test]
+fn a_request_over_64_kib_is_answered_500_and_removed_over_a_socket() {
+    oversize_request_is_refused_once(false);
+}
+
+#[test]
+fn a_reply_too_large_for_the_guest_quota_is_cut_and_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Simulator::new(Config::default());
+    domain(&sim, dir.path());
+    sim.write(&format!("{HOME}/data/host/long"), VERSION);
+    let mut comm = guest(dir.path());
+    let name = "a".repeat(3000);
+    assert_eq!(comm.recv(Duration::from_secs(10)).unwrap().unwrap().id, "long");
+    let reply = Reply::new("404", format!("No such agent command '{name}'"));
+    comm.reply("long", &reply).unwrap();
+    let (code, message) = reply_at(&sim, "long");
+    assert_eq!(code, "404");
+    assert!(message.starts_with("No such agent command 'aaaa"), "{message}");
+    assert!(message.ends_with(super::super::replies::CUT_MARKER), "{message}");
+    assert!(sim.read(&format!("{HOME}/data/host/long")).is_none());
+    // Learnt: the next long reply is cut at once.
+    assert!(comm.reply_cap < DEFAULT_REPLY_CAP);
+    sim.shutdown();
+}
+
+#[test]
+fn with_data_guest_full_the_reply_is_held_and_new_requests_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Simulator::new(Config::default());
+    domain(&sim, dir.path());
+    let ids: Vec<String> = (0..120).map(|i| format!("{:036}", i)).collect();
+    for id in &ids {
+        sim.write(&format!("{HOME}/data/host/{id}"), VERSION);
+    }
+    let mut comm = guest(dir.path());
+    let mut answered = Vec::new();
+    while let Some(incoming) = comm.recv(Duration::from_millis(300)).unwrap() {
+        comm.reply(&incoming.id, &Reply::ok("1")).unwrap();
+        answered.push(incoming.id);
+    }
+    // Full after a few dozen: the last one taken is held, and it and every
+    // later request are still in data/host.
+    let mut uniq = answered.clone();
+    uniq.sort();
+    uniq.dedup();
+    assert_eq!(uniq.len(), answered.len(), "{answered:?}");
+    let (held, _) = comm.held.clone().expect("a held reply");
+    assert_eq!(answered.last(), Some(&held));
+    let waiting = sim.directory(&format!("{HOME}/data/host"));
+    assert_eq!(waiting.len(), ids.len() - answered.len() + 1, "{}", answered.len());
+    assert!(waiting.contains(&held));
+    for id in &answered[..answered.len() - 1] {
+        assert_eq!(reply_at(&sim, id), ("0".to_string(), "1".to_string()));
+    }
+    // The host makes room: everything is answered, nothing is lost.
+    let mut seen = std::collections::BTreeSet::new();
+    loop {
+        for id in sim.directory(&format!("{HOME}/data/guest")) {
+            assert_eq!(reply_at(&sim, &id).0, "0");
+            sim.rm(&format!("{HOME}/data/guest/{id}"));
+            assert!(seen.insert(id));
+        }
+        match comm.recv(Duration::from_millis(300)).unwrap() {
+            Some(incoming) => comm.reply(&incoming.id, &Reply::ok("1")).unwrap(),
+            None if comm.held.is_none() && sim.directory(&format!("{HOME}/data/host")).is_empty() => break,
+            None => {}
+        }
+    }
+    seen.extend(sim.directory(&format!("{HOME}/data/guest")));
+    assert!(seen.iter().eq(ids.iter()));
+    sim.shutdown();
+}
+
+#[test]
+fn stale_replies_are_pruned_in_small_batches_while_idle() {
+    let dir = tempfile::tempdir().unwrap();
+    // oxenstored keeps no node-size quota: thousands of replies fit.
+    let sim = Simulator::new(Config::oxenstored_like());
+    domain(&sim, dir.path());
+    for i in 0..2000 {
+        sim.write(
+            &format!("{HOME}/data/guest/old-{i:04}"),
+            br#"{"returncode":"0","message":""}"#,
+        );
+    }
+    let mut comm = guest(dir.path());
+    comm.retention = Duration::ZERO;
+    sim.write(&format!("{HOME}/data/host/first"), VERSION);
+    let rms = |sim: &Simulator| sim.stats().requests_of(xenstore::wire::MsgType::Rm);
+    let before = rms(&sim);
+    let incoming = comm.recv(Duration::from_secs(10)).unwrap().expect("the request");
+    comm.reply(&incoming.id, &Reply::ok("1")).unwrap();
+    // On the request's path: its own removal and at most one batch.
+    assert!(rms(&sim) - before <= 1 + PRUNE_BATCH as u64, "{}", rms(&sim) - before);
+    // Idle time removes the rest, the new reply included (all are stale here).
+    assert!(comm.recv(Duration::ZERO).unwrap().is_none());
+    assert!(sim.directory(&format!("{HOME}/data/guest")).is_empty());
+    sim.shutdown();
+}
+
+#[test]
+fn requests_taken_before_a_restart_are_answered_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Simulator::new(Config::default());
+    domain(&sim, dir.path());
+    let journal = Journal::open(&dir.path().join("journal")).unwrap();
+    let password = br#"{"name":"password","value":"AAAA"}"#;
+    let answered = br#"{"returncode":"0","message":"1"}"#;
+    // Taken, not answered: one to run again, one that cannot be.
+    for (id, raw) in [("again", VERSION), ("pw", &password[..])] {
+        sim.write(&format!("{HOME}/data/host/{id}"), raw);
+        journal.record(id, raw).unwrap();
+    }
+    // Answered, not yet removed.
+    sim.write(&format!("{HOME}/data/host/done"), VERSION);
+    sim.write(&format!("{HOME}/data/guest/done"), answered);
+    journal.record("done", VERSION).unwrap();
+    // Given up by the host.
+    journal.record("gone", VERSION).unwrap();
+    // Never taken: handled as new.
+    sim.write(&format!("{HOME}/data/host/new"), VERSION);
+
+    let mut comm = guest(dir.path()).with_journal(&dir.path().join("journal"));
+    assert_eq!(
+        reply_at(&sim, "pw"),
+        (
+            "500".to_string(),
+            "agent restarted while handling this request".to_string()
+        )
+    );
+    let mut seen = Vec::new();
+    while let Some(incoming) = comm.recv(Duration::from_millis(300)).unwrap() {
+        comm.reply(&incoming.id, &Reply::ok("1")).unwrap();
+        seen.push(incoming.id);
+    }
+    assert_eq!(seen, ["again", "new"]);
+    assert_eq!(sim.read(&format!("{HOME}/data/guest/done")).unwrap(), answered);
+    assert!(sim.directory(&format!("{HOME}/data/host")).is_empty());
+    assert!(sim.read(&format!("{HOME}/data/guest/gone")).is_none());
+    assert!(journal.pending().unwrap().is_empty());
+    sim.shutdown();
+}
+
+#[test]
+fn a_request_is_in_the_journal_exactly_until_it_is_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Simulator::new(Config::default());
+    domain(&sim, dir.path());
+    sim.write(&format!("{HOME}/data/host/r1"), VERSION);
+    let mut comm = guest(dir.path()).with_journal(&dir.path().join("journal"));
+    let journal = Journal::open(&dir.path().join("journal")).unwrap();
+    let incoming = comm.recv(Duration::from_secs(10)).unwrap().unwrap();
+    assert_eq!(journal.pending().unwrap(), [("r1".to_string(), VERSION.to_vec())]);
+    comm.reply(&incoming.id, &Reply::ok("1")).unwrap();
+    assert!(journal.pending().unwrap().is_empty());
+    sim.shutdown();
+}

@@ -53,6 +53,8 @@ pub struct XenCommunicator {
     journal: Option<Journal>,
     /// Requests of the journal to handle again, before any new one.
     recovered: VecDeque<Incoming>,
+    /// Whether a failed journal write was reported (once is enough).
+    journal_warned: bool,
     /// Set by wakers: the next wait ends, whatever it consumed meanwhile.
     woken: Arc<AtomicBool>,
 }
@@ -143,6 +145,7 @@ impl XenCommunicator {
             ignored: HashSet::new(),
             journal: None,
             recovered: VecDeque::new(),
+            journal_warned: false,
             woken: Arc::new(AtomicBool::new(false)),
         })
     }
@@ -205,7 +208,9 @@ impl XenCommunicator {
     fn forget(&mut self, id: &str) {
         if let Some(j) = &self.journal {
             if let Err(e) = j.forget(id) {
-                log::warn!("cannot update the request journal: {e}");
+                if !std::mem::replace(&mut self.journal_warned, true) {
+                    log::warn!("cannot update the request journal: {e}");
+                }
             }
         }
     }
@@ -293,7 +298,9 @@ impl XenCommunicator {
         if let Some(j) = &self.journal {
             if let Err(e) = j.record(id, &data) {
                 // Served all the same: only a crash in the middle would miss it.
-                log::warn!("cannot record request {id} in the journal: {e}");
+                if !std::mem::replace(&mut self.journal_warned, true) {
+                    log::warn!("cannot record requests in the journal ({e}); going on without it");
+                }
             }
         }
         self.handled.insert(id.to_string());

@@ -7,6 +7,9 @@ mod daemon;
 mod demo;
 mod harness;
 mod hostile;
+#[path = "../../../xenstore/tests/common/realxs.rs"]
+mod realxs;
+mod realxs_agent;
 mod socket;
 #[path = "../common/tools.rs"]
 mod tools;

@@ -107,6 +107,21 @@ impl XenLab {
         false
     }
 
+    /// Waits until `data/host` is empty: a request is removed just after its
+    /// reply is written, so a host that has read the reply may still see it.
+    pub fn wait_no_requests(&self) {
+        let c = self.client();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = c.directory(&self.home("data/host")).expect("list data/host");
+            if left.is_empty() {
+                return;
+            }
+            assert!(Instant::now() < deadline, "requests left in data/host: {left:?}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     pub fn client(&self) -> Client {
         Client::connect(&self.dom0).expect("dom0 client")
     }

@@ -45,8 +45,8 @@ pub struct XenCommunicator {
     retention: Duration,
     /// The largest reply the store is known to take.
     reply_cap: usize,
-    /// A reply the store had no room for, with its request id.
-    held: Option<(String, Reply)>,
+    /// Replies the store had no room for, with their request ids, oldest first.
+    held: VecDeque<(String, Reply)>,
     /// Nodes under `data/host` that are not requests, logged once each.
     ignored: HashSet<String>,
     /// Requests taken and not yet answered, on disk.
@@ -141,7 +141,7 @@ impl XenCommunicator {
             scan_due: true,
             retention: RETENTION,
             reply_cap: DEFAULT_REPLY_CAP,
-            held: None,
+            held: VecDeque::new(),
             ignored: HashSet::new(),
             journal: None,
             recovered: VecDeque::new(),
@@ -365,16 +365,19 @@ impl XenCommunicator {
                     json = fit(&reply, cap);
                 }
                 Err(e) if is_quota(&e) || is_transient(&e) => {
-                    if self.held.is_none() {
+                    if self.held.is_empty() {
                         log::warn!(
                             "cannot write reply {id} ({e}); holding it and taking no new request until it is written"
                         );
                     }
-                    self.held = Some((id.to_string(), reply));
+                    if !self.held.iter().any(|(h, _)| h == id) {
+                        self.held.push_back((id.to_string(), reply));
+                    }
                     return Ok(Sent::Held);
                 }
                 Err(e) => {
-                    // The request stays in place for the host to time out.
+                    // Given up: the request stays in place for the host to time out.
+                    self.held.retain(|(h, _)| h != id);
                     return Err(comm("cannot write reply")(e));
                 }
             }
@@ -383,7 +386,9 @@ impl XenCommunicator {
             log::info!("replies are cut to {cap} bytes: the store refused more");
             self.reply_cap = cap;
         }
-        if self.held.take().is_some() {
+        let before = self.held.len();
+        self.held.retain(|(h, _)| h != id);
+        if before > 0 && self.held.is_empty() {
             log::info!("held reply {id} written; taking requests again");
         }
         self.replies.record(id, Instant::now());
@@ -391,12 +396,14 @@ impl XenCommunicator {
         Ok(Sent::Written)
     }
 
-    /// Tries the held reply again; whether none is held any more.
+    /// Tries the held replies again, oldest first; whether none is held any more.
     fn flush_held(&mut self) -> Result<bool, CommError> {
-        let Some((id, reply)) = self.held.clone() else {
-            return Ok(true);
-        };
-        Ok(matches!(self.answer(&id, reply)?, Sent::Written))
+        while let Some((id, reply)) = self.held.front().cloned() {
+            if let Sent::Held = self.answer(&id, reply)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// Waits for one watch event; `false` when none came (timeout or woken).
@@ -476,11 +483,11 @@ impl Communicator for XenCommunicator {
                 if let Some(incoming) = self.take(&id)? {
                     return Ok(Some(incoming));
                 }
-                if self.held.is_some() {
+                if !self.held.is_empty() {
                     break;
                 }
             }
-            if self.held.is_some() {
+            if !self.held.is_empty() {
                 continue;
             }
             if Instant::now() >= self.next_rescan {

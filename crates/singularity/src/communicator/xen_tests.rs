@@ -162,7 +162,8 @@ fn with_data_guest_full_the_reply_is_held_and_new_requests_wait() {
     uniq.sort();
     uniq.dedup();
     assert_eq!(uniq.len(), answered.len(), "{answered:?}");
-    let (held, _) = comm.held.clone().expect("a held reply");
+    assert_eq!(comm.held.len(), 1);
+    let (held, _) = comm.held[0].clone();
     assert_eq!(answered.last(), Some(&held));
     let waiting = sim.directory(&format!("{HOME}/data/host"));
     assert_eq!(waiting.len(), ids.len() - answered.len() + 1, "{}", answered.len());
@@ -180,7 +181,7 @@ fn with_data_guest_full_the_reply_is_held_and_new_requests_wait() {
         }
         match comm.recv(Duration::from_millis(300)).unwrap() {
             Some(incoming) => comm.reply(&incoming.id, &Reply::ok("1")).unwrap(),
-            None if comm.held.is_none() && sim.directory(&format!("{HOME}/data/host")).is_empty() => break,
+            None if comm.held.is_empty() && sim.directory(&format!("{HOME}/data/host")).is_empty() => break,
             None => {}
         }
     }
@@ -270,6 +271,46 @@ fn a_request_is_in_the_journal_exactly_until_it_is_answered() {
     let incoming = comm.recv(Duration::from_secs(10)).unwrap().unwrap();
     assert_eq!(journal.pending().unwrap(), [("r1".to_string(), VERSION.to_vec())]);
     comm.reply(&incoming.id, &Reply::ok("1")).unwrap();
+    assert!(journal.pending().unwrap().is_empty());
+    sim.shutdown();
+}
+
+#[test]
+fn refusals_held_at_start_are_all_written_once_there_is_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Simulator::new(Config::default());
+    domain(&sim, dir.path());
+    let journal = Journal::open(&dir.path().join("journal")).unwrap();
+    let password = br#"{"name":"password","value":"AAAA"}"#;
+    for id in ["pw-1", "pw-2"] {
+        sim.write(&format!("{HOME}/data/host/{id}"), password);
+        journal.record(id, password).unwrap();
+    }
+    let comm = guest(dir.path());
+    // data/guest filled by someone else: nothing the agent may remove.
+    let filler = xenstore::Client::connect(dir.path().join("xenbus")).unwrap();
+    let mut fillers = Vec::new();
+    for width in [36, 1] {
+        for i in 0.. {
+            let id = format!("{i:0width$}");
+            if filler.write(&format!("data/guest/{id}"), "x").is_err() {
+                break;
+            }
+            fillers.push(id);
+        }
+    }
+    let mut comm = comm.with_journal(&dir.path().join("journal"));
+    assert_eq!(comm.held.len(), 2);
+    assert_eq!(sim.directory(&format!("{HOME}/data/host")).len(), 2);
+    for id in &fillers {
+        sim.rm(&format!("{HOME}/data/guest/{id}"));
+    }
+    assert!(comm.recv(Duration::from_millis(300)).unwrap().is_none());
+    for id in ["pw-1", "pw-2"] {
+        assert_eq!(reply_at(&sim, id).1, RESTARTED);
+    }
+    assert!(comm.held.is_empty());
+    assert!(sim.directory(&format!("{HOME}/data/host")).is_empty());
     assert!(journal.pending().unwrap().is_empty());
     sim.shutdown();
 }

@@ -314,3 +314,30 @@ fn refusals_held_at_start_are_all_written_once_there_is_room() {
     assert!(journal.pending().unwrap().is_empty());
     sim.shutdown();
 }
+
+#[test]
+fn a_reply_cut_off_by_a_reconnect_is_written_after_it_and_the_request_not_handled_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Simulator::new(Config::default());
+    let path = dir.path().join("xenstored");
+    sim.add_guest(7, &path).unwrap();
+    sim.write(&format!("{HOME}/data/host/r1"), VERSION);
+    let mut comm = XenCommunicator::connect(Some(path.to_str().unwrap()), Duration::from_secs(3600)).unwrap();
+    let incoming = comm.recv(Duration::from_secs(10)).unwrap().expect("r1");
+    sim.kill_connections();
+    comm.reply(&incoming.id, &Reply::ok("1")).unwrap();
+    let mut again = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sim.read(&format!("{HOME}/data/guest/r1")).is_none() || !comm.held.is_empty() {
+        assert!(Instant::now() < deadline, "reply never written");
+        if let Some(i) = comm.recv(Duration::from_millis(100)).unwrap() {
+            again.push(i.id);
+        }
+    }
+    assert!(comm.client.reconnect_count() >= 1);
+    assert!(comm.recv(Duration::from_millis(300)).unwrap().is_none());
+    assert!(again.is_empty(), "{again:?}");
+    assert_eq!(reply_at(&sim, "r1"), ("0".to_string(), "1".to_string()));
+    assert!(sim.directory(&format!("{HOME}/data/host")).is_empty());
+    sim.shutdown();
+}

@@ -449,3 +449,47 @@ fn stop_does_not_signal_a_process_that_merely_locked_the_pid_file() {
     victim.kill().unwrap();
     victim.wait().unwrap();
 }
+
+#[test]
+fn a_fifo_or_dev_zero_as_configuration_is_refused_at_once() {
+    let d = Daemon::new();
+    let conf = d.dir.path().join("conf/singularity.conf");
+    std::fs::remove_file(&conf).unwrap();
+    let c_path = std::ffi::CString::new(conf.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    for _ in 0..2 {
+        let mut child = Command::new(bin())
+            .arg("-f")
+            .arg(d.dir.path().join("conf"))
+            .args(["-H", "-", "--root"])
+            .arg(d.root.base())
+            .args(["daemon", "start", "--communicator", "socket", "--socket"])
+            .arg(d.socket())
+            .arg("--pidfile")
+            .arg(d.pidfile())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("start blocked on {}", conf.display());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        assert!(
+            text(&out).contains(&format!("cannot read {}: not a regular file", conf.display())),
+            "{}",
+            text(&out)
+        );
+        // Then a link to /dev/zero.
+        std::fs::remove_file(&conf).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", &conf).unwrap();
+    }
+    assert!(d.pid().is_none());
+}

@@ -527,3 +527,32 @@ fn a_password_request_cut_short_by_sigkill_is_answered_after_the_restart() {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+#[test]
+fn a_request_over_64_kib_is_refused_once_without_reconnecting() {
+    let root = TestRoot::new();
+    let mut lab = XenLab::new(GuestLink::Stream, Config::default());
+    lab.start_agent(&root, &[], "");
+    let host = lab.host();
+    let c = lab.client();
+    // Written by the toolstack: no daemon limit stopped it.
+    let big = format!(r#"{{"name": "version", "value": "{}"}}"#, "x".repeat(70 * 1024));
+    lab.sim.write(&lab.home("data/host/big"), big.as_bytes());
+    // Any later request makes the agent list data/host, and so find it.
+    assert_eq!(host.version(T).unwrap().returncode, "0");
+    let deadline = Instant::now() + T;
+    while c.exists(&lab.home("data/host/big")).unwrap() {
+        assert!(Instant::now() < deadline, "never removed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let reply = c.read(&lab.home("data/guest/big")).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&reply).unwrap();
+    assert_eq!(v["returncode"], "500");
+    assert!(v["message"].as_str().unwrap().starts_with("Request is too large: "));
+    // No reconnection loop (it used to reconnect about four times a second).
+    let accepted = lab.sim.stats().connections_accepted;
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(host.version(T).unwrap().returncode, "0");
+    assert_eq!(lab.sim.stats().connections_accepted, accepted, "reconnections");
+    assert!(lab.agent_alive());
+}

@@ -50,7 +50,7 @@ complete -c singularity -n "__fish_singularity_using_subcommand demo" -s b -l ba
 complete -c singularity -n "__fish_singularity_using_subcommand demo" -s h -l help -d 'Print help'
 complete -c singularity -n "__fish_singularity_using_subcommand demo" -s V -l version -d 'Print version'
 complete -c singularity -n "__fish_singularity_using_subcommand daemon" -s r -l run -d 'Run-time directory' -r
-complete -c singularity -n "__fish_singularity_using_subcommand daemon" -s p -l pidfile -d 'Pid file' -r
+complete -c singularity -n "__fish_singularity_using_subcommand daemon" -s p -l pidfile -d 'Pid file (the daemon also locks <root>/run/singularity.lock: one per system)' -r
 complete -c singularity -n "__fish_singularity_using_subcommand daemon" -s u -l uid -d 'User to run as' -r
 complete -c singularity -n "__fish_singularity_using_subcommand daemon" -s g -l gid -d 'Group to run as' -r
 complete -c singularity -n "__fish_singularity_using_subcommand daemon" -l communicator -d 'Transport for requests' -r -f -a "xen\t'XenStore (the hypervisor)'

@@ -33,7 +33,7 @@ pub const KEYS: &[KeyDef] = &[
     KeyDef { section: "main", key: "network_renderer", default: "auto", accepts: "auto, ifupdown, netplan, ifcfg, networkmanager, networkd, suse, gentoo, alpine or freebsd", doc: "How network configuration is written. auto chooses from /etc/os-release and the network manager in use." },
     KeyDef { section: "main", key: "communicator", default: "xen", accepts: "xen or socket", doc: "How requests arrive: XenStore (the hypervisor) or a local Unix socket." },
     KeyDef { section: "daemon", key: "run", default: "/var/run/singularity", accepts: "an absolute path", doc: "Run-time directory." },
-    KeyDef { section: "daemon", key: "pidfile", default: "/var/run/singularity/singularity.pid", accepts: "an absolute path", doc: "Pid file, locked while the daemon runs." },
+    KeyDef { section: "daemon", key: "pidfile", default: "/var/run/singularity/singularity.pid", accepts: "an absolute path", doc: "Pid file, locked while the daemon runs. Whatever it is, the daemon also locks <root>/run/singularity.lock: one daemon per system." },
     KeyDef { section: "daemon", key: "uid", default: "", accepts: "a user name or number; empty keeps the current user", doc: "User to run as after start-up." },
     KeyDef { section: "daemon", key: "gid", default: "", accepts: "a group name or number; empty keeps the current group", doc: "Group to run as after start-up." },
     KeyDef { section: "daemon", key: "coredumps", default: "false", accepts: "true or false", doc: "Allow core dumps (they could hold secrets)." },

@@ -49,6 +49,9 @@ pub struct XenCommunicator {
     held: VecDeque<(String, Reply)>,
     /// Nodes under `data/host` that are not requests, logged once each.
     ignored: HashSet<String>,
+    /// Requests this agent removed whose watch event has not come yet (it
+    /// needs no read). Cleared by every listing and reconnection.
+    removed: HashSet<String>,
     /// Requests taken and not yet answered, on disk.
     journal: Option<Journal>,
     /// Requests of the journal to handle again, before any new one.
@@ -143,6 +146,7 @@ impl XenCommunicator {
             reply_cap: DEFAULT_REPLY_CAP,
             held: VecDeque::new(),
             ignored: HashSet::new(),
+            removed: HashSet::new(),
             journal: None,
             recovered: VecDeque::new(),
             journal_warned: false,
@@ -221,6 +225,7 @@ impl XenCommunicator {
         match self.client.rm(&format!("{REQUEST_DIR}/{id}")).optional() {
             Ok(_) => {
                 self.handled.remove(id);
+                self.removed.insert(id.to_string());
                 self.forget(id);
             }
             Err(e) => log::warn!("cannot remove {REQUEST_DIR}/{id}: {e}"),
@@ -248,6 +253,7 @@ impl XenCommunicator {
         // A handled id no longer listed is gone for good.
         let listed: HashSet<&str> = ids.iter().map(String::as_str).collect();
         self.handled.retain(|id| listed.contains(id.as_str()));
+        self.removed.clear();
         for id in &ids {
             self.enqueue(id);
         }
@@ -412,12 +418,19 @@ impl XenCommunicator {
             // An event names the request node itself: no listing needed (a
             // listing can also be too large for the device on oxenstored).
             Ok(Some(WatchEvent::Changed(path))) => match event_path(&path) {
-                EventPath::Request(id) => self.enqueue(id),
+                // The event of our own removal (or the creation event merged
+                // with it) names a request already answered.
+                EventPath::Request(id) => {
+                    if !self.removed.remove(id) {
+                        self.enqueue(id);
+                    }
+                }
                 EventPath::Nested(rest) => self.ignore(rest, "not a direct child"),
                 EventPath::Other => self.scan_due = true,
             },
             Ok(Some(WatchEvent::Reconnected)) => {
                 log::info!("xenstore connection re-established; rescanning");
+                self.removed.clear();
                 if let Ok(domid) = self.client.read_string("domid") {
                     log::info!("domain id is {domid}");
                 }

@@ -341,3 +341,25 @@ fn a_reply_cut_off_by_a_reconnect_is_written_after_it_and_the_request_not_handle
     assert!(sim.directory(&format!("{HOME}/data/host")).is_empty());
     sim.shutdown();
 }
+
+#[test]
+fn a_request_costs_four_xenstore_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Simulator::new(Config::default());
+    domain(&sim, dir.path());
+    let host = dom0(&sim, dir.path());
+    let mut comm = guest(dir.path());
+    assert!(comm.recv(Duration::from_millis(100)).unwrap().is_none());
+    let count = |sim: &Simulator| sim.stats().total_requests();
+    for i in 0..3 {
+        let before = count(&sim);
+        host.write(&format!("{HOME}/data/host/r{i}"), VERSION).unwrap();
+        let incoming = comm.recv(Duration::from_secs(10)).unwrap().expect("the request");
+        comm.reply(&incoming.id, &Reply::ok("1")).unwrap();
+        // The watch event of the removal comes and goes without a read.
+        assert!(comm.recv(Duration::from_millis(200)).unwrap().is_none());
+        // The host's write, then read, listing, reply and removal.
+        assert_eq!(count(&sim) - before, 1 + 4, "request {i}");
+    }
+    sim.shutdown();
+}

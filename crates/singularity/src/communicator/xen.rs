@@ -235,6 +235,8 @@ impl XenCommunicator {
     /// Lists `data/host` and queues ids not yet seen.
     fn scan(&mut self) -> Result<(), CommError> {
         self.scan_due = false;
+        // Whatever it names is read again at worst; it stays small.
+        self.removed.clear();
         self.next_rescan = Instant::now() + self.rescan_every;
         let mut ids = match self.client.directory(REQUEST_DIR).optional() {
             Ok(ids) => ids.unwrap_or_default(),
@@ -253,7 +255,6 @@ impl XenCommunicator {
         // A handled id no longer listed is gone for good.
         let listed: HashSet<&str> = ids.iter().map(String::as_str).collect();
         self.handled.retain(|id| listed.contains(id.as_str()));
-        self.removed.clear();
         for id in &ids {
             self.enqueue(id);
         }

@@ -216,6 +216,14 @@ fn signal(pid: i32, sig: libc::c_int) -> io::Result<()> {
     }
 }
 
+/// Whether `pid` has exited (no such process, or a zombie not yet reaped).
+fn exited(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rsplit(") ").next().and_then(|rest| rest.chars().next()) == Some('Z'),
+        Err(_) => true,
+    }
+}
+
 /// `stop`: SIGTERM to the running daemon (checked against the instance lock
 /// `lock`), then wait for it to release the pid file. Not running is success,
 /// as LSB asks.
@@ -227,7 +235,9 @@ pub fn stop(pidfile: &Path, lock: &Path) -> Result<(), String> {
     check_daemon(pid, pidfile, lock)?;
     signal(pid, libc::SIGTERM).map_err(|e| format!("cannot signal pid {pid}: {e}"))?;
     let deadline = Instant::now() + STOP_WAIT;
-    while running_pid(pidfile).is_some() {
+    // Its pid file released, and the process itself gone (it drops its
+    // locks a moment before it exits).
+    while running_pid(pidfile).is_some() || !exited(pid) {
         if Instant::now() >= deadline {
             return Err(format!(
                 "singularity (pid {pid}) did not stop within {} s",

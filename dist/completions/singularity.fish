@@ -37,7 +37,7 @@ complete -c singularity -n "__fish_singularity_needs_command" -f -a "daemon" -d 
 complete -c singularity -n "__fish_singularity_needs_command" -f -a "apply" -d 'Re-apply the cached configuration to the live system'
 complete -c singularity -n "__fish_singularity_needs_command" -f -a "config" -d 'Print configuration'
 complete -c singularity -n "__fish_singularity_using_subcommand daemon" -s r -l run -d 'Run-time directory' -r
-complete -c singularity -n "__fish_singularity_using_subcommand daemon" -s p -l pidfile -d 'Pid file' -r
+complete -c singularity -n "__fish_singularity_using_subcommand daemon" -s p -l pidfile -d 'Pid file (the daemon also locks <root>/run/singularity.lock: one per system)' -r
 complete -c singularity -n "__fish_singularity_using_subcommand daemon" -s u -l uid -d 'User to run as' -r
 complete -c singularity -n "__fish_singularity_using_subcommand daemon" -s g -l gid -d 'Group to run as' -r
 complete -c singularity -n "__fish_singularity_using_subcommand daemon" -l communicator -d 'Transport for requests' -r -f -a "xen\t'XenStore (the hypervisor)'

@@ -87,7 +87,7 @@ pub struct DaemonArgs {
     /// Run-time directory.
     #[arg(short = 'r', long = "run", value_name = "DIR")]
     pub run_dir: Option<String>,
-    /// Pid file.
+    /// Pid file (the daemon also locks <root>/run/singularity.lock: one per system).
     #[arg(short = 'p', long, value_name = "FILE")]
     pub pidfile: Option<String>,
     /// User to run as.

@@ -33,7 +33,7 @@ pub const KEYS: &[KeyDef] = &[
     KeyDef { section: "main", key: "network_renderer", default: "auto", accepts: "auto, ifupdown, netplan, ifcfg, networkmanager, networkd, suse, gentoo, alpine or freebsd", doc: "How network configuration is written. auto chooses from /etc/os-release and the network manager in use." },
     KeyDef { section: "main", key: "communicator", default: "xen", accepts: "xen or socket", doc: "How requests arrive: XenStore (the hypervisor) or a local Unix socket." },
     KeyDef { section: "daemon", key: "run", default: "/var/run/singularity", accepts: "an absolute path", doc: "Run-time directory." },
-    KeyDef { section: "daemon", key: "pidfile", default: "/var/run/singularity/singularity.pid", accepts: "an absolute path", doc: "Pid file, locked while the daemon runs." },
+    KeyDef { section: "daemon", key: "pidfile", default: "/var/run/singularity/singularity.pid", accepts: "an absolute path", doc: "Pid file, locked while the daemon runs. Whatever it is, the daemon also locks <root>/run/singularity.lock: one daemon per system." },
     KeyDef { section: "daemon", key: "uid", default: "", accepts: "a user name or number; empty keeps the current user", doc: "User to run as after start-up." },
     KeyDef { section: "daemon", key: "gid", default: "", accepts: "a group name or number; empty keeps the current group", doc: "Group to run as after start-up." },
     KeyDef { section: "daemon", key: "coredumps", default: "false", accepts: "true or false", doc: "Allow core dumps (they could hold secrets)." },
@@ -48,6 +48,7 @@ pub const KEYS: &[KeyDef] = &[
     KeyDef { section: "file", key: "mode", default: "0600", accepts: "an octal mode from 0000 to 0777", doc: "Mode of a new injected file; an existing file keeps its own." },
     KeyDef { section: "file", key: "directory_mode", default: "0700", accepts: "an octal mode from 0000 to 0777", doc: "Mode of each directory created for an injected file; existing directories are left as they are." },
     KeyDef { section: "password", key: "hash", default: "sha512", accepts: "sha512 or sha256", doc: "crypt(3) scheme for the root password in /etc/shadow." },
+    KeyDef { section: "password", key: "allow_empty", default: "false", accepts: "true or false", doc: "Let the host set an empty root password (refused by default, like one holding a NUL byte)." },
 ];
 
 /// The definition of `section.key`, if it exists.
@@ -87,9 +88,25 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// Unknown keys and sections warned about one by one; the rest are counted.
+pub const WARNINGS_MAX: usize = 5;
+
 /// Parses INI text. Lines are `[section]`, `key = value` (or `key: value`),
-/// blank, or comments starting with `#` or `;`.
+/// blank, or comments starting with `#` or `;`. Only the first
+/// [`WARNINGS_MAX`] unknown keys and sections are named, then how many more
+/// there were.
 pub fn parse(file: &str, text: &str) -> Result<FileValues, ConfigError> {
+    let mut unknown = 0usize;
+    let mut out = parse_counting(file, text, &mut unknown)?;
+    let more = unknown.saturating_sub(WARNINGS_MAX);
+    if more > 0 {
+        out.warnings
+            .push(format!("{file}: {more} more unknown keys or sections ignored"));
+    }
+    Ok(out)
+}
+
+fn parse_counting(file: &str, text: &str, unknown: &mut usize) -> Result<FileValues, ConfigError> {
     let mut out = FileValues {
         file: file.to_string(),
         ..FileValues::default()
@@ -107,7 +124,10 @@ pub fn parse(file: &str, text: &str) -> Result<FileValues, ConfigError> {
                 .ok_or_else(|| ConfigError(format!("{file}:{line}: section header lacks ']'")))?
                 .trim();
             if !KEYS.iter().any(|k| k.section == name) {
-                out.warnings.push(format!("{file}:{line}: unknown section [{name}]"));
+                *unknown += 1;
+                if *unknown <= WARNINGS_MAX {
+                    out.warnings.push(format!("{file}:{line}: unknown section [{name}]"));
+                }
             }
             section = Some(name.to_string());
             continue;
@@ -123,8 +143,11 @@ pub fn parse(file: &str, text: &str) -> Result<FileValues, ConfigError> {
             return Err(ConfigError(format!("{file}:{line}: key '{key}' before any [section]")));
         };
         if key_def(sec, key).is_none() {
-            out.warnings
-                .push(format!("{file}:{line}: unknown key '{key}' in [{sec}]"));
+            *unknown += 1;
+            if *unknown <= WARNINGS_MAX {
+                out.warnings
+                    .push(format!("{file}:{line}: unknown key '{key}' in [{sec}]"));
+            }
             continue;
         }
         out.values.insert(
@@ -248,6 +271,25 @@ mod tests {
             .contains("before any [section]"));
         assert!(parse("t.conf", "[main\n").unwrap_err().0.contains("lacks ']'"));
         assert!(parse("t.conf", "[main]\njunk\n").unwrap_err().0.contains("t.conf:2"));
+    }
+
+    #[test]
+    fn many_unknown_keys_give_a_few_warnings_and_a_count() {
+        let mut text = String::from("[main]\nbackup = yes\n");
+        for i in 0..700_000 {
+            text.push_str(&format!("k{i} = 1\n"));
+        }
+        let v = parse("t.conf", &text).unwrap();
+        assert_eq!(v.warnings.len(), WARNINGS_MAX + 1);
+        assert_eq!(v.warnings[0], "t.conf:3: unknown key 'k0' in [main]");
+        assert_eq!(
+            v.warnings[WARNINGS_MAX],
+            format!(
+                "t.conf: {} more unknown keys or sections ignored",
+                700_000 - WARNINGS_MAX
+            )
+        );
+        assert_eq!(v.get("main", "backup").unwrap().value, "yes");
     }
 
     #[test]

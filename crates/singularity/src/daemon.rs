@@ -3,6 +3,7 @@
 
 use crate::apply::Applier;
 use crate::cli::{CommunicatorKind, DaemonArgs, Global};
+use crate::communicator::journal::JOURNAL_DIR;
 use crate::communicator::{socket::SocketCommunicator, xen::XenCommunicator, Communicator};
 use crate::handler::Agent;
 use crate::root::Root;
@@ -25,6 +26,7 @@ pub fn applier(s: &Settings) -> Applier {
 fn connect(s: &Settings) -> Result<Box<dyn Communicator>, String> {
     match s.communicator {
         CommunicatorKind::Xen => XenCommunicator::connect(s.xenstore.as_deref(), s.rescan_interval)
+            .map(|c| c.with_journal(&s.root.join(JOURNAL_DIR)))
             .map(|c| Box::new(c) as Box<dyn Communicator>)
             .map_err(|e| e.to_string()),
         CommunicatorKind::Socket => SocketCommunicator::bind(&s.socket_path, s.socket_vm_data.clone())

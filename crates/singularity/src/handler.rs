@@ -31,6 +31,8 @@ pub struct Settings {
     pub inject_modes: files::Modes,
     /// Hash scheme for `/etc/shadow`.
     pub password_scheme: Scheme,
+    /// Whether an empty root password may be set.
+    pub password_allow_empty: bool,
     /// Network renderer override (`None`: chosen from the system).
     pub network_renderer: Option<String>,
     /// External configurators.
@@ -46,6 +48,7 @@ impl Default for Settings {
             inject_allowed: vec!["/".to_string()],
             inject_modes: files::Modes::default(),
             password_scheme: Scheme::Sha512,
+            password_allow_empty: false,
             network_renderer: None,
             externals: Vec::new(),
             configurator_timeout: Duration::from_secs(30),
@@ -280,8 +283,12 @@ impl Agent {
                 let shared = self.shared.take().ok_or(Failure::NoKeyExchange)?;
                 let (plain, _digest) = decrypt_password(&shared, ciphertext.expose()).map_err(Failure::Cipher)?;
                 drop(shared);
-                let plan = password::plan(&plain, self.settings.password_scheme)
-                    .map_err(|e| Failure::Plan(format!("cannot hash password: {e}")))?;
+                let plan = password::plan(
+                    &plain,
+                    self.settings.password_scheme,
+                    self.settings.password_allow_empty,
+                )
+                .map_err(|e| Failure::Plan(e.to_string()))?;
                 Ok((Reply::ok(""), vec![plan]))
             }
             Command::InjectFile(injection) => {

@@ -3,6 +3,13 @@
 //! file is taken over), detaching (`fork`, `setsid`, `fork`, stdio to
 //! `/dev/null`), dropping privileges, core-dump policy, and the
 //! `stop`/`status`/`reload`/`restart` actions that signal a running daemon.
+//!
+//! Besides its pid file, a daemon holds the instance lock
+//! `<root>/run/singularity.lock` ([`INSTANCE_LOCK`] under `--root`, so
+//! `/run/singularity.lock` on a real system): whatever pid file it was given, a
+//! second daemon for the same system is refused. `stop`, `reload` and
+//! `restart` signal a pid only if it holds that lock too and runs the
+//! singularity binary.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
@@ -102,6 +109,93 @@ impl Drop for PidFile {
     }
 }
 
+/// The instance lock, relative to the managed system's root.
+pub const INSTANCE_LOCK: &str = "run/singularity.lock";
+
+/// Where the instance lock of the system under `root` is.
+pub fn instance_lock_path(root: &Path) -> PathBuf {
+    root.join(INSTANCE_LOCK)
+}
+
+/// The instance lock, held for the daemon's whole life. The file stays (a
+/// lock file removed while others wait on it would let two daemons run); it is
+/// emptied when the daemon ends.
+pub struct InstanceLock {
+    file: File,
+}
+
+impl InstanceLock {
+    /// Takes the lock at `path` and writes our pid into it, or says which
+    /// daemon holds it.
+    pub fn acquire(path: &Path) -> Result<InstanceLock, String> {
+        let mut file = open_pidfile(path).map_err(|e| format!("cannot open instance lock {}: {e}", path.display()))?;
+        match try_lock(&file) {
+            Ok(true) => {}
+            Ok(false) => {
+                let pid = read_pid(&mut file).map_or_else(|| "unknown".to_string(), |p| p.to_string());
+                return Err(format!(
+                    "singularity is already running (pid {pid}, instance lock {}): one daemon per system",
+                    path.display()
+                ));
+            }
+            Err(e) => return Err(format!("cannot lock instance lock {}: {e}", path.display())),
+        }
+        file.set_len(0)
+            .and_then(|()| file.rewind())
+            .and_then(|()| writeln!(file, "{}", std::process::id()))
+            .map_err(|e| format!("cannot write instance lock {}: {e}", path.display()))?;
+        Ok(InstanceLock { file })
+    }
+}
+
+impl Drop for InstanceLock {
+    fn drop(&mut self) {
+        let _ = self.file.set_len(0);
+    }
+}
+
+/// What a path names once " (deleted)" (a replaced binary) is taken off.
+fn live_name(link: PathBuf) -> PathBuf {
+    match link.to_str().and_then(|s| s.strip_suffix(" (deleted)")) {
+        Some(stripped) => PathBuf::from(stripped),
+        None => link,
+    }
+}
+
+/// Checks that `pid` is a singularity daemon before it is signalled: it runs
+/// this program's binary (or one named singularity) and holds the instance
+/// lock. A pid file locked by some other process names an unrelated pid.
+fn check_daemon(pid: i32, pidfile: &Path, lock: &Path) -> Result<(), String> {
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+        .map(live_name)
+        .map_err(|e| {
+            format!(
+                "pid {pid} from {} cannot be checked ({e}); not signalling it",
+                pidfile.display()
+            )
+        })?;
+    let own = std::fs::read_link("/proc/self/exe").map(live_name).ok();
+    let named = exe
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with("singularity"));
+    if own.as_ref() != Some(&exe) && !named {
+        return Err(format!(
+            "pid {pid} from {} runs {}, not singularity; not signalling it",
+            pidfile.display(),
+            exe.display()
+        ));
+    }
+    if running_pid(lock) != Some(pid) {
+        return Err(format!(
+            "pid {pid} from {} does not hold the instance lock {}; not signalling it",
+            pidfile.display(),
+            lock.display()
+        ));
+    }
+    Ok(())
+}
+
 /// The pid of the daemon holding `path`, if one does.
 pub fn running_pid(path: &Path) -> Option<i32> {
     let mut file = File::open(path).ok()?;
@@ -122,16 +216,28 @@ fn signal(pid: i32, sig: libc::c_int) -> io::Result<()> {
     }
 }
 
-/// `stop`: SIGTERM to the running daemon, then wait for it to release the
-/// pid file. Not running is success, as LSB asks.
-pub fn stop(pidfile: &Path) -> Result<(), String> {
+/// Whether `pid` has exited (no such process, or a zombie not yet reaped).
+fn exited(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rsplit(") ").next().and_then(|rest| rest.chars().next()) == Some('Z'),
+        Err(_) => true,
+    }
+}
+
+/// `stop`: SIGTERM to the running daemon (checked against the instance lock
+/// `lock`), then wait for it to release the pid file. Not running is success,
+/// as LSB asks.
+pub fn stop(pidfile: &Path, lock: &Path) -> Result<(), String> {
     let Some(pid) = running_pid(pidfile) else {
         println!("singularity is not running");
         return Ok(());
     };
+    check_daemon(pid, pidfile, lock)?;
     signal(pid, libc::SIGTERM).map_err(|e| format!("cannot signal pid {pid}: {e}"))?;
     let deadline = Instant::now() + STOP_WAIT;
-    while running_pid(pidfile).is_some() {
+    // Its pid file released, and the process itself gone (it drops its
+    // locks a moment before it exits).
+    while running_pid(pidfile).is_some() || !exited(pid) {
         if Instant::now() >= deadline {
             return Err(format!(
                 "singularity (pid {pid}) did not stop within {} s",
@@ -158,12 +264,13 @@ pub fn status(pidfile: &Path) -> u8 {
     }
 }
 
-/// `reload`: SIGHUP to the running daemon. Returns `false` when none runs
+/// `reload`: SIGHUP to the running daemon (checked as for `stop`). Returns `false` when none runs
 /// (the caller then starts one).
-pub fn reload(pidfile: &Path) -> Result<bool, String> {
+pub fn reload(pidfile: &Path, lock: &Path) -> Result<bool, String> {
     let Some(pid) = running_pid(pidfile) else {
         return Ok(false);
     };
+    check_daemon(pid, pidfile, lock)?;
     signal(pid, libc::SIGHUP).map_err(|e| format!("cannot signal pid {pid}: {e}"))?;
     println!("singularity reloading (pid {pid})");
     Ok(true)

@@ -39,18 +39,19 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         }
         Commands::Daemon(args) => {
             let s = settings::load(&cli.global, Some(args)).map_err(|e| e.to_string())?;
+            let lock = lifecycle::instance_lock_path(&s.root);
             match args.action {
                 Action::Status => Ok(ExitCode::from(lifecycle::status(&s.pidfile))),
-                Action::Stop => lifecycle::stop(&s.pidfile).map(|()| ExitCode::SUCCESS),
+                Action::Stop => lifecycle::stop(&s.pidfile, &lock).map(|()| ExitCode::SUCCESS),
                 Action::Reload => {
-                    if lifecycle::reload(&s.pidfile)? {
+                    if lifecycle::reload(&s.pidfile, &lock)? {
                         Ok(ExitCode::SUCCESS)
                     } else {
                         start(s, &cli, args)
                     }
                 }
                 Action::Restart => {
-                    lifecycle::stop(&s.pidfile)?;
+                    lifecycle::stop(&s.pidfile, &lock)?;
                     start(s, &cli, args)
                 }
                 Action::Start => start(s, &cli, args),
@@ -77,6 +78,8 @@ fn start(s: settings::Settings, cli: &Cli, args: &DaemonArgs) -> Result<ExitCode
     for w in &s.warnings {
         log::warn!("{w}");
     }
+    // One daemon per system, whatever its pid file.
+    let _instance = lifecycle::InstanceLock::acquire(&lifecycle::instance_lock_path(&s.root)).map_err(&mut fail)?;
     let _pidfile = lifecycle::PidFile::acquire(&s.pidfile).map_err(&mut fail)?;
     lifecycle::set_coredumps(s.coredumps).map_err(&mut fail)?;
     if let Some(r) = report.as_mut() {

@@ -9,6 +9,7 @@ use crate::crypto::hash::Scheme;
 use crate::functions::Functions;
 use crate::handler;
 use crate::network::Renderer;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -68,6 +69,8 @@ pub struct Settings {
     pub configurator_timeout: Duration,
     /// The external configurators found in them.
     pub externals: Vec<External>,
+    /// Whether an empty root password may be set.
+    pub password_allow_empty: bool,
     /// Where the configuration came from (for messages).
     pub config_file: PathBuf,
     /// Warnings about the configuration file (unknown keys).
@@ -82,6 +85,7 @@ impl Settings {
             inject_allowed: self.inject_allowed.clone(),
             inject_modes: self.inject_modes,
             password_scheme: self.password_scheme,
+            password_allow_empty: self.password_allow_empty,
             network_renderer: self.network_renderer.clone(),
             externals: self.externals.clone(),
             configurator_timeout: self.configurator_timeout,
@@ -143,12 +147,42 @@ pub fn load(global: &Global, daemon: Option<&DaemonArgs>) -> Result<Settings, Co
     resolve(global, daemon, &values, file)
 }
 
+/// Largest configuration file read.
+pub const CONFIG_MAX: u64 = 1024 * 1024;
+
 fn read_file(file: &Path, required: bool) -> Result<FileValues, ConfigError> {
-    match std::fs::read_to_string(file) {
+    match read_regular(file, CONFIG_MAX) {
         Ok(text) => config::parse(&file.display().to_string(), &text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(FileValues::default()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound && !required => Ok(FileValues::default()),
         Err(e) => Err(ConfigError(format!("cannot read {}: {e}", file.display()))),
     }
+}
+
+/// Reads a regular file of at most `max` bytes. The open does not block (a
+/// FIFO would wait for a writer forever) and whatever it opened is checked
+/// before a byte is read: a device, FIFO or directory is refused, and so is a
+/// file over `max` (or one that grows past it while read).
+fn read_regular(file: &Path, max: u64) -> io::Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOCTTY)
+        .open(file)?;
+    let meta = opened.metadata()?;
+    if !meta.file_type().is_file() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
+    }
+    let too_big = || io::Error::new(io::ErrorKind::InvalidData, format!("larger than {} KiB", max / 1024));
+    if meta.len() > max {
+        return Err(too_big());
+    }
+    let mut text = String::new();
+    opened.take(max + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > max {
+        return Err(too_big());
+    }
+    Ok(text)
 }
 
 /// Merges parsed file values with the command line.
@@ -231,6 +265,7 @@ pub fn resolve(
     let password_scheme = v
         .typed("password", "hash", |s| s.parse::<Scheme>().ok())?
         .unwrap_or(Scheme::Sha512);
+    let password_allow_empty = v.typed("password", "allow_empty", parse_bool)?.unwrap_or(false);
     let inject_allowed = v
         .typed("file", "allowed_paths", path_list)?
         .unwrap_or_else(|| vec!["/".into()]);
@@ -312,6 +347,7 @@ pub fn resolve(
         configurators,
         configurator_timeout,
         externals: found.found,
+        password_allow_empty,
         config_file: file,
         warnings: v.warnings.iter().cloned().chain(found.warnings).collect(),
     })
@@ -430,5 +466,55 @@ mod tests {
             err.starts_with(&format!("cannot read {}/singularity.conf: ", dir.path().display())),
             "{err}"
         );
+    }
+
+    /// Loads the configuration in `dir` on another thread; `None` if that
+    /// takes more than ten seconds (a read that blocks).
+    fn load_from(dir: &Path) -> Option<Result<Settings, ConfigError>> {
+        let global = Global {
+            configuration: Some(dir.to_path_buf()),
+            ..Global::default()
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(load(&global, None));
+        });
+        rx.recv_timeout(Duration::from_secs(10)).ok()
+    }
+
+    #[test]
+    fn a_configuration_that_is_not_a_small_regular_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join(CONFIG_FILE);
+        let refusal = |dir: &Path| load_from(dir).expect("does not block").unwrap_err().0;
+        std::os::unix::fs::symlink("/dev/zero", &conf).unwrap();
+        assert_eq!(
+            refusal(dir.path()),
+            format!("cannot read {}: not a regular file", conf.display())
+        );
+        std::fs::remove_file(&conf).unwrap();
+        let c_path = std::ffi::CString::new(conf.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        assert_eq!(
+            refusal(dir.path()),
+            format!("cannot read {}: not a regular file", conf.display())
+        );
+        std::fs::remove_file(&conf).unwrap();
+        std::fs::create_dir(&conf).unwrap();
+        assert!(refusal(dir.path()).ends_with(": not a regular file"));
+        std::fs::remove_dir(&conf).unwrap();
+        let mut big = String::from("[main]\nbackup = yes\n");
+        while big.len() as u64 <= CONFIG_MAX {
+            big.push_str("# padding padding padding padding padding padding\n");
+        }
+        std::fs::write(&conf, &big).unwrap();
+        assert_eq!(
+            refusal(dir.path()),
+            format!("cannot read {}: larger than 1024 KiB", conf.display())
+        );
+        big.truncate(CONFIG_MAX as usize - 100);
+        std::fs::write(&conf, &big).unwrap();
+        assert!(load_from(dir.path()).unwrap().unwrap().backup);
     }
 }

@@ -18,6 +18,13 @@ pub enum Error {
         /// Largest payload this transport takes.
         max: usize,
     },
+    /// The daemon's reply was longer than this client reads (it was skipped).
+    ReplyTooBig {
+        /// Payload length of the reply.
+        len: usize,
+        /// Largest reply payload this client reads.
+        max: usize,
+    },
     /// The connection went away while the request was pending or being sent.
     Disconnected,
     /// No answer within the client's timeout.
@@ -67,6 +74,9 @@ impl fmt::Display for Error {
             Error::Path(e) => write!(f, "invalid xenstore path: {e}"),
             Error::TooBig { len, max } => {
                 write!(f, "request payload of {len} bytes exceeds the transport limit of {max}")
+            }
+            Error::ReplyTooBig { len, max } => {
+                write!(f, "reply payload of {len} bytes exceeds the limit of {max}")
             }
             Error::Disconnected => f.write_str("xenstore connection lost"),
             Error::Timeout => f.write_str("xenstore request timed out"),

@@ -213,11 +213,14 @@ impl Message {
 }
 
 /// Incremental frame decoder: feed it bytes as they arrive (in any chunking) and
-/// take out complete messages.
+/// take out complete messages. A message longer than the cap is reported once
+/// and its payload skipped as it arrives, so the stream stays in sync.
 #[derive(Debug)]
 pub struct Decoder {
     buf: Vec<u8>,
     cap: usize,
+    /// Bytes of an oversize payload still to be dropped as they arrive.
+    skip: usize,
 }
 
 /// A header announced a payload larger than the decoder accepts.
@@ -227,7 +230,17 @@ pub struct Oversize {
     pub len: u32,
     /// The decoder's limit.
     pub cap: usize,
+    /// The message's type.
+    pub kind: MsgType,
+    /// The message's request id (what the reply answers).
+    pub req_id: u32,
+    /// Whether the payload is skipped and decoding goes on after it; a length
+    /// beyond [`SKIP_MAX`] is taken for garbage: the stream is out of sync.
+    pub skipped: bool,
 }
+
+/// Longest oversize payload a decoder skips rather than giving up.
+pub const SKIP_MAX: usize = 16 * 1024 * 1024;
 
 impl fmt::Display for Oversize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -244,12 +257,27 @@ impl std::error::Error for Oversize {}
 impl Decoder {
     /// A decoder that refuses payloads longer than `cap`.
     pub fn new(cap: usize) -> Decoder {
-        Decoder { buf: Vec::new(), cap }
+        Decoder {
+            buf: Vec::new(),
+            cap,
+            skip: 0,
+        }
     }
 
-    /// Appends received bytes.
+    /// Appends received bytes (dropping what is left of an oversize payload).
     pub fn feed(&mut self, bytes: &[u8]) {
-        self.buf.extend_from_slice(bytes);
+        let dropped = self.skip.min(bytes.len());
+        self.skip -= dropped;
+        self.buf.extend_from_slice(&bytes[dropped..]);
+    }
+
+    /// Forgets a partly skipped message: on a packet transport, the rest of an
+    /// oversize message was truncated by the read and will never arrive.
+    pub fn end_of_packet(&mut self) {
+        if self.skip > 0 {
+            self.skip = 0;
+            self.buf.clear();
+        }
     }
 
     /// Bytes buffered but not yet returned as messages.
@@ -263,18 +291,30 @@ impl Decoder {
         Some(Header::decode(head))
     }
 
-    /// Takes the next complete message, if any. An oversize header is an error; the
-    /// stream cannot be resynchronised after it.
+    /// Takes the next complete message, if any. An oversize message is an
+    /// error, returned once: its payload is skipped and decoding goes on after
+    /// it, unless the length is beyond [`SKIP_MAX`] (then nothing is consumed).
     pub fn next_message(&mut self) -> Result<Option<Message>, Oversize> {
         let Some(header) = self.peek_header() else {
             return Ok(None);
         };
         let len = header.len as usize;
         if len > self.cap {
-            return Err(Oversize {
+            let oversize = Oversize {
                 len: header.len,
                 cap: self.cap,
-            });
+                kind: header.kind,
+                req_id: header.req_id,
+                skipped: len <= SKIP_MAX,
+            };
+            if !oversize.skipped {
+                return Err(oversize);
+            }
+            let whole = HEADER_LEN.saturating_add(len);
+            let here = whole.min(self.buf.len());
+            self.buf.drain(..here);
+            self.skip = whole - here;
+            return Err(oversize);
         }
         if self.buf.len() < HEADER_LEN + len {
             return Ok(None);
@@ -548,22 +588,52 @@ mod tests {
     }
 
     #[test]
-    fn decoder_rejects_oversize_header() {
+    fn decoder_reports_an_oversize_message_once_and_skips_it() {
+        let big = Message::new(MsgType::Read, 1, 0, vec![b'x'; 4097]);
+        let next = Message::new(MsgType::Read, 2, 0, b"v".to_vec());
+        let mut stream = big.encode();
+        stream.extend(next.encode());
+        for chunk in [1, 7, 16, 1000, stream.len()] {
+            let mut dec = Decoder::new(PAYLOAD_MAX);
+            let mut out = Vec::new();
+            for piece in stream.chunks(chunk) {
+                dec.feed(piece);
+                loop {
+                    match dec.next_message() {
+                        Ok(Some(m)) => out.push(Ok(m)),
+                        Ok(None) => break,
+                        Err(e) => out.push(Err(e)),
+                    }
+                }
+            }
+            let oversize = Oversize {
+                len: 4097,
+                cap: PAYLOAD_MAX,
+                kind: MsgType::Read,
+                req_id: 1,
+                skipped: true,
+            };
+            assert_eq!(out, vec![Err(oversize), Ok(next.clone())], "chunk size {chunk}");
+            assert_eq!(dec.pending(), 0);
+        }
+        // A packet transport truncated the rest: it is forgotten.
+        let mut dec = Decoder::new(PAYLOAD_MAX);
+        dec.feed(&stream[..100]);
+        assert!(dec.next_message().is_err());
+        dec.end_of_packet();
+        dec.feed(&next.encode());
+        assert_eq!(dec.next_message(), Ok(Some(next)));
+        // A length no daemon sends: garbage, nothing consumed.
         let mut dec = Decoder::new(PAYLOAD_MAX);
         let h = Header {
             kind: MsgType::Write,
             req_id: 1,
             tx_id: 0,
-            len: 4097,
+            len: u32::MAX,
         };
         dec.feed(&h.encode());
-        assert_eq!(
-            dec.next_message(),
-            Err(Oversize {
-                len: 4097,
-                cap: PAYLOAD_MAX
-            })
-        );
+        assert!(matches!(dec.next_message(), Err(o) if !o.skipped));
+        assert_eq!(dec.pending(), HEADER_LEN);
     }
 
     #[test]

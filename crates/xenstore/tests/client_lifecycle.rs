@@ -297,6 +297,31 @@ fn garbage_header_is_a_disconnect_not_a_panic() {
 }
 
 #[test]
+fn an_oversize_reply_fails_its_request_and_keeps_the_connection() {
+    let l = Listener::stream();
+    let (c, mut p) = connect(&l);
+    let res = with_peer(
+        &mut p,
+        || c.read("/big"),
+        |p| {
+            let m = p.recv();
+            p.reply(&m, &vec![b'x'; 70 * 1024]);
+        },
+    );
+    assert!(matches!(res, Err(Error::ReplyTooBig { len: 71680, .. })), "{res:?}");
+    let got = with_peer(
+        &mut p,
+        || c.read("/a"),
+        |p| {
+            let m = p.recv();
+            p.reply(&m, b"ok");
+        },
+    );
+    assert_eq!(got.expect("read on the same connection"), b"ok");
+    assert_eq!(c.reconnect_count(), 0);
+}
+
+#[test]
 fn dropping_the_last_client_stops_the_reader() {
     let l = Listener::stream();
     let (c, mut p) = connect(&l);

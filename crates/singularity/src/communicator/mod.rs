@@ -2,6 +2,7 @@
 //! its transport behind the small [`Communicator`] trait, so a new transport
 //! never touches the handlers.
 
+pub mod journal;
 mod replies;
 pub mod socket;
 pub mod xen;

@@ -1,18 +1,51 @@
-//! Root's password: hash the decrypted plaintext and plan the `/etc/shadow`
-//! update. The plaintext is only borrowed here and never formatted.
+//! Root's password: check and hash the decrypted plaintext and plan the
+//! `/etc/shadow` update. The plaintext is only borrowed here and never
+//! formatted.
 
 use crate::crypto::hash::{hash_password, Scheme};
 use crate::functions::Function;
 use crate::plan::{Plan, Step};
 use crate::secret::Secret;
-use std::io;
+use std::{fmt, io};
 
 /// The account nova's `password` command sets.
 pub const USER: &str = "root";
 
-/// Plans setting root's password to `plain`, hashed with `scheme`.
-pub fn plan(plain: &Secret<String>, scheme: Scheme) -> io::Result<Plan> {
-    let hash = hash_password(plain.expose(), scheme)?;
+/// Why a password is not set. Messages never include the password.
+#[derive(Debug)]
+pub enum PasswordError {
+    /// It holds a NUL byte: nobody could type it, and crypt(3) would cut it there.
+    Nul,
+    /// It is empty, and `[password] allow_empty` is off.
+    Empty,
+    /// Hashing failed (no random salt).
+    Hash(io::Error),
+}
+
+impl fmt::Display for PasswordError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PasswordError::Nul => f.write_str("Password refused: it contains a NUL byte, which cannot be typed"),
+            PasswordError::Empty => {
+                f.write_str("Password refused: it is empty (allowed only with allow_empty = true in [password])")
+            }
+            PasswordError::Hash(e) => write!(f, "cannot hash password: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for PasswordError {}
+
+/// Plans setting root's password to `plain`, hashed with `scheme`. A password
+/// with a NUL byte is refused, and so is an empty one unless `allow_empty`.
+pub fn plan(plain: &Secret<String>, scheme: Scheme, allow_empty: bool) -> Result<Plan, PasswordError> {
+    if plain.expose().contains('\0') {
+        return Err(PasswordError::Nul);
+    }
+    if plain.expose().is_empty() && !allow_empty {
+        return Err(PasswordError::Empty);
+    }
+    let hash = hash_password(plain.expose(), scheme).map_err(PasswordError::Hash)?;
     Ok(Plan {
         function: Function::Password.into(),
         steps: vec![Step::SetPassword {
@@ -20,4 +53,24 @@ pub fn plan(plain: &Secret<String>, scheme: Scheme) -> io::Result<Plan> {
             hash: Secret::new(hash),
         }],
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(pw: &str, allow_empty: bool) -> Option<String> {
+        plan(&Secret::new(pw.to_string()), Scheme::Sha512, allow_empty)
+            .err()
+            .map(|e| e.to_string())
+    }
+
+    #[test]
+    fn untypable_passwords_are_refused_without_showing_them() {
+        let nul = refused("zq\0xj", true).expect("refused");
+        assert!(nul.contains("NUL") && !nul.contains("zq"), "{nul}");
+        assert!(refused("", false).expect("refused").contains("empty"));
+        assert_eq!(refused("", true), None);
+        assert_eq!(refused("fine", false), None);
+    }
 }

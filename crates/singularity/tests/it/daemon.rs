@@ -387,3 +387,109 @@ fn idle_daemon_sleeps_until_a_request_or_a_signal() {
     assert!(child.wait().unwrap().success());
     assert!(stopped.elapsed() < Duration::from_secs(10));
 }
+
+#[test]
+fn a_second_daemon_with_another_pid_file_is_refused() {
+    let d = Daemon::new();
+    let out = d.run("start");
+    assert!(out.status.success(), "{}", text(&out));
+    let pid = d.pid().unwrap();
+    // Same system (root), its own pid file and socket.
+    let other = tempfile::tempdir().unwrap();
+    let out = Command::new(bin())
+        .arg("-f")
+        .arg(d.dir.path().join("conf"))
+        .args(["-H", "-", "--root"])
+        .arg(d.root.base())
+        .args(["daemon", "start", "--communicator", "socket", "--socket"])
+        .arg(other.path().join("agent.sock"))
+        .arg("--pidfile")
+        .arg(other.path().join("other.pid"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let lock = d.root.base().join("run/singularity.lock");
+    assert!(
+        text(&out).contains(&format!(
+            "singularity is already running (pid {pid}, instance lock {}): one daemon per system",
+            lock.display()
+        )),
+        "{}",
+        text(&out)
+    );
+    assert!(!other.path().join("agent.sock").exists());
+    assert!(alive(pid));
+    assert!(d.run("stop").status.success());
+}
+
+#[test]
+fn stop_does_not_signal_a_process_that_merely_locked_the_pid_file() {
+    let d = Daemon::new();
+    let mut victim = Command::new("sleep").arg("60").spawn().unwrap();
+    std::fs::create_dir_all(d.pidfile().parent().unwrap()).unwrap();
+    std::fs::write(d.pidfile(), format!("{}\n", victim.id())).unwrap();
+    // Someone else holds the pid file's lock (here: this test process).
+    let held = std::fs::File::open(d.pidfile()).unwrap();
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a descriptor this test owns.
+    let rc = unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    assert_eq!(rc, 0);
+    for action in ["stop", "restart", "reload"] {
+        let out = d.run(action);
+        assert_eq!(out.status.code(), Some(1), "{action}: {}", text(&out));
+        assert!(
+            text(&out).contains(&format!("pid {} from {} runs ", victim.id(), d.pidfile().display()))
+                && text(&out).contains("not singularity; not signalling it"),
+            "{action}: {}",
+            text(&out)
+        );
+        assert!(matches!(victim.try_wait(), Ok(None)), "{action} killed the process");
+    }
+    drop(held);
+    victim.kill().unwrap();
+    victim.wait().unwrap();
+}
+
+#[test]
+fn a_fifo_or_dev_zero_as_configuration_is_refused_at_once() {
+    let d = Daemon::new();
+    let conf = d.dir.path().join("conf/singularity.conf");
+    std::fs::remove_file(&conf).unwrap();
+    let c_path = std::ffi::CString::new(conf.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    for _ in 0..2 {
+        let mut child = Command::new(bin())
+            .arg("-f")
+            .arg(d.dir.path().join("conf"))
+            .args(["-H", "-", "--root"])
+            .arg(d.root.base())
+            .args(["daemon", "start", "--communicator", "socket", "--socket"])
+            .arg(d.socket())
+            .arg("--pidfile")
+            .arg(d.pidfile())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("start blocked on {}", conf.display());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        assert!(
+            text(&out).contains(&format!("cannot read {}: not a regular file", conf.display())),
+            "{}",
+            text(&out)
+        );
+        // Then a link to /dev/zero.
+        std::fs::remove_file(&conf).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", &conf).unwrap();
+    }
+    assert!(d.pid().is_none());
+}

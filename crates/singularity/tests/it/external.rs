@@ -106,6 +106,7 @@ fn functions_enable_and_restrict_external_configurators() {
         ("404", "No such agent command 'kmsactivate'")
     );
     assert!(!root.path("/etc/sysconfig/rhn/up2date").exists());
+    drop(agent);
     // Listed by its function's name.
     let agent = Agent::socket_with(&root, &["-F", "version,features,kms"], &["-d", &dir.arg()], None);
     assert_eq!(features(&agent), "version,features,kmsactivate");
@@ -136,6 +137,7 @@ fn configurators_others_can_change_are_skipped_with_a_warning() {
     assert_eq!(agent.connect().json(json!({"name": "hello"})).0, "404");
     let log = agent.log();
     assert!(log.contains("open skipped: writable by group or others"), "{log}");
+    drop(agent);
 
     let open_dir = Dir::new();
     fs::set_permissions(open_dir.path(), fs::Permissions::from_mode(0o777)).unwrap();

@@ -91,10 +91,13 @@ impl TestRoot {
         fs::symlink_metadata(self.path(abs)).expect("stat").mode() & 0o7777
     }
 
-    /// Every entry under the root: type, mode and contents (or link target).
+    /// Every entry under the root: type, mode and contents (or link target),
+    /// except the daemon's own run-time state (its instance lock and request
+    /// journal under `/run`, which come and go with every request).
     pub fn snapshot(&self) -> BTreeMap<PathBuf, (u32, Vec<u8>)> {
         let mut out = BTreeMap::new();
         walk(self.base(), self.base(), &mut out);
+        out.retain(|p, _| !(p.starts_with("run/singularity") || p.starts_with("run/singularity.lock")));
         out
     }
 

@@ -10,6 +10,9 @@ mod hostile;
 mod labels;
 mod live;
 mod race;
+#[path = "../../../xenstore/tests/common/realxs.rs"]
+mod realxs;
+mod realxs_agent;
 mod socket;
 #[path = "../common/tools.rs"]
 mod tools;

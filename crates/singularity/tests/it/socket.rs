@@ -56,7 +56,9 @@ fn functions_restrict_commands_and_features() {
     assert_eq!((rc.as_str(), msg.as_str()), ("404", "No such agent command 'keyinit'"));
     let (rc, _) = c.json(json!({"name": "password", "value": "x"}));
     assert_eq!(rc, "404");
-    // The same restriction from the configuration file.
+    // The same restriction from the configuration file (one daemon at a time).
+    drop(c);
+    drop(agent);
     let agent = Agent::socket(&root, &[], Some("[main]\nfunctions = password,version\n"));
     let mut c = agent.connect();
     assert_eq!(

@@ -68,7 +68,7 @@ fn boot_sequence(link: GuestLink, config: Config) {
 
     // Nothing left in data/host; every reply stays in data/guest.
     let c = lab.client();
-    assert!(c.directory(&lab.home("data/host")).unwrap().is_empty());
+    lab.wait_no_requests();
     assert_eq!(c.directory(&lab.home("data/guest")).unwrap().len(), 10);
     assert!(lab.stop_agent(), "SIGTERM gives a clean exit");
 }
@@ -109,7 +109,7 @@ fn requests_waiting_at_start_are_answered() {
     assert_eq!(v1["returncode"], "0");
     let v2 = c.read(&lab.home("data/guest/early-2")).unwrap();
     assert_eq!(v2, br#"{"returncode":"404","message":"No such agent command 'bogus'"}"#);
-    assert!(c.directory(&lab.home("data/host")).unwrap().is_empty());
+    lab.wait_no_requests();
 }
 
 #[test]
@@ -346,6 +346,213 @@ fn a_burst_of_200_requests_is_all_answered_on_oxenstored() {
             std::thread::sleep(Duration::from_millis(10));
         }
     }
-    assert!(c.directory(&lab.home("data/host")).unwrap().is_empty());
+    lab.wait_no_requests();
+    assert!(lab.agent_alive());
+}
+
+/// A dom0 id shaped like nova's (a UUID, 36 characters).
+fn uuid_like(i: usize) -> String {
+    format!("{i:08x}-0000-4000-8000-{i:012x}")
+}
+
+#[test]
+fn a_burst_of_2000_requests_is_all_answered_under_the_guest_quota() {
+    // C xenstored's guest limits: a reply node under 2048 bytes, and data/guest
+    // itself (its child names) too, so about fifty UUID replies at a time.
+    let root = TestRoot::new();
+    let mut lab = XenLab::new(GuestLink::Device, Config::default());
+    lab.start_agent(&root, &[], "");
+    let c = lab.client();
+    let ids: Vec<String> = (0..2000).map(uuid_like).collect();
+    let long_name = "n".repeat(3000);
+    let request = |i: usize| {
+        if i % 100 == 7 {
+            // An unknown command whose echo alone is over the quota.
+            format!(r#"{{"name": "{long_name}", "value": ""}}"#)
+        } else {
+            r#"{"name": "version", "value": "agent"}"#.to_string()
+        }
+    };
+    for (i, id) in ids.iter().enumerate() {
+        c.write(&lab.home(&format!("data/host/{id}")), request(i)).unwrap();
+    }
+    // A host that reads each reply in turn and then removes it; it starts
+    // only once data/guest is crowded, so the agent meets the quota.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while c.directory(&lab.home("data/guest")).unwrap().len() < 40 {
+        assert!(Instant::now() < deadline, "the agent answered nothing");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut cut = 0;
+    for (i, id) in ids.iter().enumerate() {
+        let node = lab.home(&format!("data/guest/{id}"));
+        let raw = loop {
+            match c.read(&node) {
+                Ok(raw) => break raw,
+                Err(e) if e.is_noent() => {
+                    assert!(Instant::now() < deadline, "{id} (#{i}) never answered");
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => panic!("{e}"),
+            }
+        };
+        let v: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+        let (code, message) = (v["returncode"].as_str().unwrap(), v["message"].as_str().unwrap());
+        if i % 100 == 7 {
+            assert_eq!(code, "404");
+            assert!(message.starts_with("No such agent command 'nnn"), "{message}");
+            assert!(message.ends_with("[reply cut to fit XenStore]"), "{message}");
+            assert!(raw.len() <= 2048);
+            cut += 1;
+        } else {
+            assert_eq!((code, message), ("0", singularity::handler::VERSION));
+        }
+        c.rm(&node).unwrap();
+    }
+    assert_eq!(cut, 20);
+    lab.wait_no_requests();
+    assert!(lab.agent_alive());
+}
+
+#[test]
+fn resetnetwork_with_many_stale_entries_is_answered_with_a_cut_note() {
+    let root = TestRoot::new();
+    root.seed_debian(&[("eth0", "bc:76:4e:20:6c:5b")]);
+    let mut lab = XenLab::new(GuestLink::Device, Config::default());
+    lab.start_agent(&root, &[], "");
+    let host = lab.host();
+    for i in 0..80 {
+        let nic = NicSpec {
+            mac: format!("BC:76:4E:00:{:02X}:{:02X}", i / 256, i % 256),
+            label: format!("stale-{i}"),
+            ip: Some(format!("203.0.113.{}/24", i + 10).parse().unwrap()),
+            ..NicSpec::default()
+        };
+        host.set_network(&nic).unwrap();
+    }
+    let reply = host.resetnetwork(Some(T)).unwrap();
+    assert_eq!(reply.returncode, "0", "{}", reply.message);
+    assert!(
+        reply.message.ends_with("[reply cut to fit XenStore]"),
+        "{}",
+        reply.message
+    );
+    assert!(lab.agent_alive());
+}
+
+#[test]
+fn passwords_that_cannot_be_typed_are_refused() {
+    let root = TestRoot::new();
+    let mut lab = XenLab::new(GuestLink::Device, Config::default());
+    lab.start_agent(&root, &[], "");
+    let host = lab.host();
+    let before = root.snapshot();
+    let nul = host.password("abc\0def", Digest::Sha256, T).unwrap();
+    assert_eq!(
+        (nul.returncode.as_str(), nul.message.as_str()),
+        ("500", "Password refused: it contains a NUL byte, which cannot be typed")
+    );
+    let empty = host.password("", Digest::Sha256, T).unwrap();
+    assert_eq!(empty.returncode, "500");
+    assert_eq!(
+        empty.message,
+        "Password refused: it is empty (allowed only with allow_empty = true in [password])"
+    );
+    assert_eq!(root.snapshot(), before, "nothing changed");
+    assert!(lab.stop_agent());
+    // Allowed on purpose.
+    lab.start_agent(&root, &[], "[password]\nallow_empty = true\n");
+    let host = lab.host();
+    assert_eq!(host.password("", Digest::Sha256, T).unwrap().returncode, "0");
+    let hash = root.shadow_hash("root");
+    assert_eq!(system_crypt("", &hash), hash);
+}
+
+/// Holds the shadow suite's lock (`/etc/.pwd.lock`, an fcntl write lock) of
+/// `root` until dropped, as `passwd` would.
+struct PwdLock {
+    _file: std::fs::File,
+}
+
+impl PwdLock {
+    fn take(root: &TestRoot) -> PwdLock {
+        use std::os::fd::AsRawFd;
+        let file = std::fs::File::create(root.path("/etc/.pwd.lock")).unwrap();
+        // SAFETY: all-zero is a valid flock; filled in below.
+        let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+        fl.l_type = libc::F_WRLCK as libc::c_short;
+        fl.l_whence = libc::SEEK_SET as libc::c_short;
+        // SAFETY: a descriptor this test owns and a valid flock.
+        let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &fl) };
+        assert_eq!(rc, 0);
+        PwdLock { _file: file }
+    }
+}
+
+#[test]
+fn a_password_request_cut_short_by_sigkill_is_answered_after_the_restart() {
+    let root = TestRoot::new();
+    let mut lab = XenLab::new(GuestLink::Device, Config::default());
+    lab.start_agent(&root, &[], "");
+    let lock = PwdLock::take(&root);
+    let host = lab.host();
+    let waiting = std::thread::spawn(move || host.password("Interrupted-1", Digest::Sha256, Duration::from_secs(60)));
+    // The agent has taken the password request and waits for the lock.
+    let journal = root.path("/run/singularity/journal");
+    let deadline = Instant::now() + T;
+    let taken =
+        || {
+            std::fs::read_dir(&journal).into_iter().flatten().flatten().any(|e| {
+                std::fs::read(e.path()).is_ok_and(|raw| String::from_utf8_lossy(&raw).contains("\"password\""))
+            })
+        };
+    while !taken() {
+        assert!(Instant::now() < deadline, "the password request was never taken");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    lab.kill_agent();
+    drop(lock);
+    lab.start_agent(&root, &[], "");
+    let reply = waiting.join().unwrap().expect("answered, not timed out");
+    assert_eq!(
+        (reply.returncode.as_str(), reply.message.as_str()),
+        ("500", "agent restarted while handling this request")
+    );
+    assert_eq!(root.shadow_hash("root"), "*", "the password was not set");
+    lab.wait_no_requests();
+    // Forgotten right after the removal.
+    let deadline = Instant::now() + T;
+    while std::fs::read_dir(&journal).unwrap().next().is_some() {
+        assert!(Instant::now() < deadline, "journal never emptied");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_request_over_64_kib_is_refused_once_without_reconnecting() {
+    let root = TestRoot::new();
+    let mut lab = XenLab::new(GuestLink::Stream, Config::default());
+    lab.start_agent(&root, &[], "");
+    let host = lab.host();
+    let c = lab.client();
+    // Written by the toolstack: no daemon limit stopped it.
+    let big = format!(r#"{{"name": "version", "value": "{}"}}"#, "x".repeat(70 * 1024));
+    lab.sim.write(&lab.home("data/host/big"), big.as_bytes());
+    // Any later request makes the agent list data/host, and so find it.
+    assert_eq!(host.version(T).unwrap().returncode, "0");
+    let deadline = Instant::now() + T;
+    while c.exists(&lab.home("data/host/big")).unwrap() {
+        assert!(Instant::now() < deadline, "never removed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let reply = c.read(&lab.home("data/guest/big")).unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&reply).unwrap();
+    assert_eq!(v["returncode"], "500");
+    assert!(v["message"].as_str().unwrap().starts_with("Request is too large: "));
+    // No reconnection loop (it used to reconnect about four times a second).
+    let accepted = lab.sim.stats().connections_accepted;
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(host.version(T).unwrap().returncode, "0");
+    assert_eq!(lab.sim.stats().connections_accepted, accepted, "reconnections");
     assert!(lab.agent_alive());
 }

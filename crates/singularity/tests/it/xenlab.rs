@@ -81,6 +81,14 @@ impl XenLab {
         matches!(self.agent.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
     }
 
+    /// Kills the agent with SIGKILL (no chance to finish anything).
+    pub fn kill_agent(&mut self) {
+        if let Some(mut child) = self.agent.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// Stops the agent with SIGTERM and returns whether it exited cleanly.
     pub fn stop_agent(&mut self) -> bool {
         let Some(mut child) = self.agent.take() else {
@@ -97,6 +105,21 @@ impl XenLab {
         }
         let _ = child.kill();
         false
+    }
+
+    /// Waits until `data/host` is empty: a request is removed just after its
+    /// reply is written, so a host that has read the reply may still see it.
+    pub fn wait_no_requests(&self) {
+        let c = self.client();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = c.directory(&self.home("data/host")).expect("list data/host");
+            if left.is_empty() {
+                return;
+            }
+            assert!(Instant::now() < deadline, "requests left in data/host: {left:?}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     pub fn client(&self) -> Client {

@@ -6,7 +6,7 @@ use super::conn::{encode, lock, Delivery, Pending, Shared, Waiter};
 use super::transport::{self, Kind, Ready, Transport};
 use super::WatchEvent;
 use crate::error::Error;
-use crate::wire::{split_nul, Decoder, ErrorKind, Message, MsgType, READ_PAYLOAD_CAP};
+use crate::wire::{split_nul, Decoder, ErrorKind, Message, MsgType, Oversize, READ_PAYLOAD_CAP};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -89,10 +89,35 @@ fn serve(shared: &Shared, conn: &Transport, buf: &mut [u8]) -> End {
             match decoder.next_message() {
                 Ok(Some(msg)) => dispatch(shared, msg),
                 Ok(None) => break,
+                // Skipped by the decoder: fail the request it answers, keep
+                // the connection.
+                Err(o) if o.skipped => fail_oversize(shared, o),
                 // A header we cannot skip: the stream is out of sync for good.
                 Err(_) => return End::Lost,
             }
         }
+        if conn.kind() == Kind::SeqPacket {
+            decoder.end_of_packet();
+        }
+    }
+}
+
+/// Fails the request an oversize reply answered (an oversize watch event is
+/// dropped: its path could not be routed anyway).
+fn fail_oversize(shared: &Shared, o: Oversize) {
+    if o.kind == MsgType::WatchEvent {
+        return;
+    }
+    let pending = lock(&shared.state).remove(o.req_id);
+    let Some(pending) = pending else {
+        return;
+    };
+    shared.slot_free.notify_one();
+    if let Waiter::Caller(tx) = pending.waiter {
+        let _ = tx.try_send(Err(Error::ReplyTooBig {
+            len: o.len as usize,
+            max: o.cap,
+        }));
     }
 }
 

@@ -290,8 +290,14 @@ impl XenCommunicator {
             }
         };
         // A node with children was made by a write below it (`<id>/<more>`):
-        // not a request, and not ours to remove.
-        match self.client.directory(&path).optional() {
+        // not a request, and not ours to remove. Such a parent has an empty
+        // value, which no request has, so only an empty one is listed.
+        let listing = if data.is_empty() {
+            self.client.directory(&path).optional()
+        } else {
+            Ok(None)
+        };
+        match listing {
             Ok(Some(children)) if !children.is_empty() => {
                 self.ignore(id, "it has child nodes");
                 return Ok(None);
@@ -302,7 +308,11 @@ impl XenCommunicator {
                 return Err(comm("cannot list request")(e));
             }
         }
-        if let Some(j) = &self.journal {
+        // Only requests that cannot simply run again need the journal: any
+        // other one is still in data/host after a crash (it is removed only
+        // once answered) and is handled again, which changes nothing more.
+        let journal = self.journal.as_ref().filter(|_| recovery(&data) == Recovery::Refuse);
+        if let Some(j) = journal {
             if let Err(e) = j.record(id, &data) {
                 // Served all the same: only a crash in the middle would miss it.
                 if !std::mem::replace(&mut self.journal_warned, true) {

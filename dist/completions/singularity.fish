@@ -40,8 +40,8 @@ complete -c singularity -n "__fish_singularity_using_subcommand daemon" -s r -l 
 complete -c singularity -n "__fish_singularity_using_subcommand daemon" -s p -l pidfile -d 'Pid file (the daemon also locks <root>/run/singularity.lock: one per system)' -r
 complete -c singularity -n "__fish_singularity_using_subcommand daemon" -s u -l uid -d 'User to run as' -r
 complete -c singularity -n "__fish_singularity_using_subcommand daemon" -s g -l gid -d 'Group to run as' -r
-complete -c singularity -n "__fish_singularity_using_subcommand daemon" -l communicator -d 'Transport for requests' -r -f -a "xen\t'XenStore (the hypervisor)'
-socket\t'A local Unix socket, one JSON request per line'"
+complete -c singularity -n "__fish_singularity_using_subcommand daemon" -l communicator -d 'Transport for requests' -r -f -a "xen\t''
+socket\t''"
 complete -c singularity -n "__fish_singularity_using_subcommand daemon" -l xenstore -d 'XenStore socket or device (xen communicator)' -r
 complete -c singularity -n "__fish_singularity_using_subcommand daemon" -l socket -d 'Unix socket path (socket communicator)' -r -F
 complete -c singularity -n "__fish_singularity_using_subcommand daemon" -s d -l configurators -d 'Directories of external configurators, absolute paths (replaces [daemon] configurators)' -r -F

@@ -199,7 +199,7 @@ fn run_in(base: &Path, started: Instant) -> Result<(), String> {
             let applier = singularity::apply::Applier::new(root, false, Some("/var/cache/singularity".into()));
             let mut agent = Agent::new(Settings::default(), applier);
             while !stop.load(Ordering::SeqCst) {
-                daemon::serve_one(&mut comm, &mut agent, Duration::from_millis(100));
+                daemon::serve_one(&mut comm, None, &mut agent, Duration::from_millis(100));
             }
             Ok(())
         })

@@ -1,6 +1,7 @@
 //! The command line. One clap definition drives parsing, `--help`, the man
 //! pages and shell completions.
 
+use crate::communicator::Transport;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -69,15 +70,6 @@ pub enum Action {
     Status,
 }
 
-/// Which transport carries requests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum CommunicatorKind {
-    /// XenStore (the hypervisor).
-    Xen,
-    /// A local Unix socket, one JSON request per line.
-    Socket,
-}
-
 /// `singularity daemon`.
 #[derive(Debug, Args, Clone)]
 pub struct DaemonArgs {
@@ -104,7 +96,8 @@ pub struct DaemonArgs {
     pub nodaemonize: bool,
     /// Transport for requests.
     #[arg(long, value_enum, value_name = "KIND")]
-    pub communicator: Option<CommunicatorKind>,
+    #[arg(value_parser = clap::builder::PossibleValuesParser::new(Transport::NAMES))]
+    pub communicator: Option<String>,
     /// XenStore socket or device (xen communicator).
     #[arg(long, value_name = "PATH")]
     pub xenstore: Option<String>,

@@ -2,9 +2,10 @@
 //! request in flight and stop on SIGTERM/SIGINT. Requests never stop it.
 
 use crate::apply::Applier;
-use crate::cli::{CommunicatorKind, DaemonArgs, Global};
+use crate::cli::{DaemonArgs, Global};
+use crate::communicator::directory::DirectoryMetadata;
 use crate::communicator::journal::JOURNAL_DIR;
-use crate::communicator::{socket::SocketCommunicator, xen::XenCommunicator, Communicator};
+use crate::communicator::{Communicator, NoMetadata};
 use crate::handler::Agent;
 use crate::root::Root;
 use crate::settings::{self, Settings};
@@ -24,15 +25,15 @@ pub fn applier(s: &Settings) -> Applier {
 }
 
 fn connect(s: &Settings) -> Result<Box<dyn Communicator>, String> {
-    match s.communicator {
-        CommunicatorKind::Xen => XenCommunicator::connect(s.xenstore.as_deref(), s.rescan_interval)
-            .map(|c| c.with_journal(&s.root.join(JOURNAL_DIR)))
-            .map(|c| Box::new(c) as Box<dyn Communicator>)
-            .map_err(|e| e.to_string()),
-        CommunicatorKind::Socket => SocketCommunicator::bind(&s.socket_path, s.socket_vm_data.clone())
-            .map(|c| Box::new(c) as Box<dyn Communicator>)
-            .map_err(|e| e.to_string()),
-    }
+    s.transport()
+        .connect(&s.root.join(JOURNAL_DIR))
+        .map_err(|e| e.to_string())
+}
+
+/// Where `resetnetwork` reads vm-data: a configured directory, else the
+/// transport's own source (XenStore), else nowhere.
+fn vm_data(s: &Settings) -> Option<DirectoryMetadata> {
+    s.socket_vm_data.clone().map(DirectoryMetadata::new)
 }
 
 /// Connects, retrying until it works or a stop is requested (at boot the
@@ -92,12 +93,13 @@ pub fn serve(
     signals::set_waker(comm.waker());
     connected()?;
     log::info!(
-        "serving requests ({:?} communicator, functions {}, root {})",
+        "serving requests ({} communicator, functions {}, root {})",
         current.communicator,
         current.functions,
         current.root.display()
     );
     notify::send("READY=1");
+    let mut metadata = vm_data(&current);
     while !signals::stop_requested() {
         if signals::take_reload() {
             notify::send("RELOADING=1");
@@ -111,23 +113,16 @@ pub fn serve(
                     }
                     agent.reconfigure(new.handler(), applier(&new));
                     log::info!("configuration reloaded (functions {})", new.functions);
-                    let transport = |s: &Settings| {
-                        (
-                            s.communicator,
-                            s.xenstore.clone(),
-                            s.socket_path.clone(),
-                            s.socket_vm_data.clone(),
-                        )
-                    };
-                    if transport(&new) != transport(&current) {
+                    if new.transport() != current.transport() {
                         log::warn!("communicator settings changed: they take effect at the next restart");
                     }
+                    metadata = vm_data(&new);
                 }
                 Err(e) => log::error!("configuration not reloaded, keeping the old one: {e}"),
             }
             notify::send("READY=1");
         }
-        serve_one(comm.as_mut(), &mut agent, IDLE_WAIT);
+        serve_one(comm.as_mut(), metadata.as_mut(), &mut agent, IDLE_WAIT);
     }
     notify::send("STOPPING=1");
     log::info!("stopping");
@@ -135,8 +130,14 @@ pub fn serve(
 }
 
 /// Waits up to `wait` for one request and answers it; logs one line per
-/// request. Returns whether a request was handled.
-pub fn serve_one(comm: &mut dyn Communicator, agent: &mut Agent, wait: Duration) -> bool {
+/// request. vm-data comes from `metadata`, else from the communicator's own
+/// source. Returns whether a request was handled.
+pub fn serve_one(
+    comm: &mut dyn Communicator,
+    metadata: Option<&mut DirectoryMetadata>,
+    agent: &mut Agent,
+    wait: Duration,
+) -> bool {
     let incoming = match comm.recv(wait) {
         Ok(Some(incoming)) => incoming,
         Ok(None) => return false,
@@ -147,7 +148,13 @@ pub fn serve_one(comm: &mut dyn Communicator, agent: &mut Agent, wait: Duration)
         }
     };
     let started = Instant::now();
-    let handled = agent.handle(&incoming.data, comm);
+    let handled = match metadata {
+        Some(m) => agent.handle(&incoming.data, m),
+        None => match comm.metadata() {
+            Some(m) => agent.handle(&incoming.data, m),
+            None => agent.handle(&incoming.data, &mut NoMetadata),
+        },
+    };
     let sent = comm.reply(&incoming.id, &handled.reply);
     log::info!(
         "request {} command {} returncode {} changed {} in {:.1} ms",

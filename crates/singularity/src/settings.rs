@@ -1,7 +1,8 @@
 //! The effective settings: command line over configuration file over
 //! defaults. This is the only place the three meet.
 
-use crate::cli::{CommunicatorKind, DaemonArgs, Global};
+use crate::cli::{DaemonArgs, Global};
+use crate::communicator::Transport;
 use crate::config::{self, parse_bool, ConfigError, FileValues};
 use crate::configurators::external::{self, External};
 use crate::configurators::files::Modes;
@@ -34,7 +35,7 @@ pub struct Settings {
     /// Root of the managed system.
     pub root: PathBuf,
     /// Request transport.
-    pub communicator: CommunicatorKind,
+    pub communicator: &'static str,
     /// Run-time directory.
     pub run_dir: PathBuf,
     /// Pid file.
@@ -78,6 +79,19 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The transport `communicator` names, with its settings.
+    pub fn transport(&self) -> Transport {
+        match self.communicator {
+            "socket" => Transport::Socket {
+                path: self.socket_path.clone(),
+            },
+            _ => Transport::Xen {
+                xenstore: self.xenstore.clone(),
+                rescan_interval: self.rescan_interval,
+            },
+        }
+    }
+
     /// What the request handler needs.
     pub fn handler(&self) -> handler::Settings {
         handler::Settings {
@@ -248,16 +262,10 @@ pub fn resolve(
         Some(r) => r.clone(),
         None => PathBuf::from(v.typed("main", "root", absolute)?.unwrap_or_else(|| "/".into())),
     };
-    let parse_comm = |s: &str| match s {
-        "xen" => Some(CommunicatorKind::Xen),
-        "socket" => Some(CommunicatorKind::Socket),
-        _ => None,
-    };
-    let communicator = match daemon.and_then(|d| d.communicator) {
-        Some(c) => c,
-        None => v
-            .typed("main", "communicator", parse_comm)?
-            .unwrap_or(CommunicatorKind::Xen),
+    let parse_comm = |s: &str| Transport::NAMES.into_iter().find(|n| *n == s);
+    let communicator = match daemon.and_then(|d| d.communicator.as_deref()) {
+        Some(c) => parse_comm(c).ok_or_else(|| cli_err("communicator", c, "communicator"))?,
+        None => v.typed("main", "communicator", parse_comm)?.unwrap_or("xen"),
     };
     let rescan = v.typed("xen", "rescan_interval", |s| {
         s.parse::<u64>().ok().filter(|n| (1..=86400).contains(n))

@@ -2,7 +2,7 @@
 //! Unix stream socket that takes one JSON request per line and answers one
 //! JSON reply per line, in order, on the same connection.
 
-use super::{CommError, Communicator, Incoming, Metadata, Waker};
+use super::{CommError, Communicator, Incoming, Waker};
 use crate::protocol::{Reply, MAX_REQUEST};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -16,7 +16,6 @@ use std::time::Duration;
 /// Requests over a local Unix socket.
 pub struct SocketCommunicator {
     path: PathBuf,
-    vm_data: Option<PathBuf>,
     requests: Receiver<Arrival>,
     /// For wakers: a clone of the senders the connections use.
     wake: Sender<Arrival>,
@@ -31,10 +30,8 @@ enum Arrival {
 }
 
 impl SocketCommunicator {
-    /// Listens on `path` (mode 0600, replacing a stale socket file). Network
-    /// data for `resetnetwork` comes from `vm_data`, a directory laid out like
-    /// XenStore's `vm-data`: `networking/<key>` files and a `hostname` file.
-    pub fn bind(path: &Path, vm_data: Option<PathBuf>) -> Result<SocketCommunicator, CommError> {
+    /// Listens on `path` (mode 0600, replacing a stale socket file).
+    pub fn bind(path: &Path) -> Result<SocketCommunicator, CommError> {
         let err = |what: &str, e: std::io::Error| CommError(format!("{what} {}: {e}", path.display()));
         if let Ok(meta) = std::fs::symlink_metadata(path) {
             use std::os::unix::fs::FileTypeExt;
@@ -53,7 +50,6 @@ impl SocketCommunicator {
             .map_err(|e| err("cannot start listener for", e))?;
         Ok(SocketCommunicator {
             path: path.to_path_buf(),
-            vm_data,
             requests: rx,
             wake,
             waiting: HashMap::new(),
@@ -118,37 +114,6 @@ fn read_loop(conn: u64, stream: UnixStream, tx: Sender<Arrival>) {
     }
 }
 
-impl Metadata for SocketCommunicator {
-    fn networking(&mut self) -> Result<Vec<(String, Vec<u8>)>, CommError> {
-        let Some(dir) = &self.vm_data else {
-            return Ok(Vec::new());
-        };
-        let dir = dir.join("networking");
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(rd) => rd,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(CommError(format!("cannot list {}: {e}", dir.display()))),
-        };
-        let mut out = Vec::new();
-        for entry in entries.flatten() {
-            let key = entry.file_name().to_string_lossy().into_owned();
-            let value = std::fs::read(entry.path()).map_err(|e| CommError(format!("cannot read {key}: {e}")))?;
-            out.push((key, value));
-        }
-        out.sort();
-        Ok(out)
-    }
-
-    fn hostname(&mut self) -> Result<Option<Vec<u8>>, CommError> {
-        let Some(dir) = &self.vm_data else { return Ok(None) };
-        match std::fs::read(dir.join("hostname")) {
-            Ok(v) => Ok(Some(v)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(CommError(format!("cannot read hostname: {e}"))),
-        }
-    }
-}
-
 impl Communicator for SocketCommunicator {
     fn recv(&mut self, timeout: Duration) -> Result<Option<Incoming>, CommError> {
         match self.requests.recv_timeout(timeout) {
@@ -189,7 +154,7 @@ mod tests {
     fn a_waker_ends_the_wait_and_requests_still_arrive() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("agent.sock");
-        let mut comm = SocketCommunicator::bind(&path, None).unwrap();
+        let mut comm = SocketCommunicator::bind(&path).unwrap();
         crate::communicator::assert_waker_ends_wait(&mut comm);
         let mut client = UnixStream::connect(&path).unwrap();
         client.write_all(b"{\"name\":\"version\",\"value\":\"\"}\n").unwrap();

@@ -485,6 +485,10 @@ impl Metadata for XenCommunicator {
 }
 
 impl Communicator for XenCommunicator {
+    fn metadata(&mut self) -> Option<&mut dyn Metadata> {
+        Some(self)
+    }
+
     fn recv(&mut self, timeout: Duration) -> Result<Option<Incoming>, CommError> {
         let deadline = Instant::now() + timeout;
         loop {

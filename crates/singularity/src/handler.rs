@@ -11,7 +11,7 @@ use crate::crypto::cipher::{decrypt_password, CipherError};
 use crate::crypto::dh::{KeyPair, SharedSecret};
 use crate::crypto::hash::Scheme;
 use crate::functions::{Function, Functions};
-use crate::network::{self, NetworkRequest, Renderer};
+use crate::network::{self, NetworkRequest, NetworkSpec, Renderer};
 use crate::plan::{Plan, Step};
 use crate::protocol::{parse_request, Command, Reply, RequestError, COMMAND_NAMES};
 use std::fmt;
@@ -219,11 +219,14 @@ impl Agent {
         metadata: &mut dyn Metadata,
     ) -> Result<(Reply, bool), Failure> {
         let networked = name == "resetnetwork" || externals.iter().any(|e| is_network_function(&e.function));
+        // vm-data is read and parsed once, for the built-in plan and every
+        // external configurator.
         let vmdata = if networked && (matches!(builtin, Some(Command::ResetNetwork)) || !externals.is_empty()) {
-            Some(NetworkRequest {
+            let request = NetworkRequest {
                 entries: metadata.networking().map_err(|e| Failure::Plan(e.to_string()))?,
                 hostname: metadata.hostname().map_err(|e| Failure::Plan(e.to_string()))?,
-            })
+            };
+            Some(request.parse().map_err(|e| Failure::Plan(e.to_string()))?)
         } else {
             None
         };
@@ -240,7 +243,7 @@ impl Agent {
                 .and_then(|v| v.get("value").cloned())
                 .unwrap_or(serde_json::Value::Null);
             let configuration = match &vmdata {
-                Some(req) => network::configuration(req).map_err(|e| Failure::Plan(e.to_string()))?,
+                Some(spec) => network::configuration(spec),
                 None => serde_json::json!({}),
             };
             for ext in externals {
@@ -267,7 +270,7 @@ impl Agent {
     }
 
     /// The reply and the plans of a built-in command; nothing is applied.
-    fn plan(&mut self, command: Command, vmdata: Option<&NetworkRequest>) -> Result<(Reply, Vec<Plan>), Failure> {
+    fn plan(&mut self, command: Command, vmdata: Option<&NetworkSpec>) -> Result<(Reply, Vec<Plan>), Failure> {
         match command {
             Command::Version => Ok((Reply::ok(VERSION), Vec::new())),
             Command::Features => Ok((Reply::ok(self.features()), Vec::new())),
@@ -297,7 +300,10 @@ impl Agent {
                 Ok((Reply::ok(""), vec![plan]))
             }
             Command::ResetNetwork => {
-                let empty = NetworkRequest::default();
+                let empty = NetworkSpec {
+                    nics: Vec::new(),
+                    hostname: None,
+                };
                 self.reset_network(vmdata.unwrap_or(&empty))
             }
             // Not in COMMAND_NAMES: `disabled` answered it already.
@@ -310,12 +316,12 @@ impl Agent {
     /// `resetnetwork`: plan every enabled network function from vm-data, and
     /// the bring-up, as one change (rolled back if the bring-up fails). The
     /// reply message carries the notes (e.g. entries with no local NIC).
-    fn reset_network(&mut self, request: &NetworkRequest) -> Result<(Reply, Vec<Plan>), Failure> {
+    fn reset_network(&mut self, spec: &NetworkSpec) -> Result<(Reply, Vec<Plan>), Failure> {
         let renderer = match &self.settings.network_renderer {
             Some(name) => Some(name.parse::<Renderer>().map_err(Failure::Plan)?),
             None => None,
         };
-        let outcome = network::plan(request, self.applier.root(), &self.settings.functions, renderer)
+        let outcome = network::plan_spec(spec, self.applier.root(), &self.settings.functions, renderer)
             .map_err(|e| Failure::Plan(e.to_string()))?;
         log::info!("resetnetwork: {} configuration ({})", outcome.renderer, outcome.why);
         let mut plans = outcome.plans;

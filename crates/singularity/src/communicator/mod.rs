@@ -195,6 +195,11 @@ mod tests {
         };
         assert_eq!(xen(60), xen(60));
         assert_ne!(xen(60), xen(5));
-        assert_ne!(xen(60), Transport::Socket { path: PathBuf::from("/x") });
+        assert_ne!(
+            xen(60),
+            Transport::Socket {
+                path: PathBuf::from("/x")
+            }
+        );
     }
 }

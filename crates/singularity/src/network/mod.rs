@@ -55,6 +55,30 @@ pub struct NetworkRequest {
     pub hostname: Option<Vec<u8>>,
 }
 
+/// vm-data parsed and checked: what every consumer of it (the network
+/// plan, external configurators) reads, parsed once per request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetworkSpec {
+    /// One entry per `vm-data/networking/<key>`, in key order.
+    pub nics: Vec<vmdata::NicData>,
+    /// `vm-data/hostname`, checked.
+    pub hostname: Option<String>,
+}
+
+impl NetworkRequest {
+    /// Parses every entry and the hostname; fails naming the first bad entry.
+    pub fn parse(&self) -> Result<NetworkSpec, NetError> {
+        Ok(NetworkSpec {
+            nics: self
+                .entries
+                .iter()
+                .map(|(key, raw)| vmdata::parse_entry(key, raw))
+                .collect::<Result<Vec<_>, _>>()?,
+            hostname: self.hostname.as_deref().map(vmdata::parse_hostname).transpose()?,
+        })
+    }
+}
+
 /// What to do for a `resetnetwork`.
 #[derive(Debug)]
 pub struct NetworkOutcome {
@@ -101,12 +125,11 @@ fn write_if_changed(
 /// `{"hostname": NAME or null, "interfaces": [{"key", "mac", "label",
 /// "ipv4": ["a.b.c.d/n", ...], "gateway4", "ipv6": [...], "gateway6",
 /// "routes": [{"destination", "gateway"}], "dns": [...]}]}`.
-pub fn configuration(req: &NetworkRequest) -> Result<serde_json::Value, NetError> {
+pub fn configuration(spec: &NetworkSpec) -> serde_json::Value {
     use serde_json::{json, Value};
     let text = |v: &dyn std::fmt::Display| Value::String(v.to_string());
     let mut interfaces = Vec::new();
-    for (key, raw) in &req.entries {
-        let nic = vmdata::parse_entry(key, raw)?;
+    for nic in &spec.nics {
         interfaces.push(json!({
             "key": nic.key,
             "mac": text(&nic.mac),
@@ -122,8 +145,7 @@ pub fn configuration(req: &NetworkRequest) -> Result<serde_json::Value, NetError
             "dns": nic.dns.iter().map(|d| text(d)).collect::<Vec<_>>(),
         }));
     }
-    let hostname = req.hostname.as_deref().map(vmdata::parse_hostname).transpose()?;
-    Ok(json!({"hostname": hostname, "interfaces": interfaces}))
+    json!({"hostname": spec.hostname, "interfaces": interfaces})
 }
 
 /// Plans `resetnetwork` for the system under `root`. Fails, naming the
@@ -134,12 +156,18 @@ pub fn plan(
     enabled: &Functions,
     override_renderer: Option<Renderer>,
 ) -> Result<NetworkOutcome, NetError> {
-    let entries = req
-        .entries
-        .iter()
-        .map(|(key, raw)| vmdata::parse_entry(key, raw))
-        .collect::<Result<Vec<_>, _>>()?;
-    let hostname = req.hostname.as_deref().map(vmdata::parse_hostname).transpose()?;
+    plan_spec(&req.parse()?, root, enabled, override_renderer)
+}
+
+/// [`plan`] from vm-data already parsed.
+pub fn plan_spec(
+    spec: &NetworkSpec,
+    root: &Root,
+    enabled: &Functions,
+    override_renderer: Option<Renderer>,
+) -> Result<NetworkOutcome, NetError> {
+    let entries = spec.nics.clone();
+    let hostname = spec.hostname.clone();
 
     let mut files = Files::new(root);
     let os = OsInfo::read(&files)?;

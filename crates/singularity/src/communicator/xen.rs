@@ -60,6 +60,13 @@ pub struct XenCommunicator {
     journal_warned: bool,
     /// Set by wakers: the next wait ends, whatever it consumed meanwhile.
     woken: Arc<AtomicBool>,
+    /// Requests answered whose removal failed (a lost connection): removed
+    /// again at the next listing.
+    unremoved: HashSet<String>,
+    /// Requests the first listing found, which may predate this process: one
+    /// whose reply exists was answered before a restart and is only removed.
+    /// `None` once that listing is done.
+    inherited: Option<HashSet<String>>,
 }
 
 /// What a watch event path names below `data/host`.
@@ -151,6 +158,8 @@ impl XenCommunicator {
             recovered: VecDeque::new(),
             journal_warned: false,
             woken: Arc::new(AtomicBool::new(false)),
+            inherited: None,
+            unremoved: HashSet::new(),
         })
     }
 
@@ -225,10 +234,15 @@ impl XenCommunicator {
         match self.client.rm(&format!("{REQUEST_DIR}/{id}")).optional() {
             Ok(_) => {
                 self.handled.remove(id);
+                self.unremoved.remove(id);
                 self.removed.insert(id.to_string());
                 self.forget(id);
             }
-            Err(e) => log::warn!("cannot remove {REQUEST_DIR}/{id}: {e}"),
+            Err(e) => {
+                log::warn!("cannot remove {REQUEST_DIR}/{id}: {e}; trying again at the next listing");
+                self.unremoved.insert(id.to_string());
+                self.scan_due = true;
+            }
         }
     }
 
@@ -238,6 +252,7 @@ impl XenCommunicator {
         // Whatever it names is read again at worst; it stays small.
         self.removed.clear();
         self.next_rescan = Instant::now() + self.rescan_every;
+        let first = self.inherited.is_none();
         let mut ids = match self.client.directory(REQUEST_DIR).optional() {
             Ok(ids) => ids.unwrap_or_default(),
             Err(e) if is_quota(&e) => {
@@ -255,8 +270,15 @@ impl XenCommunicator {
         // A handled id no longer listed is gone for good.
         let listed: HashSet<&str> = ids.iter().map(String::as_str).collect();
         self.handled.retain(|id| listed.contains(id.as_str()));
+        self.unremoved.retain(|id| listed.contains(id.as_str()));
+        for id in self.unremoved.clone() {
+            self.remove_request(&id);
+        }
         for id in &ids {
             self.enqueue(id);
+        }
+        if first {
+            self.inherited = Some(ids.into_iter().collect());
         }
         Ok(())
     }
@@ -272,6 +294,18 @@ impl XenCommunicator {
     fn take(&mut self, id: &str) -> Result<Option<Incoming>, CommError> {
         self.queued.remove(id);
         let path = format!("{REQUEST_DIR}/{id}");
+        if self.inherited.as_mut().is_some_and(|ids| ids.remove(id)) {
+            let answered = self
+                .client
+                .exists(&format!("{REPLY_DIR}/{id}"))
+                .map_err(comm("cannot check for a reply"))?;
+            if answered {
+                log::info!("request {id} was answered before a restart; removing it");
+                self.handled.insert(id.to_string());
+                self.remove_request(id);
+                return Ok(None);
+            }
+        }
         let data = match self.client.read(&path).optional() {
             Ok(Some(data)) => data,
             Ok(None) => return Ok(None),

@@ -374,3 +374,30 @@ fn a_request_costs_three_xenstore_requests() {
     }
     sim.shutdown();
 }
+
+#[test]
+fn a_request_answered_before_a_restart_is_only_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Simulator::new(Config::default());
+    domain(&sim, dir.path());
+    // Killed between the reply and the removal: both nodes are there.
+    sim.write(&format!("{HOME}/data/host/done"), VERSION);
+    sim.write(
+        &format!("{HOME}/data/guest/done"),
+        br#"{"returncode":"0","message":"1"}"#,
+    );
+    sim.write(&format!("{HOME}/data/host/open"), VERSION);
+    let mut comm = guest(dir.path());
+    let incoming = comm.recv(Duration::from_secs(10)).unwrap().expect("the open request");
+    assert_eq!(incoming.id, "open");
+    comm.reply("open", &Reply::ok("1")).unwrap();
+    assert!(comm.recv(Duration::from_millis(200)).unwrap().is_none());
+    assert!(sim.directory(&format!("{HOME}/data/host")).is_empty());
+    // A later request with a reply already there (written by someone else) is
+    // no business of this check: it is handled.
+    sim.write(&format!("{HOME}/data/guest/later"), b"x");
+    sim.write(&format!("{HOME}/data/host/later"), VERSION);
+    let incoming = comm.recv(Duration::from_secs(10)).unwrap().expect("the later request");
+    assert_eq!(incoming.id, "later");
+    sim.shutdown();
+}

@@ -5,6 +5,7 @@ mod apply;
 mod cli_host;
 mod daemon;
 mod external;
+mod faults;
 mod harness;
 mod hostile;
 mod labels;

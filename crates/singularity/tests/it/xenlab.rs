@@ -53,14 +53,21 @@ impl XenLab {
 
     /// Starts the agent for `root`, with extra global arguments and a config body.
     pub fn start_agent(&mut self, root: &TestRoot, extra: &[&str], config: &str) {
+        self.start_agent_at(root.base(), extra, config)
+    }
+
+    /// [`XenLab::start_agent`] for any directory as the root.
+    pub fn start_agent_at(&mut self, root: &std::path::Path, extra: &[&str], config: &str) {
         let confdir = self.dir.path().join("conf");
         std::fs::create_dir_all(&confdir).expect("mkdir");
         std::fs::write(confdir.join("singularity.conf"), config).expect("conf");
         let child = Command::new(bin())
             .arg("-f")
             .arg(&confdir)
-            .args(["-H", "-", "-l", "debug", "--root"])
-            .arg(root.base())
+            .arg("-H")
+            .arg(self.log())
+            .args(["-l", "debug", "--root"])
+            .arg(root)
             .args(extra)
             .args(["daemon", "--nodaemonize", "--communicator", "xen", "--pidfile"])
             .arg(self.dir.path().join("singularity.pid"))
@@ -74,6 +81,11 @@ impl XenLab {
         let host = self.host();
         let reply = host.version(Duration::from_secs(20)).expect("agent answers version");
         assert_eq!(reply.returncode, "0");
+    }
+
+    /// The agent's log file (every agent this lab started appends to it).
+    pub fn log(&self) -> PathBuf {
+        self.dir.path().join("agent.log")
     }
 
     /// Whether the agent process is still alive.

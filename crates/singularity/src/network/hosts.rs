@@ -27,6 +27,17 @@ fn entry(ip: IpAddr, names: &[String]) -> String {
     format!("{ip}\t{}\t{MARK}", names.join(" "))
 }
 
+/// The addresses of the lines this agent wrote for NICs (not loopback).
+pub fn ours(old: &str) -> Vec<IpAddr> {
+    old.lines()
+        .filter_map(|line| {
+            let (body, comment) = line.split_once('#')?;
+            let ip = body.split_whitespace().next()?.parse::<IpAddr>().ok()?;
+            (comment.trim() == MARK.trim_start_matches('#').trim() && !ip.is_loopback()).then_some(ip)
+        })
+        .collect()
+}
+
 /// The new `/etc/hosts`. `old_name` is the host name being replaced (if
 /// known); `addrs` the NICs' first addresses; `add_loopback` whether a
 /// `127.0.1.1` line may be added when no loopback line has the name (not on

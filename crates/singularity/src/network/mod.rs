@@ -263,16 +263,21 @@ pub fn plan_spec(
         let mut steps = Vec::new();
         match hostname.as_deref().or(current.as_deref()) {
             Some(name) => {
-                let addrs: Vec<IpAddr> = net
-                    .nics
-                    .iter()
-                    .flat_map(|n| {
-                        let v4 = n.ipv4.first().map(|c| IpAddr::V4(c.addr));
-                        let v6 = n.ipv6.first().map(|c| IpAddr::V6(c.addr));
-                        v4.into_iter().chain(v6)
-                    })
-                    .collect();
                 let old = files.read(hosts::PATH)?.unwrap_or_default();
+                // With the network configuration left alone (no entry for a
+                // local NIC), so are the NIC lines: the host name changes only.
+                let addrs: Vec<IpAddr> = if net.nics.is_empty() && !spec.nics.is_empty() {
+                    hosts::ours(&old)
+                } else {
+                    net.nics
+                        .iter()
+                        .flat_map(|n| {
+                            let v4 = n.ipv4.first().map(|c| IpAddr::V4(c.addr));
+                            let v6 = n.ipv6.first().map(|c| IpAddr::V6(c.addr));
+                            v4.into_iter().chain(v6)
+                        })
+                        .collect()
+                };
                 let add_loopback = os.family != probe::Family::FreeBsd;
                 let new = hosts::render(&old, name, current.as_deref(), &addrs, add_loopback);
                 write_if_changed(&mut files, &mut steps, hosts::PATH, &new, 0o644)?;

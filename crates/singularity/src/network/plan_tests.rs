@@ -305,3 +305,41 @@ fn rhel_ifcfg_under_networkmanager_comes_up_with_nmcli() {
         ]
     );
 }
+
+#[test]
+fn with_only_stale_entries_hosts_keeps_its_nic_lines() {
+    let t = debian();
+    let root = Root::new(t.path());
+    put(
+        t.path(),
+        "/etc/hosts",
+        "127.0.0.1\tlocalhost\n127.0.1.1\told\t# singularity\n203.0.113.10\told\t# singularity\n",
+    );
+    put(t.path(), "/etc/hostname", "old\n");
+    let gone = r#"{"mac": "BC:76:4E:00:00:99", "ips": [{"ip": "198.51.100.7", "netmask": "255.255.255.0"}]}"#;
+    let o = plan(
+        &req(&[("BC764E000099", gone)], Some("new")),
+        &root,
+        &Functions::all(),
+        None,
+    )
+    .unwrap();
+    assert!(
+        o.report.iter().any(|n| n.contains("network configuration left alone")),
+        "{:?}",
+        o.report
+    );
+    let hosts = o
+        .plans
+        .iter()
+        .flat_map(|p| &p.steps)
+        .find_map(|s| match s {
+            Step::Write(w) if w.path == "/etc/hosts" => Some(String::from_utf8(w.contents.to_vec()).unwrap()),
+            _ => None,
+        })
+        .expect("the new name goes into /etc/hosts");
+    assert_eq!(
+        hosts,
+        "127.0.0.1\tlocalhost\n127.0.1.1\tnew\t# singularity\n203.0.113.10\tnew\t# singularity\n"
+    );
+}

@@ -145,6 +145,20 @@ pub fn parse_entry(key: &str, json: &[u8]) -> Result<NicData, NetError> {
             .map_err(|e| err(format!("IPv6 gateway: {g} {e}")))?;
     }
 
+    // A next hop that is the NIC itself is refused, for routes as for the
+    // default gateway.
+    let own = |g: IpAddr| match g {
+        IpAddr::V4(a) => ipv4.iter().any(|c| c.addr == a),
+        IpAddr::V6(a) => ipv6.iter().any(|c| c.addr == a),
+    };
+    if let Some(r) = routes.iter().find(|r| r.gateway.is_some_and(own)) {
+        let g = r.gateway.map(|g| g.to_string()).unwrap_or_default();
+        return Err(err(format!(
+            "route {} via {g}: the gateway is one of the NIC's own addresses",
+            r.dest
+        )));
+    }
+
     let mut dns: Vec<IpAddr> = Vec::new();
     let servers: Vec<&Value> = match obj.get("dns") {
         None | Some(Value::Null) => Vec::new(),

@@ -283,3 +283,17 @@ fn hostnames() {
     }
     assert_eq!(parse_hostname("a".repeat(63).as_bytes()).unwrap().len(), 63);
 }
+
+#[test]
+fn the_nics_own_address_is_no_next_hop_for_a_route_or_the_default() {
+    let route = err(r#"{"mac": "DE:AD:BE:EF:00:01",
+        "ips": [{"ip": "10.0.0.5", "netmask": "255.255.255.0"}],
+        "routes": [{"route": "10.176.0.0", "netmask": "255.240.0.0", "gateway": "10.0.0.5"}]}"#);
+    assert!(
+        route.ends_with("route 10.176.0.0/12 via 10.0.0.5: the gateway is one of the NIC's own addresses"),
+        "{route}"
+    );
+    let gateway = err(r#"{"mac": "DE:AD:BE:EF:00:01",
+        "ips": [{"ip": "10.0.0.5", "netmask": "255.255.255.0"}], "gateway": "10.0.0.5"}"#);
+    assert!(gateway.contains("is one of the NIC's own addresses"), "{gateway}");
+}

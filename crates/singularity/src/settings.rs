@@ -17,6 +17,9 @@ use std::time::Duration;
 pub const DEFAULT_CONFIG_DIR: &str = "/etc/singularity";
 /// File name inside the configuration directory.
 pub const CONFIG_FILE: &str = "singularity.conf";
+/// The socket communicator's socket in the run-time directory, unless
+/// `[socket] path` or `--socket` names another.
+pub const SOCKET_NAME: &str = "agent.sock";
 
 /// Everything the program needs to know, resolved.
 #[derive(Debug, Clone)]
@@ -53,6 +56,8 @@ pub struct Settings {
     pub rescan_interval: Duration,
     /// Socket communicator path.
     pub socket_path: PathBuf,
+    /// `[apply] noop`: `apply` only prints what would change.
+    pub apply_noop: bool,
     /// vm-data directory for the socket communicator.
     pub socket_vm_data: Option<PathBuf>,
     /// Network renderer override (`None`: chosen from the system).
@@ -138,13 +143,36 @@ fn non_empty(s: &str) -> Option<Option<String>> {
 /// it with the command line. A missing default file is fine; a missing file
 /// that `-f` names is an error.
 pub fn load(global: &Global, daemon: Option<&DaemonArgs>) -> Result<Settings, ConfigError> {
+    load_with_values(global, daemon).map(|(settings, _)| settings)
+}
+
+/// [`load`], also returning the values read from the file (for `config`).
+pub fn load_with_values(global: &Global, daemon: Option<&DaemonArgs>) -> Result<(Settings, FileValues), ConfigError> {
     let dir = global
         .configuration
         .clone()
         .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_DIR));
+    if global.configuration.is_some() {
+        if let Ok(meta) = std::fs::metadata(&dir) {
+            if !meta.is_dir() {
+                let what = if meta.is_file() { "a file" } else { "not a directory" };
+                let hint = match dir.parent() {
+                    Some(parent) if dir.file_name() == Some(CONFIG_FILE.as_ref()) && !parent.as_os_str().is_empty() => {
+                        format!(" (here: -f {})", parent.display())
+                    }
+                    _ => String::new(),
+                };
+                return Err(ConfigError(format!(
+                    "{} is {what}: -f/--configuration takes the directory holding {CONFIG_FILE}{hint}",
+                    dir.display()
+                )));
+            }
+        }
+    }
     let file = dir.join(CONFIG_FILE);
     let values = read_file(&file, global.configuration.is_some())?;
-    resolve(global, daemon, &values, file)
+    let settings = resolve(global, daemon, &values, file)?;
+    Ok((settings, values))
 }
 
 /// Largest configuration file read.
@@ -280,15 +308,28 @@ pub fn resolve(
         Some(x) => Some(x),
         None => v.typed("xen", "xenstore", non_empty)?.flatten(),
     };
-    let run_dir = typed("daemon", "run", d.as_ref().and_then(|d| d.run_dir.clone()))?;
+    let run_dir = match d.as_ref().and_then(|d| d.run_dir.clone()) {
+        Some(r) => absolute(&r).ok_or_else(|| cli_err("run-time directory", &r, "run"))?,
+        None => v
+            .typed("daemon", "run", absolute)?
+            .unwrap_or_else(|| default_of("daemon", "run").into()),
+    };
     let pidfile = typed("daemon", "pidfile", d.as_ref().and_then(|d| d.pidfile.clone()))?;
+    // The socket lives in the run-time directory unless it is named.
     let socket_path = match d.as_ref().and_then(|d| d.socket.clone()) {
         Some(p) => p,
-        None => PathBuf::from(
-            v.typed("socket", "path", absolute)?
-                .unwrap_or_else(|| default_of("socket", "path").into()),
-        ),
+        None => v
+            .typed("socket", "path", |s| {
+                if s.is_empty() {
+                    Some(None)
+                } else {
+                    absolute(s).map(Some)
+                }
+            })?
+            .flatten()
+            .map_or_else(|| Path::new(&run_dir).join(SOCKET_NAME), PathBuf::from),
     };
+    let apply_noop = v.typed("apply", "noop", parse_bool)?.unwrap_or(false);
     let uid = match d.as_ref().and_then(|d| d.uid.clone()) {
         Some(u) => Some(u),
         None => v.typed("daemon", "uid", non_empty)?.flatten(),
@@ -339,6 +380,7 @@ pub fn resolve(
         xenstore,
         rescan_interval: Duration::from_secs(rescan.unwrap_or(60)),
         socket_path,
+        apply_noop,
         socket_vm_data,
         network_renderer,
         inject_allowed,

@@ -10,10 +10,17 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("singularity: {e}");
+            complain(&format!("singularity: {e}"));
             ExitCode::FAILURE
         }
     }
+}
+
+/// Writes one line to standard error; a closed standard error is no reason
+/// to panic.
+fn complain(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 fn run(cli: Cli) -> Result<ExitCode, String> {
@@ -24,7 +31,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             } else {
                 let (s, values) = settings::load_with_values(&cli.global, None).map_err(|e| e.to_string())?;
                 for w in &s.warnings {
-                    eprintln!("singularity: warning: {w}");
+                    complain(&format!("singularity: warning: {w}"));
                 }
                 stdout::print(&effective::render(&values, &cli.global, None))?;
             }

@@ -491,6 +491,48 @@ mod tests {
     }
 
     #[test]
+    fn the_socket_defaults_to_the_run_directory() {
+        let daemon = |run: Option<&str>, socket: Option<&str>| DaemonArgs {
+            action: crate::cli::Action::Start,
+            run_dir: run.map(String::from),
+            pidfile: None,
+            uid: None,
+            gid: None,
+            coredumps: false,
+            nodaemonize: false,
+            communicator: None,
+            xenstore: None,
+            socket: socket.map(PathBuf::from),
+            configurators: Vec::new(),
+        };
+        let g = Global::default();
+        let socket = |d: &DaemonArgs, text: &str| resolve_with(&g, Some(d), text).unwrap().socket_path;
+        let plain = daemon(None, None);
+        assert_eq!(socket(&plain, ""), PathBuf::from("/var/run/singularity/agent.sock"));
+        assert_eq!(
+            socket(&plain, "[daemon]\nrun = /srv/r\n"),
+            PathBuf::from("/srv/r/agent.sock")
+        );
+        assert_eq!(
+            socket(&daemon(Some("/x"), None), "[daemon]\nrun = /srv/r\n"),
+            PathBuf::from("/x/agent.sock")
+        );
+        assert_eq!(
+            socket(&daemon(Some("/x"), None), "[socket]\npath = /s.sock\n"),
+            PathBuf::from("/s.sock")
+        );
+        assert_eq!(
+            socket(&daemon(Some("/x"), Some("/c.sock")), ""),
+            PathBuf::from("/c.sock")
+        );
+        assert_eq!(
+            resolve_with(&g, Some(&daemon(Some("run"), None)), "").unwrap_err().0,
+            "bad run-time directory 'run': expected an absolute path"
+        );
+        assert!(resolve_with(&g, None, "[apply]\nnoop = yes\n").unwrap().apply_noop);
+    }
+
+    #[test]
     fn unknown_keys_are_warnings() {
         let s = resolve_with(&Global::default(), None, "[main]\ncolour = blue\n").unwrap();
         assert_eq!(s.warnings, vec!["s.conf:2: unknown key 'colour' in [main]".to_string()]);

@@ -157,8 +157,10 @@ pub fn apply(
     noop: bool,
 ) -> Result<Vec<String>, String> {
     let mut report = Vec::new();
+    let mut cached = 0usize;
     for function in functions {
         let files = files(applier.root(), cache, function)?;
+        cached += files.len();
         if noop {
             for file in &files {
                 if let Some(d) = diff(applier.root(), file)? {
@@ -188,7 +190,19 @@ pub fn apply(
             report.push(format!("{function}: restored"));
         }
     }
-    if report.is_empty() {
+    if functions.is_empty() {
+        report.push("nothing to apply: none of the chosen functions is enabled".to_string());
+    } else if cached == 0 {
+        let dir = applier
+            .root()
+            .join(cache.trim_end_matches('/'))
+            .map_err(|e| e.to_string())?;
+        report.push(format!(
+            "nothing is cached for {} in {}: nothing to apply",
+            functions.join(", "),
+            dir.display()
+        ));
+    } else if report.is_empty() {
         report.push("no changes".to_string());
     }
     Ok(report)

@@ -26,7 +26,7 @@ pub struct Global {
     /// Keep a .<name>.bak copy of every replaced file.
     #[arg(short = 'b', long, global = true)]
     pub backup: bool,
-    /// Directory holding singularity.conf.
+    /// Directory holding singularity.conf (the directory, not the file).
     #[arg(short = 'f', long = "configuration", global = true, value_name = "DIR")]
     pub configuration: Option<PathBuf>,
     /// Directory for the cache of written files.
@@ -50,7 +50,8 @@ pub enum Commands {
     Daemon(DaemonArgs),
     /// Re-apply the cached configuration to the live system.
     Apply(ApplyArgs),
-    /// Print configuration.
+    /// Print the effective configuration as INI, each value after a comment
+    /// naming its source (default, file and line, or command line).
     Config(ConfigArgs),
 }
 
@@ -76,7 +77,8 @@ pub struct DaemonArgs {
     /// What to do.
     #[arg(value_enum, default_value_t = Action::Start)]
     pub action: Action,
-    /// Run-time directory.
+    /// Run-time directory, holding the socket communicator's socket unless
+    /// --socket or [socket] path names one; created 0755 when missing.
     #[arg(short = 'r', long = "run", value_name = "DIR")]
     pub run_dir: Option<String>,
     /// Pid file (the daemon also locks <root>/run/singularity.lock: one per system).
@@ -101,7 +103,7 @@ pub struct DaemonArgs {
     /// XenStore socket or device (xen communicator).
     #[arg(long, value_name = "PATH")]
     pub xenstore: Option<String>,
-    /// Unix socket path (socket communicator).
+    /// Unix socket path (socket communicator; default <run>/agent.sock).
     #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
     /// Directories of external configurators, absolute paths (replaces [daemon] configurators).
@@ -122,7 +124,8 @@ fn absolute_dir(s: &str) -> Result<PathBuf, String> {
 /// `singularity apply`.
 #[derive(Debug, Args, Clone)]
 pub struct ApplyArgs {
-    /// Print a unified diff of every file that would change, and change nothing.
+    /// Print a unified diff of every file that would change, and change
+    /// nothing ([apply] noop = true does the same).
     #[arg(long)]
     pub noop: bool,
     /// What to re-apply: all, or the names of functions that write files

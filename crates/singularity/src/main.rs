@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use singularity::cli::{Action, Cli, Commands, DaemonArgs};
-use singularity::{cached, config, daemon, lifecycle, logging, settings};
+use singularity::{cached, config, daemon, effective, lifecycle, logging, rundir, settings, stdout};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -10,20 +10,30 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("singularity: {e}");
+            complain(&format!("singularity: {e}"));
             ExitCode::FAILURE
         }
     }
+}
+
+/// Writes one line to standard error; a closed standard error is no reason
+/// to panic.
+fn complain(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
 
 fn run(cli: Cli) -> Result<ExitCode, String> {
     match &cli.command {
         Commands::Config(args) => {
             if args.default {
-                print!("{}", config::default_file());
+                stdout::print(&config::default_file())?;
             } else {
-                let s = settings::load(&cli.global, None).map_err(|e| e.to_string())?;
-                print!("{s:#?}");
+                let (s, values) = settings::load_with_values(&cli.global, None).map_err(|e| e.to_string())?;
+                for w in &s.warnings {
+                    complain(&format!("singularity: warning: {w}"));
+                }
+                stdout::print(&effective::render(&values, &cli.global, None))?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -32,9 +42,13 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             logging::init(&s.loghandler, s.loglevel)?;
             let applier = daemon::applier(&s);
             let functions = cached::actions(&args.actions, &s.functions, applier.root(), &s.cache)?;
-            for line in cached::apply(&applier, &s.cache, &functions, &s.inject_allowed, args.noop)? {
-                println!("{}", line.trim_end());
+            let noop = args.noop || s.apply_noop;
+            let mut text = String::new();
+            for line in cached::apply(&applier, &s.cache, &functions, &s.inject_allowed, noop)? {
+                text.push_str(line.trim_end());
+                text.push('\n');
             }
+            stdout::print(&text)?;
             Ok(ExitCode::SUCCESS)
         }
         Commands::Daemon(args) => {
@@ -78,6 +92,9 @@ fn start(s: settings::Settings, cli: &Cli, args: &DaemonArgs) -> Result<ExitCode
     for w in &s.warnings {
         log::warn!("{w}");
     }
+    // SAFETY: geteuid cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    rundir::ensure(&s.run_dir, euid).map_err(&mut fail)?;
     // One daemon per system, whatever its pid file.
     let _instance = lifecycle::InstanceLock::acquire(&lifecycle::instance_lock_path(&s.root)).map_err(&mut fail)?;
     let _pidfile = lifecycle::PidFile::acquire(&s.pidfile).map_err(&mut fail)?;

@@ -18,6 +18,9 @@ use std::time::Duration;
 pub const DEFAULT_CONFIG_DIR: &str = "/etc/singularity";
 /// File name inside the configuration directory.
 pub const CONFIG_FILE: &str = "singularity.conf";
+/// The socket communicator's socket in the run-time directory, unless
+/// `[socket] path` or `--socket` names another.
+pub const SOCKET_NAME: &str = "agent.sock";
 
 /// Everything the program needs to know, resolved.
 #[derive(Debug, Clone)]
@@ -54,6 +57,8 @@ pub struct Settings {
     pub rescan_interval: Duration,
     /// Socket communicator path.
     pub socket_path: PathBuf,
+    /// `[apply] noop`: `apply` only prints what would change.
+    pub apply_noop: bool,
     /// vm-data directory for the socket communicator.
     pub socket_vm_data: Option<PathBuf>,
     /// Network renderer override (`None`: chosen from the system).
@@ -152,13 +157,36 @@ fn non_empty(s: &str) -> Option<Option<String>> {
 /// it with the command line. A missing default file is fine; a missing file
 /// that `-f` names is an error.
 pub fn load(global: &Global, daemon: Option<&DaemonArgs>) -> Result<Settings, ConfigError> {
+    load_with_values(global, daemon).map(|(settings, _)| settings)
+}
+
+/// [`load`], also returning the values read from the file (for `config`).
+pub fn load_with_values(global: &Global, daemon: Option<&DaemonArgs>) -> Result<(Settings, FileValues), ConfigError> {
     let dir = global
         .configuration
         .clone()
         .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_DIR));
+    if global.configuration.is_some() {
+        if let Ok(meta) = std::fs::metadata(&dir) {
+            if !meta.is_dir() {
+                let what = if meta.is_file() { "a file" } else { "not a directory" };
+                let hint = match dir.parent() {
+                    Some(parent) if dir.file_name() == Some(CONFIG_FILE.as_ref()) && !parent.as_os_str().is_empty() => {
+                        format!(" (here: -f {})", parent.display())
+                    }
+                    _ => String::new(),
+                };
+                return Err(ConfigError(format!(
+                    "{} is {what}: -f/--configuration takes the directory holding {CONFIG_FILE}{hint}",
+                    dir.display()
+                )));
+            }
+        }
+    }
     let file = dir.join(CONFIG_FILE);
     let values = read_file(&file, global.configuration.is_some())?;
-    resolve(global, daemon, &values, file)
+    let settings = resolve(global, daemon, &values, file)?;
+    Ok((settings, values))
 }
 
 /// Largest configuration file read.
@@ -288,15 +316,28 @@ pub fn resolve(
         Some(x) => Some(x),
         None => v.typed("xen", "xenstore", non_empty)?.flatten(),
     };
-    let run_dir = typed("daemon", "run", d.as_ref().and_then(|d| d.run_dir.clone()))?;
+    let run_dir = match d.as_ref().and_then(|d| d.run_dir.clone()) {
+        Some(r) => absolute(&r).ok_or_else(|| cli_err("run-time directory", &r, "run"))?,
+        None => v
+            .typed("daemon", "run", absolute)?
+            .unwrap_or_else(|| default_of("daemon", "run").into()),
+    };
     let pidfile = typed("daemon", "pidfile", d.as_ref().and_then(|d| d.pidfile.clone()))?;
+    // The socket lives in the run-time directory unless it is named.
     let socket_path = match d.as_ref().and_then(|d| d.socket.clone()) {
         Some(p) => p,
-        None => PathBuf::from(
-            v.typed("socket", "path", absolute)?
-                .unwrap_or_else(|| default_of("socket", "path").into()),
-        ),
+        None => v
+            .typed("socket", "path", |s| {
+                if s.is_empty() {
+                    Some(None)
+                } else {
+                    absolute(s).map(Some)
+                }
+            })?
+            .flatten()
+            .map_or_else(|| Path::new(&run_dir).join(SOCKET_NAME), PathBuf::from),
     };
+    let apply_noop = v.typed("apply", "noop", parse_bool)?.unwrap_or(false);
     let uid = match d.as_ref().and_then(|d| d.uid.clone()) {
         Some(u) => Some(u),
         None => v.typed("daemon", "uid", non_empty)?.flatten(),
@@ -347,6 +388,7 @@ pub fn resolve(
         xenstore,
         rescan_interval: Duration::from_secs(rescan.unwrap_or(60)),
         socket_path,
+        apply_noop,
         socket_vm_data,
         network_renderer,
         inject_allowed,
@@ -454,6 +496,48 @@ mod tests {
             resolve_with(&cli, None, "").unwrap_err().0,
             "bad log level 'loud': expected debug, info, warning, error, critical"
         );
+    }
+
+    #[test]
+    fn the_socket_defaults_to_the_run_directory() {
+        let daemon = |run: Option<&str>, socket: Option<&str>| DaemonArgs {
+            action: crate::cli::Action::Start,
+            run_dir: run.map(String::from),
+            pidfile: None,
+            uid: None,
+            gid: None,
+            coredumps: false,
+            nodaemonize: false,
+            communicator: None,
+            xenstore: None,
+            socket: socket.map(PathBuf::from),
+            configurators: Vec::new(),
+        };
+        let g = Global::default();
+        let socket = |d: &DaemonArgs, text: &str| resolve_with(&g, Some(d), text).unwrap().socket_path;
+        let plain = daemon(None, None);
+        assert_eq!(socket(&plain, ""), PathBuf::from("/var/run/singularity/agent.sock"));
+        assert_eq!(
+            socket(&plain, "[daemon]\nrun = /srv/r\n"),
+            PathBuf::from("/srv/r/agent.sock")
+        );
+        assert_eq!(
+            socket(&daemon(Some("/x"), None), "[daemon]\nrun = /srv/r\n"),
+            PathBuf::from("/x/agent.sock")
+        );
+        assert_eq!(
+            socket(&daemon(Some("/x"), None), "[socket]\npath = /s.sock\n"),
+            PathBuf::from("/s.sock")
+        );
+        assert_eq!(
+            socket(&daemon(Some("/x"), Some("/c.sock")), ""),
+            PathBuf::from("/c.sock")
+        );
+        assert_eq!(
+            resolve_with(&g, Some(&daemon(Some("run"), None)), "").unwrap_err().0,
+            "bad run-time directory 'run': expected an absolute path"
+        );
+        assert!(resolve_with(&g, None, "[apply]\nnoop = yes\n").unwrap().apply_noop);
     }
 
     #[test]

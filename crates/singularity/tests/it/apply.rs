@@ -85,7 +85,10 @@ fn apply_respects_functions_and_rejects_bad_actions() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    assert_eq!(stdout(&out), "no changes\n");
+    assert_eq!(
+        stdout(&out),
+        "nothing to apply: none of the chosen functions is enabled\n"
+    );
     assert!(!root.path("/etc/motd").exists());
 
     // Any name may be an external configurator's function: a name with no
@@ -125,4 +128,45 @@ fn restored_injections_are_held_to_allowed_paths_as_resolved_now() {
         "{err}"
     );
     assert_eq!(root.snapshot(), before);
+}
+
+#[test]
+fn apply_noop_in_the_configuration_file_works_like_the_option() {
+    let root = TestRoot::new();
+    root.write("/var/cache/singularity/file/etc/motd", b"cached\n", 0o644);
+    let before = root.snapshot();
+    let out = apply_with(&root, "[apply]\nnoop = true\n", &["file"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = stdout(&out);
+    assert!(
+        text.contains("+++ b/etc/motd\n") && text.contains("+cached\n"),
+        "{text}"
+    );
+    assert_eq!(root.snapshot(), before, "noop = true changes nothing");
+    let out = apply_with(&root, "[apply]\nnoop = false\n", &["file"]);
+    assert_eq!(stdout(&out), "file: restored\n");
+    assert_eq!(root.read("/etc/motd"), b"cached\n");
+}
+
+#[test]
+fn apply_on_an_empty_cache_says_nothing_is_cached_and_where() {
+    let root = TestRoot::new();
+    let cache = root.path("/var/cache/singularity");
+    for args in [&["all"][..], &["--noop", "all"][..]] {
+        let out = apply(&root, args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let text = stdout(&out);
+        assert!(
+            text.starts_with("nothing is cached for network, hosts, hostname")
+                && text.ends_with(&format!(" in {}: nothing to apply\n", cache.display())),
+            "{text}"
+        );
+    }
+    // An empty cache directory is no different from a missing one.
+    std::fs::create_dir_all(cache.join("file")).unwrap();
+    let out = apply(&root, &["file"]);
+    assert_eq!(
+        stdout(&out),
+        format!("nothing is cached for file in {}: nothing to apply\n", cache.display())
+    );
 }

@@ -55,6 +55,8 @@ impl Daemon {
             .arg(self.socket())
             .arg("--pidfile")
             .arg(self.pidfile())
+            .arg("--run")
+            .arg(self.dir.path().join("run"))
             .output()
             .unwrap()
     }

@@ -195,6 +195,7 @@ impl Agent {
         cmd.args(["daemon", "--nodaemonize", "--communicator", "socket", "--socket"])
             .arg(&socket);
         cmd.arg("--pidfile").arg(dir.path().join("singularity.pid"));
+        cmd.arg("--run").arg(dir.path().join("run"));
         cmd.args(daemon);
         let child = cmd
             .stdin(Stdio::null())

@@ -3,6 +3,7 @@
 
 mod apply;
 mod cli_host;
+mod config;
 mod daemon;
 mod external;
 mod faults;
@@ -14,6 +15,7 @@ mod race;
 #[path = "../../../xenstore/tests/common/realxs.rs"]
 mod realxs;
 mod realxs_agent;
+mod rundir;
 mod socket;
 #[path = "../common/tools.rs"]
 mod tools;

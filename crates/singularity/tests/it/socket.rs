@@ -304,3 +304,41 @@ fn secrets_never_reach_the_log() {
         assert!(!log.contains(secret), "log leaks {secret:?}:\n{log}");
     }
 }
+
+#[test]
+fn file_logs_carry_rfc3339_utc_timestamps() {
+    let root = TestRoot::new();
+    let agent = Agent::socket(&root, &[], None);
+    assert_eq!(
+        agent
+            .connect()
+            .json(serde_json::json!({"name": "version", "value": ""}))
+            .0,
+        "0"
+    );
+    let log = agent.log();
+    assert!(!log.is_empty());
+    for line in log.lines() {
+        let stamp = line.split(' ').next().unwrap();
+        let b = stamp.as_bytes();
+        let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+        assert!(
+            b.len() == 24
+                && digits(0..4)
+                && b[4] == b'-'
+                && digits(5..7)
+                && b[7] == b'-'
+                && digits(8..10)
+                && b[10] == b'T'
+                && digits(11..13)
+                && b[13] == b':'
+                && digits(14..16)
+                && b[16] == b':'
+                && digits(17..19)
+                && b[19] == b'.'
+                && digits(20..23)
+                && b[23] == b'Z',
+            "{line}"
+        );
+    }
+}

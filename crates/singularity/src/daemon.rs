@@ -5,10 +5,11 @@ use crate::apply::Applier;
 use crate::cli::{CommunicatorKind, DaemonArgs, Global};
 use crate::communicator::journal::JOURNAL_DIR;
 use crate::communicator::{socket::SocketCommunicator, xen::XenCommunicator, Communicator};
+use crate::functions::Function;
 use crate::handler::Agent;
 use crate::root::Root;
 use crate::settings::{self, Settings};
-use crate::{logging, notify, signals};
+use crate::{logging, metrics, notify, signals};
 use std::time::{Duration, Instant};
 
 /// The pause after a communicator error before waiting again.
@@ -90,6 +91,14 @@ pub fn serve(
         return Ok(());
     };
     signals::set_waker(comm.waker());
+    // Before `connected` drops privileges: the xenbus device needs root.
+    if current.communicator == CommunicatorKind::Xen && current.functions.contains(Function::Metrics) {
+        metrics::start(
+            metrics::MetricsConfig::of(&current),
+            std::sync::Arc::new(signals::stop_requested),
+        )
+        .map_err(|e| format!("cannot start metrics: {e}"))?;
+    }
     connected()?;
     log::info!(
         "serving requests ({:?} communicator, functions {}, root {})",

@@ -51,6 +51,8 @@ pub struct Settings {
     pub xenstore: Option<String>,
     /// Periodic rescan of data/host.
     pub rescan_interval: Duration,
+    /// How often the metrics function reads free memory.
+    pub memory_interval: Duration,
     /// Socket communicator path.
     pub socket_path: PathBuf,
     /// vm-data directory for the socket communicator.
@@ -262,6 +264,9 @@ pub fn resolve(
     let rescan = v.typed("xen", "rescan_interval", |s| {
         s.parse::<u64>().ok().filter(|n| (1..=86400).contains(n))
     })?;
+    let memory_interval = v.typed("metrics", "memory_interval", |s| {
+        s.parse::<u64>().ok().filter(|n| (1..=86400).contains(n))
+    })?;
     let password_scheme = v
         .typed("password", "hash", |s| s.parse::<Scheme>().ok())?
         .unwrap_or(Scheme::Sha512);
@@ -338,6 +343,7 @@ pub fn resolve(
         nodaemonize,
         xenstore,
         rescan_interval: Duration::from_secs(rescan.unwrap_or(60)),
+        memory_interval: memory_interval.map_or(crate::metrics::MEMORY_INTERVAL, Duration::from_secs),
         socket_path,
         socket_vm_data,
         network_renderer,

@@ -1,0 +1,391 @@
+//! The `metrics` function: the guest metrics xapi reads from XenStore (the
+//! OS, the agent's version, each vif's addresses, memory, the balloon
+//! feature), kept true by one thread with its own XenStore connection.
+//!
+//! Everything written is remembered, and a change set writes only what
+//! differs: `data/*` first, then `attr/*` and `control/feature-balloon`, then
+//! `data/updated`. Addresses follow rtnetlink events, free memory is read
+//! every `memory_interval`; otherwise the thread sleeps in a XenStore watch
+//! on `unique-domain-id` and sends nothing. A new `unique-domain-id` (a
+//! clone, a migration) and a reconnection rewrite everything.
+//! `control/shutdown` is the kernel's and never touched here.
+
+pub mod facts;
+mod netlink;
+pub mod vifs;
+
+use facts::{Facts, Memory, Os, BALLOON};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use vifs::Slots;
+use xenstore::{Client, ErrorKind, Optional, WatchEvent, WatchWaker};
+
+use crate::root::Root;
+
+/// The node whose change means "a new domain": rewrite everything.
+pub const DOMAIN_ID: &str = "unique-domain-id";
+/// Written after each change set.
+pub const UPDATED: &str = "data/updated";
+/// The default of `[metrics] memory_interval`.
+pub const MEMORY_INTERVAL: Duration = Duration::from_secs(60);
+
+/// What the metrics thread needs.
+#[derive(Clone, Debug)]
+pub struct MetricsConfig {
+    /// The XenStore path (`None`: where the communicator looks by default).
+    pub xenstore: Option<String>,
+    /// Root of the managed system: `os-release`, `/proc` and `/sys` files are
+    /// read below it.
+    pub root: PathBuf,
+    /// How often free memory is read.
+    pub memory_interval: Duration,
+}
+
+impl MetricsConfig {
+    /// The metrics part of the settings.
+    pub fn of(s: &crate::settings::Settings) -> MetricsConfig {
+        MetricsConfig {
+            xenstore: s.xenstore.clone(),
+            root: s.root.clone(),
+            memory_interval: s.memory_interval,
+        }
+    }
+}
+
+/// Writes key sets, remembering what is in the store.
+pub struct Publisher {
+    client: Client,
+    written: BTreeMap<String, String>,
+    /// `control/feature-balloon` was refused (read-only `control`): not
+    /// supported here, not tried again until the next full rewrite.
+    balloon_refused: bool,
+    /// Keys whose last write failed, with the error logged for them.
+    failed: BTreeMap<String, String>,
+}
+
+/// Whether `e` means "not allowed".
+fn is_refused(e: &xenstore::Error) -> bool {
+    matches!(e.kind(), Some(ErrorKind::Acces | ErrorKind::Rofs))
+}
+
+impl Publisher {
+    pub fn new(client: Client) -> Publisher {
+        Publisher {
+            client,
+            written: BTreeMap::new(),
+            balloon_refused: false,
+            failed: BTreeMap::new(),
+        }
+    }
+
+    /// Forgets what was written and removes `attr/vif` (addresses of another
+    /// life of the domain): the next [`Publisher::publish`] writes everything.
+    pub fn reset(&mut self) {
+        self.written.clear();
+        self.balloon_refused = false;
+        if let Err(e) = self.client.rm("attr/vif").optional() {
+            log::debug!("cannot remove attr/vif: {e}");
+        }
+    }
+
+    /// Brings the store to `desired` (without `data/updated`), then writes
+    /// `data/updated` if anything was written or removed. Returns whether
+    /// anything was.
+    pub fn publish(&mut self, desired: &BTreeMap<String, String>) -> bool {
+        let mut desired = desired.clone();
+        if self.balloon_refused {
+            desired.remove(BALLOON);
+        }
+        let mut done = false;
+        for phase in ["data/", "attr/", "control/"] {
+            for (key, value) in desired.iter().filter(|(k, _)| k.starts_with(phase)) {
+                if self.written.get(key) != Some(value) {
+                    let r = self.client.write(key, value);
+                    done |= self.settle(key, r.map(|()| Some(value.clone())));
+                }
+            }
+            for path in removals(&self.written, &desired, phase) {
+                let r = self.client.rm(&path).optional().map(|_| None);
+                if self.settle(&path, r) {
+                    done = true;
+                    let below = format!("{path}/");
+                    self.written.retain(|k, _| k != &path && !k.starts_with(&below));
+                }
+            }
+        }
+        if done {
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs();
+            let r = self.client.write(UPDATED, now.to_string());
+            self.settle(UPDATED, r.map(|()| None));
+        }
+        done
+    }
+
+    /// Records the outcome of one write (`Some(value)`) or removal (`None`);
+    /// returns whether it succeeded. Each key's failure is logged once.
+    fn settle(&mut self, key: &str, r: xenstore::Result<Option<String>>) -> bool {
+        match r {
+            Ok(value) => {
+                if let Some(v) = value {
+                    self.written.insert(key.to_string(), v);
+                }
+                self.failed.remove(key);
+                true
+            }
+            Err(e) if key == BALLOON && is_refused(&e) => {
+                log::debug!("{BALLOON} is read-only here ({e}): ballooning not advertised");
+                self.balloon_refused = true;
+                false
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                if matches!(e, xenstore::Error::Disconnected) {
+                    log::debug!("metrics: cannot update {key}: {msg}");
+                } else if self.failed.get(key) != Some(&msg) {
+                    log::warn!("metrics: cannot update {key}: {msg}");
+                }
+                self.failed.insert(key.to_string(), msg);
+                false
+            }
+        }
+    }
+}
+
+/// What to remove under `phase`: keys written and no longer wanted, as the
+/// highest `attr/vif/<devid>[/<family>]` directory nothing wanted is under.
+fn removals(written: &BTreeMap<String, String>, desired: &BTreeMap<String, String>, phase: &str) -> BTreeSet<String> {
+    let wanted_under = |dir: &str| {
+        let prefix = format!("{dir}/");
+        desired.keys().any(|k| k.starts_with(&prefix))
+    };
+    let mut out = BTreeSet::new();
+    for key in written
+        .keys()
+        .filter(|k| k.starts_with(phase) && !desired.contains_key(*k))
+    {
+        let parts: Vec<&str> = key.split('/').collect();
+        let mut path = key.clone();
+        if parts.len() == 5 && parts[0] == "attr" && parts[1] == "vif" {
+            let vif = parts[..3].join("/");
+            let fam = parts[..4].join("/");
+            if !wanted_under(&vif) {
+                path = vif;
+            } else if !wanted_under(&fam) {
+                path = fam;
+            }
+        }
+        out.insert(path);
+    }
+    out
+}
+
+/// Shared with the netlink thread: "addresses may have changed", and how to
+/// wake the metrics thread.
+#[derive(Default)]
+struct NetSignal {
+    dirty: AtomicBool,
+    waker: Mutex<Option<WatchWaker>>,
+}
+
+impl NetSignal {
+    fn raise(&self) {
+        self.dirty.store(true, Ordering::Release);
+        self.waker_wake();
+    }
+
+    fn waker_wake(&self) {
+        let waker = self.waker.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(w) = waker.as_ref() {
+            w.wake();
+        }
+    }
+}
+
+/// Asked whenever the metrics thread wakes: whether to end.
+pub type Stop = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// The running metrics thread.
+pub struct Metrics {
+    net: Arc<NetSignal>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Metrics {
+    /// Wakes the thread (it then asks its `stop`) and waits for it to end.
+    pub fn join(self) {
+        self.net.waker_wake();
+        let _ = self.thread.join();
+    }
+}
+
+/// Starts the metrics thread (and its netlink listener). The first XenStore
+/// connection is made here, in the caller's thread (it may need privileges
+/// the caller drops later); a failure is retried in the metrics thread.
+pub fn start(cfg: MetricsConfig, stop: Stop) -> std::io::Result<Metrics> {
+    let first = connect(&cfg)
+        .map_err(|e| log::debug!("metrics: cannot connect to xenstore yet: {e}"))
+        .ok();
+    let net = Arc::new(NetSignal::default());
+    match netlink::Changes::subscribe() {
+        Ok(changes) => {
+            let for_thread = Arc::clone(&net);
+            std::thread::Builder::new()
+                .name("metrics-netlink".into())
+                .spawn(move || loop {
+                    if let Err(e) = changes.wait() {
+                        log::warn!("metrics: address changes no longer followed: {e}");
+                        return;
+                    }
+                    for_thread.raise();
+                })?;
+        }
+        Err(e) => log::warn!("metrics: cannot follow address changes (rtnetlink): {e}"),
+    }
+    let for_thread = Arc::clone(&net);
+    let thread = std::thread::Builder::new()
+        .name("metrics".into())
+        .spawn(move || run(&cfg, first, &for_thread, &*stop))?;
+    Ok(Metrics { net, thread })
+}
+
+fn connect(cfg: &MetricsConfig) -> xenstore::Result<Client> {
+    match &cfg.xenstore {
+        Some(p) => Client::connect(p),
+        None => Client::open(),
+    }
+}
+
+fn run(cfg: &MetricsConfig, mut first: Option<Client>, net: &NetSignal, stop: &dyn Fn() -> bool) {
+    let mut slots = Slots::default();
+    let mut delay = Duration::from_millis(100);
+    let mut reported = false;
+    while !stop() {
+        let client = match first.take() {
+            Some(c) => Ok(c),
+            None => connect(cfg),
+        };
+        match client.and_then(|c| session(cfg, &c, net, &mut slots, stop)) {
+            Ok(()) => return,
+            Err(e) => {
+                if !reported {
+                    log::warn!("metrics: {e}; reconnecting");
+                    reported = true;
+                }
+            }
+        }
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// One connection's life: a full rewrite, then changes as they come. Returns
+/// `Ok` when asked to stop, an error when the connection is gone for good.
+fn session(
+    cfg: &MetricsConfig,
+    client: &Client,
+    net: &NetSignal,
+    slots: &mut Slots,
+    stop: &dyn Fn() -> bool,
+) -> xenstore::Result<()> {
+    let watch = client.watch(DOMAIN_ID)?;
+    *net.waker.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(watch.waker());
+    let root = Root::new(&cfg.root);
+    let mut publisher = Publisher::new(client.clone());
+    let domain_id = || client.read_string(DOMAIN_ID).optional().ok().flatten();
+    let mut id = domain_id();
+    let mut facts = Facts::default();
+    let full = |facts: &mut Facts, slots: &mut Slots, publisher: &mut Publisher| {
+        net.dirty.store(false, Ordering::Release);
+        facts.os = Os::read(&root);
+        facts.balloon = facts::balloon(&root);
+        facts.memory = Memory::read(&root);
+        if let Some(a) = addresses(client, slots) {
+            facts.addresses = a;
+        }
+        publisher.reset();
+        publisher.publish(&facts::keys(facts));
+    };
+    full(&mut facts, slots, &mut publisher);
+    log::info!("metrics: published to xenstore");
+    let mut next_memory = Instant::now() + cfg.memory_interval;
+    while !stop() {
+        let wait = next_memory.saturating_duration_since(Instant::now());
+        match watch.recv_timeout(wait)? {
+            Some(WatchEvent::Reconnected) => {
+                log::debug!("metrics: xenstore reconnected, rewriting");
+                id = domain_id();
+                full(&mut facts, slots, &mut publisher);
+                continue;
+            }
+            Some(WatchEvent::Changed(_)) => {
+                let now = domain_id();
+                if now != id {
+                    log::info!("metrics: new {DOMAIN_ID}, rewriting");
+                    id = now;
+                    full(&mut facts, slots, &mut publisher);
+                    continue;
+                }
+            }
+            None => {}
+        }
+        let mut changed = false;
+        if net.dirty.swap(false, Ordering::AcqRel) {
+            if let Some(a) = addresses(client, slots) {
+                facts.addresses = a;
+                changed = true;
+            }
+        }
+        if Instant::now() >= next_memory {
+            facts.memory = Memory::read(&root);
+            next_memory = Instant::now() + cfg.memory_interval;
+            changed = true;
+        }
+        if changed {
+            publisher.publish(&facts::keys(&facts));
+        }
+    }
+    Ok(())
+}
+
+/// The vifs' addresses with their indices: vif MACs from XenStore,
+/// interfaces from `/sys`, addresses from an rtnetlink dump. `None` when
+/// they cannot be listed now (the last ones stay).
+fn addresses(client: &Client, slots: &mut Slots) -> Option<BTreeMap<(u32, &'static str, usize), String>> {
+    let mut vif_macs = Vec::new();
+    match client.directory("device/vif").optional() {
+        Ok(ids) => {
+            for id in ids.unwrap_or_default() {
+                let Ok(devid) = id.parse::<u32>() else { continue };
+                if let Ok(Some(mac)) = client.read_string(&format!("device/vif/{id}/mac")).optional() {
+                    vif_macs.push((devid, mac));
+                }
+            }
+        }
+        Err(e) => {
+            log::debug!("metrics: cannot list device/vif: {e}");
+            return None;
+        }
+    }
+    if vif_macs.is_empty() {
+        return Some(slots.update(&BTreeMap::new()));
+    }
+    let addrs = match netlink::dump() {
+        Ok(a) => a,
+        Err(e) => {
+            log::debug!("metrics: cannot list addresses: {e}");
+            return None;
+        }
+    };
+    let nics = vifs::nics(Path::new("/sys"));
+    Some(slots.update(&vifs::assign(&vif_macs, &nics, &addrs)))
+}
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

@@ -1,0 +1,1 @@
+//! The metrics thread against the simulator.

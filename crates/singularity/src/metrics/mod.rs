@@ -32,6 +32,9 @@ pub const UPDATED: &str = "data/updated";
 /// The default of `[metrics] memory_interval`.
 pub const MEMORY_INTERVAL: Duration = Duration::from_secs(60);
 
+/// How long [`start`] waits for the first key set to be written.
+const FIRST_PUBLISH_WAIT: Duration = Duration::from_secs(5);
+
 /// What the metrics thread needs.
 #[derive(Clone, Debug)]
 pub struct MetricsConfig {
@@ -189,12 +192,18 @@ fn removals(written: &BTreeMap<String, String>, desired: &BTreeMap<String, Strin
 /// wake the metrics thread.
 #[derive(Default)]
 struct NetSignal {
+    /// Addresses may have changed.
     dirty: AtomicBool,
+    /// Interfaces may have come or gone: the vifs' MACs are read again.
+    links: AtomicBool,
     waker: Mutex<Option<WatchWaker>>,
 }
 
 impl NetSignal {
-    fn raise(&self) {
+    fn raise(&self, kinds: netlink::Kinds) {
+        if kinds.link {
+            self.links.store(true, Ordering::Release);
+        }
         self.dirty.store(true, Ordering::Release);
         self.waker_wake();
     }
@@ -238,19 +247,25 @@ pub fn start(cfg: MetricsConfig, stop: Stop) -> std::io::Result<Metrics> {
             std::thread::Builder::new()
                 .name("metrics-netlink".into())
                 .spawn(move || loop {
-                    if let Err(e) = changes.wait() {
-                        log::warn!("metrics: address changes no longer followed: {e}");
-                        return;
+                    match changes.wait() {
+                        Ok(kinds) => for_thread.raise(kinds),
+                        Err(e) => {
+                            log::warn!("metrics: address changes no longer followed: {e}");
+                            return;
+                        }
                     }
-                    for_thread.raise();
                 })?;
         }
         Err(e) => log::warn!("metrics: cannot follow address changes (rtnetlink): {e}"),
     }
     let for_thread = Arc::clone(&net);
+    let (published, first_published) = std::sync::mpsc::channel();
     let thread = std::thread::Builder::new()
         .name("metrics".into())
-        .spawn(move || run(&cfg, first, &for_thread, &*stop))?;
+        .spawn(move || run(&cfg, first, &for_thread, &*stop, &published))?;
+    // The first key set goes out before the agent says it is ready, unless
+    // XenStore is slow to answer.
+    let _ = first_published.recv_timeout(FIRST_PUBLISH_WAIT);
     Ok(Metrics { net, thread })
 }
 
@@ -261,7 +276,13 @@ fn connect(cfg: &MetricsConfig) -> xenstore::Result<Client> {
     }
 }
 
-fn run(cfg: &MetricsConfig, mut first: Option<Client>, net: &NetSignal, stop: &dyn Fn() -> bool) {
+fn run(
+    cfg: &MetricsConfig,
+    mut first: Option<Client>,
+    net: &NetSignal,
+    stop: &dyn Fn() -> bool,
+    published: &std::sync::mpsc::Sender<()>,
+) {
     let mut slots = Slots::default();
     let mut delay = Duration::from_millis(100);
     let mut reported = false;
@@ -270,7 +291,7 @@ fn run(cfg: &MetricsConfig, mut first: Option<Client>, net: &NetSignal, stop: &d
             Some(c) => Ok(c),
             None => connect(cfg),
         };
-        match client.and_then(|c| session(cfg, &c, net, &mut slots, stop)) {
+        match client.and_then(|c| session(cfg, &c, net, &mut slots, stop, published)) {
             Ok(()) => return,
             Err(e) => {
                 if !reported {
@@ -292,6 +313,7 @@ fn session(
     net: &NetSignal,
     slots: &mut Slots,
     stop: &dyn Fn() -> bool,
+    published: &std::sync::mpsc::Sender<()>,
 ) -> xenstore::Result<()> {
     let watch = client.watch(DOMAIN_ID)?;
     *net.waker.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(watch.waker());
@@ -300,18 +322,24 @@ fn session(
     let domain_id = || client.read_string(DOMAIN_ID).optional().ok().flatten();
     let mut id = domain_id();
     let mut facts = Facts::default();
-    let full = |facts: &mut Facts, slots: &mut Slots, publisher: &mut Publisher| {
+    let mut macs = Vec::new();
+    let full = |facts: &mut Facts, macs: &mut Vec<(u32, String)>, slots: &mut Slots, publisher: &mut Publisher| {
         net.dirty.store(false, Ordering::Release);
+        net.links.store(false, Ordering::Release);
         facts.os = Os::read(&root);
         facts.balloon = facts::balloon(&root);
         facts.memory = Memory::read(&root);
-        if let Some(a) = addresses(client, slots) {
+        if let Some(m) = vif_macs(client) {
+            *macs = m;
+        }
+        if let Some(a) = addresses(macs, slots) {
             facts.addresses = a;
         }
         publisher.reset();
         publisher.publish(&facts::keys(facts));
     };
-    full(&mut facts, slots, &mut publisher);
+    full(&mut facts, &mut macs, slots, &mut publisher);
+    let _ = published.send(());
     log::info!("metrics: published to xenstore");
     let mut next_memory = Instant::now() + cfg.memory_interval;
     while !stop() {
@@ -320,7 +348,7 @@ fn session(
             Some(WatchEvent::Reconnected) => {
                 log::debug!("metrics: xenstore reconnected, rewriting");
                 id = domain_id();
-                full(&mut facts, slots, &mut publisher);
+                full(&mut facts, &mut macs, slots, &mut publisher);
                 continue;
             }
             Some(WatchEvent::Changed(_)) => {
@@ -328,15 +356,20 @@ fn session(
                 if now != id {
                     log::info!("metrics: new {DOMAIN_ID}, rewriting");
                     id = now;
-                    full(&mut facts, slots, &mut publisher);
+                    full(&mut facts, &mut macs, slots, &mut publisher);
                     continue;
                 }
             }
             None => {}
         }
         let mut changed = false;
+        if net.links.swap(false, Ordering::AcqRel) {
+            if let Some(m) = vif_macs(client) {
+                macs = m;
+            }
+        }
         if net.dirty.swap(false, Ordering::AcqRel) {
-            if let Some(a) = addresses(client, slots) {
+            if let Some(a) = addresses(&macs, slots) {
                 facts.addresses = a;
                 changed = true;
             }
@@ -353,25 +386,30 @@ fn session(
     Ok(())
 }
 
-/// The vifs' addresses with their indices: vif MACs from XenStore,
-/// interfaces from `/sys`, addresses from an rtnetlink dump. `None` when
-/// they cannot be listed now (the last ones stay).
-fn addresses(client: &Client, slots: &mut Slots) -> Option<BTreeMap<(u32, &'static str, usize), String>> {
-    let mut vif_macs = Vec::new();
-    match client.directory("device/vif").optional() {
-        Ok(ids) => {
-            for id in ids.unwrap_or_default() {
-                let Ok(devid) = id.parse::<u32>() else { continue };
-                if let Ok(Some(mac)) = client.read_string(&format!("device/vif/{id}/mac")).optional() {
-                    vif_macs.push((devid, mac));
-                }
-            }
-        }
+/// `(devid, mac)` of every vif in XenStore's `device/vif`; `None` when the
+/// directory cannot be read now.
+fn vif_macs(client: &Client) -> Option<Vec<(u32, String)>> {
+    let ids = match client.directory("device/vif").optional() {
+        Ok(ids) => ids.unwrap_or_default(),
         Err(e) => {
             log::debug!("metrics: cannot list device/vif: {e}");
             return None;
         }
+    };
+    let mut out = Vec::new();
+    for id in ids {
+        let Ok(devid) = id.parse::<u32>() else { continue };
+        if let Ok(Some(mac)) = client.read_string(&format!("device/vif/{id}/mac")).optional() {
+            out.push((devid, mac));
+        }
     }
+    Some(out)
+}
+
+/// The vifs' addresses with their indices: interfaces from `/sys`,
+/// addresses from an rtnetlink dump. `None` when they cannot be listed now
+/// (the last ones stay).
+fn addresses(vif_macs: &[(u32, String)], slots: &mut Slots) -> Option<BTreeMap<(u32, &'static str, usize), String>> {
     if vif_macs.is_empty() {
         return Some(slots.update(&BTreeMap::new()));
     }
@@ -383,7 +421,7 @@ fn addresses(client: &Client, slots: &mut Slots) -> Option<BTreeMap<(u32, &'stat
         }
     };
     let nics = vifs::nics(Path::new("/sys"));
-    Some(slots.update(&vifs::assign(&vif_macs, &nics, &addrs)))
+    Some(slots.update(&vifs::assign(vif_macs, &nics, &addrs)))
 }
 
 #[cfg(test)]

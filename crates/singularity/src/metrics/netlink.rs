@@ -181,13 +181,15 @@ impl Changes {
     }
 
     /// Blocks until at least one change message arrived, then takes every
-    /// message already queued. A lost message (`ENOBUFS`: the queue
-    /// overflowed) also counts as a change: the caller dumps everything.
-    pub fn wait(&self) -> io::Result<()> {
+    /// message already queued, and says what kind of changes they were. A
+    /// lost message (`ENOBUFS`: the queue overflowed) counts as both kinds:
+    /// the caller looks at everything again.
+    pub fn wait(&self) -> io::Result<Kinds> {
+        let mut kinds = Kinds::default();
         let mut buf = vec![0u8; 16 * 1024];
         match recv(&self.0, &mut buf) {
-            Ok(_) => {}
-            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {}
+            Ok(n) => kinds.add(&buf[..n]),
+            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => kinds = Kinds { link: true, addr: true },
             Err(e) => return Err(e),
         }
         loop {
@@ -200,13 +202,42 @@ impl Changes {
                     libc::MSG_DONTWAIT,
                 )
             };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                if e.kind() == io::ErrorKind::Interrupted || e.raw_os_error() == Some(libc::ENOBUFS) {
-                    continue;
-                }
-                return Ok(());
+            if n >= 0 {
+                kinds.add(&buf[..n as usize]);
+                continue;
             }
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::ENOBUFS) {
+                kinds = Kinds { link: true, addr: true };
+            } else if e.kind() != io::ErrorKind::Interrupted {
+                return Ok(kinds);
+            }
+        }
+    }
+}
+
+/// What changed, as far as a batch of messages tells.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Kinds {
+    /// An interface appeared, went or changed (`RTM_NEWLINK`, `RTM_DELLINK`).
+    pub link: bool,
+    /// An address was added or removed.
+    pub addr: bool,
+}
+
+impl Kinds {
+    fn add(&mut self, mut data: &[u8]) {
+        while data.len() >= NLMSG_HDRLEN {
+            let len = u32::from_ne_bytes([data[0], data[1], data[2], data[3]]) as usize;
+            match u16::from_ne_bytes([data[4], data[5]]) {
+                libc::RTM_NEWLINK | libc::RTM_DELLINK => self.link = true,
+                libc::RTM_NEWADDR | libc::RTM_DELADDR => self.addr = true,
+                _ => {}
+            }
+            if len < NLMSG_HDRLEN {
+                return;
+            }
+            data = &data[align4(len).min(data.len())..];
         }
     }
 }

@@ -53,10 +53,24 @@ impl XenLab {
 
     /// Starts the agent for `root`, with extra global arguments and a config body.
     pub fn start_agent(&mut self, root: &TestRoot, extra: &[&str], config: &str) {
+        self.start_agent_in(None, root, extra, config);
+    }
+
+    /// Like [`XenLab::start_agent`], in the network namespace `netns` if
+    /// given (`ip netns exec`, which also shows the namespace's own `/sys`).
+    pub fn start_agent_in(&mut self, netns: Option<&str>, root: &TestRoot, extra: &[&str], config: &str) {
         let confdir = self.dir.path().join("conf");
         std::fs::create_dir_all(&confdir).expect("mkdir");
         std::fs::write(confdir.join("singularity.conf"), config).expect("conf");
-        let child = Command::new(bin())
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, bin()]);
+                c
+            }
+            None => Command::new(bin()),
+        };
+        let child = cmd
             .arg("-f")
             .arg(&confdir)
             .args(["-H", "-", "-l", "debug", "--root"])

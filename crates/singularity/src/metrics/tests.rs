@@ -2,6 +2,8 @@
 //! xenopsd makes it: `data` and `attr` owned by the guest, `control` read-only
 //! to it.
 
+use super::facts::BALLOON;
+use super::publish::removals;
 use super::*;
 use std::fs;
 use xenstore::sim::{Config, Simulator};

@@ -42,8 +42,8 @@ const FIRST_PUBLISH_WAIT: Duration = Duration::from_secs(5);
 pub struct MetricsConfig {
     /// The XenStore path (`None`: where the communicator looks by default).
     pub xenstore: Option<String>,
-    /// Root of the managed system: `os-release`, `/proc` and `/sys` files are
-    /// read below it.
+    /// Root of the managed system: `os-release`, the `/proc` files and
+    /// `/sys/devices/system/xen_memory` are read below it.
     pub root: PathBuf,
     /// How often free memory is read.
     pub memory_interval: Duration,
@@ -191,8 +191,9 @@ fn session(
     *net.waker.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(watch.waker());
     let root = Root::new(&cfg.root);
     let mut publisher = Publisher::new(client.clone());
-    let domain_id = || client.read_string(DOMAIN_ID).optional().ok().flatten();
-    let mut id = domain_id();
+    // A failed read is no new id: only a value that differs is.
+    let domain_id = || client.read_string(DOMAIN_ID).optional();
+    let mut id = domain_id().ok().flatten();
     let mut facts = Facts::default();
     let mut macs = Vec::new();
     let full = |facts: &mut Facts, macs: &mut Vec<(u32, String)>, slots: &mut Slots, publisher: &mut Publisher| {
@@ -219,13 +220,13 @@ fn session(
         match watch.recv_timeout(wait)? {
             Some(WatchEvent::Reconnected) => {
                 log::debug!("metrics: xenstore reconnected, rewriting");
-                id = domain_id();
+                id = domain_id().ok().flatten();
                 full(&mut facts, &mut macs, slots, &mut publisher);
                 continue;
             }
             Some(WatchEvent::Changed(_)) => {
                 let now = domain_id();
-                if now != id {
+                if let Some(now) = now.ok().filter(|now| *now != id) {
                     log::info!("metrics: new {DOMAIN_ID}, rewriting");
                     id = now;
                     full(&mut facts, &mut macs, slots, &mut publisher);

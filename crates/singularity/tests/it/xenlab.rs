@@ -80,7 +80,7 @@ impl XenLab {
             .arg(self.dir.path().join("singularity.pid"))
             .env("XENSTORED_PATH", &self.guest)
             .stdin(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(self.dir.path().join("agent.log")).expect("agent log"))
             .spawn()
             .expect("spawn agent");
         self.agent = Some(child);
@@ -88,6 +88,11 @@ impl XenLab {
         let host = self.host();
         let reply = host.version(Duration::from_secs(20)).expect("agent answers version");
         assert_eq!(reply.returncode, "0");
+    }
+
+    /// What the agent logged so far (at debug level, on standard error).
+    pub fn agent_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("agent.log")).unwrap_or_default()
     }
 
     /// Whether the agent process is still alive.

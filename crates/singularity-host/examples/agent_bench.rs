@@ -139,6 +139,16 @@ fn run() -> Result<(), String> {
     Ok(())
 }
 
+/// Gives guest [`DOMID`] its `attr` directory, as xenopsd does (the
+/// simulator makes only `data` the guest's).
+fn guest_attr(dom0: &Path) -> Result<(), String> {
+    let c = Client::connect(dom0).map_err(|e| e.to_string())?;
+    let attr = format!("/local/domain/{DOMID}/attr");
+    c.write(&attr, "").map_err(|e| e.to_string())?;
+    c.set_perms(&attr, &[xenstore::Perm::new(DOMID, xenstore::Access::None)])
+        .map_err(|e| e.to_string())
+}
+
 /// Idle XenStore requests per hour, metrics on (free memory changing at every
 /// reading, then never) and off.
 fn bench_metrics_idle(bin: &Path) -> Result<(), String> {
@@ -167,12 +177,7 @@ fn bench_metrics_idle(bin: &Path) -> Result<(), String> {
         sim.listen_dom0(&dom0).map_err(|e| format!("dom0 socket: {e}"))?;
         sim.add_guest_device(DOMID, &guest)
             .map_err(|e| format!("guest device: {e}"))?;
-        let c = Client::connect(&dom0).map_err(|e| e.to_string())?;
-        let home = format!("/local/domain/{DOMID}");
-        let guest_owned = [xenstore::Perm::new(DOMID, xenstore::Access::None)];
-        c.write(&format!("{home}/attr"), "").map_err(|e| e.to_string())?;
-        c.set_perms(&format!("{home}/attr"), &guest_owned)
-            .map_err(|e| e.to_string())?;
+        guest_attr(&dom0)?;
         let mut agent = Agent::spawn_with(bin, &guest, config)?;
         let meminfo = agent.root.join("proc/meminfo");
         std::fs::create_dir_all(agent.root.join("proc")).map_err(|e| e.to_string())?;
@@ -692,6 +697,7 @@ fn bench_simulator(bin: &Path, iterations: usize) -> Result<Results, String> {
     sim.listen_dom0(&dom0).map_err(|e| format!("dom0 socket: {e}"))?;
     sim.add_guest_device(DOMID, &guest)
         .map_err(|e| format!("guest device: {e}"))?;
+    guest_attr(&dom0)?;
     let agent = Agent::spawn(bin, &guest)?;
     let host = WatchHost::new(&dom0, DOMID)?;
     let results = bench_agent("simulator", agent, &host, &dom0, DOMID, iterations, Some(&sim));

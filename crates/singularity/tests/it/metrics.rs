@@ -232,3 +232,33 @@ fn real_c_xenstored_keeps_the_metrics() {
 fn real_oxenstored_keeps_the_metrics() {
     real_daemon(Kind::Ox);
 }
+
+#[test]
+fn memory_interval_is_checked_and_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("conf");
+    std::fs::create_dir_all(&conf).unwrap();
+    let config = |text: &str| {
+        std::fs::write(conf.join("singularity.conf"), text).unwrap();
+        std::process::Command::new(crate::harness::bin())
+            .arg("-f")
+            .arg(&conf)
+            .arg("config")
+            .output()
+            .unwrap()
+    };
+    let bad = config("[metrics]\nmemory_interval = 0\n");
+    assert_eq!(bad.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains(
+            ":2: bad value '0' for 'memory_interval' in [metrics]: expected a whole number of seconds, 1 to 86400"
+        ),
+        "{err}"
+    );
+    let good = config("[metrics]\nmemory_interval = 30\n");
+    assert!(good.status.success());
+    assert!(String::from_utf8_lossy(&good.stdout).contains("memory_interval: 30s"));
+    let default = config("");
+    assert!(String::from_utf8_lossy(&default.stdout).contains("memory_interval: 60s"));
+}

@@ -125,6 +125,25 @@ fn vif_addresses_follow_changes_in_a_network_namespace() {
         listed(&c, &lab, 0, "ipv4").is_empty() && listed(&c, &lab, 0, "ipv6").values().all(|a| a.starts_with("fe80::"))
     });
     assert_eq!(c.directory(&lab.home("attr/vif")).unwrap(), ["0"]);
+    // A vif plugged in while the agent runs: the toolstack writes its
+    // `device/vif/<devid>` first, then the NIC appears (a link event).
+    c.write(&lab.home("device/vif/1/mac"), "02:00:5e:00:53:03").unwrap();
+    ns.ip(&[
+        "link",
+        "add",
+        "lan7",
+        "address",
+        "02:00:5e:00:53:03",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "peer7",
+    ]);
+    ns.ip(&["addr", "add", "192.0.2.50/24", "dev", "lan7"]);
+    wait_until("the new vif's address not added", FOLLOW, || {
+        listed(&c, &lab, 1, "ipv4") == v4(&[("0", "192.0.2.50")])
+    });
     // control/shutdown is untouched; the refused balloon feature is "not
     // supported", not an error: nothing above debug level was logged.
     assert_eq!(read(&c, &lab.home("control/shutdown")).as_deref(), Some(""));

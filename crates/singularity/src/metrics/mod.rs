@@ -10,13 +10,13 @@
 //! clone, a migration) and a reconnection rewrite everything.
 //! `control/shutdown` is the kernel's and never touched here.
 
-pub mod facts;
+mod facts;
 mod netlink;
 mod publish;
-pub mod vifs;
+mod vifs;
 
 use facts::{Facts, Memory, Os};
-pub use publish::Publisher;
+use publish::Publisher;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};

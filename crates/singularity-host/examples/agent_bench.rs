@@ -42,7 +42,13 @@
 //!   requests;
 //! - the sizes of the stripped guest agent and of the operator tools;
 //! - XenStore requests the agent makes in 3 s of idleness, and per request
-//!   (simulator only: it counts every request it serves).
+//!   (simulator only: it counts every request it serves);
+//! - idle XenStore requests per hour with the metrics function on and off
+//!   (simulator, guest 7 laid out as xenopsd does): the agent runs with
+//!   `[metrics] memory_interval = 1` and a `/proc/meminfo` in its root that
+//!   this example rewrites each second, with a new free-memory value (the
+//!   worst case) and then with the same one; the requests counted over
+//!   [`METRICS_TICKS`] readings are scaled to the default 60 s interval.
 
 #[path = "../../xenstore/tests/common/realxs.rs"]
 mod realxs;
@@ -73,6 +79,8 @@ const PASSWORD: &str = "bench-Passw0rd!";
 const STATIC_TARGET: &str = "x86_64-unknown-linux-gnu";
 /// Idle period watched for XenStore traffic.
 const IDLE: Duration = Duration::from_secs(3);
+/// Memory readings watched per metrics measurement.
+const METRICS_TICKS: u64 = 5;
 
 fn main() -> ExitCode {
     match run() {
@@ -127,6 +135,72 @@ fn run() -> Result<(), String> {
         Err(e) => println!("real xenstored: not measured: {e}\n"),
     }
     print_report(&results, exe_kib);
+    bench_metrics_idle(&bin)?;
+    Ok(())
+}
+
+/// Gives guest [`DOMID`] its `attr` directory, as xenopsd does (the
+/// simulator makes only `data` the guest's).
+fn guest_attr(dom0: &Path) -> Result<(), String> {
+    let c = Client::connect(dom0).map_err(|e| e.to_string())?;
+    let attr = format!("/local/domain/{DOMID}/attr");
+    c.write(&attr, "").map_err(|e| e.to_string())?;
+    c.set_perms(&attr, &[xenstore::Perm::new(DOMID, xenstore::Access::None)])
+        .map_err(|e| e.to_string())
+}
+
+/// Idle XenStore requests per hour, metrics on (free memory changing at every
+/// reading, then never) and off.
+fn bench_metrics_idle(bin: &Path) -> Result<(), String> {
+    let mut line = Vec::new();
+    for (label, config, changing) in [
+        (
+            "metrics on, free memory changing",
+            "[metrics]\nmemory_interval = 1\n",
+            true,
+        ),
+        (
+            "metrics on, free memory steady",
+            "[metrics]\nmemory_interval = 1\n",
+            false,
+        ),
+        (
+            "metrics off",
+            "[main]\nfunctions = network,hosts,hostname,resolvers,password,file,update,version,features\n",
+            false,
+        ),
+    ] {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let dom0 = dir.path().join("dom0.sock");
+        let guest = dir.path().join("guest.sock");
+        let sim = Simulator::new(Config::default());
+        sim.listen_dom0(&dom0).map_err(|e| format!("dom0 socket: {e}"))?;
+        sim.add_guest_device(DOMID, &guest)
+            .map_err(|e| format!("guest device: {e}"))?;
+        guest_attr(&dom0)?;
+        let mut agent = Agent::spawn_with(bin, &guest, config)?;
+        let meminfo = agent.root.join("proc/meminfo");
+        std::fs::create_dir_all(agent.root.join("proc")).map_err(|e| e.to_string())?;
+        let write = |free: u64| std::fs::write(&meminfo, format!("MemTotal: 2000000 kB\nMemAvailable: {free} kB\n"));
+        write(1_000_000).map_err(|e| e.to_string())?;
+        let host = WatchHost::new(&dom0, DOMID)?;
+        wait_ready(&mut agent, &host)?;
+        thread::sleep(Duration::from_millis(1500));
+        let before = sim.stats().total_requests();
+        for tick in 1..=METRICS_TICKS {
+            if changing {
+                write(1_000_000 - tick * 4).map_err(|e| e.to_string())?;
+            }
+            thread::sleep(Duration::from_secs(1));
+        }
+        let sent = sim.stats().total_requests() - before;
+        agent.stop();
+        sim.shutdown();
+        // One reading a minute at the default interval: 60 an hour.
+        line.push(format!("{label}: {}", sent * 60 / METRICS_TICKS));
+    }
+    println!("\nIdle XenStore requests per hour (simulator; memory read every 60 s):");
+    println!("{}", line.join("; "));
     Ok(())
 }
 
@@ -201,13 +275,18 @@ fn parse_log_line(line: &str) -> Option<(String, LogEntry)> {
 
 impl Agent {
     fn spawn(bin: &Path, xenstore: &Path) -> Result<Agent, String> {
+        // Empty means every default.
+        Agent::spawn_with(bin, xenstore, "")
+    }
+
+    fn spawn_with(bin: &Path, xenstore: &Path, config: &str) -> Result<Agent, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let conf = dir.path().join("conf");
         let root = dir.path().join("root");
         let io = |e: std::io::Error| e.to_string();
         std::fs::create_dir_all(&conf).map_err(io)?;
-        // The agent insists on the file; empty means every default.
-        std::fs::write(conf.join("singularity.conf"), "").map_err(io)?;
+        // The agent insists on the file.
+        std::fs::write(conf.join("singularity.conf"), config).map_err(io)?;
         std::fs::create_dir_all(root.join("etc")).map_err(io)?;
         std::fs::write(
             root.join("etc/shadow"),
@@ -618,6 +697,7 @@ fn bench_simulator(bin: &Path, iterations: usize) -> Result<Results, String> {
     sim.listen_dom0(&dom0).map_err(|e| format!("dom0 socket: {e}"))?;
     sim.add_guest_device(DOMID, &guest)
         .map_err(|e| format!("guest device: {e}"))?;
+    guest_attr(&dom0)?;
     let agent = Agent::spawn(bin, &guest)?;
     let host = WatchHost::new(&dom0, DOMID)?;
     let results = bench_agent("simulator", agent, &host, &dom0, DOMID, iterations, Some(&sim));

@@ -5,11 +5,12 @@ use crate::apply::Applier;
 use crate::cli::{DaemonArgs, Global};
 use crate::communicator::directory::DirectoryMetadata;
 use crate::communicator::journal::JOURNAL_DIR;
-use crate::communicator::{Communicator, NoMetadata};
+use crate::communicator::{Communicator, NoMetadata, Transport};
+use crate::functions::Function;
 use crate::handler::Agent;
 use crate::root::Root;
 use crate::settings::{self, Settings};
-use crate::{logging, notify, signals};
+use crate::{logging, metrics, notify, signals};
 use std::time::{Duration, Instant};
 
 /// The pause after a communicator error before waiting again.
@@ -104,6 +105,14 @@ pub fn serve(
         return Ok(());
     };
     signals::set_waker(comm.waker());
+    // Before `connected` drops privileges: the xenbus device needs root.
+    if matches!(current.transport(), Transport::Xen { .. }) && current.functions.contains(Function::Metrics) {
+        metrics::start(
+            metrics::MetricsConfig::of(&current),
+            std::sync::Arc::new(signals::stop_requested),
+        )
+        .map_err(|e| format!("cannot start metrics: {e}"))?;
+    }
     connected()?;
     log::info!(
         "serving requests ({} communicator, functions {}, root {})",

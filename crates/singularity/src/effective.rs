@@ -4,7 +4,7 @@
 //! parses back with [`config::parse`] to the same values. Pure: values in,
 //! text out.
 
-use crate::cli::{CommunicatorKind, DaemonArgs, Global};
+use crate::cli::{DaemonArgs, Global};
 use crate::config::{FileValues, KeyDef, KEYS};
 
 /// Where a key's effective value came from.
@@ -48,13 +48,7 @@ pub fn command_line_value(global: &Global, daemon: Option<&DaemonArgs>, k: &KeyD
         _ => {
             let d = daemon?;
             match (k.section, k.key) {
-                ("main", "communicator") => d.communicator.map(|c| {
-                    match c {
-                        CommunicatorKind::Xen => "xen",
-                        CommunicatorKind::Socket => "socket",
-                    }
-                    .to_string()
-                }),
+                ("main", "communicator") => d.communicator.clone(),
                 ("daemon", "run") => d.run_dir.clone(),
                 ("daemon", "pidfile") => d.pidfile.clone(),
                 ("daemon", "uid") => d.uid.clone(),
@@ -149,7 +143,7 @@ mod tests {
             gid: None,
             coredumps: false,
             nodaemonize: true,
-            communicator: Some(CommunicatorKind::Socket),
+            communicator: Some("socket".into()),
             xenstore: None,
             socket: None,
             configurators: vec!["/a".into(), "/b".into()],

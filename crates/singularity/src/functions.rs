@@ -29,11 +29,14 @@ pub enum Function {
     Version,
     /// `features`.
     Features,
+    /// Guest metrics in XenStore for the toolstack (no command; the xen
+    /// communicator only).
+    Metrics,
 }
 
 impl Function {
     /// Every function, in the documented order.
-    pub const ALL: [Function; 9] = [
+    pub const ALL: [Function; 10] = [
         Function::Network,
         Function::Hosts,
         Function::Hostname,
@@ -43,6 +46,7 @@ impl Function {
         Function::Update,
         Function::Version,
         Function::Features,
+        Function::Metrics,
     ];
 
     /// The configuration name.
@@ -57,6 +61,7 @@ impl Function {
             Function::Update => "update",
             Function::Version => "version",
             Function::Features => "features",
+            Function::Metrics => "metrics",
         }
     }
 
@@ -69,6 +74,7 @@ impl Function {
             Function::Update => &["agentupdate"],
             Function::Version => &["version"],
             Function::Features => &["features"],
+            Function::Metrics => &[],
         }
     }
 }

@@ -28,6 +28,7 @@ pub mod functions;
 pub mod handler;
 pub mod lifecycle;
 pub mod logging;
+pub mod metrics;
 pub mod network;
 pub mod notify;
 pub mod plan;

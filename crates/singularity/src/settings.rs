@@ -55,6 +55,8 @@ pub struct Settings {
     pub xenstore: Option<String>,
     /// Periodic rescan of data/host.
     pub rescan_interval: Duration,
+    /// How often the metrics function reads free memory.
+    pub memory_interval: Duration,
     /// Socket communicator path.
     pub socket_path: PathBuf,
     /// `[apply] noop`: `apply` only prints what would change.
@@ -298,6 +300,9 @@ pub fn resolve(
     let rescan = v.typed("xen", "rescan_interval", |s| {
         s.parse::<u64>().ok().filter(|n| (1..=86400).contains(n))
     })?;
+    let memory_interval = v.typed("metrics", "memory_interval", |s| {
+        s.parse::<u64>().ok().filter(|n| (1..=86400).contains(n))
+    })?;
     let password_scheme = v
         .typed("password", "hash", |s| s.parse::<Scheme>().ok())?
         .unwrap_or(Scheme::Sha512);
@@ -387,6 +392,7 @@ pub fn resolve(
         nodaemonize,
         xenstore,
         rescan_interval: Duration::from_secs(rescan.unwrap_or(60)),
+        memory_interval: memory_interval.map_or(crate::metrics::MEMORY_INTERVAL, Duration::from_secs),
         socket_path,
         apply_noop,
         socket_vm_data,

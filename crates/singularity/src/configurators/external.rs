@@ -390,6 +390,10 @@ fn invoke(path: &Path, arg: Option<&str>, input: &[u8], cwd: &Path, timeout: Dur
             .unwrap_or_else(|_| Err(std::io::Error::other("its output was never closed"))),
     }
     .map_err(|e| format!("cannot read its output: {e}"))?;
+    // Checked first: a writer cut off at the limit dies of SIGPIPE.
+    if output.len() > OUTPUT_LIMIT {
+        return Err(format!("printed more than {} KiB", OUTPUT_LIMIT / 1024));
+    }
     if !status.success() {
         let stderr = err_rx.recv_timeout(grace).unwrap_or_default();
         let stderr = String::from_utf8_lossy(&stderr);
@@ -399,9 +403,6 @@ fn invoke(path: &Path, arg: Option<&str>, input: &[u8], cwd: &Path, timeout: Dur
         } else {
             format!("failed ({status}): {stderr}")
         });
-    }
-    if output.len() > OUTPUT_LIMIT {
-        return Err(format!("printed more than {} KiB", OUTPUT_LIMIT / 1024));
     }
     Ok(output)
 }

@@ -28,7 +28,7 @@ mod output;
 mod plan_tests;
 mod probe;
 mod resolvers;
-mod shellvars;
+pub(crate) mod shellvars;
 mod suse;
 pub mod vmdata;
 #[cfg(test)]

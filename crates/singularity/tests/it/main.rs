@@ -11,6 +11,9 @@ mod harness;
 mod hostile;
 mod labels;
 mod live;
+mod metrics;
+#[path = "../common/netns.rs"]
+mod netns;
 mod race;
 #[path = "../../../xenstore/tests/common/realxs.rs"]
 mod realxs;

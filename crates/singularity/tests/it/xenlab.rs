@@ -53,15 +53,29 @@ impl XenLab {
 
     /// Starts the agent for `root`, with extra global arguments and a config body.
     pub fn start_agent(&mut self, root: &TestRoot, extra: &[&str], config: &str) {
-        self.start_agent_at(root.base(), extra, config)
+        self.start_agent_in(None, root.base(), extra, config);
     }
 
     /// [`XenLab::start_agent`] for any directory as the root.
     pub fn start_agent_at(&mut self, root: &std::path::Path, extra: &[&str], config: &str) {
+        self.start_agent_in(None, root, extra, config);
+    }
+
+    /// Like [`XenLab::start_agent_at`], in the network namespace `netns` if
+    /// given (`ip netns exec`, which also shows the namespace's own `/sys`).
+    pub fn start_agent_in(&mut self, netns: Option<&str>, root: &std::path::Path, extra: &[&str], config: &str) {
         let confdir = self.dir.path().join("conf");
         std::fs::create_dir_all(&confdir).expect("mkdir");
         std::fs::write(confdir.join("singularity.conf"), config).expect("conf");
-        let child = Command::new(bin())
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, bin()]);
+                c
+            }
+            None => Command::new(bin()),
+        };
+        let child = cmd
             .arg("-f")
             .arg(&confdir)
             .arg("-H")
@@ -86,6 +100,11 @@ impl XenLab {
     /// The agent's log file (every agent this lab started appends to it).
     pub fn log(&self) -> PathBuf {
         self.dir.path().join("agent.log")
+    }
+
+    /// What the agents logged so far (at debug level).
+    pub fn agent_log(&self) -> String {
+        std::fs::read_to_string(self.log()).unwrap_or_default()
     }
 
     /// Whether the agent process is still alive.

@@ -5,6 +5,10 @@ use singularity::cli::{Action, Cli, Commands, DaemonArgs};
 use singularity::{cached, config, daemon, effective, lifecycle, logging, rundir, settings, stdout};
 use std::process::ExitCode;
 
+/// Freed memory is wiped: nothing the host sent outlives its use in the heap.
+#[global_allocator]
+static ALLOCATOR: singularity::secret::WipingAllocator = singularity::secret::WipingAllocator;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {

@@ -280,6 +280,15 @@ fn a_replaced_key_leaves_no_copy_in_the_agents_memory() {
             "the {which} key is still in the agent's memory: {hits:?}"
         );
     }
+    // Nor the raw request that carried the old key (its base64 text).
+    let mut value = b"/root/.ssh/authorized_keys,".to_vec();
+    value.extend_from_slice(old.as_bytes());
+    let encoded = STANDARD.encode(&value);
+    let hits = writable_memory_holding(agent.pid(), &encoded.as_bytes()[40..100]);
+    assert!(
+        hits.is_empty(),
+        "the old request is still in the agent's memory: {hits:?}"
+    );
 }
 
 #[test]

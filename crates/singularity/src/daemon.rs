@@ -34,10 +34,14 @@ fn connect(s: &Settings) -> Result<Box<dyn Communicator>, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Where `resetnetwork` reads vm-data: a configured directory, else the
-/// transport's own source (XenStore), else nowhere.
+/// Where `resetnetwork` reads vm-data when the transport has no source of
+/// its own: the socket communicator's `[socket] vm_data` directory. XenStore
+/// always gives nova's own vm-data.
 fn vm_data(s: &Settings) -> Option<DirectoryMetadata> {
-    s.socket_vm_data.clone().map(DirectoryMetadata::new)
+    match s.transport() {
+        Transport::Socket { .. } => s.socket_vm_data.clone().map(DirectoryMetadata::new),
+        _ => None,
+    }
 }
 
 /// Connects, retrying until it works or a stop is requested (at boot the
@@ -160,8 +164,8 @@ pub fn serve(
 }
 
 /// Waits up to `wait` for one request and answers it; logs one line per
-/// request. vm-data comes from `metadata`, else from the communicator's own
-/// source. Returns whether a request was handled.
+/// request. vm-data comes from the communicator's own source, else from
+/// `metadata`. Returns whether a request was handled.
 pub fn serve_one(
     comm: &mut dyn Communicator,
     metadata: Option<&mut DirectoryMetadata>,
@@ -178,9 +182,9 @@ pub fn serve_one(
         }
     };
     let started = Instant::now();
-    let handled = match metadata {
+    let handled = match comm.metadata() {
         Some(m) => agent.handle(&incoming.data, m),
-        None => match comm.metadata() {
+        None => match metadata {
             Some(m) => agent.handle(&incoming.data, m),
             None => agent.handle(&incoming.data, &mut NoMetadata),
         },

@@ -151,11 +151,19 @@ impl Functions {
     /// Parses a comma-separated list of built-in names (`all` enables
     /// everything). Empty items and surrounding spaces are ignored.
     pub fn parse(list: &str) -> Result<Functions, String> {
-        Functions::parse_with(list, &[])
+        let f = Functions::parse_with(list, &[])?;
+        match f.external.iter().next() {
+            Some(name) => Err(format!(
+                "unknown function '{name}' (expected one of {}, or all)",
+                Function::names()
+            )),
+            None => Ok(f),
+        }
     }
 
-    /// Like [`Functions::parse`], also accepting the function names that
-    /// external configurators declare (`declared`).
+    /// Like [`Functions::parse`], also accepting any other well-formed name as
+    /// an external configurator's function (`declared` only words the error
+    /// message; [`Functions::undeclared`] tells which are not declared now).
     pub fn parse_with(list: &str, declared: &[&str]) -> Result<Functions, String> {
         let mut out = Functions {
             builtin: BTreeSet::new(),
@@ -168,7 +176,7 @@ impl Functions {
                 out.every = true;
             } else if let Some(f) = Function::named(item) {
                 out.builtin.insert(f);
-            } else if declared.contains(&item) {
+            } else if valid_name(item) {
                 out.external.insert(item.to_string());
             } else {
                 let mut expected = Function::names();
@@ -182,6 +190,16 @@ impl Functions {
             }
         }
         Ok(out)
+    }
+
+    /// The names given for external functions that no configurator in
+    /// `declared` serves (a typo, or a configurator that is gone).
+    pub fn undeclared(&self, declared: &[&str]) -> Vec<String> {
+        self.external
+            .iter()
+            .filter(|n| !declared.contains(&n.as_str()))
+            .cloned()
+            .collect()
     }
 
     /// Whether the built-in `f` is enabled.
@@ -238,13 +256,14 @@ mod tests {
     }
 
     #[test]
-    fn external_names_are_accepted_only_when_declared() {
-        let f = Functions::parse_with("password,kms", &["kms"]).unwrap();
+    fn external_names_are_accepted_and_the_undeclared_ones_told() {
+        let f = Functions::parse_with("password,kms,kms2", &["kms"]).unwrap();
         assert!(f.enables("kms") && f.enables("password") && !f.enables("network"));
         assert!(!f.enables("other"));
-        assert_eq!(f.to_string(), "password,kms");
-        let err = Functions::parse_with("kms2", &["kms"]).unwrap_err();
-        assert!(err.contains("'kms2'") && err.contains("kms"), "{err}");
+        assert_eq!(f.to_string(), "password,kms,kms2");
+        assert_eq!(f.undeclared(&["kms"]), ["kms2"]);
+        let err = Functions::parse_with("kms/2", &["kms"]).unwrap_err();
+        assert!(err.contains("'kms/2'") && err.contains("kms"), "{err}");
         // `all` enables external functions too, declared now or later.
         assert!(Functions::all().enables("anything"));
         assert!(Functions::parse("all").unwrap().enables("kms"));

@@ -257,6 +257,11 @@ impl Agent {
                         &self.settings.inject_allowed,
                     )
                     .map_err(|e| Failure::Plan(e.to_string()))?;
+                // A configurator that answers failure vetoes the whole change:
+                // nothing of any plan is applied, and its reply is the answer.
+                if reply.returncode != "0" {
+                    return Ok((reply, false));
+                }
                 replies.push(reply);
                 plans.push(plan);
             }
@@ -343,8 +348,9 @@ fn is_network_function(function: &str) -> bool {
     )
 }
 
-/// One reply for a command several configurators served: the first that is
-/// not `"0"`, else `"0"` with their messages.
+/// One reply for a command several configurators served (every external one
+/// answered `"0"`): the built-in reply if it is not `"0"`, else `"0"` with
+/// their messages.
 fn combine(mut replies: Vec<Reply>) -> Reply {
     if replies.len() == 1 {
         return replies.remove(0);

@@ -1,7 +1,7 @@
 //! The effective settings: command line over configuration file over
 //! defaults. This is the only place the three meet.
 
-use crate::cli::{DaemonArgs, Global};
+use crate::cli::{Action, DaemonArgs, Global};
 use crate::communicator::Transport;
 use crate::config::{self, parse_bool, ConfigError, FileValues};
 use crate::configurators::external::{self, External};
@@ -13,6 +13,9 @@ use crate::network::Renderer;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// The longest an external configurator's `--describe` may take.
+const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Default configuration directory.
 pub const DEFAULT_CONFIG_DIR: &str = "/etc/singularity";
@@ -269,11 +272,17 @@ pub fn resolve(
         })?
         .unwrap_or(30),
     );
-    // The functions external configurators declare are valid names in
-    // `functions`; they are re-read whenever the settings are (SIGHUP).
-    // SAFETY: geteuid cannot fail.
-    let euid = unsafe { libc::geteuid() };
-    let found = external::discover(&configurators, euid, configurator_timeout);
+    // External configurators are found (their `--describe` run) only for a
+    // daemon that starts or reloads, with at most 5 s each for the
+    // description; `status`, `stop`, `apply` and `config` run none.
+    let serving = daemon.is_some_and(|d| matches!(d.action, Action::Start | Action::Restart | Action::Reload));
+    let found = if serving {
+        // SAFETY: geteuid cannot fail.
+        let euid = unsafe { libc::geteuid() };
+        external::discover(&configurators, euid, configurator_timeout.min(DESCRIBE_TIMEOUT))
+    } else {
+        external::Discovery::default()
+    };
     let declared: Vec<&str> = found.found.iter().map(|e| e.function.as_str()).collect();
     let functions = match &global.functions {
         Some(f) => Functions::parse_with(f, &declared).map_err(|e| ConfigError(format!("bad function list: {e}")))?,
@@ -281,6 +290,14 @@ pub fn resolve(
             .typed("main", "functions", |s| Functions::parse_with(s, &declared).ok())?
             .unwrap_or_else(Functions::all),
     };
+    let mut undeclared = Vec::new();
+    if serving {
+        for name in functions.undeclared(&declared) {
+            undeclared.push(format!(
+                "functions: no external configurator declares '{name}' now; its commands answer 404 until one does"
+            ));
+        }
+    }
     let backup = global.backup || v.typed("main", "backup", parse_bool)?.unwrap_or(false);
     let cache = match &global.cache {
         Some(c) => absolute(c).ok_or_else(|| cli_err("cache directory", c, "cache"))?,
@@ -405,7 +422,13 @@ pub fn resolve(
         externals: found.found,
         password_allow_empty,
         config_file: file,
-        warnings: v.warnings.iter().cloned().chain(found.warnings).collect(),
+        warnings: v
+            .warnings
+            .iter()
+            .cloned()
+            .chain(found.warnings)
+            .chain(undeclared)
+            .collect(),
     })
 }
 

@@ -12,8 +12,9 @@ const SECTIONS: &[(&str, &[&str])] = &[
             "An external configurator is an executable that serves commands of the singularity agent's protocol, \
              new ones or built-in ones, without recompiling the agent. The agent finds configurators in the \
              directories given by `singularity daemon -d DIR...` or `configurators` in the [daemon] section of \
-             singularity.conf (default /etc/singularity/configurators, absent unless created), reads them at start \
-             and again on SIGHUP (`systemctl reload singularity`).",
+             singularity.conf (default /etc/singularity/configurators, absent unless created). The daemon reads \
+             them when it starts and again on SIGHUP (`systemctl reload singularity`); no other command runs \
+             them.",
             "This page describes protocol version 1.",
         ],
     ),
@@ -22,16 +23,20 @@ const SECTIONS: &[(&str, &[&str])] = &[
         &[
             "Every regular executable file in those directories is a configurator, in file-name order, except \
              hidden files (.name) and editor backups (name~). A directory that does not exist is skipped quietly.",
-            "A file, or a directory, that is not owned by root (or by the daemon's user) or that is writable by \
-             group or others is skipped, with a warning naming it: whoever can change it could make the agent run \
-             their code as root.",
-            "The agent runs `EXE --describe`, which must print one JSON object:",
+            "A file that is a symbolic link, or that is not owned by root (or by the daemon's user), or that is \
+             writable by group or others, is skipped with a warning naming it; so is a directory, or any \
+             directory above it, that someone else could change (a sticky directory of root's, like /tmp, is \
+             allowed above it): whoever can change them could make the agent run their code as root. The file is \
+             checked again before every run.",
+            "The agent runs `EXE --describe` (5 s at most), which must print one JSON object:",
             "  {\"function\": \"kms\", \"commands\": [\"kmsactivate\"]}",
             "The function may be a built-in one (network, hosts, hostname, resolvers, password, file, update) or \
              a new name; names are 1 to 64 ASCII letters, digits, _ or -. The functions setting (and -F) enables \
              and restricts it like a built-in function; all enables every configurator. The features command lists \
              the commands of enabled configurators. A configurator whose --describe fails or prints anything else \
-             is skipped with a warning.",
+             is skipped with a warning. A name in functions that no configurator declares is a warning too: its \
+             commands answer 404 until one does. version, features, keyinit and password are the agent's own: a \
+             configurator that declares one of them is skipped.",
         ],
     ),
     (
@@ -50,7 +55,10 @@ const SECTIONS: &[(&str, &[&str])] = &[
             "It must print one JSON object and exit 0:",
             "  {\"returncode\": \"0\", \"message\": \"\", \"files\": {\"/etc/sysconfig/rhn/up2date\": \
              {\"content\": \"...\", \"mode\": \"0644\"}}}",
-            "returncode and message are strings; files is optional. Each file's path is absolute and in normal \
+            "returncode and message are strings; files is optional. A configurator may be run again for the \
+             same request if the agent stops while handling it (a crash, a kill), so what it does must give the \
+             same result twice.",
+            "Each file's path is absolute and in normal \
              form (no . or .. components, no repeated or trailing /), content is UTF-8 text and mode an octal \
              string from 0000 to 0777 for a new file (default 0644; an existing file keeps its mode and owner).",
         ],
@@ -63,9 +71,10 @@ const SECTIONS: &[(&str, &[&str])] = &[
              FUNCTION`, optional backups, and rollback. When a command has a built-in configurator and external \
              ones (e.g. resetnetwork), the built-in plan and every configurator's files are one change: if \
              anything fails, nothing is changed.",
-            "The reply to the host is the configurator's returncode and message when its files were applied. \
-             With several configurators, the first returncode other than \"0\" is the reply; else \"0\" with their \
-             messages joined by \"; \".",
+            "A configurator that answers a returncode other than \"0\" vetoes the change: no file of any \
+             configurator, and nothing of the built-in plan, is applied, and its returncode and message are the \
+             reply. When every configurator answers \"0\", everything is applied and the reply is the built-in \
+             one's (if it is not \"0\") or \"0\" with the messages joined by \"; \".",
             "A configurator that takes longer than configurator_timeout of [daemon] (30 s by default; it and \
              everything in its process group is killed), prints more than 1 MiB, exits with a status other than \
              0, prints anything but that object, or names a file outside the policy gets the request answered \

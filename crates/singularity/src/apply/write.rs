@@ -246,8 +246,9 @@ fn fill(mut file: File, contents: &[u8], mode: u32, owner: Option<(u32, u32)>, a
             std::os::unix::fs::fchown(&file, Some(uid), Some(gid))?;
         }
     }
-    // After fchown, which clears set-id bits.
-    file.set_permissions(std::fs::Permissions::from_mode(mode))?;
+    // After fchown. New contents never inherit set-user-id or set-group-id
+    // bits (the kernel drops them on any write to such a file too).
+    file.set_permissions(std::fs::Permissions::from_mode(mode & !0o6000))?;
     // After the mode: an ACL sets the group bits to its mask, the original's.
     match attrs {
         Attrs::CopyFrom(original) => xattrs::copy(original.as_fd(), file.as_fd(), is_root_user())?,
@@ -320,6 +321,18 @@ mod tests {
     use std::fs;
     use std::os::fd::AsFd;
     use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn new_contents_lose_set_id_bits() {
+        let dir = tempfile::tempdir().unwrap();
+        let fd = open_root(dir.path()).unwrap();
+        let f = dir.path().join("tool");
+        fs::write(&f, b"old program").unwrap();
+        fs::set_permissions(&f, fs::Permissions::from_mode(0o6755)).unwrap();
+        let state = inspect(fd.as_fd(), "tool").unwrap();
+        assert!(replace(fd.as_fd(), "tool", b"new program", 0o600, &state, None).unwrap());
+        assert_eq!(fs::metadata(&f).unwrap().mode() & 0o7777, 0o755);
+    }
 
     #[test]
     fn keeps_mode_and_skips_identical_content() {

@@ -14,9 +14,14 @@ pub(crate) const SELINUX: &CStr = c"security.selinux";
 
 /// Whether an attribute travels with a file's contents when it is replaced.
 /// Not the IMA and EVM values: they are signatures of the old contents, which
-/// the kernel computes anew for the new ones.
+/// the kernel computes anew for the new ones. Not file capabilities: they
+/// grant privileges to the old program, and the kernel drops them on any
+/// write.
 fn copied(name: &[u8]) -> bool {
-    (name.starts_with(b"security.") && name != b"security.ima" && name != b"security.evm")
+    (name.starts_with(b"security.")
+        && name != b"security.ima"
+        && name != b"security.evm"
+        && name != b"security.capability")
         || name.starts_with(b"user.")
         || name.starts_with(b"trusted.")
         || name == b"system.posix_acl_access"
@@ -147,6 +152,6 @@ mod tests {
         assert_eq!(get(fb.as_fd(), c"user.absent").unwrap(), None);
         assert!(copied(b"security.selinux") && copied(b"system.posix_acl_access") && copied(b"trusted.x"));
         assert!(!copied(b"system.posix_acl_default") && !copied(b"system.nfs4_acl"));
-        assert!(!copied(b"security.ima") && !copied(b"security.evm"));
+        assert!(!copied(b"security.ima") && !copied(b"security.evm") && !copied(b"security.capability"));
     }
 }

@@ -1,11 +1,14 @@
-//! The request journal: which requests were taken and not yet answered, kept
-//! on disk so that a daemon killed mid-request (SIGKILL, a crash, a power cut
-//! of the guest's run directory aside) answers them when it starts again.
+//! The request journal: the requests that cannot simply run again (`keyinit`,
+//! `password`: their key exchange lives in memory) taken and not yet
+//! answered, kept on disk so that a daemon killed mid-request (SIGKILL, a
+//! crash) answers them when it starts again. Every other request stays in
+//! `data/host` until answered and is read and run again after a restart,
+//! which needs no journal.
 //!
 //! One file per request, named by the hex of its id and holding the raw
 //! request: written (and synced) before the request is handled, deleted once
 //! its reply is written and the request removed. Files are private (0600 in a
-//! 0700 directory): a request may carry a file to inject.
+//! 0700 directory).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -34,9 +37,10 @@ pub enum Recovery {
 /// The reply message for a request that cannot be run again.
 pub const RESTARTED: &str = "agent restarted while handling this request";
 
-/// How a journaled request is recovered: `keyinit` and `password` depend on
-/// a key exchange held only in memory; every other command (including
-/// unknown and malformed ones, which change nothing) is run again.
+/// How a request is recovered after a restart: `keyinit` and `password`
+/// depend on a key exchange held only in memory (and are the ones
+/// journaled); every other command is run again (a journal written by an
+/// earlier version may hold any).
 pub fn recovery(raw: &[u8]) -> Recovery {
     let name = serde_json::from_slice::<serde_json::Value>(raw)
         .ok()

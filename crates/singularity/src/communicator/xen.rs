@@ -65,7 +65,7 @@ pub struct XenCommunicator {
     unremoved: HashSet<String>,
     /// Requests the first listing found, which may predate this process: one
     /// whose reply exists was answered before a restart and is only removed.
-    /// `None` once that listing is done.
+    /// `None` until a listing succeeds (every request is checked meanwhile).
     inherited: Option<HashSet<String>>,
 }
 
@@ -294,7 +294,13 @@ impl XenCommunicator {
     fn take(&mut self, id: &str) -> Result<Option<Incoming>, CommError> {
         self.queued.remove(id);
         let path = format!("{REQUEST_DIR}/{id}");
-        if self.inherited.as_mut().is_some_and(|ids| ids.remove(id)) {
+        // Until a listing has told which requests predate this process
+        // (oxenstored may refuse to list a crowded data/host), any may.
+        let maybe_inherited = match self.inherited.as_mut() {
+            Some(ids) => ids.remove(id),
+            None => true,
+        };
+        if maybe_inherited {
             let answered = self
                 .client
                 .exists(&format!("{REPLY_DIR}/{id}"))

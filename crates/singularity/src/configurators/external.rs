@@ -37,6 +37,9 @@ const STDERR_KEPT: usize = 2048;
 /// The only environment a configurator gets, besides `LANG`.
 const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const LANG: &str = "C.UTF-8";
+/// Commands no external configurator may serve: nova parses their replies
+/// (`version`, `features`) or they carry the key exchange.
+const RESERVED: [&str; 4] = ["version", "features", "keyinit", "password"];
 /// Mode of a new file when the configurator names none.
 const DEFAULT_MODE: u32 = 0o644;
 
@@ -93,6 +96,26 @@ fn trusted(meta: &std::fs::Metadata, owner: u32) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether `dir` and every directory above it (links resolved) can be
+/// changed only by root or `owner`: a directory others may write lets them
+/// replace what is below it, unless it is sticky and root's (like `/tmp`),
+/// where they cannot touch entries they do not own.
+fn trusted_path(dir: &Path, owner: u32) -> Result<(), String> {
+    let real = std::fs::canonicalize(dir).map_err(|e| format!("cannot resolve it: {e}"))?;
+    let mut here = Some(real.as_path());
+    while let Some(d) = here {
+        let meta = std::fs::metadata(d).map_err(|e| format!("{}: {e}", d.display()))?;
+        let sticky = meta.permissions().mode() & 0o1000 != 0 && meta.uid() == 0;
+        if d != real && sticky {
+            here = d.parent();
+            continue;
+        }
+        trusted(&meta, owner).map_err(|why| format!("{} is {why}", d.display()))?;
+        here = d.parent();
+    }
+    Ok(())
+}
+
 /// Finds every configurator in `dirs`: every regular executable file, except
 /// hidden files and editor backups (`.name`, `name~`). A directory that does
 /// not exist is skipped quietly; a file or directory that anyone but root (or
@@ -115,7 +138,7 @@ pub fn discover(dirs: &[PathBuf], owner: u32, timeout: Duration) -> Discovery {
                 .push(format!("configurators: {} is not a directory", dir.display()));
             continue;
         }
-        if let Err(why) = trusted(&meta, owner) {
+        if let Err(why) = trusted_path(dir, owner) {
             out.warnings
                 .push(format!("configurators: directory {} skipped: {why}", dir.display()));
             continue;
@@ -137,9 +160,16 @@ pub fn discover(dirs: &[PathBuf], owner: u32, timeout: Duration) -> Discovery {
             if name.starts_with('.') || name.ends_with('~') {
                 continue;
             }
-            let Ok(meta) = std::fs::metadata(&path) else {
-                continue; // a dangling link
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
             };
+            if meta.file_type().is_symlink() {
+                out.warnings.push(format!(
+                    "configurator {} skipped: a symbolic link (put the program itself there)",
+                    path.display()
+                ));
+                continue;
+            }
             if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
                 continue;
             }
@@ -188,6 +218,11 @@ fn describe(path: &Path, timeout: Duration) -> Result<External, ExternalError> {
             "--describe: \"commands\" must be a non-empty list of names of letters, digits, '_' or '-'".into(),
         ));
     }
+    if let Some(c) = commands.iter().find(|c| RESERVED.contains(&c.as_str())) {
+        return Err(err(format!(
+            "--describe: '{c}' is the agent's own (its reply has a fixed form, or it holds the key exchange)"
+        )));
+    }
     Ok(External {
         path: path.to_path_buf(),
         function: function.to_string(),
@@ -218,6 +253,14 @@ impl External {
             path: self.path.clone(),
             why,
         };
+        // What was checked at discovery may have changed since: check again.
+        // SAFETY: geteuid cannot fail.
+        let owner = unsafe { libc::geteuid() };
+        let meta = std::fs::symlink_metadata(&self.path).map_err(|e| err(e.to_string()))?;
+        if !meta.is_file() {
+            return Err(err("is no longer a regular file".into()));
+        }
+        trusted(&meta, owner).map_err(|why| err(format!("is now {why}")))?;
         let mut input = Map::new();
         input.insert("command".into(), Value::String(command.to_string()));
         input.insert("value".into(), value.clone());
@@ -448,6 +491,13 @@ mod tests {
         script(dir.path(), "f-fails", "exit 3", 0o755);
         script(dir.path(), "g-data", describe, 0o644);
         script(dir.path(), ".hidden", describe, 0o755);
+        script(
+            dir.path(),
+            "h-reserved",
+            r#"echo '{"function": "x", "commands": ["version"]}'"#,
+            0o755,
+        );
+        std::os::unix::fs::symlink(dir.path().join("b-kms"), dir.path().join("i-link")).unwrap();
         let d = discover(&[dir.path().to_path_buf(), dir.path().join("missing")], owner(), SECOND);
         assert_eq!(d.found.len(), 1, "{d:?}");
         assert_eq!(d.found[0].function, "kms");
@@ -458,7 +508,31 @@ mod tests {
         assert!(warned("d-bad-name", "\"function\""), "{:?}", d.warnings);
         assert!(warned("e-no-commands", "\"commands\""), "{:?}", d.warnings);
         assert!(warned("f-fails", "exit status: 3"), "{:?}", d.warnings);
-        assert_eq!(d.warnings.len(), 5, "{:?}", d.warnings);
+        assert!(warned("h-reserved", "'version' is the agent's own"), "{:?}", d.warnings);
+        assert!(warned("i-link", "a symbolic link"), "{:?}", d.warnings);
+        assert_eq!(d.warnings.len(), 7, "{:?}", d.warnings);
+    }
+
+    #[test]
+    fn a_directory_under_one_others_can_write_is_skipped() {
+        let parent = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(parent.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let dir = parent.path().join("configurators");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        script(
+            &dir,
+            "kms",
+            r#"echo '{"function": "kms", "commands": ["kmsactivate"]}'"#,
+            0o755,
+        );
+        let d = discover(std::slice::from_ref(&dir), owner(), SECOND);
+        assert!(d.found.is_empty(), "{d:?}");
+        let want = format!("{} is writable by group or others", parent.path().display());
+        assert!(d.warnings[0].contains(&want), "{:?}", d.warnings);
+        // The same directory under a private parent is fine.
+        std::fs::set_permissions(parent.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(discover(&[dir], owner(), SECOND).found.len(), 1);
     }
 
     #[test]

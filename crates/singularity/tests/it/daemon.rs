@@ -191,11 +191,11 @@ fn reload_applies_a_good_config_and_keeps_the_old_one_on_error() {
     );
 
     // `reload` checks the file first and refuses to signal with a bad one...
-    d.config("[main]\nfunctions = version,features,bogus\n");
+    d.config("[main]\nfunctions = version,features,no/such\n");
     let out = d.run("reload");
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        text(&out).contains("singularity.conf:2: bad value 'version,features,bogus' for 'functions' in [main]"),
+        text(&out).contains("singularity.conf:2: bad value 'version,features,no/such' for 'functions' in [main]"),
         "{}",
         text(&out)
     );
@@ -208,7 +208,7 @@ fn reload_applies_a_good_config_and_keeps_the_old_one_on_error() {
     );
     assert!(
         d.log()
-            .contains("singularity.conf:2: bad value 'version,features,bogus' for 'functions' in [main]"),
+            .contains("singularity.conf:2: bad value 'version,features,no/such' for 'functions' in [main]"),
         "{}",
         d.log()
     );

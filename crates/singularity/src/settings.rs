@@ -154,6 +154,15 @@ fn octal_mode(s: &str) -> Option<u32> {
     u32::from_str_radix(s, 8).ok().filter(|m| *m <= 0o777)
 }
 
+/// An absolute path, or empty for none.
+fn optional_absolute(s: &str) -> Option<Option<String>> {
+    if s.is_empty() {
+        Some(None)
+    } else {
+        absolute(s).map(Some)
+    }
+}
+
 fn non_empty(s: &str) -> Option<Option<String>> {
     Some((!s.is_empty()).then(|| s.to_string()))
 }
@@ -349,13 +358,7 @@ pub fn resolve(
     let socket_path = match d.as_ref().and_then(|d| d.socket.clone()) {
         Some(p) => p,
         None => v
-            .typed("socket", "path", |s| {
-                if s.is_empty() {
-                    Some(None)
-                } else {
-                    absolute(s).map(Some)
-                }
-            })?
+            .typed("socket", "path", optional_absolute)?
             .flatten()
             .map_or_else(|| Path::new(&run_dir).join(SOCKET_NAME), PathBuf::from),
     };
@@ -374,13 +377,7 @@ pub fn resolve(
         d.as_ref().is_some_and(|d| d.nodaemonize) || v.typed("daemon", "nodaemonize", parse_bool)?.unwrap_or(false);
     let loghandler = typed("main", "loghandler", global.loghandler.clone())?;
     let socket_vm_data = v
-        .typed("socket", "vm_data", |s| {
-            if s.is_empty() {
-                Some(None)
-            } else {
-                absolute(s).map(Some)
-            }
-        })?
+        .typed("socket", "vm_data", optional_absolute)?
         .flatten()
         .map(PathBuf::from);
     let network_renderer = v

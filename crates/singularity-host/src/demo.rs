@@ -144,7 +144,7 @@ fn run_in(base: &Path, started: Instant) -> Result<(), String> {
     let sockets = base.join("run");
     fs::create_dir_all(&sockets).map_err(|e| e.to_string())?;
     let (dom0_sock, guest_sock) = (sockets.join("xenstored.sock"), sockets.join("xenbus"));
-    println!("singularity demo: a simulated Xen host (dom0) and guest domain {DOMID}");
+    println!("singularity-host demo: a simulated Xen host (dom0) and guest domain {DOMID}");
     println!("guest root: {} (seeded like a small Debian 12 system)", base.display());
 
     let sim = Simulator::new(Config::default());

@@ -480,7 +480,7 @@ class Boot:
         """--hold: keep the lab up for a developer until the time limit or Ctrl-C."""
         self.say("lab is up (domid %d); until Ctrl-C or --timeout:" % self.domid)
         self.say("  export XENSTORED_PATH=%s   # then xenstore-ls /local/domain/%d, "
-                 "singularity host --domid %d version, ..." % (self.mux_sock, self.domid, self.domid))
+                 "singularity-host --domid %d version, ..." % (self.mux_sock, self.domid, self.domid))
         self.say("  console log: %s/serial.log" % self.run_dir)
         while not self.down:
             time.sleep(1)

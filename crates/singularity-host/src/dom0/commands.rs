@@ -87,7 +87,7 @@ impl AgentHost {
     }
 }
 
-/// One NIC's network data, as `singularity host set-network` takes it.
+/// One NIC's network data, as `singularity-host set-network` takes it.
 #[derive(Debug, Clone, Default)]
 pub struct NicSpec {
     /// MAC address with colons.

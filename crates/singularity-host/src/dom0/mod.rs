@@ -2,7 +2,7 @@
 //! plugin implement it: write a request to `/local/domain/N/data/host/<uuid>`,
 //! poll `data/guest/<uuid>` every 0.5 s, give up after the timeout (removing
 //! the request) or when `/local/domain/N/name` disappears (a reboot). Used by
-//! `singularity host` and by the tests as a faithful host.
+//! `singularity-host` and by the tests as a faithful host.
 
 pub mod commands;
 pub mod pyjson;

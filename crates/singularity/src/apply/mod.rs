@@ -181,10 +181,19 @@ impl Applier {
     pub fn apply_all(&self, plans: &[Plan]) -> Result<Outcome, ApplyError> {
         let root = resolve::open_root(self.root.base()).map_err(io_err("open the root", "/"))?;
         let mut checked = Vec::new();
+        let mut paths = std::collections::HashSet::new();
         for plan in plans {
             for step in &plan.steps {
                 match step {
                     Step::Write(w) => {
+                        // Two writers of one file in one change (a built-in
+                        // and an external configurator): neither wins.
+                        if !paths.insert(w.path.as_str()) {
+                            return Err(ApplyError::Refused {
+                                path: w.path.clone(),
+                                why: "is written twice in one change (two configurators name it)",
+                            });
+                        }
                         let (target, existing) = target::check_target(&root, &w.path, &w.within)?;
                         checked.push(Checked::Write(target, existing));
                     }
@@ -466,6 +475,22 @@ mod tests {
             function: Function::Network.into(),
             steps,
         }
+    }
+
+    #[test]
+    fn a_file_two_plans_write_is_refused_and_nothing_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let applier = Applier::new(Root::new(dir.path()), false, None);
+        let plans = [
+            plan(vec![Step::Write(FileWrite::new("/etc/a", b"one\n".to_vec(), 0o644))]),
+            plan(vec![
+                Step::Write(FileWrite::new("/etc/b", b"b\n".to_vec(), 0o644)),
+                Step::Write(FileWrite::new("/etc/a", b"two\n".to_vec(), 0o644)),
+            ]),
+        ];
+        let err = applier.apply_all(&plans).unwrap_err().to_string();
+        assert!(err.contains("/etc/a") && err.contains("written twice"), "{err}");
+        assert!(!dir.path().join("etc").exists());
     }
 
     #[test]

@@ -409,10 +409,14 @@ fn invoke(path: &Path, arg: Option<&str>, input: &[u8], cwd: &Path, timeout: Dur
                 return Err(format!("printed more than {} KiB", OUTPUT_LIMIT / 1024));
             }
         }
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
-            Ok(None) => {
+        match exited(group) {
+            // Still unreaped: the group id cannot have been reused yet.
+            Ok(true) => {
+                kill_group();
+                break child.wait().map_err(|e| e.to_string())?;
+            }
+            Ok(false) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+            Ok(false) => {
                 kill_group();
                 let _ = child.wait();
                 return Err(format!("no answer within {} s", timeout.as_secs_f64()));
@@ -423,8 +427,7 @@ fn invoke(path: &Path, arg: Option<&str>, input: &[u8], cwd: &Path, timeout: Dur
             }
         }
     };
-    // Anything it left behind in its group goes too (it would hold the pipes).
-    kill_group();
+    // Anything it left behind in its group went too (it would hold the pipes).
     let grace = Duration::from_secs(1);
     let output = match output {
         Some(o) => o,
@@ -448,6 +451,27 @@ fn invoke(path: &Path, arg: Option<&str>, input: &[u8], cwd: &Path, timeout: Dur
         });
     }
     Ok(output)
+}
+
+/// Whether the child `pid` has exited, leaving it unreaped (`WNOWAIT`): its
+/// process group id stays its own until it is reaped.
+fn exited(pid: libc::pid_t) -> std::io::Result<bool> {
+    // SAFETY: a zeroed siginfo_t is valid; waitid writes into it.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: waitid on our own child with a valid siginfo_t pointer.
+    let rc = unsafe {
+        libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: si_pid is set when waitid reports a child.
+    Ok(unsafe { info.si_pid() } != 0)
 }
 
 #[cfg(test)]

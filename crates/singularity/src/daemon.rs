@@ -6,6 +6,7 @@ use crate::cli::{DaemonArgs, Global};
 use crate::communicator::directory::DirectoryMetadata;
 use crate::communicator::journal::JOURNAL_DIR;
 use crate::communicator::{Communicator, NoMetadata, Transport};
+use crate::configurators::external::{self, External};
 use crate::functions::Function;
 use crate::handler::Agent;
 use crate::root::Root;
@@ -19,6 +20,26 @@ const ERROR_PAUSE: Duration = Duration::from_millis(250);
 /// signal arrives (the signal thread wakes the communicator), so this only
 /// bounds one wait.
 const IDLE_WAIT: Duration = Duration::from_secs(3600);
+
+/// The longest an external configurator's `--describe` may take.
+const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Finds the external configurators (at start and on SIGHUP only: no other
+/// command runs them) and warns about what was skipped, and about functions
+/// named in `functions` that none declares.
+fn configurators(s: &Settings) -> Vec<External> {
+    // SAFETY: geteuid cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    let found = external::discover(&s.configurators, euid, s.configurator_timeout.min(DESCRIBE_TIMEOUT));
+    for w in &found.warnings {
+        log::warn!("{w}");
+    }
+    let declared: Vec<&str> = found.found.iter().map(|e| e.function.as_str()).collect();
+    for name in s.functions.undeclared(&declared) {
+        log::warn!("functions: no external configurator declares '{name}' now; its commands answer 404 until one does");
+    }
+    found.found
+}
 
 /// Quiet time after a request before the heap's free pages are handed back.
 const TRIM_AFTER: Duration = Duration::from_secs(2);
@@ -104,7 +125,7 @@ pub fn serve(
 ) -> Result<(), String> {
     one_arena();
     signals::install()?;
-    let mut agent = Agent::new(current.handler(), applier(&current));
+    let mut agent = Agent::new(current.handler(configurators(&current)), applier(&current));
     let Some(mut comm) = connect_until_ready(&current) else {
         return Ok(());
     };
@@ -139,7 +160,7 @@ pub fn serve(
                     if let Err(e) = logging::init(&new.loghandler, new.loglevel) {
                         log::error!("{e}");
                     }
-                    agent.reconfigure(new.handler(), applier(&new));
+                    agent.reconfigure(new.handler(configurators(&new)), applier(&new));
                     log::info!("configuration reloaded (functions {})", new.functions);
                     if new.transport() != current.transport() {
                         log::warn!("communicator settings changed: they take effect at the next restart");

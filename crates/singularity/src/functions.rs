@@ -151,7 +151,7 @@ impl Functions {
     /// Parses a comma-separated list of built-in names (`all` enables
     /// everything). Empty items and surrounding spaces are ignored.
     pub fn parse(list: &str) -> Result<Functions, String> {
-        let f = Functions::parse_with(list, &[])?;
+        let f = Functions::parse_with_external(list)?;
         match f.external.iter().next() {
             Some(name) => Err(format!(
                 "unknown function '{name}' (expected one of {}, or all)",
@@ -162,9 +162,9 @@ impl Functions {
     }
 
     /// Like [`Functions::parse`], also accepting any other well-formed name as
-    /// an external configurator's function (`declared` only words the error
-    /// message; [`Functions::undeclared`] tells which are not declared now).
-    pub fn parse_with(list: &str, declared: &[&str]) -> Result<Functions, String> {
+    /// an external configurator's function ([`Functions::undeclared`] tells
+    /// which no configurator declares).
+    pub fn parse_with_external(list: &str) -> Result<Functions, String> {
         let mut out = Functions {
             builtin: BTreeSet::new(),
             external: BTreeSet::new(),
@@ -179,13 +179,10 @@ impl Functions {
             } else if valid_name(item) {
                 out.external.insert(item.to_string());
             } else {
-                let mut expected = Function::names();
-                for name in declared {
-                    expected.push_str(", ");
-                    expected.push_str(name);
-                }
                 return Err(format!(
-                    "unknown function '{item}' (expected one of {expected}, or all)"
+                    "bad function name '{item}' (expected one of {}, or all, or an external configurator's \
+                     function: letters, digits, '_' and '-')",
+                    Function::names()
                 ));
             }
         }
@@ -257,13 +254,13 @@ mod tests {
 
     #[test]
     fn external_names_are_accepted_and_the_undeclared_ones_told() {
-        let f = Functions::parse_with("password,kms,kms2", &["kms"]).unwrap();
+        let f = Functions::parse_with_external("password,kms,kms2").unwrap();
         assert!(f.enables("kms") && f.enables("password") && !f.enables("network"));
         assert!(!f.enables("other"));
         assert_eq!(f.to_string(), "password,kms,kms2");
         assert_eq!(f.undeclared(&["kms"]), ["kms2"]);
-        let err = Functions::parse_with("kms/2", &["kms"]).unwrap_err();
-        assert!(err.contains("'kms/2'") && err.contains("kms"), "{err}");
+        let err = Functions::parse_with_external("kms/2").unwrap_err();
+        assert!(err.contains("'kms/2'") && err.contains("network"), "{err}");
         // `all` enables external functions too, declared now or later.
         assert!(Functions::all().enables("anything"));
         assert!(Functions::parse("all").unwrap().enables("kms"));

@@ -1,10 +1,10 @@
 //! The effective settings: command line over configuration file over
 //! defaults. This is the only place the three meet.
 
-use crate::cli::{Action, DaemonArgs, Global};
+use crate::cli::{DaemonArgs, Global};
 use crate::communicator::Transport;
 use crate::config::{self, parse_bool, ConfigError, FileValues};
-use crate::configurators::external::{self, External};
+use crate::configurators::external::External;
 use crate::configurators::files::Modes;
 use crate::crypto::hash::Scheme;
 use crate::functions::Functions;
@@ -13,9 +13,6 @@ use crate::network::Renderer;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-/// The longest an external configurator's `--describe` may take.
-const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Default configuration directory.
 pub const DEFAULT_CONFIG_DIR: &str = "/etc/singularity";
@@ -78,8 +75,6 @@ pub struct Settings {
     pub configurators: Vec<PathBuf>,
     /// How long one external configurator may take.
     pub configurator_timeout: Duration,
-    /// The external configurators found in them.
-    pub externals: Vec<External>,
     /// Whether an empty root password may be set.
     pub password_allow_empty: bool,
     /// Where the configuration came from (for messages).
@@ -102,8 +97,8 @@ impl Settings {
         }
     }
 
-    /// What the request handler needs.
-    pub fn handler(&self) -> handler::Settings {
+    /// What the request handler needs, with the external configurators found.
+    pub fn handler(&self, externals: Vec<External>) -> handler::Settings {
         handler::Settings {
             functions: self.functions.clone(),
             inject_allowed: self.inject_allowed.clone(),
@@ -111,7 +106,7 @@ impl Settings {
             password_scheme: self.password_scheme,
             password_allow_empty: self.password_allow_empty,
             network_renderer: self.network_renderer.clone(),
-            externals: self.externals.clone(),
+            externals,
             configurator_timeout: self.configurator_timeout,
         }
     }
@@ -281,32 +276,14 @@ pub fn resolve(
         })?
         .unwrap_or(30),
     );
-    // External configurators are found (their `--describe` run) only for a
-    // daemon that starts or reloads, with at most 5 s each for the
-    // description; `status`, `stop`, `apply` and `config` run none.
-    let serving = daemon.is_some_and(|d| matches!(d.action, Action::Start | Action::Restart | Action::Reload));
-    let found = if serving {
-        // SAFETY: geteuid cannot fail.
-        let euid = unsafe { libc::geteuid() };
-        external::discover(&configurators, euid, configurator_timeout.min(DESCRIBE_TIMEOUT))
-    } else {
-        external::Discovery::default()
-    };
-    let declared: Vec<&str> = found.found.iter().map(|e| e.function.as_str()).collect();
+    // Any other well-formed name may be an external configurator's
+    // function: the daemon, which finds them, warns about the undeclared.
     let functions = match &global.functions {
-        Some(f) => Functions::parse_with(f, &declared).map_err(|e| ConfigError(format!("bad function list: {e}")))?,
+        Some(f) => Functions::parse_with_external(f).map_err(|e| ConfigError(format!("bad function list: {e}")))?,
         None => v
-            .typed("main", "functions", |s| Functions::parse_with(s, &declared).ok())?
+            .typed("main", "functions", |s| Functions::parse_with_external(s).ok())?
             .unwrap_or_else(Functions::all),
     };
-    let mut undeclared = Vec::new();
-    if serving {
-        for name in functions.undeclared(&declared) {
-            undeclared.push(format!(
-                "functions: no external configurator declares '{name}' now; its commands answer 404 until one does"
-            ));
-        }
-    }
     let backup = global.backup || v.typed("main", "backup", parse_bool)?.unwrap_or(false);
     let cache = match &global.cache {
         Some(c) => absolute(c).ok_or_else(|| cli_err("cache directory", c, "cache"))?,
@@ -416,16 +393,9 @@ pub fn resolve(
         password_scheme,
         configurators,
         configurator_timeout,
-        externals: found.found,
         password_allow_empty,
         config_file: file,
-        warnings: v
-            .warnings
-            .iter()
-            .cloned()
-            .chain(found.warnings)
-            .chain(undeclared)
-            .collect(),
+        warnings: v.warnings.clone(),
     })
 }
 

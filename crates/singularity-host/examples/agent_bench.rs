@@ -170,14 +170,7 @@ fn bench_metrics_idle(bin: &Path) -> Result<(), String> {
             false,
         ),
     ] {
-        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-        let dom0 = dir.path().join("dom0.sock");
-        let guest = dir.path().join("guest.sock");
-        let sim = Simulator::new(Config::default());
-        sim.listen_dom0(&dom0).map_err(|e| format!("dom0 socket: {e}"))?;
-        sim.add_guest_device(DOMID, &guest)
-            .map_err(|e| format!("guest device: {e}"))?;
-        guest_attr(&dom0)?;
+        let SimStore { dom0, guest, sim, _dir } = SimStore::new()?;
         let mut agent = Agent::spawn_with(bin, &guest, config)?;
         let meminfo = agent.root.join("proc/meminfo");
         std::fs::create_dir_all(agent.root.join("proc")).map_err(|e| e.to_string())?;
@@ -689,15 +682,36 @@ fn wait_ready(agent: &mut Agent, host: &WatchHost) -> Result<(), String> {
     }
 }
 
+/// The simulator in this process: a dom0 socket and guest `DOMID`'s
+/// `/dev/xen/xenbus` emulation, laid out as xenopsd leaves a domain.
+struct SimStore {
+    dom0: PathBuf,
+    guest: PathBuf,
+    sim: Simulator,
+    _dir: tempfile::TempDir,
+}
+
+impl SimStore {
+    fn new() -> Result<SimStore, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let dom0 = dir.path().join("dom0.sock");
+        let guest = dir.path().join("guest.sock");
+        let sim = Simulator::new(Config::default());
+        sim.listen_dom0(&dom0).map_err(|e| format!("dom0 socket: {e}"))?;
+        sim.add_guest_device(DOMID, &guest)
+            .map_err(|e| format!("guest device: {e}"))?;
+        guest_attr(&dom0)?;
+        Ok(SimStore {
+            dom0,
+            guest,
+            sim,
+            _dir: dir,
+        })
+    }
+}
+
 fn bench_simulator(bin: &Path, iterations: usize) -> Result<Results, String> {
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let dom0 = dir.path().join("dom0.sock");
-    let guest = dir.path().join("guest.sock");
-    let sim = Simulator::new(Config::default());
-    sim.listen_dom0(&dom0).map_err(|e| format!("dom0 socket: {e}"))?;
-    sim.add_guest_device(DOMID, &guest)
-        .map_err(|e| format!("guest device: {e}"))?;
-    guest_attr(&dom0)?;
+    let SimStore { dom0, guest, sim, _dir } = SimStore::new()?;
     let agent = Agent::spawn(bin, &guest)?;
     let host = WatchHost::new(&dom0, DOMID)?;
     let results = bench_agent("simulator", agent, &host, &dom0, DOMID, iterations, Some(&sim));

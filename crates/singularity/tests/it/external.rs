@@ -164,6 +164,30 @@ fn vm_data(dir: &Path, hostname: &str) {
     fs::write(dir.join("hostname"), hostname).unwrap();
 }
 
+/// A Debian guest with NIC eth0 and vm-data for it, whose configuration
+/// points the socket communicator at that vm-data.
+struct NetworkGuest {
+    root: TestRoot,
+    vm: tempfile::TempDir,
+    config: String,
+}
+
+impl NetworkGuest {
+    fn new() -> NetworkGuest {
+        let root = TestRoot::new();
+        root.seed_debian(&[("eth0", "bc:76:4e:20:6c:5b")]);
+        let vm = tempfile::tempdir().unwrap();
+        vm_data(vm.path(), "web1");
+        let config = format!("[socket]\nvm_data = {}\n", vm.path().display());
+        NetworkGuest { root, vm, config }
+    }
+
+    /// The agent with the configurators of `dir`.
+    fn agent(&self, dir: &Dir) -> Agent {
+        Agent::socket_with(&self.root, &[], &["-d", &dir.arg()], Some(&self.config))
+    }
+}
+
 #[test]
 fn resetnetwork_is_extended_and_one_failure_undoes_everything() {
     let dir = Dir::new();
@@ -178,12 +202,9 @@ fn resetnetwork_is_extended_and_one_failure_undoes_everything() {
         ),
         0o755,
     );
-    let root = TestRoot::new();
-    root.seed_debian(&[("eth0", "bc:76:4e:20:6c:5b")]);
-    let vm = tempfile::tempdir().unwrap();
-    vm_data(vm.path(), "web1");
-    let config = format!("[socket]\nvm_data = {}\n", vm.path().display());
-    let agent = Agent::socket_with(&root, &[], &["-d", &dir.arg()], Some(&config));
+    let guest = NetworkGuest::new();
+    let root = &guest.root;
+    let agent = guest.agent(&dir);
     let (rc, msg) = agent.connect().json(json!({"name": "resetnetwork", "value": ""}));
     assert_eq!(rc, "0", "{msg}");
     assert!(msg.contains("extra written"), "{msg}");
@@ -206,14 +227,14 @@ fn resetnetwork_is_extended_and_one_failure_undoes_everything() {
 
     // New vm-data, and a second configurator that fails: the built-in
     // change is not made either.
-    vm_data(vm.path(), "web2");
+    vm_data(guest.vm.path(), "web2");
     dir.script(
         "60-broken",
         json!({"function": "hosts", "commands": ["resetnetwork"]}),
         "echo 'cannot do it' >&2; exit 4",
         0o755,
     );
-    let agent = Agent::socket_with(&root, &[], &["-d", &dir.arg()], Some(&config));
+    let agent = guest.agent(&dir);
     let before = root.snapshot();
     let (rc, msg) = agent.connect().json(json!({"name": "resetnetwork", "value": ""}));
     assert_eq!(rc, "500");
@@ -290,14 +311,14 @@ fn a_configurator_that_answers_failure_vetoes_the_whole_change() {
         r#"printf '%s\n' '{"returncode": "500", "message": "not on this host", "files": {"/etc/network/extra": {"content": "x\n"}}}'"#,
         0o755,
     );
-    let root = TestRoot::new();
-    root.seed_debian(&[("eth0", "bc:76:4e:20:6c:5b")]);
-    let vm = tempfile::tempdir().unwrap();
-    vm_data(vm.path(), "web1");
-    let config = format!("[socket]\nvm_data = {}\n", vm.path().display());
-    let agent = Agent::socket_with(&root, &[], &["-d", &dir.arg()], Some(&config));
-    let before = root.snapshot();
+    let guest = NetworkGuest::new();
+    let agent = guest.agent(&dir);
+    let before = guest.root.snapshot();
     let (rc, msg) = agent.connect().json(json!({"name": "resetnetwork", "value": ""}));
     assert_eq!((rc.as_str(), msg.as_str()), ("500", "not on this host"));
-    assert_eq!(root.snapshot(), before, "neither its files nor the built-in change");
+    assert_eq!(
+        guest.root.snapshot(),
+        before,
+        "neither its files nor the built-in change"
+    );
 }

@@ -8,7 +8,6 @@ use crate::harness::TestRoot;
 use crate::socket::system_crypt;
 use crate::xenlab::{GuestLink, XenLab};
 use singularity::crypto::cipher::Digest;
-use singularity_host::dom0::commands::NicSpec;
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -191,14 +190,7 @@ fn replaced_files_keep_labels_attributes_and_acls_and_new_files_get_the_policys(
     assert_eq!((reply.returncode.as_str(), reply.message.as_str()), ("0", ""));
     let hash = root.shadow_hash("root");
     assert_eq!(system_crypt("labelled-Pass", &hash), hash);
-    let nic = NicSpec {
-        mac: "BC:76:4E:20:6C:5B".into(),
-        label: "public".into(),
-        ip: Some("203.0.113.10/24".parse().unwrap()),
-        gateway: Some("203.0.113.1".parse().unwrap()),
-        dns: vec!["198.51.100.53".parse().unwrap()],
-        ..NicSpec::default()
-    };
+    let nic = crate::xenlab::public_nic();
     host.set_network(&nic).unwrap();
     host.set_hostname("labelled-guest").unwrap();
     let reply = host.resetnetwork(Some(T)).unwrap();

@@ -41,14 +41,7 @@ fn boot_sequence(link: GuestLink, config: Config) {
         assert_eq!(system_crypt(pw, &hash), hash);
     }
     // resetnetwork from vm-data written as nova writes it.
-    let nic = NicSpec {
-        mac: "BC:76:4E:20:6C:5B".into(),
-        label: "public".into(),
-        ip: Some("203.0.113.10/24".parse().unwrap()),
-        gateway: Some("203.0.113.1".parse().unwrap()),
-        dns: vec!["198.51.100.53".parse().unwrap()],
-        ..NicSpec::default()
-    };
+    let nic = crate::xenlab::public_nic();
     host.set_network(&nic).unwrap();
     host.set_hostname("guest-seven").unwrap();
     let reply = host.resetnetwork(Some(T)).unwrap();

@@ -176,3 +176,16 @@ impl Drop for XenLab {
         self.sim.shutdown();
     }
 }
+
+/// The vm-data entry the tests give NIC eth0 (MAC bc:76:4e:20:6c:5b): one
+/// IPv4 address, a gateway and a DNS server, as nova writes them.
+pub fn public_nic() -> singularity_host::dom0::commands::NicSpec {
+    singularity_host::dom0::commands::NicSpec {
+        mac: "BC:76:4E:20:6C:5B".into(),
+        label: "public".into(),
+        ip: Some("203.0.113.10/24".parse().unwrap()),
+        gateway: Some("203.0.113.1".parse().unwrap()),
+        dns: vec!["198.51.100.53".parse().unwrap()],
+        ..Default::default()
+    }
+}

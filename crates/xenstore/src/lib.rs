@@ -12,8 +12,6 @@ mod error;
 pub mod path;
 #[cfg(feature = "sim")]
 pub mod sim;
-// The listening half of the socket wrappers serves only the simulator.
-#[cfg_attr(not(feature = "sim"), allow(dead_code))]
 mod sys;
 pub mod wire;
 

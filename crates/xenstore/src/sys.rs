@@ -3,7 +3,6 @@
 //! and `send`/`recv` with `MSG_NOSIGNAL`/`MSG_TRUNC`. Nothing here knows
 //! XenStore.
 
-use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
@@ -26,6 +25,7 @@ fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
+#[cfg(feature = "sim")]
 fn cvt_size(ret: libc::ssize_t) -> io::Result<usize> {
     usize::try_from(ret).map_err(|_| io::Error::last_os_error())
 }
@@ -77,6 +77,7 @@ pub(crate) fn connect_unix(path: &Path, kind: SockType) -> io::Result<OwnedFd> {
     }
 }
 
+#[cfg(feature = "sim")]
 /// Whether a socket file is left over from a dead server: connecting is
 /// refused. A live server (or a socket of the other type) is not stale.
 fn is_stale_socket(path: &Path, kind: SockType) -> io::Result<bool> {
@@ -87,6 +88,7 @@ fn is_stale_socket(path: &Path, kind: SockType) -> io::Result<bool> {
     Ok(ret < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ECONNREFUSED))
 }
 
+#[cfg(feature = "sim")]
 /// Creates a listening, non-blocking, close-on-exec Unix socket at `path` with
 /// mode 0600. A stale socket file at `path` (nobody listening) is replaced; a
 /// live one, or any other kind of file, makes it fail (`EADDRINUSE`).
@@ -101,7 +103,7 @@ pub(crate) fn listen_unix(path: &Path, kind: SockType) -> io::Result<OwnedFd> {
     let fd = socket(kind, libc::SOCK_NONBLOCK)?;
     // SAFETY: `addr` is a valid sockaddr_un of SOCKADDR_LEN bytes that outlives the call.
     cvt(unsafe { libc::bind(fd.as_raw_fd(), (&addr as *const libc::sockaddr_un).cast(), SOCKADDR_LEN) })?;
-    let cpath = CString::new(path.as_os_str().as_bytes())?;
+    let cpath = std::ffi::CString::new(path.as_os_str().as_bytes())?;
     // SAFETY: `cpath` is a valid NUL-terminated string.
     cvt(unsafe { libc::chmod(cpath.as_ptr(), 0o600) })?;
     // SAFETY: listen(2) on a descriptor we own.
@@ -109,6 +111,7 @@ pub(crate) fn listen_unix(path: &Path, kind: SockType) -> io::Result<OwnedFd> {
     Ok(fd)
 }
 
+#[cfg(feature = "sim")]
 /// Accepts one pending connection (non-blocking, close-on-exec). `Ok(None)` when
 /// none is pending.
 pub(crate) fn accept(listener: &OwnedFd) -> io::Result<Option<OwnedFd>> {
@@ -133,6 +136,7 @@ pub(crate) fn accept(listener: &OwnedFd) -> io::Result<Option<OwnedFd>> {
     Ok(Some(unsafe { OwnedFd::from_raw_fd(ret) }))
 }
 
+#[cfg(feature = "sim")]
 /// Result of a non-blocking receive.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Recv {
@@ -145,6 +149,7 @@ pub(crate) enum Recv {
     Eof,
 }
 
+#[cfg(feature = "sim")]
 /// `recv(2)`; on packet sockets `MSG_TRUNC` reports the real packet length.
 pub(crate) fn recv(fd: &OwnedFd, buf: &mut [u8], kind: SockType) -> io::Result<Recv> {
     let flags = match kind {
@@ -164,6 +169,7 @@ pub(crate) fn recv(fd: &OwnedFd, buf: &mut [u8], kind: SockType) -> io::Result<R
     }
 }
 
+#[cfg(feature = "sim")]
 /// `send(2)` with `MSG_NOSIGNAL` (a vanished peer is an error, not SIGPIPE).
 /// `Ok(None)` when the socket buffer is full.
 pub(crate) fn send(fd: &OwnedFd, buf: &[u8]) -> io::Result<Option<usize>> {
@@ -183,6 +189,7 @@ pub(crate) fn send(fd: &OwnedFd, buf: &[u8]) -> io::Result<Option<usize>> {
     }
 }
 
+#[cfg(feature = "sim")]
 /// Shuts both directions of a socket down, so the peer sees EOF even if another
 /// copy of the descriptor were still open.
 pub(crate) fn shutdown_both(fd: &OwnedFd) {
@@ -215,6 +222,7 @@ impl EventFd {
         }
     }
 
+    #[cfg(feature = "sim")]
     /// Clears the readable state.
     pub(crate) fn drain(&self) {
         let mut v: u64 = 0;
@@ -230,11 +238,13 @@ impl EventFd {
     }
 }
 
+#[cfg(feature = "sim")]
 /// A `pollfd` entry.
 pub(crate) fn pollfd(fd: RawFd, events: libc::c_short) -> libc::pollfd {
     libc::pollfd { fd, events, revents: 0 }
 }
 
+#[cfg(feature = "sim")]
 /// `poll(2)`; an interrupted call counts as a timeout. `timeout_ms < 0` waits
 /// forever.
 pub(crate) fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> io::Result<usize> {

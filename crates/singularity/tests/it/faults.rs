@@ -1,9 +1,12 @@
 //! Fault injection: the agent killed with SIGKILL at random points of a
 //! 1,500-request run, and 30 cuts of its XenStore connection, against the
 //! simulator without quotas (so that nothing but the faults delays a reply).
-//! Every request must be answered, none handled twice (the agent logs one
-//! line per request it answers), none left in `data/host`, every injected
-//! file written, and nothing left in the journal.
+//! Every request must be answered, none answered twice by a running agent
+//! (it logs one line per request it answers; a killed one logs nothing for
+//! the request it was cut off in, which runs again), none left in
+//! `data/host`, every injected file written, and nothing left in the
+//! journal. Under SIGKILL a watch on `data/guest` also counts every reply
+//! written: exactly one each, and none changed after the host read it.
 
 use crate::harness::TestRoot;
 use crate::xenlab::{GuestLink, XenLab, DOMID};
@@ -187,7 +190,8 @@ fn run(lab: XenLab, root: &TestRoot, count_writes: bool, fault: impl Fn(&mut Xen
             );
         }
     }
-    // One log line per answered request: never two.
+    // One log line per answered request: never two (a request cut short by
+    // a kill logs nothing before it runs again).
     let text = std::fs::read_to_string(log).unwrap();
     let mut handled: HashMap<&str, usize> = HashMap::new();
     for line in text.lines() {

@@ -204,21 +204,25 @@ pub fn parse_bool(s: &str) -> Option<bool> {
 
 /// The fully commented default configuration file.
 pub fn default_file() -> String {
-    let mut out = String::from(
+    by_section(
         "# singularity.conf: configuration of the singularity guest agent.\n\
          # Every key is shown with its default value, commented out.\n\
          # Command-line options override this file.\n",
-    );
+        |k| format!("\n# {}\n# Accepts: {}.\n#{} = {}\n", k.doc, k.accepts, k.key, k.default),
+    )
+}
+
+/// INI text: `header`, then every key of [`KEYS`] under its `[section]`,
+/// as `entry` writes it.
+pub fn by_section(header: &str, entry: impl Fn(&KeyDef) -> String) -> String {
+    let mut out = header.to_string();
     let mut section = "";
     for k in KEYS {
         if k.section != section {
             section = k.section;
             out.push_str(&format!("\n[{section}]\n"));
         }
-        out.push_str(&format!(
-            "\n# {}\n# Accepts: {}.\n#{} = {}\n",
-            k.doc, k.accepts, k.key, k.default
-        ));
+        out.push_str(&entry(k));
     }
     out
 }

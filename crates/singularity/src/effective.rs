@@ -1,11 +1,11 @@
 //! `singularity config`: the effective configuration as INI. Every key of
-//! [`KEYS`] is printed in its section, after a comment naming where its value
+//! [`KEYS`](crate::config::KEYS) is printed in its section, after a comment naming where its value
 //! came from (`# default`, `# <file>:<line>` or `# command line`); the text
 //! parses back with [`config::parse`] to the same values. Pure: values in,
 //! text out.
 
 use crate::cli::{DaemonArgs, Global};
-use crate::config::{FileValues, KeyDef, KEYS};
+use crate::config::{FileValues, KeyDef};
 
 /// Where a key's effective value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,26 +85,20 @@ pub fn value_of(k: &KeyDef, file: &FileValues, global: &Global, daemon: Option<&
 
 /// The whole effective configuration as INI text.
 pub fn render(file: &FileValues, global: &Global, daemon: Option<&DaemonArgs>) -> String {
-    let mut out = String::from(
+    crate::config::by_section(
         "# The effective configuration of singularity: each key follows a comment\n\
          # naming where its value came from.\n",
-    );
-    let mut section = "";
-    for k in KEYS {
-        if k.section != section {
-            section = k.section;
-            out.push_str(&format!("\n[{section}]\n"));
-        }
-        let (value, source) = value_of(k, file, global, daemon);
-        out.push_str(&format!("# {source}\n{} = {value}\n", k.key));
-    }
-    out
+        |k| {
+            let (value, source) = value_of(k, file, global, daemon);
+            format!("# {source}\n{} = {value}\n", k.key)
+        },
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::parse;
+    use crate::config::{parse, KEYS};
 
     #[test]
     fn every_key_is_printed_with_its_source_and_parses_back() {

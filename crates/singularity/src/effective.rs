@@ -1,7 +1,7 @@
 //! `singularity config`: the effective configuration as INI. Every key of
 //! [`KEYS`](crate::config::KEYS) is printed in its section, after a comment naming where its value
 //! came from (`# default`, `# <file>:<line>` or `# command line`); the text
-//! parses back with [`config::parse`] to the same values. Pure: values in,
+//! parses back with [`crate::config::parse`] to the same values. Pure: values in,
 //! text out.
 
 use crate::cli::{DaemonArgs, Global};

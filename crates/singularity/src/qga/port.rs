@@ -1,0 +1,1 @@
+//! The transports of the qga communicator.

@@ -1,0 +1,1 @@
+//! The request loop of the qga communicator.

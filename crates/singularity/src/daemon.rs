@@ -125,6 +125,9 @@ pub fn serve(
 ) -> Result<(), String> {
     one_arena();
     signals::install()?;
+    if matches!(current.transport(), Transport::Qga { .. }) {
+        return crate::qga::serve::serve(current, global, args, connected);
+    }
     let mut agent = Agent::new(current.handler(configurators(&current)), applier(&current));
     let Some(mut comm) = connect_until_ready(&current) else {
         return Ok(());

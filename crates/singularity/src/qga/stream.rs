@@ -64,18 +64,13 @@ fn is_scalar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'+' | b'.')
 }
 
-/// How qemu-ga shows a token in an error: printable ASCII as is, control
-/// bytes as `\uXXXX`, bytes that are not valid there as U+FFFD.
+/// How qemu-ga shows a token in an error: ASCII as it is (the reply's
+/// JSON escapes control characters), any other byte as U+FFFD.
 fn shown(token: &[u8]) -> String {
-    let mut out = String::new();
-    for &b in token {
-        match b {
-            0x20..=0x7E => out.push(b as char),
-            0x00..=0x1F => out.push_str(&format!("\\u{b:04X}")),
-            _ => out.push_str("\\uFFFD"),
-        }
-    }
-    out
+    token
+        .iter()
+        .map(|&b| if b.is_ascii() { b as char } else { char::REPLACEMENT_CHARACTER })
+        .collect()
 }
 
 impl Stream {
@@ -279,23 +274,23 @@ mod tests {
         assert_eq!(
             run(&[b"\xff{\"execute\":\"guest-ping\"}"]),
             [
-                "error: JSON parse error, stray '\\uFFFD'",
+                "error: JSON parse error, stray '\u{FFFD}'",
                 "{\"execute\":\"guest-ping\"}"
             ]
         );
         assert_eq!(
             run(&[b"{\"execute\":\"gue\xff{\"execute\":\"guest-ping\"}"]),
             [
-                "error: JSON parse error, stray '\"gue\\uFFFD'",
+                "error: JSON parse error, stray '\"gue\u{FFFD}'",
                 "{\"execute\":\"guest-ping\"}"
             ]
         );
-        assert_eq!(run(&[b"\x01{}"]), ["error: JSON parse error, stray '\\u0001'", "{}"]);
+        assert_eq!(run(&[b"\x01{}"]), ["error: JSON parse error, stray '\u{1}'", "{}"]);
         // After an error, the rest up to a structural byte is skipped.
         assert_eq!(
             run(&[b"{\"id\":\"a\x01b\"}{}"]),
             [
-                "error: JSON parse error, stray '\"a\\u0001'",
+                "error: JSON parse error, stray '\"a\u{1}'",
                 "error: JSON parse error, expecting value",
                 "{}"
             ]

@@ -3,7 +3,9 @@
 //! then the arguments against the command's parameters. Pure.
 
 use super::{Args, CommandDef, Param, QgaError, Ty};
-use serde_json::{Map, Value};
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Number, Value};
+use std::fmt;
 
 /// A request whose members are well formed.
 #[derive(Debug, PartialEq)]
@@ -35,13 +37,80 @@ fn without_position(e: &serde_json::Error) -> String {
     }
 }
 
+/// A JSON value read as qemu-ga reads it: an object that names a member
+/// twice is an error ("duplicate key"), not the last one winning.
+struct Strict(Value);
+
+impl<'de> Deserialize<'de> for Strict {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Strict, D::Error> {
+        d.deserialize_any(StrictVisitor)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> Visitor<'de> for StrictVisitor {
+    type Value = Strict;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Strict, E> {
+        Ok(Strict(Value::Bool(v)))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Strict, E> {
+        Ok(Strict(Value::from(v)))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Strict, E> {
+        Ok(Strict(Value::from(v)))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Strict, E> {
+        Ok(Strict(Number::from_f64(v).map_or(Value::Null, Value::Number)))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Strict, E> {
+        Ok(Strict(Value::String(v.to_string())))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Strict, E> {
+        Ok(Strict(Value::String(v)))
+    }
+
+    fn visit_unit<E>(self) -> Result<Strict, E> {
+        Ok(Strict(Value::Null))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Strict, A::Error> {
+        let mut items = Vec::new();
+        while let Some(Strict(v)) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(Strict(Value::Array(items)))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Strict, A::Error> {
+        let mut members = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let Strict(value) = map.next_value()?;
+            if members.insert(key, value).is_some() {
+                return Err(de::Error::custom("duplicate key"));
+            }
+        }
+        Ok(Strict(Value::Object(members)))
+    }
+}
+
 /// Parses one complete value from the stream into a request.
 pub fn parse(bytes: &[u8]) -> Result<Request, Refused> {
     let refuse = |desc: String, id: Option<Value>| Refused {
         error: QgaError::generic(desc),
         id,
     };
-    let value: Value = serde_json::from_slice(bytes)
+    let Strict(value) = serde_json::from_slice(bytes)
         .map_err(|e| refuse(format!("JSON parse error, {}", without_position(&e)), None))?;
     let Value::Object(mut members) = value else {
         return Err(refuse("QMP input must be a JSON object".into(), None));

@@ -7,7 +7,9 @@
 //! command goes to the worker, which checks that it is enabled and its
 //! arguments, runs it, and replies. While the worker has something to do,
 //! the reader's error replies queue behind it too, so that replies keep the
-//! order of the requests; only those four overtake a busy worker.
+//! order of the requests; those four wait up to a second for the worker to
+//! finish, and overtake it only if it is still busy then (a slow freeze or
+//! trim), so that a client's sync is answered in time.
 //!
 //! The reader also takes the signals: stop (the command in flight
 //! finishes, the rest is dropped) and reload (functions and `[qga] allow` /
@@ -28,13 +30,15 @@ use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// Requests queued behind the one running; more are refused, not held.
 const QUEUE: usize = 32;
 /// The longest wait for the port (the loop sleeps until bytes or a signal).
 const IDLE_WAIT: Duration = Duration::from_secs(3600);
+/// How long an immediate reply waits for the worker to finish first.
+const ORDER_WAIT: Duration = Duration::from_secs(1);
 /// The commands the reader answers itself.
 const IMMEDIATE: [&str; 4] = ["guest-sync", "guest-sync-delimited", "guest-ping", "guest-info"];
 
@@ -175,13 +179,37 @@ struct Shared {
     frozen: AtomicBool,
     /// Jobs queued or running.
     pending: AtomicUsize,
+    /// Signalled when the worker finishes a job.
+    done: (Mutex<()>, Condvar),
+}
+
+impl Shared {
+    /// Waits up to `limit` for the worker to have nothing left to do.
+    fn wait_idle(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        let mut guard = self.done.0.lock().unwrap_or_else(PoisonError::into_inner);
+        while self.pending.load(Ordering::SeqCst) > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            guard = self
+                .done
+                .1
+                .wait_timeout(guard, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
 }
 
 fn worker_loop(mut worker: Worker, jobs: Receiver<Job>, replier: Replier, shared: Arc<Shared>) {
     let mut is_frozen = shared.frozen.load(Ordering::SeqCst);
     for job in jobs {
         work(&mut worker, job, &replier, &shared, &mut is_frozen);
+        let _guard = shared.done.0.lock().unwrap_or_else(PoisonError::into_inner);
         shared.pending.fetch_sub(1, Ordering::SeqCst);
+        shared.done.1.notify_all();
     }
 }
 
@@ -266,6 +294,7 @@ impl Reader {
             "guest-ping" => json!({}),
             _ => request.arguments.get("id").cloned().unwrap_or(Value::Null),
         });
+        self.shared.wait_idle(ORDER_WAIT);
         let mut line = Vec::new();
         if def.name == "guest-sync-delimited" && result.is_ok() {
             line.push(0xFF);
@@ -318,6 +347,7 @@ pub fn serve(
     let shared = Arc::new(Shared {
         frozen: AtomicBool::new(commands::freeze::restore(&current.run_dir)),
         pending: AtomicUsize::new(0),
+        done: (Mutex::new(()), Condvar::new()),
     });
     if shared.frozen.load(Ordering::SeqCst) {
         log::warn!("qga: the filesystems were left frozen: only guest-fsfreeze-thaw and the like run until a thaw");

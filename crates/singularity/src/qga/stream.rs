@@ -48,6 +48,12 @@ pub struct Stream {
     state: State,
     /// Where the current string starts in `buf` (for error messages).
     token: usize,
+    /// Where the bare word (keyword or number) being read inside a value
+    /// starts in `buf`.
+    word: Option<usize>,
+    /// The first invalid keyword of the value being read: the value is
+    /// answered with it once complete, as qemu-ga does.
+    bad: Option<String>,
 }
 
 impl Default for Stream {
@@ -60,6 +66,11 @@ fn is_control(b: u8) -> bool {
     (b < 0x20 && !matches!(b, b' ' | b'\t' | b'\n' | b'\r')) || b >= 0xFE
 }
 
+/// Whether a bare word is a JSON keyword or number.
+fn valid_scalar(word: &[u8]) -> bool {
+    matches!(word, b"true" | b"false" | b"null") || serde_json::from_slice::<serde_json::Number>(word).is_ok()
+}
+
 fn is_scalar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'+' | b'.')
 }
@@ -69,7 +80,13 @@ fn is_scalar(b: u8) -> bool {
 fn shown(token: &[u8]) -> String {
     token
         .iter()
-        .map(|&b| if b.is_ascii() { b as char } else { char::REPLACEMENT_CHARACTER })
+        .map(|&b| {
+            if b.is_ascii() {
+                b as char
+            } else {
+                char::REPLACEMENT_CHARACTER
+            }
+        })
         .collect()
 }
 
@@ -81,6 +98,8 @@ impl Stream {
             depth: 0,
             state: State::Start,
             token: 0,
+            word: None,
+            bad: None,
         }
     }
 
@@ -95,7 +114,20 @@ impl Stream {
         self.buf = Vec::new();
         self.depth = 0;
         self.token = 0;
+        self.word = None;
+        self.bad = None;
         self.state = state;
+    }
+
+    /// Ends the bare word being read inside a value, noting it if it is
+    /// not a keyword or a number.
+    fn end_word(&mut self, end: usize) {
+        if let Some(start) = self.word.take() {
+            let word = &self.buf[start..end];
+            if self.bad.is_none() && !valid_scalar(word) {
+                self.bad = Some(format!("JSON parse error, invalid keyword '{}'", shown(word)));
+            }
+        }
     }
 
     fn stray(&mut self, from: usize, b: u8, out: &mut Vec<Event>) {
@@ -170,9 +202,7 @@ impl Stream {
                     return;
                 }
                 let token = std::mem::take(&mut self.buf);
-                let known = matches!(&token[..], b"true" | b"false" | b"null")
-                    || serde_json::from_slice::<serde_json::Number>(&token).is_ok();
-                out.push(if known {
+                out.push(if valid_scalar(&token) {
                     Event::Value(token)
                 } else {
                     Event::Error(format!("JSON parse error, invalid keyword '{}'", shown(&token)))
@@ -187,9 +217,15 @@ impl Stream {
                 if !self.push(b, out) {
                     return;
                 }
+                let at = self.buf.len() - 1;
+                if is_scalar(b) {
+                    self.word.get_or_insert(at);
+                    return;
+                }
+                self.end_word(at);
                 match b {
                     b'"' => {
-                        self.token = self.buf.len() - 1;
+                        self.token = at;
                         self.state = State::Str {
                             top: false,
                             escape: false,
@@ -205,7 +241,10 @@ impl Stream {
                     b'}' | b']' => {
                         self.depth -= 1;
                         if self.depth == 0 {
-                            out.push(Event::Value(std::mem::take(&mut self.buf)));
+                            out.push(match self.bad.take() {
+                                Some(bad) => Event::Error(bad),
+                                None => Event::Value(std::mem::take(&mut self.buf)),
+                            });
                             self.reset(State::Start);
                         }
                     }
@@ -312,6 +351,15 @@ mod tests {
         );
         assert_eq!(run(&[b"\"str\""]), ["\"str\""]);
         assert_eq!(run(&[b"}}}]] {}"]), ["error: JSON parse error, expecting value", "{}"]);
+        // Inside a value, the first bad word is the answer once it is complete.
+        assert_eq!(
+            run(&[br#"{"id":x,"y":[nul, -1.5e3, true]}"#]),
+            ["error: JSON parse error, invalid keyword 'x'"]
+        );
+        assert_eq!(
+            run(&[br#"{"a":[-1.5e3,true,null,"x y"]}"#]),
+            [r#"{"a":[-1.5e3,true,null,"x y"]}"#]
+        );
     }
 
     #[test]

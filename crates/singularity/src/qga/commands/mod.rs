@@ -4,6 +4,8 @@
 
 mod clock;
 mod disks;
+#[cfg(test)]
+mod fixture;
 pub mod freeze;
 mod info;
 mod interfaces;

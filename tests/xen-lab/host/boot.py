@@ -370,11 +370,22 @@ class Boot:
 
     def ask(self, question, timeout=30):
         """Ask the domU's checker; returns {key: [values...]} of its answer lines."""
-        qid = uuid.uuid4().hex[:12]
-        base = "%s/data/lab" % self.home()
         with self.client() as xs:
-            xs.watch("%s/result/%s/n" % (base, qid), "q")
-            xs.write("%s/check/%s" % (base, qid), question)
+            qid = self.ask_send(xs, question)
+            return self.ask_answer(xs, qid, question, timeout)
+
+    def ask_send(self, xs, question):
+        """Writes a question for the domU's checker; returns its id."""
+        qid = uuid.uuid4().hex[:12]
+        xs.write("%s/data/lab/check/%s" % (self.home(), qid), question)
+        return qid
+
+    def ask_answer(self, xs, qid, question, timeout=30):
+        """The checker's answer to question qid: {key: [values...]}."""
+        base = "%s/data/lab" % self.home()
+        token = "q-" + qid
+        xs.watch("%s/result/%s/n" % (base, qid), token)
+        try:
             deadline = time.monotonic() + timeout
             while True:
                 n = xs.read_or_none("%s/result/%s/n" % (base, qid))
@@ -386,6 +397,8 @@ class Boot:
                     raise AssertionError("the domU checker did not answer '%s'" % question.split()[0])
             chunks = [xs.read("%s/result/%s/%d" % (base, qid, k)) for k in range(int(n))]
             xs.rm("%s/result/%s" % (base, qid))
+        finally:
+            xs.unwatch("%s/result/%s/n" % (base, qid), token)
         text = base64.b64decode(b"".join(chunks)).decode(errors="replace")
         out = {}
         for line in text.splitlines():
@@ -750,9 +763,10 @@ class Boot:
             try:
                 for op in ("add", "del"):
                     xs.drain_events()
+                    # timed from the question to dom0's view: the checker's
+                    # wake-up and `ip` are in it, its answer is not
                     t = time.monotonic()
-                    answer = self.ask("addr %s %s" % (op, " ".join(EXTRA_ADDRS.values())))
-                    rcs = answer.get("rc", [])
+                    qid = self.ask_send(xs, "addr %s %s" % (op, " ".join(EXTRA_ADDRS.values())))
                     deadline = t + METRICS_FOLLOW
                     while True:
                         nodes = self.vif_nodes(xs, devid)
@@ -765,6 +779,7 @@ class Boot:
                         except TimeoutError:
                             break
                     secs = time.monotonic() - t
+                    rcs = self.ask_answer(xs, qid, "addr").get("rc", [])
                     kept = all(nodes[fam].get(n) == v for fam in before for n, v in before[fam].items())
                     where = {fam: [n for n, v in nodes[fam].items() if v == new[fam]] for fam in new}
                     if op == "add":
@@ -775,7 +790,7 @@ class Boot:
                         good = done and kept and in_ls and all(r.startswith("0 ") for r in rcs)
                         self.check(S, "address added in the domU: dom0 sees its node within %.0f s" % METRICS_FOLLOW,
                                    "PASS" if good else "FAIL",
-                                   "%s at %s after the domU was asked (ip addr: %s); in dom0's xenstore-ls: %s;"
+                                   "%s %s after the question to the domU (ip addr: %s); in dom0's xenstore-ls: %s;"
                                    " the other addresses kept their indices: %s" % (
                                        ", ".join("%s %s" % (new[f], ",".join("attr/vif/%s/%s/%s" % (devid, f, n)
                                                                              for n in where[f]) or "absent")

@@ -180,8 +180,11 @@ fn raw_serial(fd: RawFd) -> io::Result<()> {
         let mut t: libc::termios = std::mem::zeroed();
         cvt(libc::tcgetattr(fd, &mut t))?;
         libc::cfmakeraw(&mut t);
-        cvt(libc::cfsetispeed(&mut t, libc::B38400))?;
-        cvt(libc::cfsetospeed(&mut t, libc::B38400))?;
+        // The speed is set in the flags directly: the libc crate binds
+        // cfsetospeed to a versioned glibc symbol that a static build lacks.
+        t.c_cflag = (t.c_cflag & !libc::CBAUD) | libc::B38400;
+        t.c_ispeed = libc::B38400;
+        t.c_ospeed = libc::B38400;
         t.c_cc[libc::VMIN] = 1;
         t.c_cc[libc::VTIME] = 0;
         cvt(libc::tcsetattr(fd, libc::TCSANOW, &t))?;

@@ -349,9 +349,6 @@ pub fn serve(
         pending: AtomicUsize::new(0),
         done: (Mutex::new(()), Condvar::new()),
     });
-    if shared.frozen.load(Ordering::SeqCst) {
-        log::warn!("qga: the filesystems were left frozen: only guest-fsfreeze-thaw and the like run until a thaw");
-    }
     let (jobs, queue) = mpsc::sync_channel(QUEUE);
     let replier = port.replier();
     let worker = {

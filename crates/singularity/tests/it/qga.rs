@@ -427,6 +427,25 @@ fn hostile_requests_get_qemu_ga_errors_and_the_agent_keeps_serving() {
     assert_eq!(lines[0].json, json!({"return": {}, "id": "after"}));
 }
 
+/// Takes every disk's `serial` member out of `v`, in order (`None` for a
+/// disk without one).
+fn take_serials(v: &mut Value) -> Vec<Option<Value>> {
+    let mut out = Vec::new();
+    match v {
+        Value::Object(members) => {
+            if members.contains_key("bus-type") {
+                out.push(members.remove("serial"));
+            }
+            for member in members.values_mut() {
+                out.extend(take_serials(member));
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|i| out.extend(take_serials(i))),
+        _ => {}
+    }
+    out
+}
+
 /// One request on `stream`, and its reply line.
 fn ask(stream: &mut UnixStream, request: Value) -> Value {
     stream.write_all(request.to_string().as_bytes()).unwrap();
@@ -592,4 +611,74 @@ fn a_frozen_filesystem_holds_writes_until_the_thaw_even_across_a_restart() {
         "freeze\nthaw\nfreeze\nthaw\nthaw\n",
         "each thaw runs the hook, as with qemu-ga"
     );
+}
+
+/// The commands that only read: both agents run on this machine's live
+/// system (singularity allowed nothing else), and their answers must agree
+/// in shape everywhere, and in value where the facts are the same for both.
+#[test]
+fn read_only_commands_describe_this_machine_as_qemu_ga_does() {
+    let read_only = [
+        "guest-get-osinfo",
+        "guest-get-host-name",
+        "guest-get-timezone",
+        "guest-get-users",
+        "guest-get-time",
+        "guest-get-vcpus",
+        "guest-network-get-interfaces",
+        "guest-get-fsinfo",
+        "guest-get-disks",
+    ];
+    let allow = format!("allow = guest-sync,guest-ping,guest-info,{}\n", read_only.join(","));
+    let ours = Ga::singularity(Path::new("/"), "", &allow);
+    let theirs = Ga::qemu_ga(QEMU_GA_ONLY);
+    let (mut a, mut b) = (ours.connect(), theirs.connect());
+    for name in read_only {
+        let request = json!({ "execute": name });
+        let (mut mine, mut qemu) = (ask(&mut a, request.clone()), ask(&mut b, request));
+        assert!(qemu.get("return").is_some(), "{name}: qemu-ga answered {qemu}");
+        // A disk's serial: singularity reads sysfs, qemu-ga asks udev's
+        // database, which a machine may lack; compared where both have it.
+        for (x, y) in take_serials(&mut mine).into_iter().zip(take_serials(&mut qemu)) {
+            if y.is_some() {
+                assert_eq!(x, y, "{name}: a disk's serial");
+            }
+        }
+        assert_eq!(shape(&mine), shape(&qemu), "{name}:\n ours {mine}\n qemu-ga {qemu}");
+        let same_value = match name {
+            "guest-get-time" => {
+                let (x, y) = (mine["return"].as_i64().unwrap(), qemu["return"].as_i64().unwrap());
+                assert!((x - y).abs() < 5_000_000_000, "{name}: {x} vs {y}");
+                false
+            }
+            // Sessions and byte counters move between the two questions.
+            "guest-get-users" | "guest-network-get-interfaces" | "guest-get-fsinfo" => false,
+            _ => true,
+        };
+        if same_value {
+            assert_eq!(mine, qemu, "{name}");
+        }
+    }
+    let names = |v: &Value, key: &str| -> Vec<Value> {
+        let mut n: Vec<Value> = v["return"].as_array().unwrap().iter().map(|i| i[key].clone()).collect();
+        n.sort_by_key(|x| x.to_string());
+        n
+    };
+    let interfaces = json!({"execute": "guest-network-get-interfaces"});
+    let (mine, qemu) = (ask(&mut a, interfaces.clone()), ask(&mut b, interfaces));
+    assert_eq!(names(&mine, "name"), names(&qemu, "name"));
+    let addresses = |v: &Value| -> Vec<Value> {
+        let mut all: Vec<Value> = v["return"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| json!([i["name"], i["hardware-address"], i["ip-addresses"]]))
+            .collect();
+        all.sort_by_key(|x| x.to_string());
+        all
+    };
+    assert_eq!(addresses(&mine), addresses(&qemu));
+    let fsinfo = json!({"execute": "guest-get-fsinfo"});
+    let (mine, qemu) = (ask(&mut a, fsinfo.clone()), ask(&mut b, fsinfo));
+    assert_eq!(names(&mine, "mountpoint"), names(&qemu, "mountpoint"));
 }

@@ -446,6 +446,14 @@ fn take_serials(v: &mut Value) -> Vec<Option<Value>> {
     out
 }
 
+/// Held by each test that runs singularity on the live system: one daemon
+/// per system (its instance lock), so these tests take turns.
+static LIVE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn live_system() -> std::sync::MutexGuard<'static, ()> {
+    LIVE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// One request on `stream`, and its reply line.
 fn ask(stream: &mut UnixStream, request: Value) -> Value {
     stream.write_all(request.to_string().as_bytes()).unwrap();
@@ -517,6 +525,7 @@ fn write_in_background(path: PathBuf) -> std::sync::mpsc::Receiver<()> {
 /// runs while frozen.
 #[test]
 fn a_frozen_filesystem_holds_writes_until_the_thaw_even_across_a_restart() {
+    let _live = live_system();
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         eprintln!("SKIPPED: freezing a filesystem needs root");
@@ -618,6 +627,7 @@ fn a_frozen_filesystem_holds_writes_until_the_thaw_even_across_a_restart() {
 /// in shape everywhere, and in value where the facts are the same for both.
 #[test]
 fn read_only_commands_describe_this_machine_as_qemu_ga_does() {
+    let _live = live_system();
     let read_only = [
         "guest-get-osinfo",
         "guest-get-host-name",
@@ -681,4 +691,226 @@ fn read_only_commands_describe_this_machine_as_qemu_ga_does() {
     let fsinfo = json!({"execute": "guest-get-fsinfo"});
     let (mine, qemu) = (ask(&mut a, fsinfo.clone()), ask(&mut b, fsinfo));
     assert_eq!(names(&mine, "mountpoint"), names(&qemu, "mountpoint"));
+}
+
+/// A slow command (a freeze hook that takes 3 s) does not hold up
+/// `guest-sync`: its reply comes first, the slow one's after. qemu-ga, one
+/// thread, would answer in order.
+#[test]
+fn guest_sync_is_answered_while_a_slow_command_runs() {
+    let _live = live_system();
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED: the freeze hook must be root's");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let hook = dir.path().join("slow-hook");
+    fs::write(&hook, "#!/bin/sh\n[ \"$1\" = freeze ] && sleep 3\nexit 0\n").unwrap();
+    fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let extra = format!("fsfreeze_hook = {}\n", hook.display());
+    // Only a mount that does not exist is named: nothing freezes.
+    let agent = Ga::singularity_with_run(Path::new("/"), "", &extra, Some(&dir.path().join("run")));
+    let mut s = agent.connect();
+    s.write_all(
+        br#"{"execute":"guest-fsfreeze-freeze-list","arguments":{"mountpoints":["/no/such/mount"]},"id":"slow"}"#,
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let sync = ask(&mut s, json!({"execute": "guest-sync", "arguments": {"id": 7}}));
+    assert_eq!(sync, json!({"return": 7}), "guest-sync first");
+    // A command the worker runs waits its turn behind the slow one.
+    let slow = ask(&mut s, json!({"execute": "guest-get-host-name", "id": "after"}));
+    assert_eq!(slow, json!({"return": 0, "id": "slow"}), "then the slow command");
+    let mut rest = Vec::new();
+    let mut byte = [0u8; 1];
+    while s.read(&mut byte).map(|n| n == 1 && byte[0] != b'\n').unwrap_or(false) {
+        rest.push(byte[0]);
+    }
+    let after: Value = serde_json::from_slice(&rest).unwrap();
+    assert_eq!(after["id"], "after");
+    assert!(after["return"]["host-name"].is_string(), "{after}");
+}
+
+/// SIGHUP re-reads the configuration: what is blocked changes without a
+/// restart, and `guest-info` says so.
+#[test]
+fn a_reload_changes_which_commands_run() {
+    let root = TestRoot::new();
+    let agent = Ga::singularity(root.base(), "guest-get-osinfo", "");
+    let mut s = agent.connect();
+    let osinfo = json!({"execute": "guest-get-osinfo"});
+    assert_eq!(
+        ask(&mut s, osinfo.clone())["error"]["desc"],
+        "Command guest-get-osinfo has been disabled"
+    );
+    let conf = agent._dir.path().join("conf/singularity.conf");
+    let text = fs::read_to_string(&conf).unwrap();
+    fs::write(
+        &conf,
+        text.replace("block = guest-get-osinfo", "block = guest-get-host-name"),
+    )
+    .unwrap();
+    // SAFETY: kill with a child's pid and a valid signal.
+    assert_eq!(unsafe { libc::kill(agent.child.id() as i32, libc::SIGHUP) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let reply = ask(&mut s, osinfo.clone());
+        if reply.get("return").is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still refused after the reload: {reply}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        ask(&mut s, json!({"execute": "guest-get-host-name"}))["error"]["desc"],
+        "Command guest-get-host-name has been disabled"
+    );
+}
+
+/// `method = isa-serial` on a terminal (a pseudo-terminal standing in for
+/// the guest's serial port): raw bytes both ways, resynchronisation, and
+/// the port kept while the host end is silent.
+#[test]
+fn isa_serial_serves_a_terminal() {
+    let (mut master, slave_path) = pty();
+    let dir = tempfile::tempdir().unwrap();
+    let root = TestRoot::new();
+    let conf = dir.path().join("conf");
+    fs::create_dir(&conf).unwrap();
+    fs::write(
+        conf.join("singularity.conf"),
+        format!("[main]\ncommunicator = qga\n[qga]\nmethod = isa-serial\npath = {slave_path}\n"),
+    )
+    .unwrap();
+    let log = dir.path().join("agent.log");
+    let mut child = Command::new(bin())
+        .arg("-f")
+        .arg(&conf)
+        .arg("-H")
+        .arg(&log)
+        .args(["-l", "debug", "--root"])
+        .arg(root.base())
+        .args(["daemon", "--nodaemonize", "--pidfile"])
+        .arg(dir.path().join("pid"))
+        .arg("--run")
+        .arg(dir.path().join("run"))
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let killer = KillOnDrop(&mut child);
+    // Until the agent has the port: a sync after 0xFF, again and again.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut id = 100;
+    loop {
+        id += 1;
+        master
+            .write_all(
+                format!("\u{1}{{\"execute\":\"guest-sync-delimited\",\"arguments\":{{\"id\":{id}}}}}").as_bytes(),
+            )
+            .unwrap();
+        let got = read_pty(&mut master, Duration::from_millis(500));
+        if let Some(at) = got.windows(1).position(|w| w[0] == 0xFF) {
+            let line = String::from_utf8_lossy(&got[at + 1..]).into_owned();
+            if line.contains(&format!("\"return\":{id}")) {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no answer on {slave_path}: {}",
+            fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
+    // Garbage, then a request split across writes, then a ping.
+    master.write_all(b"\xFE}garbage{{").unwrap();
+    master.write_all(&[0xFF]).unwrap();
+    master.write_all(br#"{"execute":"guest-pi"#).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    master.write_all(br#"ng","id":"serial"}"#).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut got = Vec::new();
+    while !String::from_utf8_lossy(&got).contains(r#""id":"serial""#) {
+        assert!(
+            Instant::now() < deadline,
+            "no ping reply: {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        got.extend(read_pty(&mut master, Duration::from_millis(200)));
+    }
+    let text = String::from_utf8_lossy(&got);
+    let last = text.lines().rfind(|l| l.contains("serial")).unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(last).unwrap(),
+        json!({"return": {}, "id": "serial"})
+    );
+    drop(killer);
+}
+
+struct KillOnDrop<'a>(&'a mut Child);
+
+impl Drop for KillOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A pseudo-terminal: its master end, and the path of its slave end, set
+/// raw (as a serial port the guest's getty does not use).
+fn pty() -> (fs::File, String) {
+    use std::os::fd::FromRawFd;
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty fills the two descriptors; the pointers may be null.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: termios is plain data filled by tcgetattr; `slave` is open.
+    unsafe {
+        let mut t: libc::termios = std::mem::zeroed();
+        assert_eq!(libc::tcgetattr(slave, &mut t), 0);
+        libc::cfmakeraw(&mut t);
+        assert_eq!(libc::tcsetattr(slave, libc::TCSANOW, &t), 0);
+    }
+    let path = fs::read_link(format!("/proc/self/fd/{slave}")).unwrap();
+    // The slave stays open for the test's life, so that the master never
+    // sees a hang-up while the agent (re)opens its end. Leaked on purpose.
+    // SAFETY: `master` is a new descriptor owned by nothing else.
+    (
+        unsafe { fs::File::from_raw_fd(master) },
+        path.to_string_lossy().into_owned(),
+    )
+}
+
+/// What the master end has to read within `wait`.
+fn read_pty(master: &mut fs::File, wait: Duration) -> Vec<u8> {
+    use std::os::fd::AsRawFd;
+    let mut out = Vec::new();
+    let deadline = Instant::now() + wait;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut pfd = libc::pollfd {
+            fd: master.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut pfd, 1, left.as_millis() as i32) };
+        if n <= 0 {
+            return out;
+        }
+        let mut buf = [0u8; 4096];
+        match master.read(&mut buf) {
+            Ok(n) if n > 0 => out.extend_from_slice(&buf[..n]),
+            _ => return out,
+        }
+    }
 }

@@ -225,7 +225,15 @@ fn work(worker: &mut Worker, job: Job, replier: &Replier, shared: &Shared, is_fr
                 None | Some(Ok(_)) => "ok".to_string(),
                 Some(Err(e)) => e.class.to_string(),
             };
-            log::info!(
+            // Hosts poll the read-only commands (Proxmox, libvirt's
+            // guestinfo): those are logged at debug level unless they fail.
+            let level = if def.reads_only() && outcome == "ok" {
+                log::Level::Debug
+            } else {
+                log::Level::Info
+            };
+            log::log!(
+                level,
                 "qga: {} {outcome} in {:.1} ms",
                 def.name,
                 started.elapsed().as_secs_f64() * 1000.0

@@ -429,8 +429,13 @@ impl Conn {
     }
 
     fn parse(&self, line: &[u8]) -> Result<Value, String> {
-        serde_json::from_slice(line)
-            .map_err(|e| format!("{}: not a JSON line ({e}): {}", self.name, String::from_utf8_lossy(line)))
+        serde_json::from_slice(line).map_err(|e| {
+            format!(
+                "{}: not a JSON line ({e}): {}",
+                self.name,
+                String::from_utf8_lossy(line)
+            )
+        })
     }
 }
 
@@ -716,7 +721,10 @@ fn print_memory(idle: u64, started: &[Memory; 2], after: &[Memory; 2], exe: &[Op
     println!("Idle memory, KiB: after start-up, and {idle} s after the last request");
     println!("{:<46} {:>12} {:>12}", "", "qemu-ga", "singularity");
     let line = |label: &str, v: [Option<u64>; 2]| println!("{label:<46} {:>12} {:>12}", opt(v[0]), opt(v[1]));
-    line("private anonymous (Anonymous), after start-up", started.each(|m| m.anon));
+    line(
+        "private anonymous (Anonymous), after start-up",
+        started.each(|m| m.anon),
+    );
     line("private anonymous (Anonymous), idle", after.each(|m| m.anon));
     line("stripped executable", *exe);
     let own = own_libraries_kib(libs);
@@ -731,6 +739,14 @@ fn print_memory(idle: u64, started: &[Memory; 2], after: &[Memory; 2], exe: &[Op
     line("PSS, idle", after.each(|m| m.pss));
     line("Private_Dirty, idle", after.each(|m| m.private_dirty));
     line("threads", after.each(|m| m.threads));
+    println!(
+        "anonymous: heap, stacks and written data (smaps_rollup Anonymous), which no other process shares;\n\
+         executable: the stripped file, the most of its code the page cache can hold for it;\n\
+         libraries: the files of the shared libraries qemu-ga maps, glibc's left out (nearly every program maps them);\n\
+         VmRSS: every resident page, shared ones whole; PSS: each resident page divided by the processes mapping it;\n\
+         Private_Dirty: written pages no other process maps (a file's too while its page cache is unwritten,\n\
+         e.g. a binary just linked). Both agents hold one idle connection."
+    );
     println!("\nFiles qemu-ga maps besides its executable (singularity is static: none)");
     println!("{:<56} {:>9} {:>9}  counted", "file", "file KiB", "RSS KiB");
     for m in libs {

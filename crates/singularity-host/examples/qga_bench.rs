@@ -124,7 +124,7 @@ fn run(args: &Args) -> Result<(), String> {
     let started = agents.each(|a| memory(a.pid()));
 
     let versions = conns.try_each(|c| {
-        let (_, reply) = c.call(br#"{"execute":"guest-info"}"#)?;
+        let (_, reply, _) = c.call(br#"{"execute":"guest-info"}"#)?;
         Ok(reply["return"]["version"].as_str().unwrap_or("?").to_string())
     })?;
     println!("qemu-ga {} ({})", versions[0], args.qemu_ga.display());
@@ -418,14 +418,15 @@ impl Conn {
         }
     }
 
-    /// One request and its reply line: the time between, and the reply.
-    fn call(&mut self, request: &[u8]) -> Result<(Duration, Value), String> {
+    /// One request and its reply line: the time between, the reply, and
+    /// the line's size in bytes.
+    fn call(&mut self, request: &[u8]) -> Result<(Duration, Value, usize), String> {
         let mut buf = Vec::with_capacity(8192);
         let start = Instant::now();
         self.send(request)?;
         self.line(&mut buf)?;
         let elapsed = start.elapsed();
-        Ok((elapsed, self.parse(&buf)?))
+        Ok((elapsed, self.parse(&buf)?, buf.len()))
     }
 
     fn parse(&self, line: &[u8]) -> Result<Value, String> {
@@ -479,10 +480,11 @@ struct Row {
 /// the agents taking turns every [`BLOCK`] requests.
 fn round_trips(conns: &mut [Conn; 2], command: &'static str, n: usize, warmup: usize) -> Result<Row, String> {
     let request = format!(r#"{{"execute":"{command}"}}"#);
-    let mut last = [Value::Null, Value::Null];
+    let mut last = [(Value::Null, 0), (Value::Null, 0)];
     for (i, conn) in conns.iter_mut().enumerate() {
         for _ in 0..warmup {
-            last[i] = conn.call(request.as_bytes())?.1;
+            let (_, reply, bytes) = conn.call(request.as_bytes())?;
+            last[i] = (reply, bytes);
         }
     }
     let mut times: [Vec<f64>; 2] = [Vec::with_capacity(n), Vec::with_capacity(n)];
@@ -491,12 +493,12 @@ fn round_trips(conns: &mut [Conn; 2], command: &'static str, n: usize, warmup: u
         let block = BLOCK.min(n - done);
         for (i, conn) in conns.iter_mut().enumerate() {
             for _ in 0..block {
-                let (d, reply) = conn.call(request.as_bytes())?;
+                let (d, reply, bytes) = conn.call(request.as_bytes())?;
                 if reply.get("return").is_none() {
                     return Err(format!("{}: {command}: {reply}", conn.name));
                 }
                 times[i].push(d.as_secs_f64() * 1e6);
-                last[i] = reply;
+                last[i] = (reply, bytes);
             }
         }
         done += block;
@@ -505,8 +507,8 @@ fn round_trips(conns: &mut [Conn; 2], command: &'static str, n: usize, warmup: u
     Ok(Row {
         command,
         us: [summarize(a), summarize(b)],
-        reply_bytes: last.each(|v| v.to_string().len() + 1),
-        same: last[0] == last[1],
+        reply_bytes: last.each(|(_, bytes)| *bytes),
+        same: last[0].0 == last[1].0,
     })
 }
 

@@ -45,6 +45,7 @@ use clap::Parser;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::thread;
@@ -239,6 +240,23 @@ fn io(e: std::io::Error) -> String {
     e.to_string()
 }
 
+/// `command`, set to get SIGTERM when this process ends, even without its
+/// `Drop` (an abort, a signal).
+fn with_parent(mut command: Command) -> Command {
+    // SAFETY: the closure only calls prctl(2), which is async-signal-safe,
+    // between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    command
+}
+
 impl Agent {
     fn qemu_ga(exe: &Path) -> Result<Agent, String> {
         let dir = tempfile::tempdir().map_err(io)?;
@@ -246,7 +264,7 @@ impl Agent {
         let state = dir.path().join("state");
         std::fs::create_dir(&state).map_err(io)?;
         let log = dir.path().join("qemu-ga.log");
-        let child = Command::new(exe)
+        let child = with_parent(Command::new(exe))
             .args(["-m", "unix-listen", "-p"])
             .arg(&socket)
             .arg("-t")
@@ -284,7 +302,7 @@ impl Agent {
         .map_err(io)?;
         let root = dir.path().join("root");
         scratch_root(&root)?;
-        let child = Command::new(exe)
+        let child = with_parent(Command::new(exe))
             .arg("-f")
             .arg(&conf)
             .arg("-H")

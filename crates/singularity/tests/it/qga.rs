@@ -278,6 +278,8 @@ const EXACT: &[&str] = &[
     r#"{"execute":"guest-shutdown","arguments":{"mode":7}}"#,
     r#"{"execute":"guest-set-time","arguments":{"time":"now"}}"#,
     r#"{"execute":"guest-fstrim","arguments":{"minimum":"x"}}"#,
+    r#"{"execute":"guest-ping","execute":"guest-info"}"#,
+    "\u{FE}{\"execute\":\"guest-ping\",\"id\":\"fe\"}",
 ];
 
 /// The disabled command in both agents.

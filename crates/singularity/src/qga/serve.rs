@@ -381,7 +381,8 @@ pub fn serve(
         current.root.display()
     );
     notify::send("READY=1");
-    let mut buf = vec![0u8; 64 * 1024];
+    // Requests are small; a bigger one takes more reads, not more memory.
+    let mut buf = [0u8; 4096];
     while !signals::stop_requested() {
         if signals::take_reload() {
             reload(&current, global, args, &mut reader);

@@ -14,11 +14,12 @@
 //!   -b guest-exec,…,guest-file-*` (Debian's `qemu-guest-agent`; the commands
 //!   that run programs or open any file are blocked, as in the tests, since
 //!   it runs on this machine's live root);
-//! - `singularity -f <conf> -H <log> -l info --root <scratch root> daemon
-//!   --nodaemonize` with `communicator = qga`, `[qga] method = unix-listen`,
-//!   `path = <dir>/singularity.sock`. The scratch root holds this machine's
-//!   `os-release` and `/proc/sys/kernel/{osrelease,version,arch}`, so that
-//!   both agents give the same `guest-get-osinfo` reply.
+//! - `singularity -f <conf> -H <log> -l info --root / daemon --nodaemonize`
+//!   with `communicator = qga`, `[qga] method = unix-listen`,
+//!   `path = <dir>/singularity.sock`, on this machine's live root as a guest
+//!   runs it, with `[qga] allow` limited to the read-only commands measured;
+//!   and a second one on a scratch root (accounts, `/etc/shadow`) for
+//!   `guest-set-user-password`, which is not sent to the live one.
 //!
 //! What is measured:
 //! - round trips over one connection per agent, one request at a time: the
@@ -29,8 +30,8 @@
 //! - `guest-sync` behind another command: `{"execute":C}` and a
 //!   `guest-sync` in one write; the time to each reply. With `guest-get-osinfo`
 //!   for both agents, and with `guest-set-user-password` (of the scratch
-//!   root's `/etc/shadow`) for singularity only, as qemu-ga would change this
-//!   machine's password;
+//!   root's `/etc/shadow`, by the second singularity) for singularity only,
+//!   as qemu-ga would change this machine's password;
 //! - idle memory, after start-up and again `--idle` seconds after the last
 //!   request: private anonymous memory (`Anonymous` of
 //!   `/proc/<pid>/smaps_rollup`: heap, stacks, written data, which no other
@@ -60,6 +61,9 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 /// qemu-ga's commands that run programs or open any file.
 const QEMU_GA_BLOCKED: &str = "guest-exec,guest-exec-status,guest-file-open,guest-file-close,\
                                guest-file-read,guest-file-write,guest-file-seek,guest-file-flush";
+/// What the singularity on this machine may run: nothing that changes it.
+const LIVE_ALLOW: &str = "allow = guest-sync,guest-sync-delimited,guest-ping,guest-info,guest-get-osinfo\n";
+
 /// The password `guest-set-user-password` sets in the scratch root.
 const PASSWORD: &str = "bench-Passw0rd!";
 
@@ -116,10 +120,12 @@ fn run(args: &Args) -> Result<(), String> {
             args.qemu_ga.display()
         ));
     }
-    let mut agents = [Agent::qemu_ga(&args.qemu_ga)?, Agent::singularity(&bin)?];
+    let mut agents = [Agent::qemu_ga(&args.qemu_ga)?, Agent::singularity(&bin, true)?];
     for agent in &mut agents {
         agent.wait_ready()?;
     }
+    let mut scratch = Agent::singularity(&bin, false)?;
+    scratch.wait_ready()?;
     let mut conns = [agents[0].connect()?, agents[1].connect()?];
     thread::sleep(Duration::from_secs(args.idle));
     let started = agents.each(|a| memory(a.pid()));
@@ -162,7 +168,13 @@ fn run(args: &Args) -> Result<(), String> {
     let password = base64::engine::general_purpose::STANDARD.encode(PASSWORD);
     let set_password = json!({"execute": "guest-set-user-password",
         "arguments": {"username": "root", "password": password, "crypted": false}});
-    let p = sync_pairs(&mut conns[1], set_password.to_string().as_bytes(), args.pairs, 0)?;
+    let p = sync_pairs(
+        &mut scratch.connect()?,
+        set_password.to_string().as_bytes(),
+        args.pairs,
+        0,
+    )?;
+    scratch.stop();
     pairs.push((agents[1].name, "guest-set-user-password", p));
     print_sync_pairs(&pairs);
 
@@ -286,7 +298,9 @@ impl Agent {
         })
     }
 
-    fn singularity(exe: &Path) -> Result<Agent, String> {
+    /// singularity on this machine (`live`: `--root /`, only the read-only
+    /// commands allowed, as a guest would run it) or on a scratch root.
+    fn singularity(exe: &Path, live: bool) -> Result<Agent, String> {
         let dir = tempfile::tempdir().map_err(io)?;
         let socket = dir.path().join("singularity.sock");
         let log = dir.path().join("singularity.log");
@@ -295,13 +309,19 @@ impl Agent {
         std::fs::write(
             conf.join("singularity.conf"),
             format!(
-                "[main]\ncommunicator = qga\n[qga]\nmethod = unix-listen\npath = {}\n",
-                socket.display()
+                "[main]\ncommunicator = qga\n[qga]\nmethod = unix-listen\npath = {}\n{}",
+                socket.display(),
+                if live { LIVE_ALLOW } else { "" }
             ),
         )
         .map_err(io)?;
-        let root = dir.path().join("root");
-        scratch_root(&root)?;
+        let root = if live {
+            PathBuf::from("/")
+        } else {
+            let root = dir.path().join("root");
+            scratch_root(&root)?;
+            root
+        };
         let child = with_parent(Command::new(exe))
             .arg("-f")
             .arg(&conf)

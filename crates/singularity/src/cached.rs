@@ -23,6 +23,9 @@ pub struct CachedFile {
     pub contents: Zeroizing<Vec<u8>>,
     /// Mode the file had when written.
     pub mode: u32,
+    /// The user and group it was written for (a user's
+    /// `authorized_keys`), kept as the cached copy's owner; `None`: root's.
+    pub owner: Option<(u32, u32)>,
 }
 
 /// The built-in functions `apply` accepts: those that write files.
@@ -110,6 +113,7 @@ fn collect(dir: &Path, prefix: &str, out: &mut Vec<CachedFile>) -> Result<(), St
                 path,
                 contents,
                 mode: meta.mode() & 0o7777,
+                owner: (meta.uid() != 0 || meta.gid() != 0).then(|| (meta.uid(), meta.gid())),
             });
         }
     }
@@ -177,6 +181,15 @@ pub fn apply(
                 // were held to allowed_paths when written; so they are now.
                 if function == Function::File.name() || Function::named(function).is_none() {
                     write.within = inject_allowed.to_vec();
+                }
+                if let Some(owner) = f.owner {
+                    // The user's again; only its own directory (`~/.ssh`)
+                    // may be made for it, never the home or above it.
+                    write.owner = Some(owner);
+                    write.dirs = crate::plan::ancestors(&f.path)
+                        .pop()
+                        .map(|parent| vec![(parent, 0o700)])
+                        .unwrap_or_default();
                 }
                 Step::Write(write)
             })

@@ -408,8 +408,9 @@ impl Applier {
         .map_err(io_err("write", path))
     }
 
-    /// Stores what was written under `<cache>/<function>/<path>` (mode kept,
-    /// private directories), so `singularity apply` can restore it later.
+    /// Stores what was written under `<cache>/<function>/<path>` (mode and
+    /// owner kept, private directories), so `singularity apply` can restore
+    /// it later.
     fn cache_copy(&self, root: &OwnedFd, labels: &Labels<'_>, function: &str, w: &FileWrite) -> Result<(), ApplyError> {
         let Some(cache) = &self.cache else {
             return Ok(());
@@ -439,6 +440,25 @@ impl Applier {
         let (target, existing) = target::check_target(root, &cached, &[])?;
         // Nothing to undo: a cache copy is made only after the change is complete.
         self.write_file(&copy, target, &existing, false, &mut Undo::default(), labels)?;
+        if let (Some((uid, gid)), true) = (w.owner, write::is_root_user()) {
+            // The copy is the user's, in root's private directories.
+            let (target, _) = target::check_target(root, &cached, &[])?;
+            let name = std::ffi::CString::new(target.name.as_bytes())
+                .map_err(|_| io_err("cache", &w.path)(io::Error::from(io::ErrorKind::InvalidInput)))?;
+            // SAFETY: a valid directory descriptor and NUL-terminated name.
+            let rc = unsafe {
+                libc::fchownat(
+                    std::os::fd::AsRawFd::as_raw_fd(&target.dir),
+                    name.as_ptr(),
+                    uid,
+                    gid,
+                    libc::AT_SYMLINK_NOFOLLOW,
+                )
+            };
+            if rc != 0 {
+                return Err(io_err("cache", &w.path)(io::Error::last_os_error()));
+            }
+        }
         Ok(())
     }
 
@@ -605,7 +625,13 @@ mod tests {
         assert_eq!((ssh.uid(), ssh.gid(), ssh.mode() & 0o7777), (4242, 4343, 0o700));
         assert_eq!(meta("home/u").uid(), 0, "an existing directory is left as it is");
         let cached = meta("var/cache/singularity/network/home/u/.ssh/authorized_keys");
-        assert_eq!(cached.uid(), 0, "the cache stays root's");
+        assert_eq!(cached.uid(), 4242, "the copy is the user's, for apply to restore it so");
+        let cache_dir = meta("var/cache/singularity/network/home/u/.ssh");
+        assert_eq!(
+            (cache_dir.uid(), cache_dir.mode() & 0o777),
+            (0, 0o700),
+            "in root's private directories"
+        );
 
         // Replacing a root-owned file hands it over too, keeping its mode.
         std::fs::write(dir.path().join("home/u/.ssh/authorized_keys"), "old\n").unwrap();

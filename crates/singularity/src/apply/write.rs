@@ -73,7 +73,7 @@ pub(crate) fn inspect(dir: BorrowedFd<'_>, name: &str) -> Result<Existing, Targe
     }
 }
 
-fn is_root_user() -> bool {
+pub(crate) fn is_root_user() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
 }

@@ -916,3 +916,51 @@ fn read_pty(master: &mut fs::File, wait: Duration) -> Vec<u8> {
         }
     }
 }
+
+/// Keys added through the QEMU guest agent are cached as an injected file
+/// is on Xen, and `singularity apply` puts them back, the user's again.
+#[test]
+fn keys_added_through_qga_are_restored_by_apply() {
+    use std::os::unix::fs::MetadataExt;
+    let root = TestRoot::new();
+    root.write(
+        "/etc/passwd",
+        b"root:x:0:0:root:/root:/bin/sh\nalice:x:4242:4343:Alice:/home/alice:/bin/sh\n",
+        0o644,
+    );
+    root.write(
+        "/etc/shadow",
+        b"root:*:19000:0:99999:7:::\nalice:!:19000:0:99999:7:::\n",
+        0o640,
+    );
+    fs::create_dir_all(root.path("/home/alice")).unwrap();
+    {
+        let agent = Ga::singularity(root.base(), "", "");
+        let mut s = agent.connect();
+        let add = json!({"execute": "guest-ssh-add-authorized-keys",
+            "arguments": {"username": "alice", "keys": ["ssh-ed25519 AAAAC3Nza alice@laptop"]}});
+        assert_eq!(ask(&mut s, add), json!({"return": {}}));
+    }
+    let keys = "/home/alice/.ssh/authorized_keys";
+    assert_eq!(root.read(keys), b"ssh-ed25519 AAAAC3Nza alice@laptop\n");
+    fs::remove_file(root.path(keys)).unwrap();
+    let conf = tempfile::tempdir().unwrap();
+    fs::write(conf.path().join("singularity.conf"), "").unwrap();
+    let out = Command::new(bin())
+        .arg("-f")
+        .arg(conf.path())
+        .args(["-H", "-", "--root"])
+        .arg(root.base())
+        .args(["apply", "file"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "file: restored\n");
+    assert_eq!(root.read(keys), b"ssh-ed25519 AAAAC3Nza alice@laptop\n");
+    assert_eq!(root.mode(keys), 0o600);
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        let meta = fs::metadata(root.path(keys)).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (4242, 4343), "alice's again");
+    }
+}

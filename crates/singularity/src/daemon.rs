@@ -79,11 +79,18 @@ fn metrics_config(started: &Settings, s: &Settings) -> Option<metrics::MetricsCo
 /// Connects, retrying until it works or a stop is requested (at boot the
 /// xenbus device may appear late).
 fn connect_until_ready(s: &Settings) -> Option<Box<dyn Communicator>> {
+    retry_until_stopped(|| connect(s))
+}
+
+/// Runs `attempt` until it succeeds (its value) or a stop is requested
+/// (`None`), waiting 100 ms after the first failure, doubling up to 5 s. The
+/// first failure is logged, the rest are not.
+pub(crate) fn retry_until_stopped<T>(mut attempt: impl FnMut() -> Result<T, String>) -> Option<T> {
     let mut delay = Duration::from_millis(100);
     let mut reported = false;
     loop {
-        match connect(s) {
-            Ok(c) => return Some(c),
+        match attempt() {
+            Ok(value) => return Some(value),
             Err(e) => {
                 if !reported {
                     log::error!("{e}; retrying");

@@ -315,28 +315,12 @@ impl Reader {
 /// Opens the port, retrying until it exists or a stop is asked (a virtio
 /// port may appear after the agent starts).
 fn open_until_ready(s: &Settings) -> Option<Port> {
-    let mut delay = Duration::from_millis(100);
-    let mut reported = false;
-    loop {
-        match Port::open(s.qga.method, s.qga.path.as_deref(), &s.run_dir) {
-            Ok(port) => return Some(port),
-            Err(e) => {
-                if !reported {
-                    let at = super::port::describe(s.qga.method, s.qga.path.as_deref(), &s.run_dir);
-                    log::error!("qga: cannot open {} port {at}: {e}; retrying", s.qga.method.name());
-                    reported = true;
-                }
-            }
-        }
-        let until = Instant::now() + delay;
-        while Instant::now() < until {
-            if signals::stop_requested() {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        delay = (delay * 2).min(Duration::from_secs(5));
-    }
+    daemon::retry_until_stopped(|| {
+        Port::open(s.qga.method, s.qga.path.as_deref(), &s.run_dir).map_err(|e| {
+            let at = super::port::describe(s.qga.method, s.qga.path.as_deref(), &s.run_dir);
+            format!("qga: cannot open {} port {at}: {e}", s.qga.method.name())
+        })
+    })
 }
 
 /// Serves the QEMU guest agent protocol until stopped. `connected` runs once

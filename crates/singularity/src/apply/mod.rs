@@ -633,19 +633,50 @@ mod tests {
             "in root's private directories"
         );
 
-        // Replacing a root-owned file hands it over too, keeping its mode.
-        std::fs::write(dir.path().join("home/u/.ssh/authorized_keys"), "old\n").unwrap();
-        std::os::unix::fs::chown(dir.path().join("home/u/.ssh/authorized_keys"), Some(0), Some(0)).unwrap();
-        std::fs::set_permissions(
-            dir.path().join("home/u/.ssh/authorized_keys"),
-            std::os::unix::fs::PermissionsExt::from_mode(0o640),
-        )
-        .unwrap();
-        let mut w = FileWrite::new("/home/u/.ssh/authorized_keys", b"new\n".to_vec(), 0o600);
-        w.owner = Some((4242, 4343));
-        applier.apply(&plan(vec![Step::Write(w)])).unwrap();
+        // A root-owned file (an administrator's lock on the user's keys)
+        // stays root's, its mode kept.
+        let keys_path = dir.path().join("home/u/.ssh/authorized_keys");
+        std::fs::write(&keys_path, "old\n").unwrap();
+        std::os::unix::fs::chown(&keys_path, Some(0), Some(0)).unwrap();
+        std::fs::set_permissions(&keys_path, std::os::unix::fs::PermissionsExt::from_mode(0o640)).unwrap();
+        let owned = |text: &[u8]| {
+            let mut w = FileWrite::new("/home/u/.ssh/authorized_keys", text.to_vec(), 0o600);
+            w.owner = Some((4242, 4343));
+            plan(vec![Step::Write(w)])
+        };
+        applier.apply(&owned(b"new\n")).unwrap();
         let keys = meta("home/u/.ssh/authorized_keys");
-        assert_eq!((keys.uid(), keys.gid(), keys.mode() & 0o7777), (4242, 4343, 0o640));
+        assert_eq!((keys.uid(), keys.gid(), keys.mode() & 0o7777), (0, 0, 0o640));
+        assert_eq!(std::fs::read(&keys_path).unwrap(), b"new\n");
+
+        // Another user's file, or one with other hard links (its contents
+        // would be handed over), is refused and left as it is.
+        std::os::unix::fs::chown(&keys_path, Some(777), Some(777)).unwrap();
+        let err = applier.apply(&owned(b"newer\n")).unwrap_err().to_string();
+        assert!(err.contains("belongs to uid 777"), "{err}");
+        std::os::unix::fs::chown(&keys_path, Some(4242), Some(4343)).unwrap();
+        std::fs::hard_link(&keys_path, dir.path().join("home/u/elsewhere")).unwrap();
+        let err = applier.apply(&owned(b"newer\n")).unwrap_err().to_string();
+        assert!(err.contains("hard links"), "{err}");
+        assert_eq!(std::fs::read(&keys_path).unwrap(), b"new\n");
+    }
+
+    #[test]
+    fn a_file_too_large_to_read_is_refused_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("etc")).unwrap();
+        // Sparse: a terabyte that takes no disk.
+        std::fs::File::create(dir.path().join("etc/big"))
+            .unwrap()
+            .set_len(1 << 40)
+            .unwrap();
+        let applier = Applier::new(Root::new(dir.path()), false, None);
+        let err = applier.read("/etc/big", &[]).unwrap_err().to_string();
+        assert!(err.contains("larger than 16 MiB"), "{err}");
+        let w = FileWrite::new("/etc/big", b"small\n".to_vec(), 0o644);
+        let err = applier.apply(&plan(vec![Step::Write(w)])).unwrap_err().to_string();
+        assert!(err.contains("larger than 16 MiB"), "{err}");
+        assert_eq!(std::fs::metadata(dir.path().join("etc/big")).unwrap().len(), 1 << 40);
     }
 
     #[test]

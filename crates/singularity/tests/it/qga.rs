@@ -946,14 +946,17 @@ fn keys_added_through_qga_are_restored_by_apply() {
     fs::remove_file(root.path(keys)).unwrap();
     let conf = tempfile::tempdir().unwrap();
     fs::write(conf.path().join("singularity.conf"), "").unwrap();
-    let out = Command::new(bin())
-        .arg("-f")
-        .arg(conf.path())
-        .args(["-H", "-", "--root"])
-        .arg(root.base())
-        .args(["apply", "file"])
-        .output()
-        .unwrap();
+    let apply = || {
+        Command::new(bin())
+            .arg("-f")
+            .arg(conf.path())
+            .args(["-H", "-", "--root"])
+            .arg(root.base())
+            .args(["apply", "file"])
+            .output()
+            .unwrap()
+    };
+    let out = apply();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "file: restored\n");
     assert_eq!(root.read(keys), b"ssh-ed25519 AAAAC3Nza alice@laptop\n");
@@ -963,4 +966,14 @@ fn keys_added_through_qga_are_restored_by_apply() {
         let meta = fs::metadata(root.path(keys)).unwrap();
         assert_eq!((meta.uid(), meta.gid()), (4242, 4343), "alice's again");
     }
+
+    // Alice points her ~/.ssh at root's: the restore stays in her home.
+    root.write("/root/.ssh/authorized_keys", b"root's key\n", 0o600);
+    fs::remove_dir_all(root.path("/home/alice/.ssh")).unwrap();
+    std::os::unix::fs::symlink("/root/.ssh", root.path("/home/alice/.ssh")).unwrap();
+    let out = apply();
+    assert!(!out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("outside the allowed paths"), "{err}");
+    assert_eq!(root.read("/root/.ssh/authorized_keys"), b"root's key\n");
 }

@@ -76,6 +76,30 @@ fn metrics_config(started: &Settings, s: &Settings) -> Option<metrics::MetricsCo
     })
 }
 
+/// Reads the configuration again (SIGHUP) and, when it is valid, points
+/// the logger at it and hands it to `apply`; an invalid one is logged and
+/// the old one kept. Tells systemd what happens.
+pub(crate) fn reload(current: &Settings, global: &Global, args: &DaemonArgs, apply: impl FnOnce(&Settings)) {
+    notify::send("RELOADING=1");
+    match settings::load(global, Some(args)) {
+        Ok(new) => {
+            for w in &new.warnings {
+                log::warn!("{w}");
+            }
+            if let Err(e) = logging::init(&new.loghandler, new.loglevel) {
+                log::error!("{e}");
+            }
+            apply(&new);
+            if new.transport() != current.transport() {
+                log::warn!("communicator settings changed: they take effect at the next restart");
+            }
+            log::info!("configuration reloaded (functions {})", new.functions);
+        }
+        Err(e) => log::error!("configuration not reloaded, keeping the old one: {e}"),
+    }
+    notify::send("READY=1");
+}
+
 /// Connects, retrying until it works or a stop is requested (at boot the
 /// xenbus device may appear late).
 fn connect_until_ready(s: &Settings) -> Option<Box<dyn Communicator>> {
@@ -169,28 +193,13 @@ pub fn serve(
     let mut trim_due = false;
     while !signals::stop_requested() {
         if signals::take_reload() {
-            notify::send("RELOADING=1");
-            match settings::load(global, Some(args)) {
-                Ok(new) => {
-                    for w in &new.warnings {
-                        log::warn!("{w}");
-                    }
-                    if let Err(e) = logging::init(&new.loghandler, new.loglevel) {
-                        log::error!("{e}");
-                    }
-                    agent.reconfigure(new.handler(configurators(&new)), applier(&new));
-                    log::info!("configuration reloaded (functions {})", new.functions);
-                    if new.transport() != current.transport() {
-                        log::warn!("communicator settings changed: they take effect at the next restart");
-                    }
-                    metadata = vm_data(&new);
-                    if let Err(e) = metrics.set(metrics_config(&current, &new)) {
-                        log::error!("cannot start metrics: {e}");
-                    }
+            reload(&current, global, args, |new| {
+                agent.reconfigure(new.handler(configurators(new)), applier(new));
+                metadata = vm_data(new);
+                if let Err(e) = metrics.set(metrics_config(&current, new)) {
+                    log::error!("cannot start metrics: {e}");
                 }
-                Err(e) => log::error!("configuration not reloaded, keeping the old one: {e}"),
-            }
-            notify::send("READY=1");
+            });
         }
         let wait = if trim_due { TRIM_AFTER } else { IDLE_WAIT };
         if serve_one(comm.as_mut(), metadata.as_mut(), &mut agent, wait) {

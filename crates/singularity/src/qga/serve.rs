@@ -29,8 +29,8 @@ use crate::cli::{DaemonArgs, Global};
 use crate::crypto::hash::Scheme;
 use crate::functions::Functions;
 use crate::root::Root;
-use crate::settings::{self, Settings};
-use crate::{daemon, logging, notify, signals};
+use crate::settings::Settings;
+use crate::{daemon, notify, signals};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -489,26 +489,10 @@ pub fn serve(
 }
 
 fn reload(current: &Settings, global: &Global, args: &DaemonArgs, reader: &mut Reader) {
-    notify::send("RELOADING=1");
-    match settings::load(global, Some(args)) {
-        Ok(new) => {
-            for w in &new.warnings {
-                log::warn!("{w}");
-            }
-            if let Err(e) = logging::init(&new.loghandler, new.loglevel) {
-                log::error!("{e}");
-            }
-            reader.policy = Policy::of(&new);
-            *reader.shared.next_worker.lock().unwrap_or_else(PoisonError::into_inner) =
-                Some(Box::new(Worker::of(&new)));
-            if new.transport() != current.transport() {
-                log::warn!("communicator settings changed: they take effect at the next restart");
-            }
-            log::info!("configuration reloaded (functions {})", new.functions);
-        }
-        Err(e) => log::error!("configuration not reloaded, keeping the old one: {e}"),
-    }
-    notify::send("READY=1");
+    daemon::reload(current, global, args, |new| {
+        reader.policy = Policy::of(new);
+        *reader.shared.next_worker.lock().unwrap_or_else(PoisonError::into_inner) = Some(Box::new(Worker::of(new)));
+    });
 }
 
 #[cfg(test)]

@@ -42,7 +42,7 @@ fn configurators(s: &Settings) -> Vec<External> {
 }
 
 /// Quiet time after a request before the heap's free pages are handed back.
-const TRIM_AFTER: Duration = Duration::from_secs(2);
+pub(crate) const TRIM_AFTER: Duration = Duration::from_secs(2);
 
 /// Builds the applier the settings describe.
 pub fn applier(s: &Settings) -> Applier {
@@ -148,7 +148,7 @@ fn one_arena() {
 
 /// Hands the heap's free pages back to the kernel (glibc keeps them after a
 /// burst of requests otherwise): real memory, not a counter.
-fn trim_heap() {
+pub(crate) fn trim_heap() {
     #[cfg(target_env = "gnu")]
     // SAFETY: malloc_trim only releases free memory of the allocator.
     unsafe {

@@ -458,6 +458,10 @@ pub fn serve(
     // Requests are small; a bigger one takes more reads, not more memory.
     let mut buf = [0u8; 4096];
     let mut reload_asked = false;
+    // The start-up's freed memory goes back to the kernel now, a burst's
+    // once TRIM_AFTER has passed quietly after it (as in the Xen loop).
+    daemon::trim_heap();
+    let mut trim_due = false;
     while !signals::stop_requested() {
         reload_asked |= signals::take_reload();
         // While frozen a reload waits for the thaw: it would log, and it
@@ -466,11 +470,17 @@ pub fn serve(
             reload(&current, global, args, &mut reader);
             reload_asked = false;
         }
-        match port.read(&mut buf, IDLE_WAIT) {
+        let wait = if trim_due { daemon::TRIM_AFTER } else { IDLE_WAIT };
+        match port.read(&mut buf, wait) {
             Ok(Got::Data(n)) => {
                 for event in reader.stream.feed(&buf[..n]) {
                     reader.event(event);
                 }
+                trim_due = true;
+            }
+            Ok(Got::Idle) if trim_due => {
+                daemon::trim_heap();
+                trim_due = false;
             }
             Ok(Got::Woken | Got::Idle) => {}
             Err(e) => {

@@ -263,53 +263,58 @@ pub fn describe(method: Method, path: Option<&str>, run_dir: &Path) -> String {
     }
 }
 
+/// Opens what `method` and `path` name: the device, or the listening socket.
+fn open_kind(method: Method, path: Option<&str>, run_dir: &Path) -> io::Result<Kind> {
+    Ok(match method {
+        Method::VirtioSerial => {
+            let wanted = PathBuf::from(path.unwrap_or(VIRTIO_PATH));
+            let device = virtio_device(&wanted, Path::new("/sys")).ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!(
+                        "no virtio-serial port {} (nor one named {} in /sys/class/virtio-ports)",
+                        wanted.display(),
+                        wanted.file_name().and_then(|n| n.to_str()).unwrap_or(PORT_NAME)
+                    ),
+                )
+            })?;
+            Kind::Device(Arc::new(open_device(&device)?))
+        }
+        Method::IsaSerial => {
+            let fd = open_device(Path::new(path.unwrap_or(SERIAL_PATH)))?;
+            raw_serial(fd.as_raw_fd())?;
+            Kind::Device(Arc::new(fd))
+        }
+        Method::UnixListen => {
+            let path = path.map_or_else(|| run_dir.join(SOCKET_NAME), PathBuf::from);
+            let listener = listen_unix(&path)?;
+            Kind::Listener {
+                listener,
+                client: None,
+                path: Some(path),
+            }
+        }
+        Method::VsockListen => {
+            let (cid, port) = path.and_then(vsock_address).ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "vsock-listen needs [qga] path = <cid>:<port>",
+                )
+            })?;
+            Kind::Listener {
+                listener: listen_vsock(cid, port)?,
+                client: None,
+                path: None,
+            }
+        }
+    })
+}
+
 impl Port {
     /// Opens the port `method` and `path` name (`None`: the method's
     /// default; `run_dir` holds the default Unix socket).
     pub fn open(method: Method, path: Option<&str>, run_dir: &Path) -> io::Result<Port> {
-        let kind = match method {
-            Method::VirtioSerial => {
-                let wanted = PathBuf::from(path.unwrap_or(VIRTIO_PATH));
-                let device = virtio_device(&wanted, Path::new("/sys")).ok_or_else(|| {
-                    io::Error::new(
-                        io::ErrorKind::NotFound,
-                        format!(
-                            "no virtio-serial port {} (nor one named {} in /sys/class/virtio-ports)",
-                            wanted.display(),
-                            wanted.file_name().and_then(|n| n.to_str()).unwrap_or(PORT_NAME)
-                        ),
-                    )
-                })?;
-                Kind::Device(Arc::new(open_device(&device)?))
-            }
-            Method::IsaSerial => {
-                let fd = open_device(Path::new(path.unwrap_or(SERIAL_PATH)))?;
-                raw_serial(fd.as_raw_fd())?;
-                Kind::Device(Arc::new(fd))
-            }
-            Method::UnixListen => {
-                let path = path.map_or_else(|| run_dir.join(SOCKET_NAME), PathBuf::from);
-                let listener = listen_unix(&path)?;
-                Kind::Listener {
-                    listener,
-                    client: None,
-                    path: Some(path),
-                }
-            }
-            Method::VsockListen => {
-                let (cid, port) = path.and_then(vsock_address).ok_or_else(|| {
-                    io::Error::new(
-                        io::ErrorKind::InvalidInput,
-                        "vsock-listen needs [qga] path = <cid>:<port>",
-                    )
-                })?;
-                Kind::Listener {
-                    listener: listen_vsock(cid, port)?,
-                    client: None,
-                    path: None,
-                }
-            }
-        };
+        let kind = open_kind(method, path, run_dir)?;
         let out = match &kind {
             Kind::Device(fd) => Some(Arc::clone(fd)),
             Kind::Listener { .. } => None,
@@ -322,6 +327,21 @@ impl Port {
             wake_write: Arc::new(wake_write),
             away: AWAY_FIRST,
         })
+    }
+
+    /// Opens a device port again after it failed (a virtio port unplugged
+    /// and plugged back is a new device); replies go to the new one. A
+    /// listening port is left as it is.
+    pub fn reopen(&mut self, method: Method, path: Option<&str>, run_dir: &Path) -> io::Result<()> {
+        if let Kind::Device(_) = self.kind {
+            let kind = open_kind(method, path, run_dir)?;
+            if let Kind::Device(fd) = &kind {
+                self.set_out(Some(Arc::clone(fd)));
+            }
+            self.kind = kind;
+            self.away = AWAY_FIRST;
+        }
+        Ok(())
     }
 
     /// What writes replies.

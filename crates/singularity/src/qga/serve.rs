@@ -462,6 +462,7 @@ pub fn serve(
     // once TRIM_AFTER has passed quietly after it (as in the Xen loop).
     daemon::trim_heap();
     let mut trim_due = false;
+    let mut failing = false;
     while !signals::stop_requested() {
         reload_asked |= signals::take_reload();
         // While frozen a reload waits for the thaw: it would log, and it
@@ -484,9 +485,21 @@ pub fn serve(
             }
             Ok(Got::Woken | Got::Idle) => {}
             Err(e) => {
-                log::warn!("qga: {e}");
+                // A device that fails (a virtio port unplugged) is opened
+                // again until it is back; the failure is logged once.
+                if !failing {
+                    log::warn!("qga: {e}; opening the port again until it works");
+                    failing = true;
+                }
                 std::thread::sleep(Duration::from_millis(250));
+                let (method, path) = (current.qga.method, current.qga.path.as_deref());
+                let _ = port.reopen(method, path, &current.run_dir);
+                continue;
             }
+        }
+        if failing {
+            log::info!("qga: the port works again");
+            failing = false;
         }
     }
     notify::send("STOPPING=1");

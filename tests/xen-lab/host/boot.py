@@ -928,7 +928,13 @@ class Boot:
                 pending.difference_update(done)
             elapsed = time.monotonic() - t
             xs.unwatch("%s/data/guest" % home, "burst")
+            # The agent writes a reply before it removes the request: the
+            # last removal may come just after the last reply is read.
+            settle = time.monotonic() + 5
             left = xs.directory("%s/data/host" % home)
+            while left and time.monotonic() < settle:
+                time.sleep(0.1)
+                left = xs.directory("%s/data/host" % home)
             if left:  # what nova's timeouts would do; then the agent must recover
                 xs.rm_many(["%s/data/host/%s" % (home, i) for i in left])
                 after, _ = self.request(xs, "version", "agent", remove=True)

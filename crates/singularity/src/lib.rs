@@ -42,3 +42,4 @@ pub mod settings;
 pub mod shadow;
 pub mod signals;
 pub mod stdout;
+pub mod update;

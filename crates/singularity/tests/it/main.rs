@@ -23,5 +23,6 @@ mod rundir;
 mod socket;
 #[path = "../common/tools.rs"]
 mod tools;
+mod update;
 mod xen;
 mod xenlab;

@@ -621,3 +621,36 @@ fn a_new_build_that_exits_at_start_is_rolled_back_and_the_previous_one_runs_agai
     let restarted = agent.pid_file();
     assert!(restarted != 0 && restarted != pid, "pid file {restarted}");
 }
+
+#[test]
+fn agentupdate_over_xenstore_as_nova_sends_it() {
+    use crate::xenlab::{GuestLink, XenLab};
+    let root = TestRoot::new();
+    root.write(TARGET, OLD, 0o755);
+    let work = tempfile::tempdir().unwrap();
+    let srv = Server::start();
+    let mut lab = XenLab::new(GuestLink::Stream, xenstore::sim::Config::default());
+    lab.start_agent(&root, &[], &format!("[update]\ntarget = {TARGET}\n"));
+    let host = lab.host();
+    let t = Duration::from_secs(30);
+    // UNIX's installer tarball, as an old agent_builds row would send it.
+    let installer = tgz(&[("nova-agent-1.39.1/installer.sh", b"#!/bin/sh\nexit 0\n")]);
+    let url = srv.at("/nova-agent-Linux-x86_64-1.39.1.tar.gz", Route::Body(installer.clone()));
+    let reply = host.agentupdate(&url, &md5(&installer), t).unwrap();
+    assert_eq!(
+        (reply.returncode.as_str(), reply.message.as_str()),
+        (
+            "500",
+            "the download is an installer tarball (installer.sh, the old agent's update format), not a singularity build"
+        )
+    );
+    assert_eq!(root.read(TARGET), OLD);
+    // A singularity build is installed (under --root: no restart).
+    let new = stand_in(work.path(), "new", "9.9.9", 0, None);
+    let url = srv.at("/singularity-9.9.9", Route::Body(new.clone()));
+    let reply = host.agentupdate(&url, &md5(&new), t).unwrap();
+    assert_eq!(reply.returncode, "0", "{}", reply.message);
+    assert_eq!(root.read(TARGET), new);
+    assert_eq!(root.read(&format!("{TARGET}.previous")), OLD);
+    assert!(lab.stop_agent(), "SIGTERM gives a clean exit");
+}

@@ -342,7 +342,11 @@ impl Agent {
     /// daemon re-executes it once this reply is sent.
     fn agent_update(&mut self, request: &crate::protocol::UpdateRequest) -> Result<(Reply, Vec<Plan>), Failure> {
         let root = self.applier.root();
-        log::info!("agentupdate: fetching {} (md5 {})", request.url, request.md5_hex());
+        log::info!(
+            "agentupdate: fetching {} (md5 {})",
+            crate::protocol::update::shown_url(&request.url),
+            request.md5_hex()
+        );
         match update::run(request, &self.settings.update, root, VERSION) {
             Ok(update::Outcome::Current(version)) => Ok((
                 Reply::ok(format!("version {version} is already running; nothing changed")),

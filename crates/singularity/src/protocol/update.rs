@@ -75,6 +75,34 @@ impl UpdateRequest {
     }
 }
 
+/// `url` as logs and replies show it: user information and the query (a
+/// password, a temporary URL's signature) become `***`.
+pub fn shown_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let (path_start, query) = match rest.find(['?', '#']) {
+        Some(i) => (&rest[..i], if rest[i..].starts_with('?') { "?***" } else { "" }),
+        None => (rest, ""),
+    };
+    let (authority, path) = match path_start.find('/') {
+        Some(i) => (&path_start[..i], &path_start[i..]),
+        None => (path_start, ""),
+    };
+    let authority = match authority.rsplit_once('@') {
+        Some((_, host)) => format!("***@{host}"),
+        None => authority.to_string(),
+    };
+    format!("{scheme}://{authority}{path}{query}")
+}
+
+/// `url` with `suffix` added to its path (before any query): where a
+/// detached signature lives.
+pub fn with_suffix(url: &str, suffix: &str) -> String {
+    match url.find(['?', '#']) {
+        Some(i) => format!("{}{suffix}{}", &url[..i], &url[i..]),
+        None => format!("{url}{suffix}"),
+    }
+}
+
 /// Lowercase hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -154,6 +182,18 @@ mod tests {
             UpdateRequest::parse(&json!({"md5sum": SUM, "url": 5})),
             Err(UpdateValueError::MissingKey("url"))
         );
+    }
+
+    #[test]
+    fn urls_are_shown_without_credentials_or_queries() {
+        assert_eq!(shown_url("http://h:8000/a/b"), "http://h:8000/a/b");
+        assert_eq!(shown_url("https://u:pw@h/a?sig=1&x=2"), "https://***@h/a?***");
+        assert_eq!(shown_url("https://h?x"), "https://h?***");
+        assert_eq!(
+            with_suffix("https://h/a?sig=1", ".minisig"),
+            "https://h/a.minisig?sig=1"
+        );
+        assert_eq!(with_suffix("https://h/a", ".minisig"), "https://h/a.minisig");
     }
 
     #[test]

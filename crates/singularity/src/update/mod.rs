@@ -14,7 +14,7 @@ pub mod candidate;
 pub mod fetch;
 pub mod restart;
 
-use crate::protocol::update::{hex, UpdateRequest};
+use crate::protocol::update::{hex, shown_url, with_suffix, UpdateRequest};
 use crate::root::Root;
 use md5::{Digest, Md5};
 use std::ffi::OsString;
@@ -165,7 +165,7 @@ pub fn run(
         total: settings.timeout,
         ca_file: settings.ca_file.clone(),
     };
-    let payload = fetch::get(&request.url, &limits).map_err(|e| UpdateError::Fetch(request.url.clone(), e))?;
+    let payload = fetch::get(&request.url, &limits).map_err(|e| UpdateError::Fetch(shown_url(&request.url), e))?;
     let got = hex(&Md5::digest(&payload));
     if got != request.md5_hex() {
         return Err(UpdateError::Md5 {
@@ -202,16 +202,17 @@ fn verify_signature(key: &str, url: &str, payload: &[u8], limits: &fetch::Limits
         minisign_verify::PublicKey::from_base64(key.trim())
             .map_err(|e| UpdateError::Signature(format!("[update] public_key: {e}")))?
     };
-    let sig_url = format!("{url}.minisig");
+    let sig_url = with_suffix(url, ".minisig");
+    let shown = shown_url(&sig_url);
     let sig_limits = fetch::Limits {
         max_size: MAX_SIGNATURE,
         ..limits.clone()
     };
-    let text = fetch::get(&sig_url, &sig_limits).map_err(|e| UpdateError::NoSignature(sig_url.clone(), e))?;
-    let text = String::from_utf8(text).map_err(|_| UpdateError::Signature(format!("{sig_url} is not text")))?;
+    let text = fetch::get(&sig_url, &sig_limits).map_err(|e| UpdateError::NoSignature(shown.clone(), e))?;
+    let text = String::from_utf8(text).map_err(|_| UpdateError::Signature(format!("{shown} is not text")))?;
     let signature = minisign_verify::Signature::decode(&text)
-        .map_err(|e| UpdateError::Signature(format!("{sig_url} is not a minisign signature: {e}")))?;
+        .map_err(|e| UpdateError::Signature(format!("{shown} is not a minisign signature: {e}")))?;
     public
         .verify(payload, &signature, false)
-        .map_err(|e| UpdateError::Signature(format!("{sig_url} does not verify with the configured key: {e}")))
+        .map_err(|e| UpdateError::Signature(format!("{shown} does not verify with the configured key: {e}")))
 }

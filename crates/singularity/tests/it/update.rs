@@ -100,11 +100,12 @@ impl Server {
 }
 
 /// A stand-in build: a static C program that prints `singularity <version>`
-/// for `--version`, exits `config_rc` for `config`, and as `daemon` either
-/// exits 1 or executes `real` with its own arguments.
+/// for `--version`, exits `config_rc` for `config`, and as `daemon` exits 1,
+/// executes `real` with its own arguments, or (`real` = `"hang"`) sleeps.
 fn stand_in(dir: &Path, name: &str, version: &str, config_rc: u8, real: Option<&str>) -> Vec<u8> {
     let src = dir.join(format!("{name}.c"));
     let daemon = match real {
+        Some("hang") => "sleep(600); return 1;".to_string(),
         Some(path) => format!("execv(\"{path}\", argv); return 2;"),
         None => "return 1;".to_string(),
     };
@@ -720,4 +721,35 @@ fn with_a_public_key_a_signed_build_is_installed_and_a_build_signed_otherwise_is
         assert_eq!(root.read(TARGET), new);
         assert_eq!(root.read(&format!("{TARGET}.previous")), OLD);
     }
+}
+
+#[test]
+fn a_new_build_that_never_serves_is_killed_after_30_s_and_rolled_back() {
+    const NAME: &str = "update::a_new_build_that_never_serves_is_killed_after_30_s_and_rolled_back";
+    if !in_namespace(NAME) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let exe = install_old(dir.path());
+    let old = fs::read(&exe).unwrap();
+    let stuck = stand_in(dir.path(), "stuck", "9.9.9", 0, Some("hang"));
+    let srv = Server::start();
+    let url = srv.at("/stuck", Route::Body(stuck.clone()));
+    let config = format!("[update]\ntarget = {}\n", exe.display());
+    let mut agent = LiveAgent::start(&exe, dir.path(), &config);
+    let started = Instant::now();
+    assert_eq!(
+        agent.call(update(&url, &md5(&stuck))),
+        Some(("0".to_string(), "updated to 9.9.9; restarting".to_string()))
+    );
+    // Killed by the watcher once 30 s have passed without the marker cleared.
+    let status = agent.child.wait().unwrap();
+    assert!(started.elapsed() >= Duration::from_secs(29), "{:?}", started.elapsed());
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(libc::SIGKILL)
+    );
+    agent.wait_version(VERSION);
+    assert_eq!(fs::read(&exe).unwrap(), old);
+    assert!(!Path::new(&format!("{}.pending", exe.display())).exists());
 }

@@ -753,3 +753,18 @@ fn a_new_build_that_never_serves_is_killed_after_30_s_and_rolled_back() {
     assert_eq!(fs::read(&exe).unwrap(), old);
     assert!(!Path::new(&format!("{}.pending", exe.display())).exists());
 }
+
+#[test]
+fn without_the_update_function_agentupdate_is_404_and_not_offered() {
+    let root = TestRoot::new();
+    let agent = Agent::socket(&root, &["-F", "version,features"], None);
+    let mut c = agent.connect();
+    assert_eq!(
+        c.json(update("http://127.0.0.1:9/x", &md5(b""))),
+        ("404".to_string(), "No such agent command 'agentupdate'".to_string())
+    );
+    assert_eq!(
+        c.json(json!({"name": "features", "value": ""})),
+        ("0".to_string(), "version,features".to_string())
+    );
+}

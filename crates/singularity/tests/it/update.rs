@@ -768,3 +768,126 @@ fn without_the_update_function_agentupdate_is_404_and_not_offered() {
         ("0".to_string(), "version,features".to_string())
     );
 }
+
+/// A real HTTPS server: Python's http.server wrapped in its ssl module,
+/// serving `dir` with a certificate for 127.0.0.1 signed by a CA made here
+/// with the openssl command. Returns the server, its base URL and the CA file.
+fn https_server(dir: &Path, work: &Path) -> (std::process::Child, String, PathBuf) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(work)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=singularity test CA",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "srv.key",
+        "-out",
+        "srv.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    fs::write(
+        work.join("ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "srv.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "srv.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext",
+    ]);
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let script = format!(
+        "import functools, http.server, ssl\n\
+         handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory={dir:?})\n\
+         server = http.server.ThreadingHTTPServer(('127.0.0.1', {port}), handler)\n\
+         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n\
+         context.load_cert_chain({cert:?}, {key:?})\n\
+         server.socket = context.wrap_socket(server.socket, server_side=True)\n\
+         server.serve_forever()\n",
+        dir = dir.to_str().unwrap(),
+        cert = work.join("srv.pem").to_str().unwrap(),
+        key = work.join("srv.key").to_str().unwrap(),
+    );
+    let child = Command::new("python3")
+        .args(["-c", &script])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "the HTTPS server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (child, format!("https://127.0.0.1:{port}"), work.join("ca.pem"))
+}
+
+#[test]
+fn over_https_the_server_must_be_trusted_and_ca_file_adds_a_trusted_ca() {
+    let root = TestRoot::new();
+    root.write(TARGET, OLD, 0o755);
+    let work = tempfile::tempdir().unwrap();
+    let served = work.path().join("srv");
+    fs::create_dir(&served).unwrap();
+    let new = stand_in(work.path(), "new", "9.9.9", 0, None);
+    fs::write(served.join("singularity"), &new).unwrap();
+    let (mut server, base, ca) = https_server(&served, work.path());
+    let url = format!("{base}/singularity");
+
+    // The system's CA store does not know the test CA: refused, nothing changes.
+    let agent = Agent::socket(&root, &[], Some(&format!("[update]\ntarget = {TARGET}\n")));
+    let (rc, msg) = agent.connect().json(update(&url, &md5(&new)));
+    assert_eq!(rc, "500");
+    assert!(msg.starts_with(&format!("cannot download {url}: ")), "{msg}");
+    assert!(msg.to_lowercase().contains("certificate"), "{msg}");
+    assert_eq!(root.read(TARGET), OLD);
+    drop(agent);
+
+    // With the CA as [update] ca_file: installed.
+    let config = format!("[update]\ntarget = {TARGET}\nca_file = {}\n", ca.display());
+    let agent = Agent::socket(&root, &[], Some(&config));
+    let (rc, msg) = agent.connect().json(update(&url, &md5(&new)));
+    assert_eq!(rc, "0", "{msg}");
+    assert_eq!(root.read(TARGET), new);
+    let _ = server.kill();
+    let _ = server.wait();
+}

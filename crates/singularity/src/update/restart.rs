@@ -64,9 +64,18 @@ pub fn reexec(target: &Path, previous: &Path) -> String {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn();
-    if let Err(e) = watcher {
-        let _ = std::fs::remove_file(&marker);
-        return format!("cannot start the update watcher {}: {e}", previous.display());
+    // The first watcher process exits as soon as it has detached the one
+    // that watches.
+    match watcher.and_then(|mut w| w.wait()) {
+        Ok(status) if status.success() => {}
+        Ok(status) => {
+            let _ = std::fs::remove_file(&marker);
+            return format!("the update watcher {} failed: {status}", previous.display());
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&marker);
+            return format!("cannot start the update watcher {}: {e}", previous.display());
+        }
     }
     log::info!("re-executing {}", target.display());
     let e = Command::new(target).args(&args).env(MARKER_ENV, &marker).exec();
@@ -75,15 +84,44 @@ pub fn reexec(target: &Path, previous: &Path) -> String {
     format!("cannot execute {}: {e}", target.display())
 }
 
-/// Whether `pid`, the watcher's parent, still runs: a parent that exits
-/// (even one nobody reaped yet) hands its children to another process.
+/// Whether `pid` still runs: it exists and is not a zombie (a daemon
+/// that exited and that its parent has not reaped yet).
 fn alive(pid: libc::pid_t) -> bool {
-    // SAFETY: getppid cannot fail.
-    unsafe { libc::getppid() == pid }
+    // SAFETY: signal 0 only checks that the process exists.
+    let exists =
+        unsafe { libc::kill(pid, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    if !exists {
+        return false;
+    }
+    // The state follows the command name, which ends at the last ')'.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
+        Err(_) => false,
+    }
+}
+
+/// Detaches the watcher from the daemon it watches: the daemon waits for
+/// this first process, which exits at once, so the watcher that goes on is
+/// nobody's child to reap (no zombie left in the new build's process).
+fn detach() -> Result<bool, String> {
+    // SAFETY: the watcher is single-threaded here (it has started no
+    // thread), so the child may go on running Rust code after the fork.
+    match unsafe { libc::fork() } {
+        -1 => Err(format!("cannot fork: {}", std::io::Error::last_os_error())),
+        0 => {
+            // SAFETY: setsid has no preconditions; failing only leaves the
+            // watcher in the daemon's session.
+            unsafe { libc::setsid() };
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
 }
 
 /// The watcher (`singularity update-watch <pid> <marker> <target> <previous> <args>…`),
-/// a child of the process it watches:
+/// detached from the process it watches:
 /// waits for the marker to go; if `pid` exits first or [`COME_BACK`]
 /// passes, restores `previous` as `target` and starts it with `args`
 /// (unless systemd runs the service: it restarts it).
@@ -101,6 +139,9 @@ pub fn watch(args: &[OsString]) -> Result<(), String> {
         .and_then(|p| p.parse().ok())
         .ok_or_else(|| "bad pid".to_string())?;
     let (marker, target, previous) = (Path::new(marker), Path::new(target), Path::new(previous));
+    if !detach()? {
+        return Ok(());
+    }
     // A stop of the service during the window must not kill the watcher
     // before it can restore.
     // SAFETY: ignoring SIGTERM and SIGHUP has no preconditions.

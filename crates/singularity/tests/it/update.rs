@@ -593,6 +593,22 @@ fn on_the_live_root_the_new_build_runs_in_the_same_process() {
     assert_eq!(fs::read(&exe).unwrap(), new);
     assert_eq!(fs::read(format!("{}.previous", exe.display())).unwrap(), old);
     assert!(agent.log().contains("update complete"), "{}", agent.log());
+    // The watcher went its own way: no zombie left in the agent's process.
+    std::thread::sleep(Duration::from_millis(300));
+    let zombies: Vec<String> = fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|stat| {
+            let fields: Vec<&str> = stat
+                .rsplit_once(')')
+                .map_or("", |(_, r)| r)
+                .split_whitespace()
+                .collect();
+            fields.first() == Some(&"Z") && fields.get(1) == Some(&pid.to_string().as_str())
+        })
+        .collect();
+    assert!(zombies.is_empty(), "{zombies:?}");
 }
 
 #[test]

@@ -24,5 +24,7 @@ mod socket;
 #[path = "../common/tools.rs"]
 mod tools;
 mod update;
+mod update_live;
+mod update_trust;
 mod xen;
 mod xenlab;

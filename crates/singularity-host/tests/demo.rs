@@ -15,7 +15,7 @@ fn demo_transcript_shows_replies_and_files() {
     let version = env!("CARGO_PKG_VERSION");
     for expected in [
         format!(r#"{{"returncode":"0","message":"{version}"}}"#),
-        r#"{"returncode":"0","message":"version,features,keyinit,password,injectfile,file_inject,resetnetwork"}"#
+        r#"{"returncode":"0","message":"version,features,keyinit,password,injectfile,file_inject,resetnetwork,agentupdate"}"#
             .to_string(),
         r#"{"returncode":"0","message":""}"#.to_string(),
         r#"{"name": "file_inject", "value": {"b64_file": "#.to_string(),

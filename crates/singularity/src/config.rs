@@ -1,5 +1,5 @@
 //! The configuration file `singularity.conf`: INI with `[main]`, `[daemon]`,
-//! `[apply]` and per-communicator/per-function sections. One table of
+//! `[apply]` and per-communicator/per-function sections (`[update]` among them). One table of
 //! [`KEYS`] defines every key, its default, what it accepts and its
 //! documentation; the parser, the annotated default file and the man page all
 //! come from it. Parsing is pure: text in, [`FileValues`] out.
@@ -56,6 +56,12 @@ pub const KEYS: &[KeyDef] = &[
     KeyDef { section: "file", key: "directory_mode", default: "0700", accepts: "an octal mode from 0000 to 0777", doc: "Mode of each directory created for an injected file; existing directories are left as they are." },
     KeyDef { section: "password", key: "hash", default: "sha512", accepts: "sha512 or sha256", doc: "crypt(3) scheme for the root password in /etc/shadow." },
     KeyDef { section: "password", key: "allow_empty", default: "false", accepts: "true or false", doc: "Let the host set an empty root password (refused by default, like one holding a NUL byte)." },
+    KeyDef { section: "update", key: "target", default: "", accepts: "an absolute path, or empty for the running executable", doc: "The executable agentupdate replaces (a path on the managed system, so under root). The previous build is kept beside it as <target>.previous. On the live root the daemon then re-executes it in place (same pid); if it does not reach its request loop within 30 s, or exits first, the previous build is put back and started again." },
+    KeyDef { section: "update", key: "ca_file", default: "", accepts: "an absolute path to a PEM file, or empty for none", doc: "A CA certificate trusted for https downloads, on top of the system's CA store." },
+    KeyDef { section: "update", key: "public_key", default: "", accepts: "a minisign public key (base64), an absolute path to a minisign .pub file, or empty for none", doc: "When set, agentupdate also requires a minisign signature of the download at <url>.minisig made with this key, and refuses a build without one." },
+    KeyDef { section: "update", key: "max_size", default: "64", accepts: "a whole number of MiB, 1 to 1024", doc: "Largest download (and largest unpacked build) agentupdate accepts." },
+    KeyDef { section: "update", key: "timeout", default: "20", accepts: "a whole number of seconds, 1 to 3600", doc: "How long the whole download may take, redirects included (nova waits 30 s for the reply by default)." },
+    KeyDef { section: "update", key: "connect_timeout", default: "5", accepts: "a whole number of seconds, 1 to 300", doc: "How long connecting to the download server may take." },
 ];
 
 /// The definition of `section.key`, if it exists.

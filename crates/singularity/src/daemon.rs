@@ -188,6 +188,7 @@ pub fn serve(
         current.root.display()
     );
     notify::send("READY=1");
+    crate::update::restart::came_back();
     let mut metadata = vm_data(&current);
     // After a request, the loop wakes once when TRIM_AFTER passes quietly.
     let mut trim_due = false;
@@ -251,6 +252,14 @@ pub fn serve_one(
     );
     if let Err(e) = sent {
         log::warn!("{e}");
+    }
+    if let Some((target, previous)) = agent.take_restart() {
+        // Returns only if the new build could not be started.
+        let why = crate::update::restart::reexec(&target, &previous);
+        log::error!("{why}; putting the previous build back");
+        if let Err(e) = std::fs::rename(&previous, &target) {
+            log::error!("cannot put {} back as {}: {e}", previous.display(), target.display());
+        }
     }
     true
 }

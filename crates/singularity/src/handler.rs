@@ -14,7 +14,9 @@ use crate::functions::{Function, Functions};
 use crate::network::{self, NetworkRequest, NetworkSpec, Renderer};
 use crate::plan::{Plan, Step};
 use crate::protocol::{parse_request, Command, Reply, RequestError, COMMAND_NAMES};
+use crate::update;
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// The agent version: dotted numeric only, as nova compares it with LooseVersion.
@@ -39,6 +41,8 @@ pub struct Settings {
     pub externals: Vec<External>,
     /// How long one external configurator may take.
     pub configurator_timeout: Duration,
+    /// `agentupdate`'s settings.
+    pub update: update::UpdateSettings,
 }
 
 impl Default for Settings {
@@ -52,6 +56,7 @@ impl Default for Settings {
             network_renderer: None,
             externals: Vec::new(),
             configurator_timeout: Duration::from_secs(30),
+            update: update::UpdateSettings::default(),
         }
     }
 }
@@ -107,6 +112,12 @@ pub struct Agent {
     settings: Settings,
     applier: Applier,
     shared: Option<SharedSecret>,
+    /// The build an update installed on the live root, to re-execute once
+    /// the reply is sent: (target, previous).
+    restart: Option<(PathBuf, PathBuf)>,
+    /// Whether the last command changed something outside the plans (an
+    /// update installed a build).
+    changed_outside: bool,
 }
 
 impl Agent {
@@ -116,7 +127,15 @@ impl Agent {
             settings,
             applier,
             shared: None,
+            restart: None,
+            changed_outside: false,
         }
+    }
+
+    /// The build to re-execute now that the reply to `agentupdate` is sent:
+    /// (target, previous).
+    pub fn take_restart(&mut self) -> Option<(PathBuf, PathBuf)> {
+        self.restart.take()
     }
 
     /// Replaces the settings (configuration reload). The key exchange survives.
@@ -232,6 +251,7 @@ impl Agent {
         };
         let mut replies = Vec::new();
         let mut plans = Vec::new();
+        self.changed_outside = false;
         if let Some(command) = builtin {
             let (reply, planned) = self.plan(command, vmdata.as_ref())?;
             replies.push(reply);
@@ -271,7 +291,7 @@ impl Agent {
         } else {
             false
         };
-        Ok((combine(replies), changed))
+        Ok((combine(replies), changed || self.changed_outside))
     }
 
     /// The reply and the plans of a built-in command; nothing is applied.
@@ -312,13 +332,52 @@ impl Agent {
                 };
                 self.reset_network(vmdata.unwrap_or(&empty))
             }
-            // Not in COMMAND_NAMES: `disabled` answered it already.
-            Command::AgentUpdate => Err(Failure::Plan("not implemented".into())),
+            Command::AgentUpdate(request) => self.agent_update(&request),
         }
     }
 }
 
 impl Agent {
+    /// `agentupdate`: install the build (see `update`); on the live root the
+    /// daemon re-executes it once this reply is sent.
+    fn agent_update(&mut self, request: &crate::protocol::UpdateRequest) -> Result<(Reply, Vec<Plan>), Failure> {
+        let root = self.applier.root();
+        log::info!(
+            "agentupdate: fetching {} (md5 {})",
+            crate::protocol::update::shown_url(&request.url),
+            request.md5_hex()
+        );
+        match update::run(request, &self.settings.update, root, VERSION) {
+            Ok(update::Outcome::Current(version)) => Ok((
+                Reply::ok(format!("version {version} is already running; nothing changed")),
+                Vec::new(),
+            )),
+            Ok(update::Outcome::Installed {
+                version,
+                target,
+                previous,
+            }) => {
+                self.changed_outside = true;
+                log::info!(
+                    "agentupdate: installed version {version} at {} (previous build kept as {})",
+                    target.display(),
+                    previous.display()
+                );
+                if root.is_live() {
+                    self.restart = Some((target, previous));
+                    Ok((Reply::ok(format!("updated to {version}; restarting")), Vec::new()))
+                } else {
+                    let message = format!(
+                        "installed {version} at {}; not restarted (not the live root)",
+                        target.display()
+                    );
+                    Ok((Reply::ok(message), Vec::new()))
+                }
+            }
+            Err(e) => Err(Failure::Plan(e.to_string())),
+        }
+    }
+
     /// `resetnetwork`: plan every enabled network function from vm-data, and
     /// the bring-up, as one change (rolled back if the bring-up fails). The
     /// reply message carries the notes (e.g. entries with no local NIC).

@@ -43,3 +43,4 @@ pub mod settings;
 pub mod shadow;
 pub mod signals;
 pub mod stdout;
+pub mod update;

@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use singularity::cli::{Action, Cli, Commands, DaemonArgs};
-use singularity::{cached, config, daemon, effective, lifecycle, logging, rundir, settings, stdout};
+use singularity::{cached, config, daemon, effective, lifecycle, logging, rundir, settings, stdout, update};
 use std::process::ExitCode;
 
 /// Freed memory is wiped: nothing the host sent outlives its use in the heap.
@@ -10,6 +10,19 @@ use std::process::ExitCode;
 static ALLOCATOR: singularity::secret::WipingAllocator = singularity::secret::WipingAllocator;
 
 fn main() -> ExitCode {
+    // The update watcher is internal (started by an update with arguments
+    // of its own): not a subcommand, so not in the help, man pages or
+    // completions.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == update::restart::WATCH_COMMAND) {
+        return match update::restart::watch(&args[2..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                complain(&format!("singularity: {e}"));
+                ExitCode::FAILURE
+            }
+        };
+    }
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
@@ -56,7 +69,13 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Commands::Daemon(args) => {
-            let s = settings::load(&cli.global, Some(args)).map_err(|e| e.to_string())?;
+            let mut s = settings::load(&cli.global, Some(args)).map_err(|e| e.to_string())?;
+            if update::restart::resumed_marker().is_some() {
+                // Re-executed by an update: same pid, already detached,
+                // whatever action first started this process.
+                s.nodaemonize = true;
+                return start(s, &cli, args);
+            }
             let lock = lifecycle::instance_lock_path(&s.root);
             match args.action {
                 Action::Status => Ok(ExitCode::from(lifecycle::status(&s.pidfile))),

@@ -79,6 +79,8 @@ pub struct Settings {
     pub password_allow_empty: bool,
     /// The qga communicator's settings (`[qga]`).
     pub qga: crate::qga::QgaSettings,
+    /// `agentupdate`'s settings (`[update]`).
+    pub update: crate::update::UpdateSettings,
     /// Where the configuration came from (for messages).
     pub config_file: PathBuf,
     /// Warnings about the configuration file (unknown keys).
@@ -114,6 +116,7 @@ impl Settings {
             network_renderer: self.network_renderer.clone(),
             externals,
             configurator_timeout: self.configurator_timeout,
+            update: self.update.clone(),
         }
     }
 }
@@ -346,6 +349,7 @@ pub fn resolve(
             .map_or_else(|| Path::new(&run_dir).join(SOCKET_NAME), PathBuf::from),
     };
     let apply_noop = v.typed("apply", "noop", parse_bool)?.unwrap_or(false);
+    let update = update_settings(v, global)?;
     let qga = qga_settings(v)?;
     let uid = match d.as_ref().and_then(|d| d.uid.clone()) {
         Some(u) => Some(u),
@@ -402,8 +406,55 @@ pub fn resolve(
         configurator_timeout,
         password_allow_empty,
         qga,
+        update,
         config_file: file,
         warnings: v.warnings.clone(),
+    })
+}
+
+/// `[update]`, and the global options the new build's `config` check gets.
+fn update_settings(v: &FileValues, global: &Global) -> Result<crate::update::UpdateSettings, ConfigError> {
+    let number = |min: u64, max: u64| move |s: &str| s.parse::<u64>().ok().filter(|n| (min..=max).contains(n));
+    let defaults = crate::update::UpdateSettings::default();
+    let mut config_args: Vec<std::ffi::OsString> = Vec::new();
+    let mut pass = |flag: &str, value: Option<std::ffi::OsString>| {
+        if let Some(value) = value {
+            config_args.push(flag.into());
+            config_args.push(value);
+        }
+    };
+    pass("--configuration", global.configuration.clone().map(Into::into));
+    pass("--root", global.root.clone().map(Into::into));
+    pass("--functions", global.functions.clone().map(Into::into));
+    pass("--cache", global.cache.clone().map(Into::into));
+    if global.backup {
+        config_args.push("--backup".into());
+    }
+    Ok(crate::update::UpdateSettings {
+        target: v.typed("update", "target", optional_absolute)?.flatten(),
+        ca_file: v
+            .typed("update", "ca_file", optional_absolute)?
+            .flatten()
+            .map(PathBuf::from),
+        public_key: v
+            .typed("update", "public_key", |s| match s {
+                "" => Some(None),
+                path if path.starts_with('/') => Some(Some(path.to_string())),
+                key => minisign_verify::PublicKey::from_base64(key)
+                    .ok()
+                    .map(|_| Some(key.to_string())),
+            })?
+            .flatten(),
+        max_size: v
+            .typed("update", "max_size", number(1, 1024))?
+            .map_or(defaults.max_size, |m| m << 20),
+        timeout: v
+            .typed("update", "timeout", number(1, 3600))?
+            .map_or(defaults.timeout, Duration::from_secs),
+        connect_timeout: v
+            .typed("update", "connect_timeout", number(1, 300))?
+            .map_or(defaults.connect_timeout, Duration::from_secs),
+        config_args,
     })
 }
 

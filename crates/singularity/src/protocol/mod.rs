@@ -6,8 +6,10 @@
 //! `{"returncode": <string>, "message": <string>}` (nova crashes on anything else).
 
 pub mod inject;
+pub mod update;
 
 pub use inject::{Injection, InjectionError};
+pub use update::{UpdateRequest, UpdateValueError};
 
 use crate::crypto::dh::PeerKey;
 use crate::secret::Secret;
@@ -36,7 +38,7 @@ pub enum Command {
     /// `resetnetwork`: reconfigure networking from `vm-data`.
     ResetNetwork,
     /// `agentupdate`: replace the agent from a URL with an MD5 sum.
-    AgentUpdate,
+    AgentUpdate(UpdateRequest),
 }
 
 impl Command {
@@ -50,7 +52,7 @@ impl Command {
             Command::Password(_) => "password",
             Command::InjectFile(inj) => inj.form.name(),
             Command::ResetNetwork => "resetnetwork",
-            Command::AgentUpdate => "agentupdate",
+            Command::AgentUpdate(_) => "agentupdate",
         }
     }
 }
@@ -94,9 +96,8 @@ impl fmt::Display for RequestError {
 }
 
 /// The command names this agent implements, in the order `features` lists
-/// them. `agentupdate` is recognised but not implemented: the agent does not
-/// replace itself from a URL vouched for by an MD5 sum.
-pub const COMMAND_NAMES: [&str; 7] = [
+/// them (as UNIX's agent, `agentupdate` after `resetnetwork`).
+pub const COMMAND_NAMES: [&str; 8] = [
     "version",
     "features",
     "keyinit",
@@ -104,6 +105,7 @@ pub const COMMAND_NAMES: [&str; 7] = [
     "injectfile",
     "file_inject",
     "resetnetwork",
+    "agentupdate",
 ];
 
 /// Parses a raw request. The name is returned separately so that even a request
@@ -144,7 +146,9 @@ pub fn parse_request(raw: &[u8]) -> Result<Command, RequestError> {
             .map(Command::InjectFile)
             .map_err(|e| bad("file_inject", e.to_string())),
         "resetnetwork" => Ok(Command::ResetNetwork),
-        "agentupdate" => Ok(Command::AgentUpdate),
+        "agentupdate" => UpdateRequest::parse(value)
+            .map(Command::AgentUpdate)
+            .map_err(|e| bad("agentupdate", e.to_string())),
         other => Err(RequestError::Unknown(other.to_string())),
     }
 }
@@ -235,9 +239,9 @@ mod tests {
                 "{name} is offered but no function serves it"
             );
         }
-        // Recognised, registered and deliberately not offered.
-        let offered: Vec<&str> = registered.into_iter().filter(|c| !COMMAND_NAMES.contains(c)).collect();
-        assert_eq!(offered, ["agentupdate"]);
+        // Every registered command is offered.
+        let hidden: Vec<&str> = registered.into_iter().filter(|c| !COMMAND_NAMES.contains(c)).collect();
+        assert!(hidden.is_empty(), "{hidden:?}");
     }
 
     #[test]
@@ -258,6 +262,16 @@ mod tests {
             parse(r#"{"name": "resetnetwork", "value": ""}"#),
             Ok(Command::ResetNetwork)
         ));
+        assert!(matches!(
+            parse(r#"{"name": "agentupdate", "value": "http://h/s,d41d8cd98f00b204e9800998ecf8427e"}"#),
+            Ok(Command::AgentUpdate(_))
+        ));
+        assert_eq!(
+            parse(r#"{"name": "agentupdate", "value": "http://h/s"}"#)
+                .unwrap_err()
+                .to_string(),
+            "Invalid value for 'agentupdate': expected \"<url>,<md5 hex>\" (no comma)"
+        );
     }
 
     #[test]

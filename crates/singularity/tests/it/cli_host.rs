@@ -105,7 +105,7 @@ fn operator_tools_drive_an_agent_through_the_simulator() {
     let out = host(&dom0, &["--json", "features"], None);
     assert_eq!(
         text(&out).0.trim(),
-        r#"{"returncode":"0","message":"version,features,keyinit,password,injectfile,file_inject,resetnetwork"}"#
+        r#"{"returncode":"0","message":"version,features,keyinit,password,injectfile,file_inject,resetnetwork,agentupdate"}"#
     );
 
     let out = host(&dom0, &["password", "--md", "md5", "-"], Some(b"from-stdin\n"));

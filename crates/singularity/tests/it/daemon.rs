@@ -180,7 +180,7 @@ fn reload_applies_a_good_config_and_keeps_the_old_one_on_error() {
     let pid = d.pid().unwrap();
     assert_eq!(
         d.features(),
-        "version,features,keyinit,password,injectfile,file_inject,resetnetwork"
+        "version,features,keyinit,password,injectfile,file_inject,resetnetwork,agentupdate"
     );
 
     d.config("[main]\nfunctions = version,features,file\n");

@@ -71,7 +71,7 @@ fn the_kmsactivate_example_serves_a_new_command() {
     let agent = Agent::socket(&root, &[], Some(&format!("[daemon]\nconfigurators = {}\n", dir.arg())));
     assert_eq!(
         features(&agent),
-        "version,features,keyinit,password,injectfile,file_inject,resetnetwork,kmsactivate"
+        "version,features,keyinit,password,injectfile,file_inject,resetnetwork,agentupdate,kmsactivate"
     );
     let value: Value = serde_json::from_slice(&fixture("request-value.json")).unwrap();
     let mut c = agent.connect();

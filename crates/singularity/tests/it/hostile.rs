@@ -333,9 +333,9 @@ fn cases() -> Vec<(bool, Vec<u8>, &'static str, String)> {
         ),
         (
             false,
-            br#"{"name":"agentupdate","value":"http://x/a.tgz,d41d8cd98f00b204e9800998ecf8427e"}"#.to_vec(),
-            "404",
-            s("No such agent command 'agentupdate'"),
+            br#"{"name":"agentupdate","value":"file:///etc/shadow,d41d8cd98f00b204e9800998ecf8427e"}"#.to_vec(),
+            "500",
+            s("Invalid value for 'agentupdate': invalid URL: only http and https are fetched (scheme \"file\")"),
         ),
         (
             false,

@@ -23,5 +23,8 @@ mod rundir;
 mod socket;
 #[path = "../common/tools.rs"]
 mod tools;
+mod update;
+mod update_live;
+mod update_trust;
 mod xen;
 mod xenlab;

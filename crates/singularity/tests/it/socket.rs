@@ -39,7 +39,7 @@ fn version_and_features() {
     assert_eq!(rc, "0");
     assert_eq!(
         features,
-        "version,features,keyinit,password,injectfile,file_inject,resetnetwork"
+        "version,features,keyinit,password,injectfile,file_inject,resetnetwork,agentupdate"
     );
 }
 

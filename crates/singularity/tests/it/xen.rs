@@ -25,7 +25,7 @@ fn boot_sequence(link: GuestLink, config: Config) {
     assert_eq!(reply.returncode, "0");
     assert_eq!(
         features.join(","),
-        "version,features,keyinit,password,injectfile,file_inject,resetnetwork"
+        "version,features,keyinit,password,injectfile,file_inject,resetnetwork,agentupdate"
     );
     let key = b"\n# The following ssh key was injected by Nova\nssh-ed25519 AAAAC3 test\n";
     assert_eq!(

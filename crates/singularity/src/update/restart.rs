@@ -1,0 +1,177 @@
+//! After an update on the live root: re-execute the new build in place (same
+//! pid, so the pid file and systemd's main pid stay), watched by the
+//! previous build. The daemon leaves a marker file before the exec; the new
+//! process removes it when it reaches its request loop. If the marker is
+//! still there when the process is gone, or after [`COME_BACK`], the
+//! watcher puts the previous build back and starts it again.
+
+use std::ffi::OsString;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The environment variable naming the marker for the re-executed process.
+pub const MARKER_ENV: &str = "SINGULARITY_UPDATE_MARKER";
+/// How long the new build has to reach its request loop.
+pub const COME_BACK: Duration = Duration::from_secs(30);
+/// The hidden subcommand the watcher runs as.
+pub const WATCH_COMMAND: &str = "update-watch";
+
+/// `<target>.pending`: present from the exec until the new build serves.
+pub fn marker_path(target: &Path) -> PathBuf {
+    let mut name = target.as_os_str().to_owned();
+    name.push(".pending");
+    PathBuf::from(name)
+}
+
+/// Whether this process was started by an update (the marker it must clear
+/// once it serves).
+pub fn resumed_marker() -> Option<PathBuf> {
+    std::env::var_os(MARKER_ENV).map(PathBuf::from)
+}
+
+/// Called when the request loop is reached: clears the marker, so the
+/// watcher knows the new build came back.
+pub fn came_back() {
+    if let Some(marker) = resumed_marker() {
+        match std::fs::remove_file(&marker) {
+            Ok(()) => log::info!("update complete: version {} serves", crate::handler::VERSION),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => log::error!("cannot remove the update marker {}: {e}", marker.display()),
+        }
+    }
+}
+
+/// Leaves the marker, starts the watcher (the previous build, from its kept
+/// copy) and replaces this process with `target`, given this process's own
+/// arguments. Returns only on failure, with the old build still running.
+pub fn reexec(target: &Path, previous: &Path) -> String {
+    let marker = marker_path(target);
+    if let Err(e) = std::fs::write(&marker, format!("{}\n", std::process::id())) {
+        return format!("cannot write the update marker {}: {e}", marker.display());
+    }
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let watcher = Command::new(previous)
+        .arg(WATCH_COMMAND)
+        .arg(std::process::id().to_string())
+        .arg(&marker)
+        .arg(target)
+        .arg(previous)
+        .args(&args)
+        .env_remove(MARKER_ENV)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    // The first watcher process exits as soon as it has detached the one
+    // that watches.
+    match watcher.and_then(|mut w| w.wait()) {
+        Ok(status) if status.success() => {}
+        Ok(status) => {
+            let _ = std::fs::remove_file(&marker);
+            return format!("the update watcher {} failed: {status}", previous.display());
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&marker);
+            return format!("cannot start the update watcher {}: {e}", previous.display());
+        }
+    }
+    log::info!("re-executing {}", target.display());
+    let e = Command::new(target).args(&args).env(MARKER_ENV, &marker).exec();
+    // Still the old build: nothing to watch.
+    let _ = std::fs::remove_file(&marker);
+    format!("cannot execute {}: {e}", target.display())
+}
+
+/// Whether `pid` still runs: it exists and is not a zombie (a daemon
+/// that exited and that its parent has not reaped yet).
+fn alive(pid: libc::pid_t) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    let exists =
+        unsafe { libc::kill(pid, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    if !exists {
+        return false;
+    }
+    // The state follows the command name, which ends at the last ')'.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
+        Err(_) => false,
+    }
+}
+
+/// Detaches the watcher from the daemon it watches: the daemon waits for
+/// this first process, which exits at once, so the watcher that goes on is
+/// nobody's child to reap (no zombie left in the new build's process).
+fn detach() -> Result<bool, String> {
+    // SAFETY: the watcher is single-threaded here (it has started no
+    // thread), so the child may go on running Rust code after the fork.
+    match unsafe { libc::fork() } {
+        -1 => Err(format!("cannot fork: {}", std::io::Error::last_os_error())),
+        0 => {
+            // SAFETY: setsid has no preconditions; failing only leaves the
+            // watcher in the daemon's session.
+            unsafe { libc::setsid() };
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}
+
+/// The watcher (`singularity update-watch <pid> <marker> <target> <previous> <args>…`),
+/// detached from the process it watches:
+/// waits for the marker to go; if `pid` exits first or [`COME_BACK`]
+/// passes, restores `previous` as `target` and starts it with `args`
+/// (unless systemd runs the service: it restarts it).
+pub fn watch(args: &[OsString]) -> Result<(), String> {
+    let (pid, marker, target, previous, rest) = match args {
+        [pid, marker, target, previous, rest @ ..] => (pid, marker, target, previous, rest),
+        _ => {
+            return Err(format!(
+                "usage: {WATCH_COMMAND} <pid> <marker> <target> <previous> <args>..."
+            ))
+        }
+    };
+    let pid: libc::pid_t = pid
+        .to_str()
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(|| "bad pid".to_string())?;
+    let (marker, target, previous) = (Path::new(marker), Path::new(target), Path::new(previous));
+    if !detach()? {
+        return Ok(());
+    }
+    // A stop of the service during the window must not kill the watcher
+    // before it can restore.
+    // SAFETY: ignoring SIGTERM and SIGHUP has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGTERM, libc::SIG_IGN);
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+    }
+    let deadline = Instant::now() + COME_BACK;
+    loop {
+        if !marker.exists() {
+            return Ok(());
+        }
+        if !alive(pid) || Instant::now() >= deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::fs::rename(previous, target).map_err(|e| format!("cannot restore {}: {e}", previous.display()))?;
+    let _ = std::fs::remove_file(marker);
+    if alive(pid) {
+        // SAFETY: the process did not come back in time; it is killed.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        while alive(pid) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    if std::env::var_os("INVOCATION_ID").is_some() {
+        // systemd (Restart=on-failure) starts the restored build.
+        return Ok(());
+    }
+    let e = Command::new(target).args(rest).exec();
+    Err(format!("cannot start the restored {}: {e}", target.display()))
+}

@@ -1,0 +1,269 @@
+//! `agentupdate` on the live root (in a private mount namespace with its own
+//! /run): the daemon re-executes the new build in place, and the previous
+//! build comes back when the new one exits at start or never serves.
+
+use crate::harness::bin;
+use crate::update::{md5, stand_in, update, Route, Server, VERSION};
+use serde_json::json;
+use std::ffi::CString;
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const IN_NAMESPACE: &str = "SINGULARITY_TEST_UPDATE_IN_NAMESPACE";
+
+/// Re-runs the named test in a private mount namespace with tmpfs on /run
+/// (the instance lock is /run/singularity.lock on the live root).
+fn in_namespace(name: &str) -> bool {
+    if std::env::var_os(IN_NAMESPACE).is_some() {
+        let (src, target, fstype) = (c"singularity-test", CString::new("/run").unwrap(), c"tmpfs");
+        // SAFETY: every pointer is a valid NUL-terminated string for the call.
+        let rc = unsafe {
+            libc::mount(
+                src.as_ptr(),
+                target.as_ptr(),
+                fstype.as_ptr(),
+                0,
+                c"mode=0755".as_ptr().cast(),
+            )
+        };
+        assert_eq!(rc, 0, "mount tmpfs on /run: {}", std::io::Error::last_os_error());
+        return true;
+    }
+    let exe = std::env::current_exe().expect("test binary");
+    let mut cmd = Command::new("unshare");
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        cmd.args(["--user", "--map-root-user"]);
+    }
+    cmd.args(["--mount", "--propagation", "private", "--"])
+        .arg(exe)
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(IN_NAMESPACE, "1");
+    let out = cmd.output().expect("run unshare (util-linux)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "in the namespace:\n{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("1 passed"),
+        "the test did not run in the namespace:\n{stdout}"
+    );
+    false
+}
+
+/// A daemon on the live root started from `exe` (its own copy of the agent),
+/// with the socket communicator and everything else in `dir`.
+struct LiveAgent {
+    child: std::process::Child,
+    dir: PathBuf,
+}
+
+impl LiveAgent {
+    fn start(exe: &Path, dir: &Path, config: &str) -> LiveAgent {
+        fs::create_dir_all(dir.join("conf")).unwrap();
+        fs::write(dir.join("conf/singularity.conf"), config).unwrap();
+        let child = Command::new(exe)
+            .arg("-f")
+            .arg(dir.join("conf"))
+            .arg("-H")
+            .arg(dir.join("agent.log"))
+            .args(["-l", "debug", "-c"])
+            .arg(dir.join("cache"))
+            .args(["daemon", "--nodaemonize", "--communicator", "socket", "--socket"])
+            .arg(dir.join("agent.sock"))
+            .arg("--pidfile")
+            .arg(dir.join("agent.pid"))
+            .arg("--run")
+            .arg(dir.join("run"))
+            .env_remove("INVOCATION_ID")
+            .env_remove("NOTIFY_SOCKET")
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start the agent");
+        let agent = LiveAgent {
+            child,
+            dir: dir.to_path_buf(),
+        };
+        agent.wait_version(VERSION);
+        agent
+    }
+
+    fn call(&self, request: serde_json::Value) -> Option<(String, String)> {
+        let stream = std::os::unix::net::UnixStream::connect(self.dir.join("agent.sock")).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+        let mut line = request.to_string().into_bytes();
+        line.push(b'\n');
+        (&stream).write_all(&line).ok()?;
+        let mut reply = String::new();
+        BufReader::new(&stream).read_line(&mut reply).ok()?;
+        let v: serde_json::Value = serde_json::from_str(&reply).ok()?;
+        Some((
+            v["returncode"].as_str()?.to_string(),
+            v["message"].as_str()?.to_string(),
+        ))
+    }
+
+    /// Waits until an agent answers `version` with `want`.
+    fn wait_version(&self, want: &str) {
+        let deadline = Instant::now() + Duration::from_secs(40);
+        while Instant::now() < deadline {
+            if let Some((rc, v)) = self.call(json!({"name": "version", "value": "agent"})) {
+                if rc == "0" && v == want {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("no agent answered version {want}; log:\n{}", self.log());
+    }
+
+    fn pid_file(&self) -> u32 {
+        fs::read_to_string(self.dir.join("agent.pid"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(self.dir.join("agent.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for LiveAgent {
+    fn drop(&mut self) {
+        let pid = self.pid_file();
+        if pid != 0 && pid != self.child.id() {
+            // SAFETY: the restarted agent of this test.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The old build in `dir/sbin/singularity` (a copy of the agent under test).
+fn install_old(dir: &Path) -> PathBuf {
+    let sbin = dir.join("sbin");
+    fs::create_dir_all(&sbin).unwrap();
+    let exe = sbin.join("singularity");
+    fs::copy(bin(), &exe).unwrap();
+    exe
+}
+
+#[test]
+fn on_the_live_root_the_new_build_runs_in_the_same_process() {
+    const NAME: &str = "update_live::on_the_live_root_the_new_build_runs_in_the_same_process";
+    if !in_namespace(NAME) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let exe = install_old(dir.path());
+    let old = fs::read(&exe).unwrap();
+    // The new build reports 9.9.9 and, as a daemon, hands over to a copy of
+    // the agent under test (the same pid all along).
+    let real = dir.path().join("real-singularity");
+    fs::copy(bin(), &real).unwrap();
+    let new = stand_in(dir.path(), "new", "9.9.9", 0, Some(real.to_str().unwrap()));
+    let srv = Server::start();
+    let url = srv.at("/new", Route::Body(new.clone()));
+    let config = format!("[update]\ntarget = {}\n", exe.display());
+    let mut agent = LiveAgent::start(&exe, dir.path(), &config);
+    let pid = agent.child.id();
+    assert_eq!(
+        agent.call(update(&url, &md5(&new))),
+        Some(("0".to_string(), "updated to 9.9.9; restarting".to_string()))
+    );
+    // The copy serves again, in the same process, and cleared the marker.
+    agent.wait_version(VERSION);
+    let marker = PathBuf::from(format!("{}.pending", exe.display()));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while marker.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!marker.exists(), "the marker stayed; log:\n{}", agent.log());
+    assert_eq!(agent.child.try_wait().unwrap(), None, "the agent process exited");
+    assert_eq!(agent.pid_file(), pid);
+    assert_eq!(fs::read(&exe).unwrap(), new);
+    assert_eq!(fs::read(format!("{}.previous", exe.display())).unwrap(), old);
+    assert!(agent.log().contains("update complete"), "{}", agent.log());
+    // The watcher went its own way: no zombie left in the agent's process.
+    std::thread::sleep(Duration::from_millis(300));
+    let zombies: Vec<String> = fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| fs::read_to_string(e.path().join("stat")).ok())
+        .filter(|stat| {
+            let fields: Vec<&str> = stat
+                .rsplit_once(')')
+                .map_or("", |(_, r)| r)
+                .split_whitespace()
+                .collect();
+            fields.first() == Some(&"Z") && fields.get(1) == Some(&pid.to_string().as_str())
+        })
+        .collect();
+    assert!(zombies.is_empty(), "{zombies:?}");
+}
+
+#[test]
+fn a_new_build_that_exits_at_start_is_rolled_back_and_the_previous_one_runs_again() {
+    const NAME: &str = "update_live::a_new_build_that_exits_at_start_is_rolled_back_and_the_previous_one_runs_again";
+    if !in_namespace(NAME) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let exe = install_old(dir.path());
+    let old = fs::read(&exe).unwrap();
+    let broken = stand_in(dir.path(), "broken", "9.9.9", 0, None);
+    let srv = Server::start();
+    let url = srv.at("/broken", Route::Body(broken.clone()));
+    let config = format!("[update]\ntarget = {}\n", exe.display());
+    let mut agent = LiveAgent::start(&exe, dir.path(), &config);
+    let pid = agent.child.id();
+    assert_eq!(
+        agent.call(update(&url, &md5(&broken))),
+        Some(("0".to_string(), "updated to 9.9.9; restarting".to_string()))
+    );
+    // The stand-in exits 1 in the agent's process.
+    let status = agent.child.wait().unwrap();
+    assert_eq!(status.code(), Some(1));
+    // The watcher puts the previous build back and starts it.
+    agent.wait_version(VERSION);
+    assert_eq!(fs::read(&exe).unwrap(), old);
+    assert!(!Path::new(&format!("{}.previous", exe.display())).exists());
+    assert!(!Path::new(&format!("{}.pending", exe.display())).exists());
+    let restarted = agent.pid_file();
+    assert!(restarted != 0 && restarted != pid, "pid file {restarted}");
+}
+
+#[test]
+fn a_new_build_that_never_serves_is_killed_after_30_s_and_rolled_back() {
+    const NAME: &str = "update_live::a_new_build_that_never_serves_is_killed_after_30_s_and_rolled_back";
+    if !in_namespace(NAME) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let exe = install_old(dir.path());
+    let old = fs::read(&exe).unwrap();
+    let stuck = stand_in(dir.path(), "stuck", "9.9.9", 0, Some("hang"));
+    let srv = Server::start();
+    let url = srv.at("/stuck", Route::Body(stuck.clone()));
+    let config = format!("[update]\ntarget = {}\n", exe.display());
+    let mut agent = LiveAgent::start(&exe, dir.path(), &config);
+    let started = Instant::now();
+    assert_eq!(
+        agent.call(update(&url, &md5(&stuck))),
+        Some(("0".to_string(), "updated to 9.9.9; restarting".to_string()))
+    );
+    // Killed by the watcher once 30 s have passed without the marker cleared.
+    let status = agent.child.wait().unwrap();
+    assert!(started.elapsed() >= Duration::from_secs(29), "{:?}", started.elapsed());
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(libc::SIGKILL)
+    );
+    agent.wait_version(VERSION);
+    assert_eq!(fs::read(&exe).unwrap(), old);
+    assert!(!Path::new(&format!("{}.pending", exe.display())).exists());
+}

@@ -1,0 +1,396 @@
+# The KVM lab's checks (sourced by tests/kvm-lab/lab): one boot per agent,
+# the same virsh calls against each, then the outputs side by side.
+#
+# What a call printed is kept in BOOT/raw/NAME ("exit N" last); the calls
+# whose output is compared across agents are also written, normalised, to
+# BOOT/cmp/NAME (normalise). README.md lists what differs and why.
+
+PASSED=0
+FAILED=0
+FAILURES=()
+TIMES=()
+NYI=
+OUT=
+
+# The commands issue 14 asks of singularity: guest-info's list is compared
+# on these; qemu-ga's others are printed, not compared.
+QGA_COMMANDS=(guest-sync guest-sync-delimited guest-ping guest-info guest-set-user-password
+  guest-fsfreeze-status guest-fsfreeze-freeze guest-fsfreeze-freeze-list guest-fsfreeze-thaw
+  guest-set-time guest-get-time guest-shutdown guest-get-osinfo guest-get-host-name
+  guest-get-timezone guest-get-users guest-network-get-interfaces guest-get-fsinfo
+  guest-get-disks guest-get-vcpus guest-set-vcpus guest-ssh-get-authorized-keys
+  guest-ssh-add-authorized-keys guest-ssh-remove-authorized-keys guest-fstrim)
+
+KEY1="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBnWkH8D0kvmlabkeyoneoneoneoneoneoneoneone lab-key-1"
+KEY2="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC7TtQ4mkvmlabkeytwotwotwotwotwotwotwotwo lab-key-2"
+KEY3="ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQDkvmlabkeythreethreethreethree lab-key-3"
+
+# verdict NAME OK|... DETAIL: one PASS/FAIL line for the agent on port 0.
+verdict() {
+  local name=$1 status=FAIL detail=${3:-}
+  [ "$2" = ok ] && status=PASS
+  if [ "$status" = PASS ]; then
+    PASSED=$((PASSED + 1))
+  else
+    FAILED=$((FAILED + 1))
+    FAILURES+=("[$AGENT] $name")
+  fi
+  printf 'kvm-lab: [%s] %s %s%s\n' "$AGENT" "$status" "$name" "${detail:+: $detail}"
+}
+
+# expect NAME COMMAND...: PASS when the command succeeds.
+expect() {
+  local name=$1
+  shift
+  if "$@"; then verdict "$name" ok; else verdict "$name" fail; fi
+}
+
+# run_virsh NAME ARGS...: virsh ARGS; its output in OUT and BOOT/raw/NAME.
+run_virsh() {
+  local name=$1 rc=0
+  shift
+  OUT=$(vsh "$@" 2>&1) || rc=$?
+  printf '%s\nexit %s\n' "$OUT" "$rc" >"$BOOT/raw/$name"
+  return $rc
+}
+
+# virsh_matches NAME PATTERN ARGS...: virsh ARGS succeeds and prints PATTERN
+# (grep -E); the output is compared across agents.
+virsh_matches() {
+  local name=$1 pattern=$2 rc=0
+  shift 2
+  run_virsh "$name" "$@" || rc=$?
+  normalise "$name" <"$BOOT/raw/$name" >"$BOOT/cmp/$name"
+  if [ $rc = 0 ] && grep -Eq -- "$pattern" <<<"$OUT"; then
+    verdict "virsh $*" ok
+  else
+    verdict "virsh $*" fail "exit $rc, wanted /$pattern/: $(tr '\n' ' ' <<<"$OUT" | cut -c1-300)"
+  fi
+}
+
+# keep NAME TEXT: a guest-side answer compared across agents as it is.
+keep() { printf '%s\n' "$2" >"$BOOT/cmp/$1"; }
+
+# What legitimately differs between agents is taken out (README.md, "What
+# differs between the agents").
+normalise() {
+  case $1 in
+    guest-info)
+      # the command list on issue 14's commands; the version not at all
+      awk '/"name":/ { n = $0; sub(/.*"name": *"/, "", n); sub(/".*/, "", n); name = n }
+           /"enabled":/ { en = ($0 ~ /true/) ? "enabled" : "disabled" }
+           /"success-response":/ { sr = ($0 ~ /true/) ? "replies" : "no-reply" }
+           /^ *}/ { if (name != "") print name, en, sr; name = "" }
+           /^exit / { print }' |
+        grep -E "^($(
+          IFS='|'
+          echo "${QGA_COMMANDS[*]}"
+        )|exit) " | LC_ALL=C sort
+      ;;
+    *)
+      sed -e "s/$DOMAIN/DOMAIN/g" -e 's/[[:space:]]*$//' | sed -e '/^$/d'
+      ;;
+  esac
+}
+
+run_boot() {
+  local run=$1 idx=$2 side=$4 t0 t_ready t_agent t_checks
+  AGENT=$3
+  BOOT=$run/$idx-$AGENT
+  SOCK=$sock_root/$idx
+  ASK_ID=0
+  mkdir -p "$BOOT/raw" "$BOOT/cmp" "$SOCK"
+  log "boot $idx: $AGENT on port 0 (libvirt's), $side on port 1 ($BOOT)"
+  [ -n "${RUN_IMAGE:-}" ] || {
+    RUN_IMAGE=$run/run.cpio.gz
+    run_image "$here/guest" "$agent_bin" "$RUN_IMAGE"
+  }
+  t0=$(now)
+  start_guest "$AGENT" "$side"
+  if ! wait_until "$boot_timeout" guest_ready; then
+    verdict "guest boots (control channel up within $boot_timeout s)" fail "state $(domain_state)"
+    console_tail
+    end_boot
+    return
+  fi
+  t_ready=$(since "$t0")
+  if ! wait_until 60 agent_connected; then
+    verdict "libvirt reaches $AGENT on org.qemu.guest_agent.0" fail "no guest-ping within 60 s"
+    console_tail
+    end_boot
+    return
+  fi
+  t_agent=$(since "$t0")
+  verdict "libvirt reaches $AGENT on org.qemu.guest_agent.0" ok "guest up ${t_ready} s, agent ${t_agent} s after start"
+  if [ "$side" != none ]; then
+    expect "$side on org.qemu.guest_agent.1 answers guest-sync (side by side)" side_agent_syncs
+  fi
+
+  t_checks=$(now)
+  check_read_only
+  check_time
+  check_vcpus
+  check_ssh_keys
+  check_passwords
+  check_freeze
+  check_agents_stable
+  [ -n "$hold" ] && [ "$idx" = 1 ] && hold_guest
+  check_shutdown
+  TIMES+=("boot $idx ($AGENT on port 0): guest up ${t_ready} s, agent reached ${t_agent} s, checks $(since "$t_checks") s, total $(since "$t0") s")
+  if [ "$FAILED" -gt 0 ]; then console_tail 25; fi
+  end_boot
+}
+
+hold_guest() {
+  log "holding $DOMAIN: virsh -c $URI ... (agent socket $SOCK/agent0.sock); press Enter to go on"
+  read -r _ || true
+}
+
+# The calls that only read: their outputs are compared across agents.
+check_read_only() {
+  virsh_matches domhostname '^kvm-lab-guest$' domhostname "$DOMAIN"
+  virsh_matches domifaddr '52:54:00:6b:6c:01 +ipv4 +10\.0\.2\.15/24' domifaddr "$DOMAIN" --source agent
+  virsh_matches guestinfo 'os\.id +: debian' guestinfo "$DOMAIN"
+  grep -Eq 'hostname +: kvm-lab-guest' <<<"$OUT" &&
+    grep -Eq 'fs\.[0-9]+\.mountpoint +: /mnt/data' <<<"$OUT" &&
+    grep -Eq 'if\.[0-9]+\.addr\.[0-9]+\.addr +: 10\.0\.2\.15' <<<"$OUT" &&
+    verdict "guestinfo: hostname, /mnt/data, eth0's address" ok ||
+    verdict "guestinfo: hostname, /mnt/data, eth0's address" fail
+  virsh_matches domfsinfo '/mnt/data +ext4 +vda' domfsinfo "$DOMAIN"
+  virsh_matches guestvcpus 'online +: 0-1' guestvcpus "$DOMAIN"
+  virsh_matches guest-info '"guest-ping"' qemu-agent-command "$DOMAIN" --pretty '{"execute":"guest-info"}'
+  log "[$AGENT] guest-info: version $(sed -n 's/.*"version": *"\([^"]*\)".*/\1/p' "$BOOT/raw/guest-info")"
+  if [ "$AGENT" = singularity ]; then
+    if grep -Eq '"guest-(exec|file-)' "$BOOT/raw/guest-info"; then
+      verdict "guest-info offers no guest-exec and no guest-file-*" fail
+    else
+      verdict "guest-info offers no guest-exec and no guest-file-*" ok
+    fi
+  fi
+}
+
+# domtime: the host's clock within a few seconds, before and after --now
+# (nova's sync_guest_time) and --sync (the guest reads its RTC back).
+check_time() {
+  local host guest
+  time_close() {
+    run_virsh domtime domtime "$DOMAIN" || return 1
+    guest=$(sed -n 's/^Time: *//p' <<<"$OUT")
+    host=$(date +%s)
+    [ -n "$guest" ] && [ $((guest > host ? guest - host : host - guest)) -le "$1" ]
+  }
+  if time_close 10; then verdict "virsh domtime" ok "guest $guest, host $host"; else
+    verdict "virsh domtime" fail "guest ${guest:-?}, host ${host:-?}: $OUT"; fi
+  if run_virsh domtime-now domtime "$DOMAIN" --now && time_close 3; then
+    verdict "virsh domtime --now" ok "guest $guest, host $host"
+  else
+    verdict "virsh domtime --now" fail "$OUT"
+  fi
+  if run_virsh domtime-sync domtime "$DOMAIN" --sync && time_close 3; then
+    verdict "virsh domtime --sync" ok "guest $guest, host $host"
+  else
+    verdict "virsh domtime --sync" fail "$OUT"
+  fi
+  normalise domtime-sync <"$BOOT/raw/domtime-sync" | grep -v '^Time:' >"$BOOT/cmp/domtime-sync" || true
+}
+
+# guestvcpus: the second vCPU offline and back, seen from inside too.
+check_vcpus() {
+  local cpus
+  if run_virsh vcpu-disable guestvcpus "$DOMAIN" --cpulist 1 --disable &&
+    cpus=$(ask cpus) && [ "$cpus" = 0 ]; then
+    verdict "virsh guestvcpus --cpulist 1 --disable" ok "guest's online CPUs: $cpus"
+  else
+    verdict "virsh guestvcpus --cpulist 1 --disable" fail "$OUT; guest's online CPUs: ${cpus:-?}"
+  fi
+  virsh_matches guestvcpus-disabled 'online +: 0$' guestvcpus "$DOMAIN"
+  if run_virsh vcpu-enable guestvcpus "$DOMAIN" --cpulist 1 --enable &&
+    cpus=$(ask cpus) && [ "$cpus" = 0-1 ]; then
+    verdict "virsh guestvcpus --cpulist 1 --enable" ok "guest's online CPUs: $cpus"
+  else
+    verdict "virsh guestvcpus --cpulist 1 --enable" fail "$OUT; guest's online CPUs: ${cpus:-?}"
+  fi
+}
+
+# set-user-sshkeys appends without --reset; --remove takes keys away;
+# --reset alone empties the file. Each step is read back through the agent
+# and from inside the guest (owner lab, .ssh 0700, authorized_keys 0600).
+check_ssh_keys() {
+  local keys=$BOOT/keys step
+  run_virsh sshkeys-none get-user-sshkeys "$DOMAIN" lab || true
+  normalise sshkeys-none <"$BOOT/raw/sshkeys-none" >"$BOOT/cmp/sshkeys-none"
+  log "[$AGENT] get-user-sshkeys before any key: $(tr '\n' ' ' <<<"$OUT")"
+  sshkeys_step() {
+    local name=$1 want=$2 listed inside
+    shift 2
+    if ! run_virsh "$name" set-user-sshkeys "$DOMAIN" lab "$@"; then
+      verdict "virsh set-user-sshkeys lab $*" fail "$OUT"
+      return
+    fi
+    run_virsh "$name-get" get-user-sshkeys "$DOMAIN" lab || true
+    normalise "$name-get" <"$BOOT/raw/$name-get" >"$BOOT/cmp/$name-get"
+    listed=$(grep -o 'lab-key-[0-9]' <<<"$OUT" | tr '\n' ' ')
+    inside=$(ask sshkeys lab)
+    keep "$name-guest" "$inside"
+    if [ "$listed" = "$want" ] &&
+      [ "$(grep -o 'lab-key-[0-9]' <<<"$inside" | tr '\n' ' ')" = "$want" ] &&
+      grep -q '^stat /home/lab/.ssh 700 lab lab$' <<<"$inside" &&
+      grep -q '^stat /home/lab/.ssh/authorized_keys 600 lab lab$' <<<"$inside"; then
+      verdict "virsh set-user-sshkeys lab $*" ok "keys now: ${want:-none}"
+    else
+      verdict "virsh set-user-sshkeys lab $*" fail \
+        "wanted '${want}', get-user-sshkeys lists '$listed'; guest: $(tr '\n' ';' <<<"$inside")"
+    fi
+  }
+  printf '%s\n%s\n' "$KEY1" "$KEY2" >"$keys.12"
+  printf '%s\n' "$KEY3" >"$keys.3"
+  printf '%s\n' "$KEY2" >"$keys.2"
+  sshkeys_step sshkeys-add "lab-key-1 lab-key-2 " --file "$keys.12"
+  sshkeys_step sshkeys-append "lab-key-1 lab-key-2 lab-key-3 " --file "$keys.3"
+  sshkeys_step sshkeys-remove "lab-key-1 lab-key-3 " --remove --file "$keys.2"
+  sshkeys_step sshkeys-reset "lab-key-3 " --reset --file "$keys.3"
+  sshkeys_step sshkeys-empty "" --reset
+}
+
+# set-user-password as nova sends it (crypted false) for root, and a crypt
+# hash made on the host (crypted true) for lab; both verified in the guest's
+# /etc/shadow by crypt(3).
+check_passwords() {
+  local answer
+  password_step() {
+    local user=$1 password=$2
+    shift 2
+    if ! run_virsh "password-$user" set-user-password "$DOMAIN" "$user" "$@"; then
+      verdict "virsh set-user-password $user ${*:2}" fail "$OUT"
+      return
+    fi
+    answer=$(ask shadow "$user" "$password")
+    keep "shadow-$user" "$(sed 's/^verify ok .*/verify ok/' <<<"$answer")"
+    if grep -q '^verify ok' <<<"$answer" && grep -q '^stat 640 root shadow$' <<<"$answer"; then
+      verdict "virsh set-user-password $user ${*:2}" ok "$(head -n1 <<<"$answer"), /etc/shadow root:shadow 0640"
+    else
+      verdict "virsh set-user-password $user ${*:2}" fail "$(tr '\n' ';' <<<"$answer")"
+    fi
+  }
+  password_step lab "$LAB_PASSWORD" "$LAB_HASH" --encrypted
+  password_step root "$ROOT_PASSWORD" "$ROOT_PASSWORD"
+}
+
+# domfsfreeze: a write to /mnt/data waits while frozen and completes after
+# domfsthaw; only the allowed commands work meanwhile.
+check_freeze() {
+  local n
+  for n in 1 2; do
+    local args=() name=freeze
+    [ "$n" = 2 ] && args=(--mountpoint /mnt/data) && name=freeze-mountpoint
+    virsh_matches "$name" 'Froze 1 filesystem' domfsfreeze "$DOMAIN" "${args[@]}"
+    virsh_matches "$name-status" '"frozen"' qemu-agent-command "$DOMAIN" '{"execute":"guest-fsfreeze-status"}'
+    if [ "$n" = 1 ]; then
+      run_virsh hostname-frozen domhostname "$DOMAIN" || true
+      normalise hostname-frozen <"$BOOT/raw/hostname-frozen" >"$BOOT/cmp/hostname-frozen"
+      if grep -q 'frozen' <<<"$OUT"; then
+        verdict "domhostname refused while frozen" ok "$OUT"
+      else
+        verdict "domhostname refused while frozen" fail "$OUT"
+      fi
+    fi
+    ask write-start "probe$n" >/dev/null
+    sleep 2
+    if [ "$(ask write-state "probe$n")" = pending ]; then
+      verdict "a write to /mnt/data waits while frozen (${args[*]:-all})" ok
+    else
+      verdict "a write to /mnt/data waits while frozen (${args[*]:-all})" fail "$(ask write-state "probe$n")"
+    fi
+    virsh_matches "thaw$n" 'Thawed 1 filesystem' domfsthaw "$DOMAIN"
+    if wait_until 10 probe_done "probe$n"; then
+      verdict "the write completes after domfsthaw" ok
+    else
+      verdict "the write completes after domfsthaw" fail "$(ask write-state "probe$n")"
+    fi
+  done
+}
+
+probe_done() { [ "$(ask write-state "$1")" = done ]; }
+
+# No agent crashed and came back (init respawns them).
+check_agents_stable() {
+  local answer
+  answer=$(ask agents)
+  if grep -q '^port 0 starts 1$' <<<"$answer" && grep -q '^port 1 starts 1$' <<<"$answer"; then
+    verdict "both agents ran without a restart" ok "$(grep '^process' <<<"$answer" | tr '\n' ';')"
+  else
+    verdict "both agents ran without a restart" fail "$(tr '\n' ';' <<<"$answer")"
+  fi
+}
+
+# shutdown --mode agent: the agent runs /sbin/shutdown, the domain shuts off.
+check_shutdown() {
+  local t0 end
+  t0=$(now)
+  if ! run_virsh shutdown shutdown --mode agent "$DOMAIN"; then
+    verdict "virsh shutdown --mode agent" fail "$OUT"
+    return
+  fi
+  end=$((SECONDS + 60))
+  while [ $SECONDS -lt $end ] && [ "$(domain_state)" != "shut off" ]; do sleep 0.2; done
+  if [ "$(domain_state)" = "shut off" ] && grep -q 'LAB shutdown' "$BOOT/console.log"; then
+    verdict "virsh shutdown --mode agent" ok "shut off after $(since "$t0") s"
+  else
+    verdict "virsh shutdown --mode agent" fail "state $(domain_state) after 60 s"
+  fi
+}
+
+# Every compared output of every boot against the first boot's.
+compare_boots() {
+  local run=$1 ref other name ref_agent differ
+  ref=$(ls -1d "$run"/[0-9]*-*/ 2>/dev/null | head -n1)
+  [ -n "$ref" ] || return 0
+  ref=${ref%/}
+  ref_agent=${ref##*/[0-9]-}
+  for other in $(ls -1d "$run"/[0-9]*-*/ | tail -n +2); do
+    other=${other%/}
+    AGENT="${other##*/[0-9]-} vs $ref_agent"
+    for name in $(ls "$ref/cmp"); do
+      if [ ! -f "$other/cmp/$name" ]; then
+        verdict "same output: $name" fail "not run"
+      elif differ=$(diff -u "$ref/cmp/$name" "$other/cmp/$name"); then
+        verdict "same output: $name" ok
+      else
+        verdict "same output: $name" fail "differences:"
+        sed -n '3,$p' <<<"$differ" | sed 's/^/kvm-lab:     /'
+      fi
+    done
+    extras "$ref" "$other"
+  done
+}
+
+# guest-info: commands one agent offers and the other does not, outside
+# issue 14's list (printed, not compared).
+extras() {
+  local a b
+  [ -f "$1/raw/guest-info" ] && [ -f "$2/raw/guest-info" ] || return 0
+  a=$(command_names "$1/raw/guest-info")
+  b=$(command_names "$2/raw/guest-info")
+  log "[$AGENT] guest-info commands only ${1##*/[0-9]-} offers: $(comm -23 <(echo "$a") <(echo "$b") | tr '\n' ' ')"
+  log "[$AGENT] guest-info commands only ${2##*/[0-9]-} offers: $(comm -13 <(echo "$a") <(echo "$b") | tr '\n' ' ')"
+}
+
+command_names() {
+  sed -n 's/.*"name": *"\([^"]*\)".*/\1/p' "$1" | LC_ALL=C sort -u
+}
+
+summary() {
+  local t
+  log "================================================================ summary"
+  for t in "${TIMES[@]}"; do log "$t"; done
+  log "accel $accel; wall time $1 s"
+  [ -n "$NYI" ] && log "NYI: singularity has no qga communicator yet: qemu-ga served both ports"
+  for t in "${FAILURES[@]}"; do log "FAILED: $t"; done
+  if [ "$FAILED" = 0 ] && [ "$PASSED" -gt 0 ]; then
+    echo "LAB RESULT: PASS"
+  else
+    echo "LAB RESULT: FAIL"
+  fi
+  log "$PASSED passed, $FAILED failed"
+  [ "$FAILED" = 0 ] && [ "$PASSED" -gt 0 ]
+}

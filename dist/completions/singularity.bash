@@ -245,7 +245,7 @@ _singularity() {
                     return 0
                     ;;
                 --communicator)
-                    COMPREPLY=($(compgen -W "xen socket" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "xen socket qga" -- "${cur}"))
                     return 0
                     ;;
                 --xenstore)

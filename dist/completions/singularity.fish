@@ -41,7 +41,8 @@ complete -c singularity -n "__fish_singularity_using_subcommand daemon" -s p -l 
 complete -c singularity -n "__fish_singularity_using_subcommand daemon" -s u -l uid -d 'User to run as' -r
 complete -c singularity -n "__fish_singularity_using_subcommand daemon" -s g -l gid -d 'Group to run as' -r
 complete -c singularity -n "__fish_singularity_using_subcommand daemon" -l communicator -d 'Transport for requests' -r -f -a "xen\t''
-socket\t''"
+socket\t''
+qga\t''"
 complete -c singularity -n "__fish_singularity_using_subcommand daemon" -l xenstore -d 'XenStore socket or device (xen communicator)' -r
 complete -c singularity -n "__fish_singularity_using_subcommand daemon" -l socket -d 'Unix socket path (socket communicator; default <run>/agent.sock)' -r -F
 complete -c singularity -n "__fish_singularity_using_subcommand daemon" -s d -l configurators -d 'Directories of external configurators, absolute paths (replaces [daemon] configurators)' -r -F

@@ -81,6 +81,14 @@ const STATIC_TARGET: &str = "x86_64-unknown-linux-gnu";
 const IDLE: Duration = Duration::from_secs(3);
 /// Memory readings watched per metrics measurement.
 const METRICS_TICKS: u64 = 5;
+/// Default idle window of the CPU measurement, seconds.
+const IDLE_CPU_SECS: u64 = 180;
+/// How often the CPU measurement gives free memory a new value: more often
+/// than the agent's default 60 s reading, so that every reading writes.
+const MEMINFO_CHANGE: Duration = Duration::from_secs(20);
+/// `functions` without `metrics`.
+const FUNCTIONS_NO_METRICS: &str =
+    "[main]\nfunctions = network,hosts,hostname,resolvers,password,file,update,version,features\n";
 
 fn main() -> ExitCode {
     match run() {
@@ -136,6 +144,7 @@ fn run() -> Result<(), String> {
     }
     print_report(&results, exe_kib);
     bench_metrics_idle(&bin)?;
+    bench_idle_cpu(&bin)?;
     Ok(())
 }
 
@@ -164,11 +173,7 @@ fn bench_metrics_idle(bin: &Path) -> Result<(), String> {
             "[metrics]\nmemory_interval = 1\n",
             false,
         ),
-        (
-            "metrics off",
-            "[main]\nfunctions = network,hosts,hostname,resolvers,password,file,update,version,features\n",
-            false,
-        ),
+        ("metrics off", FUNCTIONS_NO_METRICS, false),
     ] {
         let SimStore { dom0, guest, sim, _dir } = SimStore::new()?;
         let mut agent = Agent::spawn_with(bin, &guest, config)?;
@@ -194,6 +199,134 @@ fn bench_metrics_idle(bin: &Path) -> Result<(), String> {
     }
     println!("\nIdle XenStore requests per hour (simulator; memory read every 60 s):");
     println!("{}", line.join("; "));
+    Ok(())
+}
+
+/// CPU time a process has used.
+#[derive(Clone, Copy)]
+struct CpuTime {
+    /// `utime + stime` of `/proc/<pid>/stat`, clock ticks, every thread
+    /// (living or ended) counted.
+    ticks: u64,
+    /// The scheduler's run time of the living threads, nanoseconds.
+    run_ns: u64,
+}
+
+fn cpu_time(pid: u32) -> Result<CpuTime, String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
+    // The fields after the command name, which may hold spaces and ')'.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .ok_or("no ')' in /proc/<pid>/stat")?;
+    let field = |n: usize| -> Result<u64, String> {
+        // rest starts at field 3 (state)
+        rest.split_whitespace()
+            .nth(n - 3)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| format!("field {n} of /proc/{pid}/stat"))
+    };
+    let mut run_ns = 0;
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).map_err(|e| e.to_string())?;
+    for task in tasks.flatten() {
+        let line = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+        run_ns += line
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    Ok(CpuTime {
+        ticks: field(14)? + field(15)?,
+        run_ns,
+    })
+}
+
+/// One idle agent of the CPU measurement, with its own simulator.
+struct IdleRun {
+    label: &'static str,
+    agent: Agent,
+    _host: WatchHost,
+    store: SimStore,
+}
+
+fn write_meminfo(root: &Path, free: u64) -> Result<(), String> {
+    std::fs::create_dir_all(root.join("proc")).map_err(|e| e.to_string())?;
+    std::fs::write(
+        root.join("proc/meminfo"),
+        format!("MemTotal: 2000000 kB\nMemFree: 500000 kB\nMemAvailable: {free} kB\n"),
+    )
+    .map_err(|e| e.to_string())
+}
+
+fn bench_idle_cpu(bin: &Path) -> Result<(), String> {
+    let window = match std::env::var("BENCH_IDLE_SECS") {
+        Ok(v) => v
+            .parse::<u64>()
+            .map_err(|_| format!("BENCH_IDLE_SECS={v}: not a number"))?,
+        Err(_) => IDLE_CPU_SECS,
+    };
+    // SAFETY: sysconf only reads a constant of the system.
+    let hz = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) })
+        .unwrap_or(100)
+        .max(1);
+    let mut runs = Vec::new();
+    for (label, config) in [("metrics on", ""), ("metrics off", FUNCTIONS_NO_METRICS)] {
+        let store = SimStore::new()?;
+        let mut agent = Agent::spawn_with(bin, &store.guest, config)?;
+        write_meminfo(&agent.root, 1_000_000)?;
+        let host = WatchHost::new(&store.dom0, DOMID)?;
+        wait_ready(&mut agent, &host)?;
+        runs.push(IdleRun {
+            label,
+            agent,
+            _host: host,
+            store,
+        });
+    }
+    // Past the heap trim 2 s after the last request.
+    thread::sleep(Duration::from_secs(3));
+    let start = runs
+        .iter()
+        .map(|r| Ok((cpu_time(r.agent.pid())?, r.store.sim.stats().total_requests())))
+        .collect::<Result<Vec<_>, String>>()?;
+    let t = Instant::now();
+    let mut free = 1_000_000;
+    while t.elapsed() < Duration::from_secs(window) {
+        thread::sleep(MEMINFO_CHANGE.min(Duration::from_secs(window).saturating_sub(t.elapsed())));
+        free -= 4;
+        for r in &runs {
+            write_meminfo(&r.agent.root, free)?;
+        }
+    }
+    let elapsed = t.elapsed().as_secs_f64();
+    let end = runs
+        .iter()
+        .map(|r| cpu_time(r.agent.pid()))
+        .collect::<Result<Vec<_>, _>>()?;
+    println!(
+        "\nIdle CPU seconds per day (simulator, every default: free memory read every 60 s and \
+         new at each reading; {elapsed:.0} s without requests, scaled to 86,400 s):"
+    );
+    let day = |secs: f64| secs * 86_400.0 / elapsed;
+    for ((r, (a, requests)), b) in runs.iter_mut().zip(&start).zip(&end) {
+        let ticks = b.ticks.saturating_sub(a.ticks);
+        let run_s = b.run_ns.saturating_sub(a.run_ns) as f64 / 1e9;
+        let by_ticks = if ticks == 0 {
+            format!("0 ticks of 1/{hz} s (under {:.2} s/day)", day(1.0 / hz as f64))
+        } else {
+            format!("{ticks} ticks of 1/{hz} s = {:.2} s/day", day(ticks as f64 / hz as f64))
+        };
+        println!(
+            "{}: utime+stime {by_ticks}; scheduler run time {:.3} ms = {:.3} s/day; {} XenStore requests in the window",
+            r.label,
+            run_s * 1000.0,
+            day(run_s),
+            r.store.sim.stats().total_requests() - requests
+        );
+        r.agent.stop();
+        r.store.sim.shutdown();
+    }
     Ok(())
 }
 

@@ -29,7 +29,7 @@ pub struct CachedFile {
 pub fn builtin_actions() -> Vec<&'static str> {
     Function::ALL
         .into_iter()
-        .filter(|f| !matches!(f, Function::Version | Function::Features | Function::Metrics))
+        .filter(|f| f.writes_files())
         .map(Function::name)
         .collect()
 }

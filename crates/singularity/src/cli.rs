@@ -5,7 +5,7 @@ use crate::communicator::Transport;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
-/// Guest agent for OpenStack virtual machines on Xen.
+/// Guest agent for OpenStack virtual machines on Xen and KVM.
 #[derive(Debug, Parser)]
 #[command(name = "singularity", version, propagate_version = true, max_term_width = 100)]
 pub struct Cli {

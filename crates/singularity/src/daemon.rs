@@ -65,6 +65,17 @@ fn vm_data(s: &Settings) -> Option<DirectoryMetadata> {
     }
 }
 
+/// The metrics thread's settings when `s` enables the function, which runs
+/// with the xen communicator only. The communicator's settings (which
+/// XenStore) stay those the daemon `started` with, as for requests.
+fn metrics_config(started: &Settings, s: &Settings) -> Option<metrics::MetricsConfig> {
+    let xen = matches!(started.transport(), Transport::Xen { .. });
+    (xen && s.functions.contains(Function::Metrics)).then(|| metrics::MetricsConfig {
+        xenstore: started.xenstore.clone(),
+        ..metrics::MetricsConfig::of(s)
+    })
+}
+
 /// Connects, retrying until it works or a stop is requested (at boot the
 /// xenbus device may appear late).
 fn connect_until_ready(s: &Settings) -> Option<Box<dyn Communicator>> {
@@ -125,19 +136,19 @@ pub fn serve(
 ) -> Result<(), String> {
     one_arena();
     signals::install()?;
+    if matches!(current.transport(), Transport::Qga { .. }) {
+        return crate::qga::serve::serve(current, global, args, connected);
+    }
     let mut agent = Agent::new(current.handler(configurators(&current)), applier(&current));
     let Some(mut comm) = connect_until_ready(&current) else {
         return Ok(());
     };
     signals::set_waker(comm.waker());
     // Before `connected` drops privileges: the xenbus device needs root.
-    if matches!(current.transport(), Transport::Xen { .. }) && current.functions.contains(Function::Metrics) {
-        metrics::start(
-            metrics::MetricsConfig::of(&current),
-            std::sync::Arc::new(signals::stop_requested),
-        )
+    let mut metrics = metrics::Switch::new(std::sync::Arc::new(signals::stop_requested));
+    metrics
+        .set(metrics_config(&current, &current))
         .map_err(|e| format!("cannot start metrics: {e}"))?;
-    }
     connected()?;
     log::info!(
         "serving requests ({} communicator, functions {}, root {})",
@@ -166,6 +177,9 @@ pub fn serve(
                         log::warn!("communicator settings changed: they take effect at the next restart");
                     }
                     metadata = vm_data(&new);
+                    if let Err(e) = metrics.set(metrics_config(&current, &new)) {
+                        log::error!("cannot start metrics: {e}");
+                    }
                 }
                 Err(e) => log::error!("configuration not reloaded, keeping the old one: {e}"),
             }

@@ -32,11 +32,22 @@ pub enum Function {
     /// Guest metrics in XenStore for the toolstack (no command; the xen
     /// communicator only).
     Metrics,
+    /// Filesystems (the qga communicator): freeze and thaw, trim, and what is
+    /// mounted on which disk.
+    Filesystems,
+    /// The clock and the time zone (the qga communicator).
+    Time,
+    /// Shutdown and reboot on the host's request (the qga communicator).
+    Power,
+    /// Virtual CPUs on- and offline (the qga communicator).
+    Vcpus,
+    /// What the guest runs and who is logged in (the qga communicator).
+    Guestinfo,
 }
 
 impl Function {
     /// Every function, in the documented order.
-    pub const ALL: [Function; 10] = [
+    pub const ALL: [Function; 15] = [
         Function::Network,
         Function::Hosts,
         Function::Hostname,
@@ -47,6 +58,11 @@ impl Function {
         Function::Version,
         Function::Features,
         Function::Metrics,
+        Function::Filesystems,
+        Function::Time,
+        Function::Power,
+        Function::Vcpus,
+        Function::Guestinfo,
     ];
 
     /// The configuration name.
@@ -62,10 +78,16 @@ impl Function {
             Function::Version => "version",
             Function::Features => "features",
             Function::Metrics => "metrics",
+            Function::Filesystems => "filesystems",
+            Function::Time => "time",
+            Function::Power => "power",
+            Function::Vcpus => "vcpus",
+            Function::Guestinfo => "guestinfo",
         }
     }
 
-    /// The protocol commands this function answers.
+    /// The nova protocol commands this function answers (the QEMU guest
+    /// agent's commands name their function in `qga::commands::COMMANDS`).
     pub fn commands(self) -> &'static [&'static str] {
         match self {
             Function::Network | Function::Hosts | Function::Hostname | Function::Resolvers => &["resetnetwork"],
@@ -74,8 +96,31 @@ impl Function {
             Function::Update => &["agentupdate"],
             Function::Version => &["version"],
             Function::Features => &["features"],
-            Function::Metrics => &[],
+            Function::Metrics
+            | Function::Filesystems
+            | Function::Time
+            | Function::Power
+            | Function::Vcpus
+            | Function::Guestinfo => &[],
         }
+    }
+}
+
+impl Function {
+    /// Whether the function writes files (that `apply` can write again):
+    /// the others only answer, or change kernel state.
+    pub fn writes_files(self) -> bool {
+        !matches!(
+            self,
+            Function::Version
+                | Function::Features
+                | Function::Metrics
+                | Function::Filesystems
+                | Function::Time
+                | Function::Power
+                | Function::Vcpus
+                | Function::Guestinfo
+        )
     }
 }
 

@@ -292,6 +292,7 @@ impl Agent {
                 let (plain, _digest) = decrypt_password(&shared, ciphertext.expose()).map_err(Failure::Cipher)?;
                 drop(shared);
                 let plan = password::plan(
+                    password::USER,
                     &plain,
                     self.settings.password_scheme,
                     self.settings.password_allow_empty,

@@ -13,7 +13,8 @@
 //! Communicators ([`communicator`]) carry requests from the hypervisor
 //! (XenStore) or from a local Unix socket to the [`handler`], which answers
 //! every request with a JSON object whose `returncode` and `message` are
-//! strings.
+//! strings. On KVM, [`qga`] speaks the QEMU guest agent protocol through the
+//! same plan and apply layers.
 
 pub mod apply;
 pub mod cached;
@@ -33,6 +34,7 @@ pub mod network;
 pub mod notify;
 pub mod plan;
 pub mod protocol;
+pub mod qga;
 pub mod root;
 pub mod rundir;
 pub mod secret;

@@ -24,6 +24,10 @@ pub struct FileWrite {
     /// When not empty, the file must lie at or below one of these paths once
     /// every symbolic link on its way is resolved (checked by the applier).
     pub within: Vec<String>,
+    /// The user and group that own the file, new or replaced, and each
+    /// directory created for it (a user's `~/.ssh/authorized_keys`). `None`:
+    /// an existing file keeps its owner, new ones are root's.
+    pub owner: Option<(u32, u32)>,
 }
 
 impl FileWrite {
@@ -36,6 +40,7 @@ impl FileWrite {
             mode,
             dirs,
             within: Vec::new(),
+            owner: None,
         }
     }
 }
@@ -48,6 +53,7 @@ impl fmt::Debug for FileWrite {
             .field("mode", &format_args!("{:o}", self.mode))
             .field("dirs", &self.dirs)
             .field("within", &self.within)
+            .field("owner", &self.owner)
             .finish()
     }
 }

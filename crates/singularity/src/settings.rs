@@ -77,6 +77,8 @@ pub struct Settings {
     pub configurator_timeout: Duration,
     /// Whether an empty root password may be set.
     pub password_allow_empty: bool,
+    /// The qga communicator's settings (`[qga]`).
+    pub qga: crate::qga::QgaSettings,
     /// Where the configuration came from (for messages).
     pub config_file: PathBuf,
     /// Warnings about the configuration file (unknown keys).
@@ -89,6 +91,10 @@ impl Settings {
         match self.communicator {
             "socket" => Transport::Socket {
                 path: self.socket_path.clone(),
+            },
+            "qga" => Transport::Qga {
+                method: self.qga.method,
+                path: self.qga.path.clone(),
             },
             _ => Transport::Xen {
                 xenstore: self.xenstore.clone(),
@@ -340,6 +346,7 @@ pub fn resolve(
             .map_or_else(|| Path::new(&run_dir).join(SOCKET_NAME), PathBuf::from),
     };
     let apply_noop = v.typed("apply", "noop", parse_bool)?.unwrap_or(false);
+    let qga = qga_settings(v)?;
     let uid = match d.as_ref().and_then(|d| d.uid.clone()) {
         Some(u) => Some(u),
         None => v.typed("daemon", "uid", non_empty)?.flatten(),
@@ -394,8 +401,44 @@ pub fn resolve(
         configurators,
         configurator_timeout,
         password_allow_empty,
+        qga,
         config_file: file,
         warnings: v.warnings.clone(),
+    })
+}
+
+/// A comma-separated list of QEMU guest agent command names.
+fn command_list(s: &str) -> Option<Vec<String>> {
+    let names: Vec<String> = s
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(String::from)
+        .collect();
+    names.iter().all(|n| crate::qga::command(n).is_some()).then_some(names)
+}
+
+/// The `[qga]` section.
+fn qga_settings(v: &FileValues) -> Result<crate::qga::QgaSettings, ConfigError> {
+    use crate::qga::{Method, QgaSettings};
+    let defaults = QgaSettings::default();
+    Ok(QgaSettings {
+        method: v.typed("qga", "method", Method::named)?.unwrap_or(defaults.method),
+        path: v.typed("qga", "path", non_empty)?.flatten(),
+        allow: v
+            .typed("qga", "allow", |s| {
+                if s.trim() == "all" {
+                    Some(None)
+                } else {
+                    command_list(s).map(Some)
+                }
+            })?
+            .flatten(),
+        block: v.typed("qga", "block", command_list)?.unwrap_or_default(),
+        fsfreeze_hook: v
+            .typed("qga", "fsfreeze_hook", optional_absolute)?
+            .flatten()
+            .map(PathBuf::from),
     })
 }
 
@@ -475,7 +518,7 @@ mod tests {
             ("[file]\nallowed_paths = /root, etc\n", "s.conf:2: bad value '/root, etc' for 'allowed_paths' in [file]: expected a comma-separated list of absolute paths"),
             ("[file]\nmode = 0644x\n", "s.conf:2: bad value '0644x' for 'mode' in [file]: expected an octal mode from 0000 to 0777"),
             ("[file]\ndirectory_mode = 4755\n", "s.conf:2: bad value '4755' for 'directory_mode' in [file]: expected an octal mode from 0000 to 0777"),
-            ("\n[main]\ncommunicator = kvm\n", "s.conf:3: bad value 'kvm' for 'communicator' in [main]: expected xen or socket"),
+            ("\n[main]\ncommunicator = kvm\n", "s.conf:3: bad value 'kvm' for 'communicator' in [main]: expected xen, socket or qga"),
         ];
         for (text, message) in cases {
             assert_eq!(

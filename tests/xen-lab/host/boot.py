@@ -18,6 +18,7 @@ import base64
 import ctypes
 import gzip
 import hashlib
+import ipaddress
 import json
 import os
 import re
@@ -49,6 +50,12 @@ DOM0_VIF_ADDRS = "10.0.0.1/24 fd00:5a17::1/64"
 PILEUP_BATCH = 35  # nova-style replies per batch (C xenstored holds ~50 uuid names)
 PILEUP_PAUSE = 5.5  # seconds between the batches (the agent prunes replies >= 5 s old)
 AGENT_IDLE_WAIT = 3.0  # seconds of quiet before the agent's idle memory is read
+# addresses the metrics scenario adds to eth0 and removes again
+EXTRA_ADDRS = {"ipv4": "10.0.0.99/24", "ipv6": "fd00:5a17::99/64"}
+METRICS_FOLLOW = 5.0  # seconds within which dom0 must see an address change
+# data/meminfo_free is read every 60 s, so it may lag the domU's MemAvailable
+# by what a minute of this domU's life (ifup, the lab's checker) takes
+METRICS_FREE_SLACK_KIB = 16384
 
 SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOlabkeyfortheXenlabonlyxxxxxxxxxxxxxxxxxxx lab@host"
 PASSWORDS = {"md5": "Md5-l4b-pass!", "sha256": "Sha256_l4b.pass"}
@@ -363,11 +370,22 @@ class Boot:
 
     def ask(self, question, timeout=30):
         """Ask the domU's checker; returns {key: [values...]} of its answer lines."""
-        qid = uuid.uuid4().hex[:12]
-        base = "%s/data/lab" % self.home()
         with self.client() as xs:
-            xs.watch("%s/result/%s/n" % (base, qid), "q")
-            xs.write("%s/check/%s" % (base, qid), question)
+            qid = self.ask_send(xs, question)
+            return self.ask_answer(xs, qid, question, timeout)
+
+    def ask_send(self, xs, question):
+        """Writes a question for the domU's checker; returns its id."""
+        qid = uuid.uuid4().hex[:12]
+        xs.write("%s/data/lab/check/%s" % (self.home(), qid), question)
+        return qid
+
+    def ask_answer(self, xs, qid, question, timeout=30):
+        """The checker's answer to question qid: {key: [values...]}."""
+        base = "%s/data/lab" % self.home()
+        token = "q-" + qid
+        xs.watch("%s/result/%s/n" % (base, qid), token)
+        try:
             deadline = time.monotonic() + timeout
             while True:
                 n = xs.read_or_none("%s/result/%s/n" % (base, qid))
@@ -379,6 +397,8 @@ class Boot:
                     raise AssertionError("the domU checker did not answer '%s'" % question.split()[0])
             chunks = [xs.read("%s/result/%s/%d" % (base, qid, k)) for k in range(int(n))]
             xs.rm("%s/result/%s" % (base, qid))
+        finally:
+            xs.unwatch("%s/result/%s/n" % (base, qid), token)
         text = base64.b64decode(b"".join(chunks)).decode(errors="replace")
         out = {}
         for line in text.splitlines():
@@ -421,6 +441,7 @@ class Boot:
                 return self.report()
             self.scenario_plugin()
             self.scenario_network()
+            self.scenario_metrics()
             self.scenario_robustness()
         except LabDown as e:
             self.check("lab", "machine", "FAIL", str(e))
@@ -458,6 +479,7 @@ class Boot:
             rc, msg, ok = nova.nova_check(reply.decode(), ("0",))
         except ValueError as e:
             rc, msg, ok = None, str(e), False
+        self.agent_version = msg if ok else None
         self.check(S, "first 'version' after unpause", "PASS" if ok else "FAIL",
                    "%s, %.1f s after unpause, %.1f s after QEMU start" % (
                        reply.decode(errors="replace"), self.times["first_reply_after_unpause"],
@@ -598,6 +620,192 @@ class Boot:
             rc, out = self.control("ping %s %s" % (family, addr), timeout=60)
             self.check(S, "dom0 pings the domU at %s over netback/netfront" % addr,
                        "PASS" if rc == 0 else "FAIL", out.strip(" |"))
+
+    # ------------------------------------------------------------ guest metrics
+    def dom0_metrics(self):
+        """dom0's `xenstore-ls -f` of the domain, the metrics keys only:
+        {path relative to the domain's home: value}."""
+        rc, out = self.control("metrics-ls", timeout=30)
+        keys = {}
+        prefix = self.home() + "/"
+        for line in out.split("|"):
+            path, sep, value = line.partition(" = ")
+            if sep and path.startswith(prefix):
+                keys[path[len(prefix):]] = value[1:-1] if value.startswith('"') else value
+        return rc, keys
+
+    def guest_facts(self):
+        """What the domU itself sees: uname -r, os-release, /proc/meminfo (KiB),
+        its clock, each interface's device/nodename, and each interface's
+        addresses by family ({"eth0": {"ipv4": set, "ipv6": set}})."""
+        a = self.ask("facts")
+        mem = {}
+        for line in a.get("mem", []):
+            parts = line.split()
+            if len(parts) >= 2 and parts[1].isdigit():
+                mem[parts[0].rstrip(":")] = int(parts[1])
+        osrel = {}
+        for line in a.get("osrel", []):
+            k, _, v = line.partition("=")
+            osrel[k] = v.strip('"')
+        nodename = {}
+        for line in a.get("nodename", []):
+            ifname, _, node = line.partition(" ")
+            nodename[ifname] = node.strip()
+        addrs = {}
+        for line in a.get("addr", []):
+            parts = line.split()
+            if len(parts) >= 4 and parts[2] in ("inet", "inet6"):
+                fam = "ipv4" if parts[2] == "inet" else "ipv6"
+                ip = ipaddress.ip_address(parts[3].split("/")[0]).compressed
+                addrs.setdefault(parts[1], {"ipv4": set(), "ipv6": set()})[fam].add(ip)
+        return {"uname": a.get("uname", [""])[0].strip(), "now": a.get("now", [""])[0].strip(),
+                "mem": mem, "osrel": osrel, "nodename": nodename, "addrs": addrs}
+
+    def vif_nodes(self, xs, devid):
+        """attr/vif/<devid> as the host (a dom0 client) reads it:
+        {"ipv4": {index: value}, "ipv6": {index: value}}."""
+        base = "%s/attr/vif/%s" % (self.home(), devid)
+        out = {"ipv4": {}, "ipv6": {}}
+        for fam in out:
+            for n in xs.directory("%s/%s" % (base, fam)):
+                v = xs.read_or_none("%s/%s/%s" % (base, fam, n))
+                if v is not None:
+                    out[fam][n] = v.decode(errors="replace")
+        return out
+
+    def scenario_metrics(self):
+        """The guest metrics as dom0 sees them (xenstore-ls in dom0), against
+        what the domU sees of itself; then an address added to eth0 and
+        removed again, followed from dom0."""
+        S = "metrics"
+        t0 = time.monotonic()
+        # the addresses resetnetwork gave eth0 may still be settling: compare
+        # until dom0 and the domU agree, for a few seconds at most
+        deadline = time.monotonic() + METRICS_FOLLOW
+        while True:
+            facts = self.guest_facts()
+            rc, keys = self.dom0_metrics()
+            node = facts["nodename"].get("eth0", "")
+            devid = node.rsplit("/", 1)[-1] if node.startswith("device/vif/") else None
+            want = facts["addrs"].get("eth0", {"ipv4": set(), "ipv6": set()})
+            got = {fam: {v for k, v in keys.items() if k.startswith("attr/vif/%s/%s/" % (devid, fam))}
+                   for fam in ("ipv4", "ipv6")}
+            if got == want or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        required = ["data/os_name", "data/os_distro", "data/os_uname", "data/meminfo_total",
+                    "data/meminfo_free", "data/updated"] + [
+                    "attr/PVAddons/%sVersion" % p for p in ("Major", "Minor", "Micro", "Build")] + [
+                    "attr/vif/%s/ipv4/0" % devid, "attr/vif/%s/ipv6/0" % devid]
+        missing = [k for k in required if k not in keys]
+        self.check(S, "dom0's xenstore-ls /local/domain/%d shows the metrics keys" % self.domid,
+                   "PASS" if rc == 0 and not missing else "FAIL",
+                   "%d keys (%s)%s" % (len(keys), ", ".join(sorted(keys)),
+                                       "; missing %s" % missing if missing else ""))
+
+        osrel = facts["osrel"]
+        major = osrel.get("VERSION_ID", "").split(".")[0]
+        expect = {"data/os_name": osrel.get("PRETTY_NAME") or osrel.get("NAME"),
+                  "data/os_distro": osrel.get("ID"), "data/os_majorver": major if major.isdigit() else None,
+                  "data/os_uname": facts["uname"]}
+        wrong = ["%s %r, domU %r" % (k, keys.get(k), v) for k, v in expect.items() if keys.get(k) != v]
+        self.check(S, "data/os_* match the domU's os-release and uname -r",
+                   "FAIL" if wrong or not facts["uname"] else "PASS",
+                   "; ".join(wrong) if wrong else ", ".join("%s=%r" % kv for kv in expect.items()))
+
+        mem = facts["mem"]
+        avail = mem.get("MemAvailable", mem.get("MemFree"))
+        total, free = keys.get("data/meminfo_total", ""), keys.get("data/meminfo_free", "")
+        good_total = total.isdigit() and int(total) == mem.get("MemTotal")
+        good_free = free.isdigit() and avail is not None and 0 < int(free) <= mem.get("MemTotal", 0) \
+            and abs(int(free) - avail) <= METRICS_FREE_SLACK_KIB
+        self.check(S, "data/meminfo_total is the domU's MemTotal, meminfo_free near its MemAvailable",
+                   "PASS" if good_total and good_free else "FAIL",
+                   "total %s KiB (domU MemTotal %s), free %s KiB (domU MemAvailable %s now, within %d KiB: %s)" % (
+                       total, mem.get("MemTotal"), free, avail, METRICS_FREE_SLACK_KIB, good_free))
+
+        pv = [keys.get("attr/PVAddons/%sVersion" % p, "") for p in ("Major", "Minor", "Micro", "Build")]
+        version = getattr(self, "agent_version", None) or ""
+        good = all(p.isdigit() for p in pv) and ".".join(pv[:3]) == version and pv[3] == "0"
+        self.check(S, "attr/PVAddons/* are integers, the agent's version %s" % version,
+                   "PASS" if good else "FAIL", "Major %s Minor %s Micro %s Build %s" % tuple(pv))
+
+        vif_dirs = sorted({k.split("/")[2] for k in keys if k.startswith("attr/vif/")})
+        canonical = all(ipaddress.ip_address(v).compressed == v for fam in got for v in got[fam])
+        good = devid is not None and got == want and want["ipv4"] and \
+            any(not ipaddress.ip_address(a).is_link_local for a in want["ipv6"]) and \
+            vif_dirs == [devid] and canonical
+        self.check(S, "attr/vif/%s/ipv4/*, ipv6/* are eth0's addresses in the domU (%s)" % (devid, node),
+                   "PASS" if good else "FAIL",
+                   "dom0 ipv4 %s ipv6 %s; domU ip addr ipv4 %s ipv6 %s; vifs in attr/vif %s; text form canonical %s" % (
+                       sorted(got["ipv4"]), sorted(got["ipv6"]), sorted(want["ipv4"]),
+                       sorted(want["ipv6"]), vif_dirs, canonical))
+
+        updated, now = keys.get("data/updated", ""), facts["now"]
+        good = updated.isdigit() and now.isdigit() and int(now) - 300 <= int(updated) <= int(now) + 2
+        self.check(S, "data/updated is a time in seconds, of the last 5 minutes by the domU's clock",
+                   "PASS" if good else "FAIL", "data/updated %s, domU date +%%s %s" % (updated, now))
+
+        if devid is not None:
+            self.metrics_follow(S, devid)
+        self.times["metrics_scenario"] = time.monotonic() - t0
+
+    def metrics_follow(self, S, devid):
+        """Adds an IPv4 and an IPv6 address to eth0 in the domU, then removes
+        them; dom0 must see their nodes appear and go, the other addresses
+        keeping their indices."""
+        base = "%s/attr/vif/%s" % (self.home(), devid)
+        new = {fam: ipaddress.ip_interface(a).ip.compressed for fam, a in EXTRA_ADDRS.items()}
+        with self.client() as xs:
+            before = self.vif_nodes(xs, devid)
+            xs.watch(base, "metrics")
+            try:
+                for op in ("add", "del"):
+                    xs.drain_events()
+                    # timed from the question to dom0's view: the checker's
+                    # wake-up and `ip` are in it, its answer is not
+                    t = time.monotonic()
+                    qid = self.ask_send(xs, "addr %s %s" % (op, " ".join(EXTRA_ADDRS.values())))
+                    deadline = t + METRICS_FOLLOW
+                    while True:
+                        nodes = self.vif_nodes(xs, devid)
+                        seen = {fam: new[fam] in nodes[fam].values() for fam in new}
+                        done = all(seen.values()) if op == "add" else not any(seen.values())
+                        if done:
+                            break
+                        try:
+                            xs.next_event(deadline)
+                        except TimeoutError:
+                            break
+                    secs = time.monotonic() - t
+                    rcs = self.ask_answer(xs, qid, "addr").get("rc", [])
+                    kept = all(nodes[fam].get(n) == v for fam in before for n, v in before[fam].items())
+                    where = {fam: [n for n, v in nodes[fam].items() if v == new[fam]] for fam in new}
+                    if op == "add":
+                        _, ls = self.dom0_metrics()
+                        in_ls = all("attr/vif/%s/%s/%s" % (devid, fam, n) in ls and ls[
+                            "attr/vif/%s/%s/%s" % (devid, fam, n)] == new[fam]
+                            for fam in new for n in where[fam])
+                        good = done and kept and in_ls and all(r.startswith("0 ") for r in rcs)
+                        self.check(S, "address added in the domU: dom0 sees its node within %.0f s" % METRICS_FOLLOW,
+                                   "PASS" if good else "FAIL",
+                                   "%s %s after the question to the domU (ip addr: %s); in dom0's xenstore-ls: %s;"
+                                   " the other addresses kept their indices: %s" % (
+                                       ", ".join("%s %s" % (new[f], ",".join("attr/vif/%s/%s/%s" % (devid, f, n)
+                                                                             for n in where[f]) or "absent")
+                                                 for f in new),
+                                       "%.2f s" % secs, "; ".join(rcs), in_ls, kept))
+                        self.times["metrics_add_seen"] = secs
+                    else:
+                        good = done and kept and nodes == before and all(r.startswith("0 ") for r in rcs)
+                        self.check(S, "address removed in the domU: dom0 sees its node go within %.0f s" % METRICS_FOLLOW,
+                                   "PASS" if good else "FAIL",
+                                   "gone after %.2f s (ip addr: %s); attr/vif/%s as before the add: %s" % (
+                                       secs, "; ".join(rcs), devid, nodes == before))
+                        self.times["metrics_del_seen"] = secs
+            finally:
+                xs.unwatch(base, "metrics")
 
     def scenario_robustness(self):
         S = "robust"

@@ -187,6 +187,11 @@ def summary(results, phases, total):
                   " plugin version call %s" % (r["flavour"], b["n"], b["seconds"],
                                                fmt_s(t.get("restart_to_first_reply")),
                                                fmt_s(t.get("plugin_version"))))
+        if t.get("metrics_scenario") is not None:
+            print("xen-lab: [%s]   metrics: scenario %s; an added address in dom0's xenstore %s after"
+                  " asking the domU, a removed one gone after %s" % (
+                      r["flavour"], fmt_s(t.get("metrics_scenario")), fmt_s(t.get("metrics_add_seen")),
+                      fmt_s(t.get("metrics_del_seen"))))
     print("xen-lab: checks: %s" % ", ".join("%d %s" % (n, s) for s, n in sorted(statuses.items())))
     for n in nyi:
         print("xen-lab: not yet implemented in the agent (check turns strict by itself): %s" % n)

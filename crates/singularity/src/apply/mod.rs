@@ -167,6 +167,20 @@ impl Applier {
         &self.root
     }
 
+    /// The contents of the regular file `path`, found as a write to it would
+    /// be (without leaving the root, within `within` when not empty, never
+    /// through a link at its end); `None` when it does not exist. Nothing
+    /// changes.
+    pub fn read(&self, path: &str, within: &[String]) -> Result<Option<Zeroizing<Vec<u8>>>, ApplyError> {
+        let root = resolve::open_root(self.root.base()).map_err(io_err("open the root", "/"))?;
+        match target::check_target(&root, path, within)? {
+            (_, Existing::Missing) => Ok(None),
+            (target, Existing::File { .. }) => write::read(target.dir.as_fd(), &target.name)
+                .map(Some)
+                .map_err(io_err("read", path)),
+        }
+    }
+
     /// Carries out `plan` (see [`Applier::apply_all`]).
     pub fn apply(&self, plan: &Plan) -> Result<Outcome, ApplyError> {
         self.apply_all(std::slice::from_ref(plan))
@@ -298,7 +312,7 @@ impl Applier {
             let restored = match previous {
                 Some(old) => write::inspect(dir, &name)
                     .map_err(|_| io::Error::other("not a regular file"))
-                    .and_then(|state| write::replace(dir, &name, &old, 0o600, &state, None).map(|_| ())),
+                    .and_then(|state| write::replace(dir, &name, &old, 0o600, None, &state, None).map(|_| ())),
                 None => write::remove(dir, &name),
             };
             if let Err(e) = restored {
@@ -357,7 +371,7 @@ impl Applier {
             let mode = modes.get(first + i).copied().unwrap_or(0o700);
             resolved.push(name.clone());
             let context = labels.for_new(&system_path(&resolved), Kind::Dir, target.dir.as_fd());
-            let (new, created) = write::make_dir(target.dir.as_fd(), &name, mode, context.as_deref())
+            let (new, created) = write::make_dir(target.dir.as_fd(), &name, mode, w.owner, context.as_deref())
                 .map_err(io_err("create directory", path))?;
             if created {
                 undo.dirs.push((target.dir, name));
@@ -382,8 +396,16 @@ impl Applier {
         };
         let keep = dir.try_clone_to_owned().map_err(io_err("write", path))?;
         undo.files.push((keep, target.name.clone(), previous));
-        write::replace(dir, &target.name, &w.contents, w.mode, existing, context.as_deref())
-            .map_err(io_err("write", path))
+        write::replace(
+            dir,
+            &target.name,
+            &w.contents,
+            w.mode,
+            w.owner,
+            existing,
+            context.as_deref(),
+        )
+        .map_err(io_err("write", path))
     }
 
     /// Stores what was written under `<cache>/<function>/<path>` (mode kept,
@@ -412,6 +434,7 @@ impl Applier {
             mode,
             dirs,
             within: Vec::new(),
+            owner: None,
         };
         let (target, existing) = target::check_target(root, &cached, &[])?;
         // Nothing to undo: a cache copy is made only after the change is complete.
@@ -436,7 +459,7 @@ impl Applier {
         if self.backup {
             write::backup(dir, &target.name, &existing).map_err(io_err("back up", SHADOW))?;
         }
-        write::replace(dir, &target.name, &new, 0o640, &existing, None).map_err(io_err("write", SHADOW))
+        write::replace(dir, &target.name, &new, 0o640, None, &existing, None).map_err(io_err("write", SHADOW))
     }
 }
 
@@ -554,6 +577,71 @@ mod tests {
             !dir.path().join("var/cache/singularity").exists(),
             "a failed change is not cached"
         );
+    }
+
+    #[test]
+    fn an_owned_write_gives_the_file_and_its_new_directories_to_the_owner() {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("SKIPPED: only root gives files away");
+            return;
+        }
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("home/u")).unwrap();
+        let applier = Applier::new(Root::new(dir.path()), false, Some("/var/cache/singularity".into()));
+        let mut w = FileWrite::new("/home/u/.ssh/authorized_keys", b"k\n".to_vec(), 0o600);
+        w.dirs = vec![
+            ("/home".into(), 0o755),
+            ("/home/u".into(), 0o755),
+            ("/home/u/.ssh".into(), 0o700),
+        ];
+        w.owner = Some((4242, 4343));
+        applier.apply(&plan(vec![Step::Write(w)])).unwrap();
+        let meta = |p: &str| std::fs::metadata(dir.path().join(p)).unwrap();
+        let keys = meta("home/u/.ssh/authorized_keys");
+        assert_eq!((keys.uid(), keys.gid(), keys.mode() & 0o7777), (4242, 4343, 0o600));
+        let ssh = meta("home/u/.ssh");
+        assert_eq!((ssh.uid(), ssh.gid(), ssh.mode() & 0o7777), (4242, 4343, 0o700));
+        assert_eq!(meta("home/u").uid(), 0, "an existing directory is left as it is");
+        let cached = meta("var/cache/singularity/network/home/u/.ssh/authorized_keys");
+        assert_eq!(cached.uid(), 0, "the cache stays root's");
+
+        // Replacing a root-owned file hands it over too, keeping its mode.
+        std::fs::write(dir.path().join("home/u/.ssh/authorized_keys"), "old\n").unwrap();
+        std::os::unix::fs::chown(dir.path().join("home/u/.ssh/authorized_keys"), Some(0), Some(0)).unwrap();
+        std::fs::set_permissions(
+            dir.path().join("home/u/.ssh/authorized_keys"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o640),
+        )
+        .unwrap();
+        let mut w = FileWrite::new("/home/u/.ssh/authorized_keys", b"new\n".to_vec(), 0o600);
+        w.owner = Some((4242, 4343));
+        applier.apply(&plan(vec![Step::Write(w)])).unwrap();
+        let keys = meta("home/u/.ssh/authorized_keys");
+        assert_eq!((keys.uid(), keys.gid(), keys.mode() & 0o7777), (4242, 4343, 0o640));
+    }
+
+    #[test]
+    fn read_finds_a_file_as_a_write_would() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("home/u/.ssh")).unwrap();
+        std::fs::create_dir_all(dir.path().join("root/.ssh")).unwrap();
+        std::fs::write(dir.path().join("home/u/.ssh/authorized_keys"), "k\n").unwrap();
+        std::fs::write(dir.path().join("root/.ssh/authorized_keys"), "root's\n").unwrap();
+        let applier = Applier::new(Root::new(dir.path()), false, None);
+        let within = ["/home/u".to_string()];
+        let read = |path: &str| applier.read(path, &within);
+        assert_eq!(
+            read("/home/u/.ssh/authorized_keys").unwrap().as_deref().map(|v| &v[..]),
+            Some(&b"k\n"[..])
+        );
+        assert!(read("/home/u/.ssh/missing").unwrap().is_none());
+        std::os::unix::fs::symlink("/root/.ssh/authorized_keys", dir.path().join("home/u/.ssh/other")).unwrap();
+        assert!(read("/home/u/.ssh/other").is_err(), "a link at the end");
+        std::os::unix::fs::symlink("/root/.ssh", dir.path().join("home/u/.ssh2")).unwrap();
+        let err = read("/home/u/.ssh2/authorized_keys").unwrap_err().to_string();
+        assert!(err.contains("outside the allowed paths"), "{err}");
     }
 
     #[test]

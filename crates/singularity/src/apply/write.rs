@@ -120,13 +120,14 @@ pub(crate) fn read(dir: BorrowedFd<'_>, name: &str) -> io::Result<Zeroizing<Vec<
 }
 
 /// Creates the directory `name` in `dir` with `mode` (not subject to the
-/// umask) and the SELinux `context`, owned by root when the agent runs as
-/// root, and opens it. Returns the new directory and whether it was created
-/// (`false`: it was there, and is left as it is).
+/// umask) and the SELinux `context`, owned by `owner` (root if `None`) when
+/// the agent runs as root, and opens it. Returns the new directory and
+/// whether it was created (`false`: it was there, and is left as it is).
 pub(crate) fn make_dir(
     dir: BorrowedFd<'_>,
     name: &str,
     mode: u32,
+    owner: Option<(u32, u32)>,
     context: Option<&[u8]>,
 ) -> io::Result<(OwnedFd, bool)> {
     let c = c_name(name)?;
@@ -140,8 +141,9 @@ pub(crate) fn make_dir(
     let new = open_dir_at(dir, name)?;
     if created {
         if is_root_user() {
+            let (uid, gid) = owner.unwrap_or((0, 0));
             // SAFETY: `new` is an open descriptor.
-            check(unsafe { libc::fchown(new.as_raw_fd(), 0, 0) })?;
+            check(unsafe { libc::fchown(new.as_raw_fd(), uid, gid) })?;
         }
         // SAFETY: `new` is an open descriptor.
         check(unsafe { libc::fchmod(new.as_raw_fd(), mode) })?;
@@ -193,12 +195,14 @@ fn temp_name(name: &str) -> io::Result<String> {
 /// Replaces `name` in `dir` with `contents`. An existing file keeps its mode,
 /// owner, group and extended attributes; a new file gets `new_mode`, root
 /// ownership (when running as root) and the SELinux `context`, if any.
+/// `owner`, when given, is the owner and group of the file either way.
 /// Returns `false` and writes nothing when the content is already identical.
 pub(crate) fn replace(
     dir: BorrowedFd<'_>,
     name: &str,
     contents: &[u8],
     new_mode: u32,
+    owner: Option<(u32, u32)>,
     existing: &Existing,
     context: Option<&[u8]>,
 ) -> io::Result<bool> {
@@ -208,10 +212,11 @@ pub(crate) fn replace(
                 return Ok(false);
             }
             let original = open_at(dir, name, libc::O_RDONLY | libc::O_NONBLOCK, 0)?;
-            install(dir, name, contents, mode, Some((uid, gid)), Attrs::CopyFrom(&original))?;
+            let owner = owner.unwrap_or((uid, gid));
+            install(dir, name, contents, mode, Some(owner), Attrs::CopyFrom(&original))?;
         }
         Existing::Missing => {
-            let owner = is_root_user().then_some((0, 0));
+            let owner = owner.or_else(|| is_root_user().then_some((0, 0)));
             install(dir, name, contents, new_mode, owner, Attrs::Context(context))?;
         }
     }
@@ -330,7 +335,7 @@ mod tests {
         fs::write(&f, b"old program").unwrap();
         fs::set_permissions(&f, fs::Permissions::from_mode(0o6755)).unwrap();
         let state = inspect(fd.as_fd(), "tool").unwrap();
-        assert!(replace(fd.as_fd(), "tool", b"new program", 0o600, &state, None).unwrap());
+        assert!(replace(fd.as_fd(), "tool", b"new program", 0o600, None, &state, None).unwrap());
         assert_eq!(fs::metadata(&f).unwrap().mode() & 0o7777, 0o755);
     }
 
@@ -342,11 +347,11 @@ mod tests {
         fs::write(&f, b"old").unwrap();
         fs::set_permissions(&f, fs::Permissions::from_mode(0o640)).unwrap();
         let state = inspect(fd.as_fd(), "x").unwrap();
-        assert!(replace(fd.as_fd(), "x", b"new", 0o600, &state, None).unwrap());
+        assert!(replace(fd.as_fd(), "x", b"new", 0o600, None, &state, None).unwrap());
         assert_eq!(fs::read(&f).unwrap(), b"new");
         assert_eq!(fs::metadata(&f).unwrap().mode() & 0o7777, 0o640);
         let state = inspect(fd.as_fd(), "x").unwrap();
-        assert!(!replace(fd.as_fd(), "x", b"new", 0o600, &state, None).unwrap());
+        assert!(!replace(fd.as_fd(), "x", b"new", 0o600, None, &state, None).unwrap());
         let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temp file left behind");
     }
@@ -367,7 +372,7 @@ mod tests {
         let fd = open_root(dir.path()).unwrap();
         // A directory where the file should go: the rename fails after the temp file is written.
         fs::create_dir(dir.path().join("k")).unwrap();
-        assert!(replace(fd.as_fd(), "k", b"secret", 0o600, &Existing::Missing, None).is_err());
+        assert!(replace(fd.as_fd(), "k", b"secret", 0o600, None, &Existing::Missing, None).is_err());
         let names: Vec<_> = fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -379,15 +384,15 @@ mod tests {
     fn new_directories_get_their_mode_whatever_the_umask() {
         let dir = tempfile::tempdir().unwrap();
         let fd = open_root(dir.path()).unwrap();
-        let (_, created) = make_dir(fd.as_fd(), "private", 0o700, None).unwrap();
+        let (_, created) = make_dir(fd.as_fd(), "private", 0o700, None, None).unwrap();
         assert!(created);
         assert_eq!(fs::metadata(dir.path().join("private")).unwrap().mode() & 0o7777, 0o700);
-        let (_, created) = make_dir(fd.as_fd(), "private", 0o755, None).unwrap();
+        let (_, created) = make_dir(fd.as_fd(), "private", 0o755, None, None).unwrap();
         assert!(!created, "an existing directory is kept as it is");
         assert_eq!(fs::metadata(dir.path().join("private")).unwrap().mode() & 0o7777, 0o700);
         std::os::unix::fs::symlink("/tmp", dir.path().join("l")).unwrap();
         assert!(
-            make_dir(fd.as_fd(), "l", 0o700, None).is_err(),
+            make_dir(fd.as_fd(), "l", 0o700, None, None).is_err(),
             "a link is not a directory"
         );
     }
@@ -409,7 +414,7 @@ mod tests {
         drop(original);
         let state = inspect(fd.as_fd(), "conf").unwrap();
         backup(fd.as_fd(), "conf", &state).unwrap();
-        assert!(replace(fd.as_fd(), "conf", b"new", 0o600, &state, None).unwrap());
+        assert!(replace(fd.as_fd(), "conf", b"new", 0o600, None, &state, None).unwrap());
         for name in ["conf", ".conf.bak"] {
             let file = File::open(dir.path().join(name)).unwrap();
             assert_eq!(

@@ -120,17 +120,26 @@ pub enum Transport {
         /// The socket.
         path: PathBuf,
     },
+    /// The QEMU guest agent protocol (libvirt, Proxmox): a protocol of its
+    /// own with its own request loop, `qga::serve`.
+    Qga {
+        /// How the host is reached.
+        method: crate::qga::Method,
+        /// The port (`None`: the method's default).
+        path: Option<String>,
+    },
 }
 
 impl Transport {
     /// The names `communicator` and `--communicator` accept.
-    pub const NAMES: [&'static str; 2] = ["xen", "socket"];
+    pub const NAMES: [&'static str; 3] = ["xen", "socket", "qga"];
 
     /// Its name in the configuration.
     pub fn name(&self) -> &'static str {
         match self {
             Transport::Xen { .. } => "xen",
             Transport::Socket { .. } => "socket",
+            Transport::Qga { .. } => "qga",
         }
     }
 
@@ -143,6 +152,11 @@ impl Transport {
                 rescan_interval,
             } => Box::new(xen::XenCommunicator::connect(xenstore.as_deref(), *rescan_interval)?.with_journal(journal)),
             Transport::Socket { path } => Box::new(socket::SocketCommunicator::bind(path)?),
+            Transport::Qga { .. } => {
+                return Err(CommError(
+                    "the qga communicator speaks its own protocol: qga::serve runs it".into(),
+                ))
+            }
         })
     }
 }
@@ -177,6 +191,10 @@ mod tests {
             },
             Transport::Socket {
                 path: PathBuf::from("/run/s"),
+            },
+            Transport::Qga {
+                method: crate::qga::Method::VirtioSerial,
+                path: None,
             },
         ];
         let names: Vec<&str> = all.iter().map(Transport::name).collect();

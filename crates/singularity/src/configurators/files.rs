@@ -66,6 +66,7 @@ pub fn plan(injection: &Injection, allowed: &[String], modes: Modes) -> Result<P
         mode: modes.file,
         dirs: ancestors(path).into_iter().map(|d| (d, modes.directory)).collect(),
         within: allowed.to_vec(),
+        owner: None,
     };
     Ok(Plan {
         function: Function::File.into(),

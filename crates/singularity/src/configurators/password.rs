@@ -1,5 +1,5 @@
-//! Root's password: check and hash the decrypted plaintext and plan the
-//! `/etc/shadow` update. The plaintext is only borrowed here and never
+//! An account's password (root's for nova, any user's for the QEMU guest
+//! agent): check and hash the plaintext and plan the `/etc/shadow` update. The plaintext is only borrowed here and never
 //! formatted.
 
 use crate::crypto::hash::{hash_password, Scheme};
@@ -36,9 +36,10 @@ impl fmt::Display for PasswordError {
 
 impl std::error::Error for PasswordError {}
 
-/// Plans setting root's password to `plain`, hashed with `scheme`. A password
-/// with a NUL byte is refused, and so is an empty one unless `allow_empty`.
-pub fn plan(plain: &Secret<String>, scheme: Scheme, allow_empty: bool) -> Result<Plan, PasswordError> {
+/// Plans setting `user`'s password to `plain`, hashed with `scheme`. A
+/// password with a NUL byte is refused, and so is an empty one unless
+/// `allow_empty`.
+pub fn plan(user: &str, plain: &Secret<String>, scheme: Scheme, allow_empty: bool) -> Result<Plan, PasswordError> {
     if plain.expose().contains('\0') {
         return Err(PasswordError::Nul);
     }
@@ -49,7 +50,7 @@ pub fn plan(plain: &Secret<String>, scheme: Scheme, allow_empty: bool) -> Result
     Ok(Plan {
         function: Function::Password.into(),
         steps: vec![Step::SetPassword {
-            user: USER.to_string(),
+            user: user.to_string(),
             hash: Secret::new(hash),
         }],
     })
@@ -60,7 +61,7 @@ mod tests {
     use super::*;
 
     fn refused(pw: &str, allow_empty: bool) -> Option<String> {
-        plan(&Secret::new(pw.to_string()), Scheme::Sha512, allow_empty)
+        plan(USER, &Secret::new(pw.to_string()), Scheme::Sha512, allow_empty)
             .err()
             .map(|e| e.to_string())
     }
@@ -72,5 +73,17 @@ mod tests {
         assert!(refused("", false).expect("refused").contains("empty"));
         assert_eq!(refused("", true), None);
         assert_eq!(refused("fine", false), None);
+    }
+
+    #[test]
+    fn the_plan_names_the_user_and_holds_a_hash_of_the_scheme() {
+        let plan = plan("alice", &Secret::new("pw".into()), Scheme::Sha256, false).unwrap();
+        match &plan.steps[..] {
+            [Step::SetPassword { user, hash }] => {
+                assert_eq!(user, "alice");
+                assert!(hash.expose().starts_with("$5$"));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -38,7 +38,7 @@ pub const MEMORY_INTERVAL: Duration = Duration::from_secs(60);
 const FIRST_PUBLISH_WAIT: Duration = Duration::from_secs(5);
 
 /// What the metrics thread needs.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MetricsConfig {
     /// The XenStore path (`None`: where the communicator looks by default).
     pub xenstore: Option<String>,
@@ -109,9 +109,14 @@ impl Metrics {
 /// connection is made here, in the caller's thread (it may need privileges
 /// the caller drops later); a failure is retried in the metrics thread.
 pub fn start(cfg: MetricsConfig, stop: Stop) -> std::io::Result<Metrics> {
-    let first = connect(&cfg)
-        .map_err(|e| log::debug!("metrics: cannot connect to xenstore yet: {e}"))
-        .ok();
+    spawn(cfg, listen()?, stop)
+}
+
+/// Subscribes to address and link changes and raises the returned signal on
+/// each, from a thread of its own that lives as long as the process (its
+/// socket cannot be woken to end it). Without rtnetlink the signal is never
+/// raised and addresses are read only at full rewrites.
+fn listen() -> std::io::Result<Arc<NetSignal>> {
     let net = Arc::new(NetSignal::default());
     match netlink::Changes::subscribe() {
         Ok(changes) => {
@@ -130,6 +135,14 @@ pub fn start(cfg: MetricsConfig, stop: Stop) -> std::io::Result<Metrics> {
         }
         Err(e) => log::warn!("metrics: cannot follow address changes (rtnetlink): {e}"),
     }
+    Ok(net)
+}
+
+/// Starts the metrics thread on `net`'s changes.
+fn spawn(cfg: MetricsConfig, net: Arc<NetSignal>, stop: Stop) -> std::io::Result<Metrics> {
+    let first = connect(&cfg)
+        .map_err(|e| log::debug!("metrics: cannot connect to xenstore yet: {e}"))
+        .ok();
     let for_thread = Arc::clone(&net);
     let (published, first_published) = std::sync::mpsc::channel();
     let thread = std::thread::Builder::new()
@@ -139,6 +152,62 @@ pub fn start(cfg: MetricsConfig, stop: Stop) -> std::io::Result<Metrics> {
     // XenStore is slow to answer.
     let _ = first_published.recv_timeout(FIRST_PUBLISH_WAIT);
     Ok(Metrics { net, thread })
+}
+
+/// The metrics function as the daemon runs it: started, stopped or started
+/// again with new settings as the configuration says, at start and on each
+/// reload. The keys a stopped thread wrote stay in XenStore as they were. The
+/// rtnetlink listener, once started, serves each metrics thread in turn.
+pub struct Switch {
+    /// The daemon's stop.
+    stop: Stop,
+    net: Option<Arc<NetSignal>>,
+    running: Option<Running>,
+}
+
+/// A metrics thread of a [`Switch`].
+struct Running {
+    cfg: MetricsConfig,
+    ended: Arc<AtomicBool>,
+    metrics: Metrics,
+}
+
+impl Switch {
+    /// No metrics thread yet; `stop` ends any it starts.
+    pub fn new(stop: Stop) -> Switch {
+        Switch {
+            stop,
+            net: None,
+            running: None,
+        }
+    }
+
+    /// Runs the metrics thread with `cfg`, or none with `None`. A thread
+    /// with other settings is stopped first (and waited for); the same
+    /// settings change nothing.
+    pub fn set(&mut self, cfg: Option<MetricsConfig>) -> std::io::Result<()> {
+        if self.running.as_ref().map(|r| &r.cfg) == cfg.as_ref() {
+            return Ok(());
+        }
+        if let Some(r) = self.running.take() {
+            r.ended.store(true, Ordering::Release);
+            r.metrics.join();
+            log::info!("metrics: stopped");
+        }
+        let Some(cfg) = cfg else { return Ok(()) };
+        let net = match &self.net {
+            Some(net) => Arc::clone(net),
+            None => Arc::clone(self.net.insert(listen()?)),
+        };
+        let ended = Arc::new(AtomicBool::new(false));
+        let stop: Stop = {
+            let (daemon, ended) = (Arc::clone(&self.stop), Arc::clone(&ended));
+            Arc::new(move || ended.load(Ordering::Acquire) || daemon())
+        };
+        let metrics = spawn(cfg.clone(), net, stop)?;
+        self.running = Some(Running { cfg, ended, metrics });
+        Ok(())
+    }
 }
 
 fn connect(cfg: &MetricsConfig) -> xenstore::Result<Client> {

@@ -14,6 +14,7 @@ mod live;
 mod metrics;
 #[path = "../common/netns.rs"]
 mod netns;
+mod qga;
 mod race;
 #[path = "../../../xenstore/tests/common/realxs.rs"]
 mod realxs;

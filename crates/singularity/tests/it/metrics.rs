@@ -186,6 +186,93 @@ fn metrics_over_the_device_and_disabled_by_functions() {
     }
 }
 
+/// The names of the agent's threads.
+fn threads(pid: u32) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|n| n.trim_end().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn sighup_starts_and_stops_metrics() {
+    let root = TestRoot::new();
+    root.seed_debian(&[]);
+    let meminfo = |free: u32| {
+        let text = format!("MemTotal: 4000 kB\nMemAvailable: {free} kB\n");
+        root.write("/proc/meminfo", text.as_bytes(), 0o444);
+    };
+    meminfo(1000);
+    let off = "[main]\nfunctions = version,features\n[metrics]\nmemory_interval = 1\n";
+    let on = "[main]\nfunctions = version,features,metrics\n[metrics]\nmemory_interval = 1\n";
+    let mut lab = XenLab::new(GuestLink::Device, Config::default());
+    xenopsd_layout(&lab, &[]);
+    lab.start_agent(&root, &[], off);
+    let pid = lab.agent_pid().unwrap();
+    let c = lab.client();
+    let key = |k: &str| read(&c, &lab.home(k));
+    let hup = |config: &str| {
+        lab.write_config(config);
+        // SAFETY: kill(2) on the agent, our own child.
+        unsafe { libc::kill(pid as i32, libc::SIGHUP) };
+    };
+    let metrics_threads = || {
+        threads(pid)
+            .into_iter()
+            .filter(|n| n.starts_with("metrics"))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(key("data/os_name"), None);
+    assert!(metrics_threads().is_empty());
+
+    // A reload that enables metrics starts it: the full key set, then free
+    // memory as it changes.
+    hup(on);
+    wait_until("metrics not started by the reload", WAIT, || {
+        key("data/os_name").is_some() && key("attr/PVAddons/MajorVersion").is_some()
+    });
+    assert_eq!(key("data/meminfo_free").as_deref(), Some("1000"));
+    meminfo(2000);
+    wait_until("free memory not followed", WAIT, || {
+        key("data/meminfo_free").as_deref() == Some("2000")
+    });
+
+    // A reload that disables it stops the thread; its keys stay as they were.
+    hup(off);
+    wait_until("metrics not stopped by the reload", WAIT, || {
+        lab.agent_log().contains("metrics: stopped")
+    });
+    assert_eq!(metrics_threads(), ["metrics-netlink"]);
+    c.rm(&lab.home("data/os_name")).unwrap();
+    meminfo(3000);
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(key("data/meminfo_free").as_deref(), Some("2000"));
+    assert_eq!(key("data/os_name"), None);
+
+    // Enabled again: a full rewrite, with the one netlink listener.
+    hup(on);
+    wait_until("metrics not started again", WAIT, || {
+        key("data/os_name").is_some() && key("data/meminfo_free").as_deref() == Some("3000")
+    });
+    assert_eq!(metrics_threads(), ["metrics", "metrics-netlink"]);
+    // A reload with the same settings leaves the thread alone.
+    hup(on);
+    wait_until("second reload not logged", WAIT, || {
+        lab.agent_log().matches("configuration reloaded").count() == 4
+    });
+    assert_eq!(lab.agent_log().matches("metrics: stopped").count(), 1);
+    assert!(lab.stop_agent());
+    let log = lab.agent_log();
+    let noisy: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(": WARN: ") || l.contains(": ERROR: "))
+        .collect();
+    assert!(noisy.is_empty(), "{noisy:?}");
+}
+
 /// The metrics thread as dom0 of a real daemon: the key set, nothing sent
 /// while nothing changes, a new `unique-domain-id` and a daemon restart
 /// (an empty store) each bring a full rewrite.

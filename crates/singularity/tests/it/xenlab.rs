@@ -107,6 +107,16 @@ impl XenLab {
         std::fs::read_to_string(self.log()).unwrap_or_default()
     }
 
+    /// The agent's process id.
+    pub fn agent_pid(&self) -> Option<u32> {
+        self.agent.as_ref().map(Child::id)
+    }
+
+    /// Replaces the agent's configuration file (read again on SIGHUP).
+    pub fn write_config(&self, config: &str) {
+        std::fs::write(self.dir.path().join("conf/singularity.conf"), config).expect("conf");
+    }
+
     /// Whether the agent process is still alive.
     pub fn agent_alive(&mut self) -> bool {
         matches!(self.agent.as_mut().map(|c| c.try_wait()), Some(Ok(None)))

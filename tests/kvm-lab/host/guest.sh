@@ -13,7 +13,6 @@ AGENT=
 CONTROL_FD=
 SIDE_FD=
 READERS=()
-ASK_ID=0
 
 now() { echo "$EPOCHREALTIME"; }
 since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'; }
@@ -76,8 +75,9 @@ end_boot() {
 # when no answer comes within 30 s.
 ask() {
   local id end
-  ASK_ID=$((ASK_ID + 1))
-  id=$ASK_ID
+  # Unique without a counter: ask runs in command substitutions (subshells),
+  # where a counter's increment would be lost and an old answer matched.
+  id=${EPOCHREALTIME/./}$((RANDOM % 10))
   printf '%s %s\n' "$id" "$*" >&"$CONTROL_FD"
   end=$((SECONDS + 30))
   while [ $SECONDS -lt $end ]; do

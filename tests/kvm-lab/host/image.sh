@@ -2,8 +2,9 @@
 #
 # Everything the guest runs comes from Debian's package mirror: apt-get
 # download + dpkg -x of the kernel linux-image-amd64 points at,
-# busybox-static and qemu-guest-agent. qemu-ga's libraries come from this
-# Debian 12 host (same release), found with ldd. The base image (busybox,
+# busybox-static and qemu-guest-agent. qemu-ga's libraries, chpasswd with
+# its PAM stack, and the UTC zone file come from this Debian 12 host (same
+# release), libraries found with ldd. The base image (busybox,
 # modules, qemu-ga) is cached under <cache>/images/<key>/, keyed by the exact
 # .deb names and this file; the lab's own files and the agent binary go into
 # a second, per-run archive appended to it (Linux unpacks concatenated
@@ -12,6 +13,8 @@
 # Virtio and the data disk's filesystem are modules in Debian's kernel;
 # their dependencies are added and ordered by module_order.
 GUEST_MODULES=(virtio_pci virtio_console virtio_blk virtio_net crc32c_generic ext4)
+PAM_MODULES=(/lib/x86_64-linux-gnu/security/pam_unix.so /lib/x86_64-linux-gnu/security/pam_deny.so
+  /lib/x86_64-linux-gnu/security/pam_permit.so)
 HOST_PACKAGES=(qemu-system-x86 libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients cpio
   e2fsprogs)
 
@@ -130,7 +133,7 @@ cpio_gz() {
 # base_image CACHE: sets IMAGE_DIR to the directory holding vmlinuz,
 # base.cpio.gz and busybox, building them when the cache has none for these packages.
 base_image() {
-  local cache=$1 key dir tmp root version deb busybox applet module
+  local cache=$1 key dir tmp root version deb busybox applet module file
   kernel_package
   download_debs "$cache/debs" "$KERNEL_PACKAGE" busybox-static qemu-guest-agent
   key=$({ printf '%s\n' "${DEBS[@]##*/}" "${GUEST_MODULES[@]}"; cat "${BASH_SOURCE[0]}"; } |
@@ -160,6 +163,19 @@ base_image() {
   mkdir -p "$root/usr/sbin"
   cp "$tmp/debs/usr/sbin/qemu-ga" "$root/usr/sbin/qemu-ga"
   copy_with_libraries "$root" /usr/sbin/qemu-ga
+
+  # Debian's chpasswd (package passwd), which qemu-ga runs for
+  # guest-set-user-password, with the PAM stack Debian 12 gives it
+  # (pam_unix, yescrypt), and the UTC zone /etc/localtime points at on a
+  # Debian system: all from this Debian 12 host, like qemu-ga's libraries
+  for file in /usr/sbin/chpasswd /etc/pam.d/chpasswd /etc/pam.d/common-password \
+    /etc/login.defs /usr/share/zoneinfo/Etc/UTC "${PAM_MODULES[@]}"; do
+    [ -f "$file" ] || no_lab "$file is missing on this host (Debian's passwd, libpam-modules, tzdata)"
+    mkdir -p "$root$(dirname "$file")"
+    cp -L "$file" "$root$file"
+    case $file in *.so | */chpasswd) copy_with_libraries "$root" "$file" ;; esac
+  done
+  ln -s /usr/share/zoneinfo/Etc/UTC "$root/etc/localtime"
 
   # the kernel and its modules, with the load order /lab/rc follows
   version=$(cd "$tmp/debs/lib/modules" && ls | head -n1)

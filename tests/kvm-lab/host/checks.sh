@@ -93,6 +93,10 @@ normalise() {
       sed -e "s/$DOMAIN/DOMAIN/g" -e 's/[[:space:]]*$//' -e '/^$/d' |
         grep -Ev '^(fs\.[0-9]+\.)?disk\.[0-9]+\.serial +:' || true
       ;;
+    fstrim-paths)
+      # members in one order (an agent's order is its own), no byte counts
+      sorted_json | sed -e 's/"trimmed": *[0-9]*/"trimmed": N/'
+      ;;
     sshkeys-*-get)
       # the keys in any order: qemu-ga 7.2 lists them last line first
       sed -e 's/[[:space:]]*$//' -e '/^$/d' | LC_ALL=C sort
@@ -101,6 +105,20 @@ normalise() {
       sed -e "s/$DOMAIN/DOMAIN/g" -e 's/[[:space:]]*$//' | sed -e '/^$/d'
       ;;
   esac
+}
+
+# sorted_json: a virsh output (JSON, then "exit N") with the JSON's members
+# sorted; anything that is not JSON passes as it is.
+sorted_json() {
+  /usr/bin/python3 -c '
+import json, sys
+lines = sys.stdin.read().splitlines()
+body, tail = lines[:-1], lines[-1:]
+try:
+    print(json.dumps(json.loads("\n".join(body)), sort_keys=True, indent=1))
+except ValueError:
+    print("\n".join(body))
+print("\n".join(tail))'
 }
 
 run_boot() {
@@ -142,6 +160,7 @@ run_boot() {
   check_ssh_keys
   check_passwords
   check_freeze
+  check_fstrim
   check_agents_stable
   [ -n "$hold" ] && [ "$idx" = 1 ] && hold_guest
   check_shutdown
@@ -277,13 +296,14 @@ check_passwords() {
     fi
     answer=$(ask shadow "$user" "$password") || answer="no answer from the guest"
     hash=$(sed -n 's/^hash //p' <<<"$answer")
-    # compared across agents: the verdicts and the entry's other fields, not
-    # the hash (its salt is random) nor the method (README.md)
-    keep "shadow-$user" "$(sed -e 's/^verify ok .*/verify ok/' -e '/^hash /d' <<<"$answer")"
-    if host_crypt_verifies "$password" "$hash" && grep -q '^verify ok' <<<"$answer" &&
+    # compared across agents: the entry's other fields, the file's mode and
+    # the other entries; not the hash (random salt; qemu-ga's chpasswd makes
+    # yescrypt, the agent SHA-512: README.md) nor busybox's verdict on it
+    keep "shadow-$user" "$(sed -e '/^verify /d' -e '/^hash /d' <<<"$answer")"
+    if host_crypt_verifies "$password" "$hash" && grep -Eq '^verify (ok|skipped)' <<<"$answer" &&
       grep -q '^stat 640 root shadow$' <<<"$answer"; then
       verdict "virsh set-user-password $user ${*:2}" ok \
-        "host crypt(3) and guest $(head -n1 <<<"$answer") on ${hash:0:3}... from /etc/shadow, root:shadow 0640"
+        "host crypt(3) ok, guest $(head -n1 <<<"$answer"), on the ${hash:0:3}... hash in /etc/shadow (root:shadow 0640)"
     else
       verdict "virsh set-user-password $user ${*:2}" fail \
         "host crypt(3): $(host_crypt_verifies "$password" "$hash" && echo ok || echo fail); guest: $(tr '\n' ';' <<<"$answer")"
@@ -356,6 +376,20 @@ check_freeze() {
       verdict "the write completes after domfsthaw" fail "$(ask write-state "probe$n")"
     fi
   done
+}
+
+# domfstrim (guest-fstrim): succeeds, and the agent's own answer names
+# /mnt/data (how many bytes were trimmed is taken out: it depends on what the
+# filesystem did before).
+check_fstrim() {
+  virsh_matches domfstrim '^exit 0$|^$' domfstrim "$DOMAIN"
+  if grep -Eq 'not currently supported|has not been found|has been disabled' <<<"$OUT"; then
+    verdict "domfstrim: the agent implements guest-fstrim" fail \
+      "$AGENT answers: $(tr '\n' ' ' <<<"$OUT" | cut -c1-200)"
+    return
+  fi
+  virsh_matches fstrim-paths '"path": *"/mnt/data"' qemu-agent-command "$DOMAIN" --pretty \
+    '{"execute":"guest-fstrim","arguments":{"minimum":0}}'
 }
 
 probe_done() { [ "$(ask write-state "$1")" = done ]; }

@@ -122,7 +122,7 @@ print("\n".join(tail))'
 }
 
 run_boot() {
-  local run=$1 idx=$2 side=$4 t0 t_ready t_agent t_checks
+  local run=$1 idx=$2 side=$4 t0 t_ready t_agent t_checks wire_from
   AGENT=$3
   BOOT=$run/$idx-$AGENT
   SOCK=$sock_root/$idx
@@ -132,6 +132,7 @@ run_boot() {
     RUN_IMAGE=$run/run.cpio.gz
     run_image "$here/guest" "$agent_bin" "$RUN_IMAGE"
   }
+  wire_from=$(wc -l <"$run/libvirtd-agent.log" 2>/dev/null || echo 0)
   t0=$(now)
   start_guest "$AGENT" "$side"
   if ! wait_until "$boot_timeout" guest_ready; then
@@ -164,9 +165,20 @@ run_boot() {
   check_agents_stable
   [ -n "$hold" ] && [ "$idx" = 1 ] && hold_guest
   check_shutdown
+  libvirt_requests "$run/libvirtd-agent.log" "$wire_from"
   TIMES+=("boot $idx ($AGENT on port 0): guest up ${t_ready} s, agent reached ${t_agent} s, checks $(since "$t_checks") s, total $(since "$t0") s")
   if [ "$FAILED" -gt 0 ]; then console_tail 25; fi
   end_boot
+}
+
+# libvirt_requests LOG FROM: what libvirtd sent the agent during this boot
+# (its log from line FROM on), compared across agents: the same virsh calls
+# must make libvirt send the same requests, whatever the agent answered
+# before. set-time's argument is the host's clock: taken out.
+libvirt_requests() {
+  [ -f "$1" ] || return 0
+  tail -n "+$(($2 + 1))" "$1" | sed -n "s/.*Send command '\(.*\)' for write.*/\1/p" |
+    sed 's/"time":[0-9]*/"time":T/' >"$BOOT/cmp/libvirt-requests"
 }
 
 hold_guest() {

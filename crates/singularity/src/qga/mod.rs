@@ -229,6 +229,14 @@ impl fmt::Debug for CommandDef {
 }
 
 /// The command called `name`.
+impl CommandDef {
+    /// Whether the command only reads (the protocol's own commands, and the
+    /// `get`/`status` ones): nothing on the system changes.
+    pub fn reads_only(&self) -> bool {
+        self.function.is_none() || self.name.contains("-get-") || self.name.ends_with("-status")
+    }
+}
+
 pub fn command(name: &str) -> Option<&'static CommandDef> {
     commands::COMMANDS.iter().find(|c| c.name == name)
 }

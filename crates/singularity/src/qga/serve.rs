@@ -225,7 +225,15 @@ fn work(worker: &mut Worker, job: Job, replier: &Replier, shared: &Shared, is_fr
                 None | Some(Ok(_)) => "ok".to_string(),
                 Some(Err(e)) => e.class.to_string(),
             };
-            log::info!(
+            // Hosts poll the read-only commands (Proxmox, libvirt's
+            // guestinfo): those are logged at debug level unless they fail.
+            let level = if def.reads_only() && outcome == "ok" {
+                log::Level::Debug
+            } else {
+                log::Level::Info
+            };
+            log::log!(
+                level,
                 "qga: {} {outcome} in {:.1} ms",
                 def.name,
                 started.elapsed().as_secs_f64() * 1000.0
@@ -349,9 +357,6 @@ pub fn serve(
         pending: AtomicUsize::new(0),
         done: (Mutex::new(()), Condvar::new()),
     });
-    if shared.frozen.load(Ordering::SeqCst) {
-        log::warn!("qga: the filesystems were left frozen: only guest-fsfreeze-thaw and the like run until a thaw");
-    }
     let (jobs, queue) = mpsc::sync_channel(QUEUE);
     let replier = port.replier();
     let worker = {
@@ -376,7 +381,8 @@ pub fn serve(
         current.root.display()
     );
     notify::send("READY=1");
-    let mut buf = vec![0u8; 64 * 1024];
+    // Requests are small; a bigger one takes more reads, not more memory.
+    let mut buf = [0u8; 4096];
     while !signals::stop_requested() {
         if signals::take_reload() {
             reload(&current, global, args, &mut reader);

@@ -64,7 +64,13 @@ impl Ga {
     /// The agent under test, with the qga communicator on `root`, `block`
     /// disabled, and `extra` appended to its configuration.
     fn singularity(root: &Path, block: &str, extra: &str) -> Ga {
+        Ga::singularity_with_run(root, block, extra, None)
+    }
+
+    /// The same, its run-time directory `run` (kept across restarts) when given.
+    fn singularity_with_run(root: &Path, block: &str, extra: &str, run: Option<&Path>) -> Ga {
         let dir = tempfile::tempdir().unwrap();
+        let run = run.map_or_else(|| dir.path().join("run"), Path::to_path_buf);
         let socket = dir.path().join("ga.sock");
         let log = dir.path().join("agent.log");
         let conf = dir.path().join("conf");
@@ -87,7 +93,7 @@ impl Ga {
             .args(["daemon", "--nodaemonize", "--pidfile"])
             .arg(dir.path().join("pid"))
             .arg("--run")
-            .arg(dir.path().join("run"))
+            .arg(&run)
             .stdin(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -272,6 +278,8 @@ const EXACT: &[&str] = &[
     r#"{"execute":"guest-shutdown","arguments":{"mode":7}}"#,
     r#"{"execute":"guest-set-time","arguments":{"time":"now"}}"#,
     r#"{"execute":"guest-fstrim","arguments":{"minimum":"x"}}"#,
+    r#"{"execute":"guest-ping","execute":"guest-info"}"#,
+    "\u{FE}{\"execute\":\"guest-ping\",\"id\":\"fe\"}",
 ];
 
 /// The disabled command in both agents.
@@ -419,4 +427,492 @@ fn hostile_requests_get_qemu_ga_errors_and_the_agent_keeps_serving() {
     let lines = until_sync(&mut s, 1);
     assert_eq!(lines.len(), 1);
     assert_eq!(lines[0].json, json!({"return": {}, "id": "after"}));
+}
+
+/// Takes every disk's `serial` member out of `v`, in order (`None` for a
+/// disk without one).
+fn take_serials(v: &mut Value) -> Vec<Option<Value>> {
+    let mut out = Vec::new();
+    match v {
+        Value::Object(members) => {
+            if members.contains_key("bus-type") {
+                out.push(members.remove("serial"));
+            }
+            for member in members.values_mut() {
+                out.extend(take_serials(member));
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|i| out.extend(take_serials(i))),
+        _ => {}
+    }
+    out
+}
+
+/// Held by each test that runs singularity on the live system: one daemon
+/// per system (its instance lock), so these tests take turns.
+static LIVE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn live_system() -> std::sync::MutexGuard<'static, ()> {
+    LIVE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// One request on `stream`, and its reply line.
+fn ask(stream: &mut UnixStream, request: Value) -> Value {
+    stream.write_all(request.to_string().as_bytes()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while Instant::now() < deadline {
+        match stream.read(&mut byte) {
+            Ok(0) => panic!("the agent closed the connection"),
+            Ok(_) if byte[0] == b'\n' => return serde_json::from_slice(&buf).unwrap(),
+            Ok(_) => buf.push(byte[0]),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+    panic!("no reply to {request}");
+}
+
+fn run(program: &str, args: &[&str]) {
+    let status = Command::new(program).args(args).status().unwrap();
+    assert!(status.success(), "{program} {args:?}: {status}");
+}
+
+/// A small ext4 filesystem mounted from a loop device; thawed and
+/// unmounted on drop, whatever the test left.
+struct LoopFs {
+    mnt: PathBuf,
+}
+
+impl LoopFs {
+    fn new(dir: &Path) -> LoopFs {
+        let img = dir.join("fs.img");
+        fs::File::create(&img).unwrap().set_len(16 << 20).unwrap();
+        run("mkfs.ext4", &["-q", "-F", img.to_str().unwrap()]);
+        let mnt = dir.join("mnt");
+        fs::create_dir(&mnt).unwrap();
+        run("mount", &["-o", "loop", img.to_str().unwrap(), mnt.to_str().unwrap()]);
+        LoopFs { mnt }
+    }
+}
+
+impl Drop for LoopFs {
+    fn drop(&mut self) {
+        let _ = Command::new("fsfreeze")
+            .arg("-u")
+            .arg(&self.mnt)
+            .stderr(Stdio::null())
+            .status();
+        let _ = Command::new("umount").arg(&self.mnt).status();
+    }
+}
+
+/// Writes `path` in a thread; the receiver gets `()` once the data is on disk.
+fn write_in_background(path: PathBuf) -> std::sync::mpsc::Receiver<()> {
+    let (done, wait) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut f = fs::File::create(&path).unwrap();
+        f.write_all(b"written while frozen\n").unwrap();
+        f.sync_all().unwrap();
+        let _ = done.send(());
+    });
+    wait
+}
+
+/// `guest-fsfreeze-freeze-list` on a real filesystem (a loop-mounted ext4;
+/// only it is listed, so that nothing of this machine freezes): a write
+/// waits until the thaw, the hook runs around it, and the frozen state
+/// survives a restart of the agent, which meanwhile runs only what qemu-ga
+/// runs while frozen.
+#[test]
+fn a_frozen_filesystem_holds_writes_until_the_thaw_even_across_a_restart() {
+    let _live = live_system();
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED: freezing a filesystem needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let loopfs = LoopFs::new(dir.path());
+    let mnt = loopfs.mnt.to_str().unwrap().to_string();
+    let run_dir = dir.path().join("run");
+    let hooks = dir.path().join("hooks");
+    fs::create_dir(&hooks).unwrap();
+    let hook_log = dir.path().join("hook.log");
+    let hook = hooks.join("10-log");
+    fs::write(&hook, format!("#!/bin/sh\necho \"$1\" >> {}\n", hook_log.display())).unwrap();
+    fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let extra = format!("fsfreeze_hook = {}\n", hooks.display());
+
+    let agent = Ga::singularity_with_run(Path::new("/"), "", &extra, Some(&run_dir));
+    let mut s = agent.connect();
+    let none = ask(
+        &mut s,
+        json!({"execute": "guest-fsfreeze-freeze-list", "arguments": {"mountpoints": ["/no/such/mount"]}}),
+    );
+    assert_eq!(none, json!({"return": 0}));
+    let frozen = ask(
+        &mut s,
+        json!({"execute": "guest-fsfreeze-freeze-list", "arguments": {"mountpoints": [mnt]}}),
+    );
+    assert_eq!(frozen, json!({"return": 1}));
+    assert_eq!(
+        ask(&mut s, json!({"execute": "guest-fsfreeze-status"})),
+        json!({"return": "frozen"})
+    );
+    let written = write_in_background(loopfs.mnt.join("file"));
+    assert!(
+        written.recv_timeout(Duration::from_secs(1)).is_err(),
+        "a write went through to a frozen filesystem"
+    );
+    // Frozen: only what qemu-ga allows then.
+    let refused = ask(&mut s, json!({"execute": "guest-get-osinfo"}));
+    assert_eq!(
+        refused["error"]["desc"],
+        "Command guest-get-osinfo has been disabled: the agent is in frozen state"
+    );
+    assert_eq!(
+        ask(&mut s, json!({"execute": "guest-fsfreeze-freeze"}))["error"]["class"],
+        "CommandNotFound"
+    );
+
+    // The agent goes away and comes back: still frozen.
+    drop(s);
+    drop(agent);
+    let agent = Ga::singularity_with_run(Path::new("/"), "", &extra, Some(&run_dir));
+    let mut s = agent.connect();
+    assert_eq!(
+        ask(&mut s, json!({"execute": "guest-fsfreeze-status"})),
+        json!({"return": "frozen"})
+    );
+    assert_eq!(ask(&mut s, json!({"execute": "guest-ping"})), json!({"return": {}}));
+    let info = ask(&mut s, json!({"execute": "guest-info"}));
+    let enabled = |name: &str| {
+        info["return"]["supported_commands"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap()["enabled"]
+            .clone()
+    };
+    assert_eq!(enabled("guest-fsfreeze-thaw"), json!(true));
+    assert_eq!(enabled("guest-set-user-password"), json!(false));
+    assert!(written.try_recv().is_err(), "the write waits");
+
+    assert_eq!(
+        ask(&mut s, json!({"execute": "guest-fsfreeze-thaw"})),
+        json!({"return": 1})
+    );
+    written
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the write goes through after the thaw");
+    assert_eq!(
+        ask(&mut s, json!({"execute": "guest-fsfreeze-status"})),
+        json!({"return": "thawed"})
+    );
+    assert_eq!(
+        ask(&mut s, json!({"execute": "guest-fsfreeze-thaw"})),
+        json!({"return": 0})
+    );
+    assert!(!run_dir.join("qga-frozen").exists());
+    assert_eq!(
+        fs::read_to_string(&hook_log).unwrap(),
+        "freeze\nthaw\nfreeze\nthaw\nthaw\n",
+        "each thaw runs the hook, as with qemu-ga"
+    );
+}
+
+/// The commands that only read: both agents run on this machine's live
+/// system (singularity allowed nothing else), and their answers must agree
+/// in shape everywhere, and in value where the facts are the same for both.
+#[test]
+fn read_only_commands_describe_this_machine_as_qemu_ga_does() {
+    let _live = live_system();
+    let read_only = [
+        "guest-get-osinfo",
+        "guest-get-host-name",
+        "guest-get-timezone",
+        "guest-get-users",
+        "guest-get-time",
+        "guest-get-vcpus",
+        "guest-network-get-interfaces",
+        "guest-get-fsinfo",
+        "guest-get-disks",
+    ];
+    let allow = format!("allow = guest-sync,guest-ping,guest-info,{}\n", read_only.join(","));
+    let ours = Ga::singularity(Path::new("/"), "", &allow);
+    let theirs = Ga::qemu_ga(QEMU_GA_ONLY);
+    let (mut a, mut b) = (ours.connect(), theirs.connect());
+    for name in read_only {
+        let request = json!({ "execute": name });
+        let (mut mine, mut qemu) = (ask(&mut a, request.clone()), ask(&mut b, request));
+        assert!(qemu.get("return").is_some(), "{name}: qemu-ga answered {qemu}");
+        // A disk's serial: singularity reads sysfs, qemu-ga asks udev's
+        // database, which a machine may lack; compared where both have it.
+        for (x, y) in take_serials(&mut mine).into_iter().zip(take_serials(&mut qemu)) {
+            if y.is_some() {
+                assert_eq!(x, y, "{name}: a disk's serial");
+            }
+        }
+        assert_eq!(shape(&mine), shape(&qemu), "{name}:\n ours {mine}\n qemu-ga {qemu}");
+        let same_value = match name {
+            "guest-get-time" => {
+                let (x, y) = (mine["return"].as_i64().unwrap(), qemu["return"].as_i64().unwrap());
+                assert!((x - y).abs() < 5_000_000_000, "{name}: {x} vs {y}");
+                false
+            }
+            // Sessions and byte counters move between the two questions.
+            "guest-get-users" | "guest-network-get-interfaces" | "guest-get-fsinfo" => false,
+            _ => true,
+        };
+        if same_value {
+            assert_eq!(mine, qemu, "{name}");
+        }
+    }
+    let names = |v: &Value, key: &str| -> Vec<Value> {
+        let mut n: Vec<Value> = v["return"].as_array().unwrap().iter().map(|i| i[key].clone()).collect();
+        n.sort_by_key(|x| x.to_string());
+        n
+    };
+    let interfaces = json!({"execute": "guest-network-get-interfaces"});
+    let (mine, qemu) = (ask(&mut a, interfaces.clone()), ask(&mut b, interfaces));
+    assert_eq!(names(&mine, "name"), names(&qemu, "name"));
+    let addresses = |v: &Value| -> Vec<Value> {
+        let mut all: Vec<Value> = v["return"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| json!([i["name"], i["hardware-address"], i["ip-addresses"]]))
+            .collect();
+        all.sort_by_key(|x| x.to_string());
+        all
+    };
+    assert_eq!(addresses(&mine), addresses(&qemu));
+    let fsinfo = json!({"execute": "guest-get-fsinfo"});
+    let (mine, qemu) = (ask(&mut a, fsinfo.clone()), ask(&mut b, fsinfo));
+    assert_eq!(names(&mine, "mountpoint"), names(&qemu, "mountpoint"));
+}
+
+/// A slow command (a freeze hook that takes 3 s) does not hold up
+/// `guest-sync`: its reply comes first, the slow one's after. qemu-ga, one
+/// thread, would answer in order.
+#[test]
+fn guest_sync_is_answered_while_a_slow_command_runs() {
+    let _live = live_system();
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED: the freeze hook must be root's");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let hook = dir.path().join("slow-hook");
+    fs::write(&hook, "#!/bin/sh\n[ \"$1\" = freeze ] && sleep 3\nexit 0\n").unwrap();
+    fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let extra = format!("fsfreeze_hook = {}\n", hook.display());
+    // Only a mount that does not exist is named: nothing freezes.
+    let agent = Ga::singularity_with_run(Path::new("/"), "", &extra, Some(&dir.path().join("run")));
+    let mut s = agent.connect();
+    s.write_all(
+        br#"{"execute":"guest-fsfreeze-freeze-list","arguments":{"mountpoints":["/no/such/mount"]},"id":"slow"}"#,
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let sync = ask(&mut s, json!({"execute": "guest-sync", "arguments": {"id": 7}}));
+    assert_eq!(sync, json!({"return": 7}), "guest-sync first");
+    // A command the worker runs waits its turn behind the slow one.
+    let slow = ask(&mut s, json!({"execute": "guest-get-host-name", "id": "after"}));
+    assert_eq!(slow, json!({"return": 0, "id": "slow"}), "then the slow command");
+    let mut rest = Vec::new();
+    let mut byte = [0u8; 1];
+    while s.read(&mut byte).map(|n| n == 1 && byte[0] != b'\n').unwrap_or(false) {
+        rest.push(byte[0]);
+    }
+    let after: Value = serde_json::from_slice(&rest).unwrap();
+    assert_eq!(after["id"], "after");
+    assert!(after["return"]["host-name"].is_string(), "{after}");
+}
+
+/// SIGHUP re-reads the configuration: what is blocked changes without a
+/// restart, and `guest-info` says so.
+#[test]
+fn a_reload_changes_which_commands_run() {
+    let root = TestRoot::new();
+    let agent = Ga::singularity(root.base(), "guest-get-osinfo", "");
+    let mut s = agent.connect();
+    let osinfo = json!({"execute": "guest-get-osinfo"});
+    assert_eq!(
+        ask(&mut s, osinfo.clone())["error"]["desc"],
+        "Command guest-get-osinfo has been disabled"
+    );
+    let conf = agent._dir.path().join("conf/singularity.conf");
+    let text = fs::read_to_string(&conf).unwrap();
+    fs::write(
+        &conf,
+        text.replace("block = guest-get-osinfo", "block = guest-get-host-name"),
+    )
+    .unwrap();
+    // SAFETY: kill with a child's pid and a valid signal.
+    assert_eq!(unsafe { libc::kill(agent.child.id() as i32, libc::SIGHUP) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let reply = ask(&mut s, osinfo.clone());
+        if reply.get("return").is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still refused after the reload: {reply}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        ask(&mut s, json!({"execute": "guest-get-host-name"}))["error"]["desc"],
+        "Command guest-get-host-name has been disabled"
+    );
+}
+
+/// `method = isa-serial` on a terminal (a pseudo-terminal standing in for
+/// the guest's serial port): raw bytes both ways, resynchronisation, and
+/// the port kept while the host end is silent.
+#[test]
+fn isa_serial_serves_a_terminal() {
+    let (mut master, slave_path) = pty();
+    let dir = tempfile::tempdir().unwrap();
+    let root = TestRoot::new();
+    let conf = dir.path().join("conf");
+    fs::create_dir(&conf).unwrap();
+    fs::write(
+        conf.join("singularity.conf"),
+        format!("[main]\ncommunicator = qga\n[qga]\nmethod = isa-serial\npath = {slave_path}\n"),
+    )
+    .unwrap();
+    let log = dir.path().join("agent.log");
+    let mut child = Command::new(bin())
+        .arg("-f")
+        .arg(&conf)
+        .arg("-H")
+        .arg(&log)
+        .args(["-l", "debug", "--root"])
+        .arg(root.base())
+        .args(["daemon", "--nodaemonize", "--pidfile"])
+        .arg(dir.path().join("pid"))
+        .arg("--run")
+        .arg(dir.path().join("run"))
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let killer = KillOnDrop(&mut child);
+    // Until the agent has the port: a sync after 0xFF, again and again.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut id = 100;
+    loop {
+        id += 1;
+        master
+            .write_all(
+                format!("\u{1}{{\"execute\":\"guest-sync-delimited\",\"arguments\":{{\"id\":{id}}}}}").as_bytes(),
+            )
+            .unwrap();
+        let got = read_pty(&mut master, Duration::from_millis(500));
+        if let Some(at) = got.windows(1).position(|w| w[0] == 0xFF) {
+            let line = String::from_utf8_lossy(&got[at + 1..]).into_owned();
+            if line.contains(&format!("\"return\":{id}")) {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no answer on {slave_path}: {}",
+            fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
+    // Garbage, then a request split across writes, then a ping.
+    master.write_all(b"\xFE}garbage{{").unwrap();
+    master.write_all(&[0xFF]).unwrap();
+    master.write_all(br#"{"execute":"guest-pi"#).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    master.write_all(br#"ng","id":"serial"}"#).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut got = Vec::new();
+    while !String::from_utf8_lossy(&got).contains(r#""id":"serial""#) {
+        assert!(
+            Instant::now() < deadline,
+            "no ping reply: {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        got.extend(read_pty(&mut master, Duration::from_millis(200)));
+    }
+    let text = String::from_utf8_lossy(&got);
+    let last = text.lines().rfind(|l| l.contains("serial")).unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(last).unwrap(),
+        json!({"return": {}, "id": "serial"})
+    );
+    drop(killer);
+}
+
+struct KillOnDrop<'a>(&'a mut Child);
+
+impl Drop for KillOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A pseudo-terminal: its master end, and the path of its slave end, set
+/// raw (as a serial port the guest's getty does not use).
+fn pty() -> (fs::File, String) {
+    use std::os::fd::FromRawFd;
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty fills the two descriptors; the pointers may be null.
+    let rc = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
+    // SAFETY: termios is plain data filled by tcgetattr; `slave` is open.
+    unsafe {
+        let mut t: libc::termios = std::mem::zeroed();
+        assert_eq!(libc::tcgetattr(slave, &mut t), 0);
+        libc::cfmakeraw(&mut t);
+        assert_eq!(libc::tcsetattr(slave, libc::TCSANOW, &t), 0);
+    }
+    let path = fs::read_link(format!("/proc/self/fd/{slave}")).unwrap();
+    // The slave stays open for the test's life, so that the master never
+    // sees a hang-up while the agent (re)opens its end. Leaked on purpose.
+    // SAFETY: `master` is a new descriptor owned by nothing else.
+    (
+        unsafe { fs::File::from_raw_fd(master) },
+        path.to_string_lossy().into_owned(),
+    )
+}
+
+/// What the master end has to read within `wait`.
+fn read_pty(master: &mut fs::File, wait: Duration) -> Vec<u8> {
+    use std::os::fd::AsRawFd;
+    let mut out = Vec::new();
+    let deadline = Instant::now() + wait;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut pfd = libc::pollfd {
+            fd: master.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut pfd, 1, left.as_millis() as i32) };
+        if n <= 0 {
+            return out;
+        }
+        let mut buf = [0u8; 4096];
+        match master.read(&mut buf) {
+            Ok(n) if n > 0 => out.extend_from_slice(&buf[..n]),
+            _ => return out,
+        }
+    }
 }

@@ -133,15 +133,27 @@ pub fn set_time_with(clocks: &mut dyn Clocks, hwclock: bool, time: Option<i64>) 
 
 /// The offset of local time from UTC, in seconds east, at `now` (seconds
 /// since the epoch), from the TZif file `tzif`; `None` when it cannot be read.
-pub fn tzif_offset(tzif: &[u8], now: i64) -> Option<i64> {
-    let tz = Tzif::parse(tzif)?;
-    Some(tz.offset_at(now))
+#[cfg(test)]
+fn tzif_offset(tzif: &[u8], now: i64) -> Option<i64> {
+    tzif_local(tzif, now).map(|(offset, _)| offset)
+}
+
+/// Local time at `now` by the TZif file `tzif`: its offset from UTC
+/// (seconds east) and its abbreviation (`CET`, `EDT`, `+0530`).
+pub fn tzif_local(tzif: &[u8], now: i64) -> Option<(i64, String)> {
+    Some(Tzif::parse(tzif)?.local_at(now))
+}
+
+/// Local time at `now` by the TZif file under `root` at `path`.
+pub fn local_of(root: &Root, path: &str, now: i64) -> Option<(i64, String)> {
+    let bytes = std::fs::read(root.join(path).ok()?).ok()?;
+    tzif_local(&bytes, now)
 }
 
 /// The offset at `now` of the TZif file under `root` at `path`.
-pub fn offset_of(root: &Root, path: &str, now: i64) -> Option<i64> {
-    let bytes = std::fs::read(root.join(path).ok()?).ok()?;
-    tzif_offset(&bytes, now)
+#[cfg(test)]
+fn offset_of(root: &Root, path: &str, now: i64) -> Option<i64> {
+    local_of(root, path, now).map(|(offset, _)| offset)
 }
 
 /// Seconds since the epoch, now.
@@ -155,6 +167,8 @@ pub fn now_secs() -> i64 {
 struct Tzif {
     transitions: Vec<(i64, usize)>,
     offsets: Vec<i64>,
+    /// Each local time type's abbreviation, beside `offsets`.
+    abbrs: Vec<String>,
     footer: Option<String>,
 }
 
@@ -208,6 +222,15 @@ impl Tzif {
         if offsets.is_empty() || transitions.iter().any(|&(_, ty)| ty >= offsets.len()) {
             return None;
         }
+        let names = b.get(p + types * 6..p + types * 6 + chars)?;
+        let abbrs = (0..types)
+            .map(|i| {
+                let from = usize::from(*b.get(p + i * 6 + 5)?);
+                let rest = names.get(from..)?;
+                let end = rest.iter().position(|&c| c == 0).unwrap_or(rest.len());
+                Some(String::from_utf8_lossy(&rest[..end]).into_owned())
+            })
+            .collect::<Option<Vec<String>>>()?;
         p += types * 6 + chars + leap * (size + 4) + isstd + isut;
         let footer = if wide {
             b.get(p..)
@@ -222,21 +245,23 @@ impl Tzif {
         Some(Tzif {
             transitions,
             offsets,
+            abbrs,
             footer,
         })
     }
 
-    fn offset_at(&self, now: i64) -> i64 {
+    fn local_at(&self, now: i64) -> (i64, String) {
         let last = self.transitions.last();
         if let (Some(footer), true) = (&self.footer, last.is_none_or(|&(t, _)| now >= t)) {
             if let Some(rule) = Posix::parse(footer) {
-                return rule.offset_at(now);
+                return rule.local_at(now);
             }
         }
-        match self.transitions.iter().rev().find(|&&(t, _)| t <= now) {
-            Some(&(_, ty)) => self.offsets[ty],
-            None => self.offsets[0],
-        }
+        let ty = match self.transitions.iter().rev().find(|&&(t, _)| t <= now) {
+            Some(&(_, ty)) => ty,
+            None => 0,
+        };
+        (self.offsets[ty], self.abbrs[ty].clone())
     }
 }
 
@@ -245,7 +270,9 @@ impl Tzif {
 #[derive(Debug, PartialEq, Eq)]
 struct Posix {
     std: i64,
+    std_name: String,
     dst: Option<(i64, Rule, Rule)>,
+    dst_name: String,
 }
 
 /// When daylight saving time starts or ends: a day of the year and a time
@@ -305,13 +332,19 @@ fn hms(s: &[u8], at: &mut usize) -> Option<i64> {
     Some(sign * secs)
 }
 
-/// A zone abbreviation: letters, or anything between `<` and `>`.
-fn name(s: &[u8], at: &mut usize) -> Option<()> {
+/// A zone abbreviation: letters, or anything between `<` and `>` (without them).
+fn name(s: &[u8], at: &mut usize) -> Option<String> {
+    let text = |from: usize, to: usize| String::from_utf8_lossy(&s[from..to]).into_owned();
     if s.get(*at) == Some(&b'<') {
+        let from = *at + 1;
         take_while(s, at, |c| c != b'>');
-        (s.get(*at) == Some(&b'>')).then(|| *at += 1)
+        (s.get(*at) == Some(&b'>')).then(|| {
+            *at += 1;
+            text(from, *at - 1)
+        })
     } else {
-        (take_while(s, at, |c| c.is_ascii_alphabetic()) >= 3).then_some(())
+        let from = *at;
+        (take_while(s, at, |c| c.is_ascii_alphabetic()) >= 3).then(|| text(from, *at))
     }
 }
 
@@ -346,12 +379,18 @@ impl Posix {
     fn parse(tz: &str) -> Option<Posix> {
         let s = tz.as_bytes();
         let mut at = 0;
-        name(s, &mut at)?;
+        let std_name = name(s, &mut at)?;
         let std = -hms(s, &mut at)?;
+        let standard = |std_name: String| Posix {
+            std,
+            std_name,
+            dst: None,
+            dst_name: String::new(),
+        };
         if at == s.len() {
-            return Some(Posix { std, dst: None });
+            return Some(standard(std_name));
         }
-        name(s, &mut at)?;
+        let dst_name = name(s, &mut at)?;
         let dst = if matches!(s.get(at), Some(b',') | None) {
             std + 3600
         } else {
@@ -360,7 +399,7 @@ impl Posix {
         if s.get(at) != Some(&b',') {
             // Daylight saving time without rules: qemu-ga's libc would fall
             // back to its own; keep standard time.
-            return Some(Posix { std, dst: None });
+            return Some(standard(std_name));
         }
         at += 1;
         let start = rule(s, &mut at)?;
@@ -369,13 +408,15 @@ impl Posix {
         let end = rule(s, &mut at)?;
         (at == s.len()).then_some(Posix {
             std,
+            std_name,
             dst: Some((dst, start, end)),
+            dst_name,
         })
     }
 
-    fn offset_at(&self, now: i64) -> i64 {
+    fn local_at(&self, now: i64) -> (i64, String) {
         let Some((dst, start, end)) = self.dst else {
-            return self.std;
+            return (self.std, self.std_name.clone());
         };
         let year = civil_from_days((now + self.std).div_euclid(86400)).0;
         // The start is given in standard time, the end in daylight time.
@@ -387,9 +428,9 @@ impl Posix {
             !(to..from).contains(&now)
         };
         if in_dst {
-            dst
+            (dst, self.dst_name.clone())
         } else {
-            self.std
+            (self.std, self.std_name.clone())
         }
     }
 }
@@ -641,6 +682,10 @@ mod tests {
         assert_eq!(tzif_offset(&kolkata, 0), Some(19800));
         let numeric = tzif(&[-10800], &[], "<-03>3");
         assert_eq!(tzif_offset(&numeric, utc(2026, 1, 1, 0)), Some(-10800));
+        assert_eq!(tzif_local(&numeric, 0), Some((-10800, "-03".to_string())));
+        let ny = tzif(&[-18000], &[], "EST5EDT,M3.2.0,M11.1.0");
+        assert_eq!(tzif_local(&ny, utc(2026, 7, 1, 0)), Some((-14400, "EDT".to_string())));
+        assert_eq!(tzif_local(&ny, utc(2026, 12, 1, 0)), Some((-18000, "EST".to_string())));
         let julian = tzif(&[0], &[], "XST0XDT,J60/0,J300/0");
         assert_eq!(tzif_offset(&julian, utc(2024, 3, 1, 12)), Some(3600));
         assert_eq!(tzif_offset(&julian, utc(2024, 2, 28, 12)), Some(0));
@@ -663,6 +708,12 @@ mod tests {
         let root = Root::new("/");
         if let Some(o) = offset_of(&root, "/usr/share/zoneinfo/Europe/Paris", utc(2026, 7, 1, 0)) {
             assert_eq!(o, 7200);
+        }
+        if let Some(local) = local_of(&root, "/usr/share/zoneinfo/Europe/Paris", utc(1990, 1, 1, 0)) {
+            assert_eq!(local, (3600, "CET".to_string()), "from the transitions");
+        }
+        if let Some(local) = local_of(&root, "/usr/share/zoneinfo/America/Sao_Paulo", utc(2045, 1, 1, 0)) {
+            assert_eq!(local, (-10800, "-03".to_string()), "from the footer");
         }
         if let Some(o) = offset_of(&root, "/usr/share/zoneinfo/America/New_York", 0) {
             assert_eq!(o, -18000);

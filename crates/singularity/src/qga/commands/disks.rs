@@ -14,12 +14,12 @@ use std::path::{Path, PathBuf};
 
 /// One line of mountinfo.
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct Mount {
-    major: u32,
-    minor: u32,
-    mountpoint: String,
-    fstype: String,
-    source: String,
+pub(super) struct Mount {
+    pub(super) major: u32,
+    pub(super) minor: u32,
+    pub(super) mountpoint: String,
+    pub(super) fstype: String,
+    pub(super) source: String,
 }
 
 /// Undoes mountinfo's octal escapes (`\040` for a space, and so on).
@@ -43,6 +43,11 @@ fn unescape(s: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The mounts listed in the mountinfo file at `path`, in mount order.
+pub(super) fn mounts(path: &Path) -> std::io::Result<Vec<Mount>> {
+    std::fs::read_to_string(path).map(|text| parse_mountinfo(&text))
 }
 
 /// Parses `/proc/self/mountinfo`; malformed lines are skipped.

@@ -116,11 +116,11 @@ fn zone_of_link(target: &str) -> Option<&str> {
     (!zone.is_empty()).then_some(zone)
 }
 
-/// `guest-get-timezone`: `{zone?, offset}`, offset in seconds east of UTC
-/// now. The zone is the `/etc/localtime` link's target under `zoneinfo`,
-/// else `/etc/timezone`; the offset comes from the zone's TZif file (the
-/// link's target read under the root, or `/etc/localtime` itself when it is
-/// a copy), and is 0 (UTC, as the C library assumes) without one.
+/// `guest-get-timezone`: `{zone, offset}` as qemu-ga answers: the local
+/// time's abbreviation now (`CET` in winter, `CEST` in summer; glib's
+/// name), and its offset in seconds east of UTC. Local time is the TZif
+/// file `/etc/localtime` (a link is followed under the root), else the zone
+/// named in `/etc/timezone`, else UTC.
 pub fn timezone(ctx: &mut Ctx<'_>, _: &Args) -> Result<Value, QgaError> {
     Ok(timezone_at(ctx.root, clock::now_secs()))
 }
@@ -131,30 +131,22 @@ fn timezone_at(root: &Root, now: i64) -> Value {
         .ok()
         .and_then(|p| std::fs::read_link(p).ok())
         .map(|t| t.to_string_lossy().into_owned());
-    let from_file = || {
-        read(root, "/etc/timezone")
-            .and_then(|t| t.lines().next().map(|l| l.trim().to_string()))
-            .filter(|z| !z.is_empty())
+    let file = match &link {
+        Some(target) => match zone_of_link(target) {
+            Some(zone) => Some(format!("{ZONEINFO}{zone}")),
+            None => target.starts_with('/').then(|| target.clone()),
+        },
+        None => Some("/etc/localtime".to_string()),
     };
-    let zone = link
-        .as_deref()
-        .and_then(zone_of_link)
-        .map(str::to_string)
-        .or_else(from_file);
-    let offset = match (&link, &zone) {
-        (Some(_), Some(z)) => clock::offset_of(root, &format!("{ZONEINFO}{z}"), now),
-        (Some(_), None) => None,
-        (None, _) => clock::offset_of(root, "/etc/localtime", now),
-    }
-    .or_else(|| {
-        let z = zone.as_ref()?;
-        clock::offset_of(root, &format!("{ZONEINFO}{z}"), now)
-    })
-    .unwrap_or(0);
-    match zone {
-        Some(z) => json!({ "zone": z, "offset": offset }),
-        None => json!({ "offset": offset }),
-    }
+    let named = || {
+        let zone = read(root, "/etc/timezone")?.lines().next()?.trim().to_string();
+        (!zone.is_empty()).then(|| format!("{ZONEINFO}{zone}"))
+    };
+    let (offset, zone) = file
+        .and_then(|f| clock::local_of(root, &f, now))
+        .or_else(|| clock::local_of(root, &named()?, now))
+        .unwrap_or((0, "UTC".to_string()));
+    json!({ "zone": zone, "offset": offset })
 }
 
 /// glibc's `struct utmp` on x86_64 (and every 64-bit Linux but s390x):
@@ -319,11 +311,11 @@ mod tests {
         // 2026-12-07 and 2026-07-01, midnight UTC.
         assert_eq!(
             timezone_at(&root, 1_796_601_600),
-            json!({"zone": "Europe/Paris", "offset": 3600})
+            json!({"zone": "CET", "offset": 3600})
         );
         assert_eq!(
             timezone_at(&root, 1_782_864_000),
-            json!({"zone": "Europe/Paris", "offset": 7200})
+            json!({"zone": "CEST", "offset": 7200})
         );
     }
 
@@ -337,12 +329,18 @@ mod tests {
         let root = Root::new(dir.path());
         assert_eq!(
             timezone_at(&root, 1_796_601_600),
-            json!({"zone": "America/New_York", "offset": -18000})
+            json!({"zone": "EST", "offset": -18000})
         );
         let dir = root_with(&[("/etc/localtime", &tzif(19800, "IST-5:30"))]);
-        assert_eq!(timezone_at(&Root::new(dir.path()), 0), json!({"offset": 19800}));
+        assert_eq!(
+            timezone_at(&Root::new(dir.path()), 0),
+            json!({"zone": "IST", "offset": 19800})
+        );
         let dir = root_with(&[]);
-        assert_eq!(timezone_at(&Root::new(dir.path()), 0), json!({"offset": 0}));
+        assert_eq!(
+            timezone_at(&Root::new(dir.path()), 0),
+            json!({"zone": "UTC", "offset": 0})
+        );
         assert_eq!(zone_of_link("../usr/share/zoneinfo/Etc/UTC"), Some("Etc/UTC"));
         assert_eq!(zone_of_link("/etc/zoneinfo/"), None);
     }

@@ -342,3 +342,28 @@ const SET_VCPUS: &[Param] = &[Param {
     ty: Ty::List(&Ty::Struct(VCPU)),
     required: true,
 }];
+
+#[cfg(test)]
+mod tests {
+    use super::COMMANDS;
+
+    #[test]
+    fn exactly_the_commands_that_change_nothing_read_only() {
+        let changing: Vec<&str> = COMMANDS.iter().filter(|c| !c.reads_only()).map(|c| c.name).collect();
+        assert_eq!(
+            changing,
+            [
+                "guest-set-user-password",
+                "guest-ssh-add-authorized-keys",
+                "guest-ssh-remove-authorized-keys",
+                "guest-fsfreeze-freeze",
+                "guest-fsfreeze-freeze-list",
+                "guest-fsfreeze-thaw",
+                "guest-fstrim",
+                "guest-shutdown",
+                "guest-set-time",
+                "guest-set-vcpus",
+            ]
+        );
+    }
+}

@@ -89,9 +89,11 @@ pub fn get_vcpus(ctx: &mut Ctx<'_>, _: &Args) -> Result<Value, QgaError> {
     if vcpus.is_empty() {
         return Err(QgaError::generic("guest reported zero VCPUs"));
     }
+    // Highest id first, as qemu-ga lists them.
     Ok(Value::Array(
         vcpus
             .iter()
+            .rev()
             .map(|v| json!({"logical-id": v.id, "online": v.online, "can-offline": v.can_offline}))
             .collect(),
     ))
@@ -191,9 +193,9 @@ mod tests {
     }
 
     #[test]
-    fn lists_every_cpu_by_id_cpu0_fixed_online() {
+    fn lists_every_cpu_highest_id_first_cpu0_fixed_online() {
         let dir = cpus(&["1\n", "0\n"]);
-        // cpu10 sorts after cpu2 by number, not by name.
+        // cpu10 comes before cpu2 by number, not after it by name.
         let d = dir.path().join("sys/devices/system/cpu/cpu10");
         fs::create_dir_all(&d).unwrap();
         fs::write(d.join("online"), "1\n").unwrap();
@@ -201,10 +203,10 @@ mod tests {
         assert_eq!(
             got,
             json!([
-                {"logical-id": 0, "online": true, "can-offline": false},
-                {"logical-id": 1, "online": true, "can-offline": true},
-                {"logical-id": 2, "online": false, "can-offline": true},
                 {"logical-id": 10, "online": true, "can-offline": true},
+                {"logical-id": 2, "online": false, "can-offline": true},
+                {"logical-id": 1, "online": true, "can-offline": true},
+                {"logical-id": 0, "online": true, "can-offline": false},
             ])
         );
     }
@@ -279,7 +281,7 @@ mod tests {
     fn the_live_system_has_at_least_cpu0() {
         let got = with_ctx(&Root::new("/"), |ctx| get_vcpus(ctx, &Args::new())).unwrap();
         let list = got.as_array().unwrap();
-        assert_eq!(list[0]["logical-id"], json!(0));
+        assert_eq!(list.last().unwrap()["logical-id"], json!(0));
         for v in list {
             assert!(v["online"].is_boolean() && v["can-offline"].is_boolean());
         }

@@ -28,6 +28,9 @@ KEY3="ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQDkvmlabkeythreethreethreethree lab-k
 # verdict NAME OK|... DETAIL: one PASS/FAIL line for the agent on port 0.
 verdict() {
   local name=$1 status=FAIL detail=${3:-}
+  # shorter lines: the domain and the boot directory are in the log's head
+  [ -n "$DOMAIN" ] && name=${name//"$DOMAIN"/DOMAIN}
+  [ -n "$BOOT" ] && name=${name//"$BOOT/"/}
   [ "$2" = ok ] && status=PASS
   if [ "$status" = PASS ]; then
     PASSED=$((PASSED + 1))

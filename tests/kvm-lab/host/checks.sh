@@ -165,6 +165,7 @@ run_boot() {
   check_passwords
   check_freeze
   check_fstrim
+  check_refusals
   check_agents_stable
   [ -n "$hold" ] && [ "$idx" = 1 ] && hold_guest
   check_shutdown
@@ -210,6 +211,45 @@ check_read_only() {
       verdict "guest-info offers no guest-exec and no guest-file-*" ok
     fi
   fi
+}
+
+# virsh_refused NAME EXACT ARGS...: virsh ARGS fails with libvirt's
+# "error:" (the agent answered an error, and libvirt took it as one). The
+# output is compared across agents: whole when EXACT is "exact" (the
+# protocol's own messages, which clients match on), else up to the agent's
+# free-text description (README.md).
+virsh_refused() {
+  local name=$1 exact=$2 rc=0
+  shift 2
+  run_virsh "$name" "$@" || rc=$?
+  if [ "$exact" = exact ]; then
+    normalise "$name" <"$BOOT/raw/$name" >"$BOOT/cmp/$name"
+  else
+    normalise "$name" <"$BOOT/raw/$name" |
+      sed "s/\(unable to execute QEMU agent command '[^']*'\): .*/\1: DESC/" >"$BOOT/cmp/$name"
+  fi
+  if [ $rc != 0 ] && grep -q '^error:' <<<"$OUT"; then
+    verdict "virsh $* refused" ok "$(grep -m1 -v '^error: Unable to\|^error: failed to' <<<"$OUT" | cut -c1-200)"
+  else
+    verdict "virsh $* refused" fail "exit $rc: $(tr '\n' ' ' <<<"$OUT" | cut -c1-300)"
+  fi
+}
+
+# Requests an agent must refuse, and how: an unknown command, a stray
+# argument, a user that does not exist, the CPU that cannot go offline; and
+# a mount point that is not one, which freezes nothing.
+check_refusals() {
+  virsh_refused refuse-unknown exact qemu-agent-command "$DOMAIN" '{"execute":"guest-no-such-command"}'
+  virsh_refused refuse-argument exact qemu-agent-command "$DOMAIN" \
+    '{"execute":"guest-get-host-name","arguments":{"x":1}}'
+  virsh_refused refuse-password-user desc set-user-password "$DOMAIN" no-such-user NotSet1
+  virsh_refused refuse-sshkeys-user desc get-user-sshkeys "$DOMAIN" no-such-user
+  virsh_refused refuse-vcpu0 desc guestvcpus "$DOMAIN" --cpulist 0 --disable
+  # not a refusal: qemu-ga freezes the mounts it finds among those named
+  virsh_matches freeze-no-mountpoint '^Froze 0 filesystem' domfsfreeze "$DOMAIN" --mountpoint /no/such/mount
+  # nothing stayed frozen or offline
+  virsh_matches refuse-after-status '"thawed"' qemu-agent-command "$DOMAIN" '{"execute":"guest-fsfreeze-status"}'
+  virsh_matches refuse-after-vcpus 'online +: 0-1' guestvcpus "$DOMAIN"
 }
 
 # domtime: the host's clock within a few seconds, before and after --now

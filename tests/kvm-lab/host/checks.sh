@@ -9,6 +9,7 @@ PASSED=0
 FAILED=0
 FAILURES=()
 TIMES=()
+TERM_WHILE_FROZEN=()
 NYI=
 OUT=
 
@@ -167,6 +168,7 @@ run_boot() {
   check_fstrim
   check_refusals
   check_agents_stable
+  check_freeze_restart
   [ -n "$hold" ] && [ "$idx" = 1 ] && hold_guest
   check_shutdown
   libvirt_requests "$run/libvirtd-agent.log" "$wire_from"
@@ -178,11 +180,13 @@ run_boot() {
 # libvirt_requests LOG FROM: what libvirtd sent the agent during this boot
 # (its log from line FROM on), compared across agents: the same virsh calls
 # must make libvirt send the same requests, whatever the agent answered
-# before. set-time's argument is the host's clock: taken out.
+# before. set-time's argument is the host's clock: taken out; so are the
+# lab's guest-pings (how many depends on how soon an agent came up).
 libvirt_requests() {
   [ -f "$1" ] || return 0
   tail -n "+$(($2 + 1))" "$1" | sed -n "s/.*Send command '\(.*\)' for write.*/\1/p" |
-    sed 's/"time":[0-9]*/"time":T/' >"$BOOT/cmp/libvirt-requests"
+    sed 's/"time":[0-9]*/"time":T/' | { grep -v '^{"execute":"guest-ping"}$' || true; } \
+    >"$BOOT/cmp/libvirt-requests"
 }
 
 hold_guest() {
@@ -460,6 +464,69 @@ check_agents_stable() {
   fi
 }
 
+# An agent that dies while the filesystems are frozen (SIGKILL: a crash
+# during a snapshot) and is started again by init still knows they are,
+# refuses what it must, and thaws them. Then SIGTERM while frozen (a service
+# stop during a snapshot): qemu-ga ignores it while frozen; an agent that
+# exits instead must leave a successor that knows the freeze. Either way the
+# agent on the port says "frozen" and a thaw lets the write through.
+check_freeze_restart() {
+  local answer
+  virsh_matches restart-kill-freeze 'Froze 1 filesystem' domfsfreeze "$DOMAIN"
+  grep -q 'Froze 1' <<<"$OUT" || return 0
+  ask write-start probe3 >/dev/null || true
+  answer=$(ask restart-agent 0 KILL) || answer="no answer from the guest"
+  if grep -q ' start 2$' <<<"$answer" && wait_until 60 agent_connected; then
+    verdict "$AGENT restarted by init after SIGKILL while frozen, libvirt reconnects" ok "$answer"
+  else
+    verdict "$AGENT restarted by init after SIGKILL while frozen, libvirt reconnects" fail "$answer"
+  fi
+  virsh_matches restart-kill-status '"frozen"' qemu-agent-command "$DOMAIN" '{"execute":"guest-fsfreeze-status"}'
+  run_virsh restart-kill-hostname qemu-agent-command "$DOMAIN" '{"execute":"guest-get-host-name"}' || true
+  normalise restart-kill-hostname <"$BOOT/raw/restart-kill-hostname" >"$BOOT/cmp/restart-kill-hostname"
+  if grep -q 'has been disabled: the agent is in frozen state' <<<"$OUT"; then
+    verdict "guest-get-host-name refused after the SIGKILL restart" ok
+  else
+    verdict "guest-get-host-name refused after the SIGKILL restart" fail "$OUT"
+  fi
+  if [ "$(ask write-state probe3)" = pending ]; then
+    verdict "the write still waits after the SIGKILL restart" ok
+  else
+    verdict "the write still waits after the SIGKILL restart" fail "$(ask write-state probe3)"
+  fi
+  virsh_matches restart-kill-thaw 'Thawed 1 filesystem' domfsthaw "$DOMAIN"
+  if wait_until 10 probe_done probe3; then
+    verdict "the write completes after the restarted agent's thaw" ok
+  else
+    verdict "the write completes after the restarted agent's thaw" fail "$(ask write-state probe3)"
+  fi
+
+  virsh_matches restart-term-freeze 'Froze 1 filesystem' domfsfreeze "$DOMAIN"
+  ask write-start probe4 >/dev/null || true
+  # the guest waits up to 10 s for a new start; none comes when the agent
+  # ignores the signal
+  answer=$(ask restart-agent 0 TERM) || answer="no answer from the guest"
+  if wait_until 60 agent_connected; then
+    verdict "SIGTERM while frozen: an agent serves the port after it" ok \
+      "$(if grep -q ' start 2$' <<<"$answer"; then echo "ignored (qemu-ga's way)"; else echo "exited, init started it again"; fi): $answer"
+  else
+    verdict "SIGTERM while frozen: an agent serves the port after it" fail "$answer"
+  fi
+  TERM_WHILE_FROZEN+=("$AGENT: $answer")
+  virsh_matches restart-term-status '"frozen"' qemu-agent-command "$DOMAIN" '{"execute":"guest-fsfreeze-status"}'
+  if [ "$(ask write-state probe4)" = pending ]; then
+    verdict "the write still waits after SIGTERM" ok
+  else
+    verdict "the write still waits after SIGTERM" fail "$(ask write-state probe4)"
+  fi
+  virsh_matches restart-term-thaw 'Thawed 1 filesystem' domfsthaw "$DOMAIN"
+  if wait_until 10 probe_done probe4; then
+    verdict "the write completes after the thaw" ok
+  else
+    verdict "the write completes after the thaw" fail "$(ask write-state probe4)"
+  fi
+}
+
 # shutdown --mode agent: the agent runs /sbin/shutdown, the domain shuts off.
 check_shutdown() {
   local t0 end
@@ -522,6 +589,7 @@ summary() {
   log "================================================================ summary"
   for t in "${TIMES[@]}"; do log "$t"; done
   log "accel $accel; wall time $1 s"
+  for t in "${TERM_WHILE_FROZEN[@]}"; do log "SIGTERM while frozen: $t"; done
   [ -n "$NYI" ] && log "NYI: singularity has no qga communicator yet: qemu-ga served both ports"
   for t in "${FAILURES[@]}"; do log "FAILED: $t"; done
   if [ "$FAILED" = 0 ] && [ "$PASSED" -gt 0 ]; then

@@ -136,7 +136,8 @@ run_boot() {
     RUN_IMAGE=$run/run.cpio.gz
     run_image "$here/guest" "$agent_bin" "$RUN_IMAGE"
   }
-  wire_from=$(wc -l <"$run/libvirtd-agent.log" 2>/dev/null || echo 0)
+  WIRE_LOG=$run/libvirtd-agent.log
+  wire_from=$(wc -l <"$WIRE_LOG" 2>/dev/null || echo 0)
   t0=$(now)
   start_guest "$AGENT" "$side"
   if ! wait_until "$boot_timeout" guest_ready; then
@@ -169,6 +170,7 @@ run_boot() {
   check_refusals
   check_agents_stable
   check_freeze_restart
+  check_quiesced_snapshot
   [ -n "$hold" ] && [ "$idx" = 1 ] && hold_guest
   check_shutdown
   libvirt_requests "$run/libvirtd-agent.log" "$wire_from"
@@ -525,6 +527,28 @@ check_freeze_restart() {
   else
     verdict "the write completes after the thaw" fail "$(ask write-state probe4)"
   fi
+}
+
+# A disk-only snapshot with --quiesce (libvirt freezes through the agent,
+# snapshots, then thaws: qemu_snapshot.c), onto a qcow2 overlay in BOOT.
+check_quiesced_snapshot() {
+  local from
+  from=$(wc -l <"$WIRE_LOG" 2>/dev/null || echo 0)
+  virsh_matches snapshot-quiesce 'Domain snapshot .* created' snapshot-create-as "$DOMAIN" lab-snap \
+    --disk-only --quiesce --atomic --no-metadata --diskspec "vda,snapshot=external,file=$BOOT/overlay.qcow2"
+  if [ -f "$WIRE_LOG" ]; then
+    tail -n "+$((from + 1))" "$WIRE_LOG" | sed -n "s/.*Send command '\(.*\)' for write.*/\1/p" |
+      { grep -v '"guest-ping"' || true; } >"$BOOT/cmp/snapshot-quiesce-requests"
+    if grep -q 'guest-fsfreeze-freeze' "$BOOT/cmp/snapshot-quiesce-requests" &&
+      grep -q 'guest-fsfreeze-thaw' "$BOOT/cmp/snapshot-quiesce-requests"; then
+      verdict "the snapshot froze and thawed through the agent" ok \
+        "$(tr '\n' ' ' <"$BOOT/cmp/snapshot-quiesce-requests")"
+    else
+      verdict "the snapshot froze and thawed through the agent" fail \
+        "libvirt sent: $(tr '\n' ' ' <"$BOOT/cmp/snapshot-quiesce-requests")"
+    fi
+  fi
+  virsh_matches snapshot-status '"thawed"' qemu-agent-command "$DOMAIN" '{"execute":"guest-fsfreeze-status"}'
 }
 
 # shutdown --mode agent: the agent runs /sbin/shutdown, the domain shuts off.

@@ -299,6 +299,19 @@ check_vcpus() {
   else
     verdict "virsh guestvcpus --cpulist 1 --enable" fail "$OUT; guest's online CPUs: ${cpus:-?}"
   fi
+  # setvcpus --guest: the count, not a list (libvirt picks the CPUs)
+  local n want
+  for n in 1 2; do
+    want=0
+    [ "$n" = 2 ] && want=0-1
+    if run_virsh "setvcpus-guest-$n" setvcpus "$DOMAIN" "$n" --guest &&
+      cpus=$(ask cpus) && [ "$cpus" = "$want" ]; then
+      verdict "virsh setvcpus $n --guest" ok "guest's online CPUs: $cpus"
+    else
+      verdict "virsh setvcpus $n --guest" fail "$OUT; guest's online CPUs: ${cpus:-?}"
+    fi
+    normalise "setvcpus-guest-$n" <"$BOOT/raw/setvcpus-guest-$n" >"$BOOT/cmp/setvcpus-guest-$n"
+  done
 }
 
 # set-user-sshkeys appends without --reset; --remove takes keys away;

@@ -41,6 +41,8 @@
 //!
 //! Numbers only: nothing here fails on a time.
 
+#[path = "common/support.rs"]
+mod support;
 use base64::Engine;
 use clap::Parser;
 use serde_json::{json, Value};
@@ -51,6 +53,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
+use support::{summarize, Summary};
 
 /// The target of the static binary the packages ship.
 const STATIC_TARGET: &str = "x86_64-unknown-linux-gnu";
@@ -380,18 +383,8 @@ impl Agent {
     }
 
     fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            // SAFETY: kill(2) on our own child, not yet reaped.
-            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                thread::sleep(Duration::from_millis(10));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some(child) = self.child.take() {
+            support::stop(child);
         }
     }
 }
@@ -480,29 +473,6 @@ impl Conn {
 
 // ---------------------------------------------------------------------------
 // Measurements
-
-#[derive(Clone, Copy, Default)]
-struct Summary {
-    n: usize,
-    p50: f64,
-    p99: f64,
-    max: f64,
-}
-
-fn summarize(mut values: Vec<f64>) -> Summary {
-    if values.is_empty() {
-        return Summary::default();
-    }
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    let rank = |p: f64| values[((p * n as f64).ceil() as usize).clamp(1, n) - 1];
-    Summary {
-        n,
-        p50: rank(0.50),
-        p99: rank(0.99),
-        max: values[n - 1],
-    }
-}
 
 /// One command's round trips, qemu-ga's and singularity's.
 struct Row {

@@ -23,6 +23,9 @@ pub struct CachedFile {
     pub contents: Zeroizing<Vec<u8>>,
     /// Mode the file had when written.
     pub mode: u32,
+    /// The user and group it was written for (a user's
+    /// `authorized_keys`), kept as the cached copy's owner; `None`: root's.
+    pub owner: Option<(u32, u32)>,
 }
 
 /// The built-in functions `apply` accepts: those that write files.
@@ -110,6 +113,7 @@ fn collect(dir: &Path, prefix: &str, out: &mut Vec<CachedFile>) -> Result<(), St
                 path,
                 contents,
                 mode: meta.mode() & 0o7777,
+                owner: (meta.uid() != 0 || meta.gid() != 0).then(|| (meta.uid(), meta.gid())),
             });
         }
     }
@@ -169,18 +173,32 @@ pub fn apply(
             }
             continue;
         }
-        let steps = files
-            .into_iter()
-            .map(|f| {
-                let mut write = FileWrite::new(&f.path, f.contents, f.mode);
-                // Injected files and external configurators' own functions
-                // were held to allowed_paths when written; so they are now.
-                if function == Function::File.name() || Function::named(function).is_none() {
-                    write.within = inject_allowed.to_vec();
-                }
-                Step::Write(write)
-            })
-            .collect();
+        let mut steps = Vec::with_capacity(files.len());
+        for f in files {
+            let mut write = FileWrite::new(&f.path, f.contents, f.mode);
+            // Injected files and external configurators' own functions
+            // were held to allowed_paths when written; so they are now.
+            if function == Function::File.name() || Function::named(function).is_none() {
+                write.within = inject_allowed.to_vec();
+            }
+            if let Some((uid, gid)) = f.owner {
+                // The user's again: within the home the account has now
+                // (a link the user made cannot lead out of it), and only
+                // its own directory (`~/.ssh`) may be made for it.
+                let text = crate::passwd::read(applier.root()).map_err(|e| format!("{function}: {e}"))?;
+                let home = crate::passwd::by_uid(&text, uid)
+                    .map(|account| account.home)
+                    .filter(|home| home.starts_with('/'))
+                    .ok_or_else(|| format!("{function}: {}: no account has uid {uid} now", f.path))?;
+                write.within = vec![home];
+                write.owner = Some((uid, gid));
+                write.dirs = crate::plan::ancestors(&f.path)
+                    .pop()
+                    .map(|parent| vec![(parent, 0o700)])
+                    .unwrap_or_default();
+            }
+            steps.push(Step::Write(write));
+        }
         let plan = Plan {
             function: function.clone().into(),
             steps,

@@ -42,7 +42,7 @@ fn configurators(s: &Settings) -> Vec<External> {
 }
 
 /// Quiet time after a request before the heap's free pages are handed back.
-const TRIM_AFTER: Duration = Duration::from_secs(2);
+pub(crate) const TRIM_AFTER: Duration = Duration::from_secs(2);
 
 /// Builds the applier the settings describe.
 pub fn applier(s: &Settings) -> Applier {
@@ -76,14 +76,45 @@ fn metrics_config(started: &Settings, s: &Settings) -> Option<metrics::MetricsCo
     })
 }
 
+/// Reads the configuration again (SIGHUP) and, when it is valid, points
+/// the logger at it and hands it to `apply`; an invalid one is logged and
+/// the old one kept. Tells systemd what happens.
+pub(crate) fn reload(current: &Settings, global: &Global, args: &DaemonArgs, apply: impl FnOnce(&Settings)) {
+    notify::send("RELOADING=1");
+    match settings::load(global, Some(args)) {
+        Ok(new) => {
+            for w in &new.warnings {
+                log::warn!("{w}");
+            }
+            if let Err(e) = logging::init(&new.loghandler, new.loglevel) {
+                log::error!("{e}");
+            }
+            apply(&new);
+            if new.transport() != current.transport() {
+                log::warn!("communicator settings changed: they take effect at the next restart");
+            }
+            log::info!("configuration reloaded (functions {})", new.functions);
+        }
+        Err(e) => log::error!("configuration not reloaded, keeping the old one: {e}"),
+    }
+    notify::send("READY=1");
+}
+
 /// Connects, retrying until it works or a stop is requested (at boot the
 /// xenbus device may appear late).
 fn connect_until_ready(s: &Settings) -> Option<Box<dyn Communicator>> {
+    retry_until_stopped(|| connect(s))
+}
+
+/// Runs `attempt` until it succeeds (its value) or a stop is requested
+/// (`None`), waiting 100 ms after the first failure, doubling up to 5 s. The
+/// first failure is logged, the rest are not.
+pub(crate) fn retry_until_stopped<T>(mut attempt: impl FnMut() -> Result<T, String>) -> Option<T> {
     let mut delay = Duration::from_millis(100);
     let mut reported = false;
     loop {
-        match connect(s) {
-            Ok(c) => return Some(c),
+        match attempt() {
+            Ok(value) => return Some(value),
             Err(e) => {
                 if !reported {
                     log::error!("{e}; retrying");
@@ -117,7 +148,7 @@ fn one_arena() {
 
 /// Hands the heap's free pages back to the kernel (glibc keeps them after a
 /// burst of requests otherwise): real memory, not a counter.
-fn trim_heap() {
+pub(crate) fn trim_heap() {
     #[cfg(target_env = "gnu")]
     // SAFETY: malloc_trim only releases free memory of the allocator.
     unsafe {
@@ -162,28 +193,13 @@ pub fn serve(
     let mut trim_due = false;
     while !signals::stop_requested() {
         if signals::take_reload() {
-            notify::send("RELOADING=1");
-            match settings::load(global, Some(args)) {
-                Ok(new) => {
-                    for w in &new.warnings {
-                        log::warn!("{w}");
-                    }
-                    if let Err(e) = logging::init(&new.loghandler, new.loglevel) {
-                        log::error!("{e}");
-                    }
-                    agent.reconfigure(new.handler(configurators(&new)), applier(&new));
-                    log::info!("configuration reloaded (functions {})", new.functions);
-                    if new.transport() != current.transport() {
-                        log::warn!("communicator settings changed: they take effect at the next restart");
-                    }
-                    metadata = vm_data(&new);
-                    if let Err(e) = metrics.set(metrics_config(&current, &new)) {
-                        log::error!("cannot start metrics: {e}");
-                    }
+            reload(&current, global, args, |new| {
+                agent.reconfigure(new.handler(configurators(new)), applier(new));
+                metadata = vm_data(new);
+                if let Err(e) = metrics.set(metrics_config(&current, new)) {
+                    log::error!("cannot start metrics: {e}");
                 }
-                Err(e) => log::error!("configuration not reloaded, keeping the old one: {e}"),
-            }
-            notify::send("READY=1");
+            });
         }
         let wait = if trim_due { TRIM_AFTER } else { IDLE_WAIT };
         if serve_one(comm.as_mut(), metadata.as_mut(), &mut agent, wait) {

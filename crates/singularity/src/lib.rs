@@ -32,6 +32,7 @@ pub mod logging;
 pub mod metrics;
 pub mod network;
 pub mod notify;
+pub mod passwd;
 pub mod plan;
 pub mod protocol;
 pub mod qga;

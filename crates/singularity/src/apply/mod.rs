@@ -408,8 +408,9 @@ impl Applier {
         .map_err(io_err("write", path))
     }
 
-    /// Stores what was written under `<cache>/<function>/<path>` (mode kept,
-    /// private directories), so `singularity apply` can restore it later.
+    /// Stores what was written under `<cache>/<function>/<path>` (mode and
+    /// owner kept, private directories), so `singularity apply` can restore
+    /// it later.
     fn cache_copy(&self, root: &OwnedFd, labels: &Labels<'_>, function: &str, w: &FileWrite) -> Result<(), ApplyError> {
         let Some(cache) = &self.cache else {
             return Ok(());
@@ -439,6 +440,25 @@ impl Applier {
         let (target, existing) = target::check_target(root, &cached, &[])?;
         // Nothing to undo: a cache copy is made only after the change is complete.
         self.write_file(&copy, target, &existing, false, &mut Undo::default(), labels)?;
+        if let (Some((uid, gid)), true) = (w.owner, write::is_root_user()) {
+            // The copy is the user's, in root's private directories.
+            let (target, _) = target::check_target(root, &cached, &[])?;
+            let name = std::ffi::CString::new(target.name.as_bytes())
+                .map_err(|_| io_err("cache", &w.path)(io::Error::from(io::ErrorKind::InvalidInput)))?;
+            // SAFETY: a valid directory descriptor and NUL-terminated name.
+            let rc = unsafe {
+                libc::fchownat(
+                    std::os::fd::AsRawFd::as_raw_fd(&target.dir),
+                    name.as_ptr(),
+                    uid,
+                    gid,
+                    libc::AT_SYMLINK_NOFOLLOW,
+                )
+            };
+            if rc != 0 {
+                return Err(io_err("cache", &w.path)(io::Error::last_os_error()));
+            }
+        }
         Ok(())
     }
 
@@ -605,21 +625,58 @@ mod tests {
         assert_eq!((ssh.uid(), ssh.gid(), ssh.mode() & 0o7777), (4242, 4343, 0o700));
         assert_eq!(meta("home/u").uid(), 0, "an existing directory is left as it is");
         let cached = meta("var/cache/singularity/network/home/u/.ssh/authorized_keys");
-        assert_eq!(cached.uid(), 0, "the cache stays root's");
+        assert_eq!(cached.uid(), 4242, "the copy is the user's, for apply to restore it so");
+        let cache_dir = meta("var/cache/singularity/network/home/u/.ssh");
+        assert_eq!(
+            (cache_dir.uid(), cache_dir.mode() & 0o777),
+            (0, 0o700),
+            "in root's private directories"
+        );
 
-        // Replacing a root-owned file hands it over too, keeping its mode.
-        std::fs::write(dir.path().join("home/u/.ssh/authorized_keys"), "old\n").unwrap();
-        std::os::unix::fs::chown(dir.path().join("home/u/.ssh/authorized_keys"), Some(0), Some(0)).unwrap();
-        std::fs::set_permissions(
-            dir.path().join("home/u/.ssh/authorized_keys"),
-            std::os::unix::fs::PermissionsExt::from_mode(0o640),
-        )
-        .unwrap();
-        let mut w = FileWrite::new("/home/u/.ssh/authorized_keys", b"new\n".to_vec(), 0o600);
-        w.owner = Some((4242, 4343));
-        applier.apply(&plan(vec![Step::Write(w)])).unwrap();
+        // A root-owned file (an administrator's lock on the user's keys)
+        // stays root's, its mode kept.
+        let keys_path = dir.path().join("home/u/.ssh/authorized_keys");
+        std::fs::write(&keys_path, "old\n").unwrap();
+        std::os::unix::fs::chown(&keys_path, Some(0), Some(0)).unwrap();
+        std::fs::set_permissions(&keys_path, std::os::unix::fs::PermissionsExt::from_mode(0o640)).unwrap();
+        let owned = |text: &[u8]| {
+            let mut w = FileWrite::new("/home/u/.ssh/authorized_keys", text.to_vec(), 0o600);
+            w.owner = Some((4242, 4343));
+            plan(vec![Step::Write(w)])
+        };
+        applier.apply(&owned(b"new\n")).unwrap();
         let keys = meta("home/u/.ssh/authorized_keys");
-        assert_eq!((keys.uid(), keys.gid(), keys.mode() & 0o7777), (4242, 4343, 0o640));
+        assert_eq!((keys.uid(), keys.gid(), keys.mode() & 0o7777), (0, 0, 0o640));
+        assert_eq!(std::fs::read(&keys_path).unwrap(), b"new\n");
+
+        // Another user's file, or one with other hard links (its contents
+        // would be handed over), is refused and left as it is.
+        std::os::unix::fs::chown(&keys_path, Some(777), Some(777)).unwrap();
+        let err = applier.apply(&owned(b"newer\n")).unwrap_err().to_string();
+        assert!(err.contains("belongs to uid 777"), "{err}");
+        std::os::unix::fs::chown(&keys_path, Some(4242), Some(4343)).unwrap();
+        std::fs::hard_link(&keys_path, dir.path().join("home/u/elsewhere")).unwrap();
+        let err = applier.apply(&owned(b"newer\n")).unwrap_err().to_string();
+        assert!(err.contains("hard links"), "{err}");
+        assert_eq!(std::fs::read(&keys_path).unwrap(), b"new\n");
+    }
+
+    #[test]
+    fn a_file_too_large_to_read_is_refused_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("etc")).unwrap();
+        // Sparse: a terabyte that takes no disk.
+        std::fs::File::create(dir.path().join("etc/big"))
+            .unwrap()
+            .set_len(1 << 40)
+            .unwrap();
+        let applier = Applier::new(Root::new(dir.path()), false, None);
+        let err = applier.read("/etc/big", &[]).unwrap_err().to_string();
+        assert!(err.contains("larger than 16 MiB"), "{err}");
+        let w = FileWrite::new("/etc/big", b"small\n".to_vec(), 0o644);
+        let err = applier.apply(&plan(vec![Step::Write(w)])).unwrap_err().to_string();
+        assert!(err.contains("larger than 16 MiB"), "{err}");
+        assert_eq!(std::fs::metadata(dir.path().join("etc/big")).unwrap().len(), 1 << 40);
     }
 
     #[test]

@@ -22,8 +22,8 @@ use zeroize::Zeroizing;
 pub(crate) enum Existing {
     /// Nothing.
     Missing,
-    /// A regular file with this mode, owner and group.
-    File { mode: u32, uid: u32, gid: u32 },
+    /// A regular file with this mode, owner, group and number of links.
+    File { mode: u32, uid: u32, gid: u32, links: u64 },
 }
 
 /// Where a file's extended attributes come from.
@@ -67,13 +67,14 @@ pub(crate) fn inspect(dir: BorrowedFd<'_>, name: &str) -> Result<Existing, Targe
                 mode: st.st_mode & 0o7777,
                 uid: st.st_uid,
                 gid: st.st_gid,
+                links: st.st_nlink,
             }),
             _ => Err(TargetError::NotRegular("is not a regular file")),
         },
     }
 }
 
-fn is_root_user() -> bool {
+pub(crate) fn is_root_user() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
 }
@@ -92,14 +93,26 @@ pub(crate) fn open_at(dir: BorrowedFd<'_>, name: &str, flags: libc::c_int, mode:
     Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
 }
 
+/// The largest file the agent reads (to compare, to undo, to edit). Every
+/// file it manages is far smaller; a bigger one (a user's sparse
+/// `authorized_keys`) is refused rather than read into memory.
+pub(crate) const MAX_READ: u64 = 16 << 20;
+
+fn too_large() -> io::Error {
+    io::Error::other(format!("larger than {} MiB", MAX_READ >> 20))
+}
+
 /// Reads the regular file `name` in `dir` into memory that is wiped when
 /// dropped (it may be a key), sized up front so no partial copy is left in
-/// freed memory.
+/// freed memory; at most [`MAX_READ`] bytes.
 pub(crate) fn read(dir: BorrowedFd<'_>, name: &str) -> io::Result<Zeroizing<Vec<u8>>> {
     let mut file = open_at(dir, name, libc::O_RDONLY | libc::O_NONBLOCK, 0)?;
     let meta = file.metadata()?;
     if !meta.is_file() {
         return Err(io::Error::other("not a regular file"));
+    }
+    if meta.len() > MAX_READ {
+        return Err(too_large());
     }
     let size = usize::try_from(meta.len()).map_err(io::Error::other)?;
     let mut out = Zeroizing::new(Vec::with_capacity(size + 1));
@@ -108,6 +121,9 @@ pub(crate) fn read(dir: BorrowedFd<'_>, name: &str) -> io::Result<Zeroizing<Vec<
         let n = file.read(&mut chunk[..])?;
         if n == 0 {
             return Ok(out);
+        }
+        if (out.len() + n) as u64 > MAX_READ {
+            return Err(too_large());
         }
         if out.len() + n > out.capacity() {
             // The file grew while being read: move to a larger buffer, wiping the old one.
@@ -195,7 +211,10 @@ fn temp_name(name: &str) -> io::Result<String> {
 /// Replaces `name` in `dir` with `contents`. An existing file keeps its mode,
 /// owner, group and extended attributes; a new file gets `new_mode`, root
 /// ownership (when running as root) and the SELinux `context`, if any.
-/// `owner`, when given, is the owner and group of the file either way.
+/// `owner`, when given, is the user the file is written for: a new file is
+/// theirs; an existing one stays root's if it is root's, is theirs if it is
+/// theirs, and is refused if it belongs to anyone else or has other hard
+/// links (its contents would be handed to the user).
 /// Returns `false` and writes nothing when the content is already identical.
 pub(crate) fn replace(
     dir: BorrowedFd<'_>,
@@ -207,12 +226,24 @@ pub(crate) fn replace(
     context: Option<&[u8]>,
 ) -> io::Result<bool> {
     match *existing {
-        Existing::File { mode, uid, gid } => {
+        Existing::File { mode, uid, gid, links } => {
+            let owner = match owner {
+                None => (uid, gid),
+                Some(_) if links > 1 => {
+                    return Err(io::Error::other("it has other hard links; refused for a user's file"));
+                }
+                Some(_) if uid == 0 => (uid, gid),
+                Some((user, group)) if uid == user => (user, group),
+                Some((user, _)) => {
+                    return Err(io::Error::other(format!(
+                        "it belongs to uid {uid}, not to uid {user} it is written for"
+                    )));
+                }
+            };
             if read(dir, name)?[..] == *contents {
                 return Ok(false);
             }
             let original = open_at(dir, name, libc::O_RDONLY | libc::O_NONBLOCK, 0)?;
-            let owner = owner.unwrap_or((uid, gid));
             install(dir, name, contents, mode, Some(owner), Attrs::CopyFrom(&original))?;
         }
         Existing::Missing => {
@@ -302,7 +333,7 @@ pub(crate) fn symlink(dir: BorrowedFd<'_>, name: &str, target: &str) -> io::Resu
 /// Copies the current `name` to `.<name>.bak` beside it (atomically), with
 /// its mode, owner and extended attributes.
 pub(crate) fn backup(dir: BorrowedFd<'_>, name: &str, existing: &Existing) -> io::Result<Option<String>> {
-    let Existing::File { mode, uid, gid } = *existing else {
+    let Existing::File { mode, uid, gid, .. } = *existing else {
         return Ok(None);
     };
     let bak = format!(".{name}.bak");

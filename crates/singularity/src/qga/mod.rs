@@ -178,6 +178,26 @@ pub struct Param {
     pub required: bool,
 }
 
+impl Param {
+    /// An argument that must be there.
+    pub const fn required(name: &'static str, ty: Ty) -> Param {
+        Param {
+            name,
+            ty,
+            required: true,
+        }
+    }
+
+    /// An argument that may be left out.
+    pub const fn optional(name: &'static str, ty: Ty) -> Param {
+        Param {
+            name,
+            ty,
+            required: false,
+        }
+    }
+}
+
 /// Checked arguments (every member is one of the command's [`Param`]s, of its type).
 pub type Args = Map<String, Value>;
 

@@ -267,35 +267,15 @@ mod tests {
     }
 
     static VCPU: &[Param] = &[
-        Param {
-            name: "logical-id",
-            ty: Ty::Int,
-            required: true,
-        },
-        Param {
-            name: "online",
-            ty: Ty::Bool,
-            required: true,
-        },
+        Param::required("logical-id", Ty::Int),
+        Param::required("online", Ty::Bool),
     ];
     static DEF: CommandDef = CommandDef {
         name: "guest-test",
         params: &[
-            Param {
-                name: "id",
-                ty: Ty::Int,
-                required: true,
-            },
-            Param {
-                name: "names",
-                ty: Ty::List(&Ty::Str),
-                required: false,
-            },
-            Param {
-                name: "vcpus",
-                ty: Ty::List(&Ty::Struct(VCPU)),
-                required: false,
-            },
+            Param::required("id", Ty::Int),
+            Param::optional("names", Ty::List(&Ty::Str)),
+            Param::optional("vcpus", Ty::List(&Ty::Struct(VCPU))),
         ],
         function: None,
         success_response: true,

@@ -6,14 +6,19 @@
 //! even while a slow command runs (libvirt gives a sync 5 s). Every other
 //! command goes to the worker, which checks that it is enabled and its
 //! arguments, runs it, and replies. While the worker has something to do,
-//! the reader's error replies queue behind it too, so that replies keep the
-//! order of the requests; those four wait up to a second for the worker to
-//! finish, and overtake it only if it is still busy then (a slow freeze or
-//! trim), so that a client's sync is answered in time.
+//! the reader's error replies, `guest-ping` and `guest-info` queue behind
+//! it too, so that replies keep the order of the requests. A sync waits up
+//! to a second for the worker to finish, and overtakes it only if it is
+//! still busy then (a slow freeze or trim), so that a client's sync is
+//! answered in time; the replies of the requests before it are then dropped
+//! (their commands still run), since a client that resynchronises has given
+//! up on them and takes what follows the sync's reply as fresh.
 //!
 //! The reader also takes the signals: stop (the command in flight
-//! finishes, the rest is dropped) and reload (functions and `[qga] allow` /
-//! `block` change at once; the port, at the next restart).
+//! finishes, the rest is dropped, and frozen filesystems are thawed, as
+//! qemu-ga does at exit) and reload (functions and `[qga] allow` / `block`
+//! change at once, or after the thaw while frozen; the port, at the next
+//! restart).
 
 use super::port::{Got, Port, Replier};
 use super::request::{self, Request};
@@ -24,17 +29,20 @@ use crate::cli::{DaemonArgs, Global};
 use crate::crypto::hash::Scheme;
 use crate::functions::Functions;
 use crate::root::Root;
-use crate::settings::{self, Settings};
-use crate::{daemon, logging, notify, signals};
+use crate::settings::Settings;
+use crate::{daemon, notify, signals};
 use serde_json::{json, Value};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// Requests queued behind the one running; more are refused, not held.
 const QUEUE: usize = 32;
+/// The bytes of the requests queued; more are refused, not held (a parsed
+/// request takes several times its size).
+const QUEUE_BYTES: usize = 4 << 20;
 /// The longest wait for the port (the loop sleeps until bytes or a signal).
 const IDLE_WAIT: Duration = Duration::from_secs(3600);
 /// How long an immediate reply waits for the worker to finish first.
@@ -74,12 +82,14 @@ impl Policy {
             && !self.block.contains(&name)
     }
 
-    /// Why `def` may not run now, if it may not.
+    /// Why `def` may not run now, if it may not. While frozen exactly the
+    /// commands that run then are enabled, whatever the policy: a thaw is
+    /// always possible.
     pub fn refusal(&self, def: &CommandDef, frozen: bool) -> Option<QgaError> {
-        if !self.enables(def) {
+        if frozen {
+            (!def.while_frozen).then(|| QgaError::disabled(def.name, true))
+        } else if !self.enables(def) {
             Some(QgaError::disabled(def.name, false))
-        } else if frozen && !def.while_frozen {
-            Some(QgaError::disabled(def.name, true))
         } else {
             None
         }
@@ -157,14 +167,13 @@ impl Worker {
     }
 }
 
-/// What the reader hands the worker, in request order.
+/// What the reader hands the worker, in request order, each with the sync
+/// epoch it was received in (its reply is sent only in that epoch).
 enum Job {
     /// A reply decided already (an error), sent when its turn comes.
-    Reply(Vec<u8>),
-    /// A command to run.
-    Run(&'static CommandDef, Request),
-    /// New settings (a reload).
-    Reconfigure(Box<Worker>),
+    Reply(Vec<u8>, u64),
+    /// A command to run, and the size of its request.
+    Run(&'static CommandDef, Request, u64, usize),
 }
 
 fn send(replier: &Replier, bytes: &[u8]) {
@@ -179,8 +188,17 @@ struct Shared {
     frozen: AtomicBool,
     /// Jobs queued or running.
     pending: AtomicUsize,
+    /// The bytes of the requests queued or running.
+    pending_bytes: AtomicUsize,
     /// Signalled when the worker finishes a job.
     done: (Mutex<()>, Condvar),
+    /// Counts the syncs that overtook the worker: replies of jobs from an
+    /// earlier epoch are dropped.
+    epoch: AtomicU64,
+    /// Settings for the worker to take before its next job (a reload).
+    next_worker: Mutex<Option<Box<Worker>>>,
+    /// Set at a stop: queued commands are dropped.
+    stopping: AtomicBool,
 }
 
 impl Shared {
@@ -206,20 +224,57 @@ impl Shared {
 fn worker_loop(mut worker: Worker, jobs: Receiver<Job>, replier: Replier, shared: Arc<Shared>) {
     let mut is_frozen = shared.frozen.load(Ordering::SeqCst);
     for job in jobs {
-        work(&mut worker, job, &replier, &shared, &mut is_frozen);
+        if let Some(new) = shared.next_worker.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            worker = *new;
+        }
+        let size = match &job {
+            Job::Run(_, _, _, size) => *size,
+            Job::Reply(..) => 0,
+        };
+        if !shared.stopping.load(Ordering::SeqCst) {
+            work(&worker, job, &replier, &shared, &mut is_frozen);
+        }
         let _guard = shared.done.0.lock().unwrap_or_else(PoisonError::into_inner);
+        shared.pending_bytes.fetch_sub(size, Ordering::SeqCst);
         shared.pending.fetch_sub(1, Ordering::SeqCst);
         shared.done.1.notify_all();
     }
+    if is_frozen {
+        // Stopping while frozen: thaw, as qemu-ga does at exit.
+        let thaw = Request {
+            execute: "guest-fsfreeze-thaw".into(),
+            arguments: Default::default(),
+            id: None,
+        };
+        if let Some(def) = super::command(&thaw.execute) {
+            let result = worker.run(def, &thaw, &mut is_frozen);
+            log::info!(
+                "qga: stopping while frozen: thawed ({:?})",
+                result.map(|r| r.map_err(|e| e.desc))
+            );
+        }
+    }
 }
 
-fn work(worker: &mut Worker, job: Job, replier: &Replier, shared: &Shared, is_frozen: &mut bool) {
+/// Sends `bytes` unless a sync overtook the request they answer.
+fn send_in(replier: &Replier, shared: &Shared, epoch: u64, bytes: &[u8]) {
+    if epoch == shared.epoch.load(Ordering::SeqCst) {
+        send(replier, bytes);
+    } else {
+        log::debug!("qga: a reply dropped: the host resynchronised after its request");
+    }
+}
+
+fn work(worker: &Worker, job: Job, replier: &Replier, shared: &Shared, is_frozen: &mut bool) {
     match job {
-        Job::Reply(bytes) => send(replier, &bytes),
-        Job::Reconfigure(new) => *worker = *new,
-        Job::Run(def, request) => {
+        Job::Reply(bytes, epoch) => send_in(replier, shared, epoch, &bytes),
+        Job::Run(def, request, epoch, _) => {
             let started = Instant::now();
-            let result = worker.run(def, &request, is_frozen);
+            let result = if def.name == "guest-info" {
+                Some(Ok(info(&worker.policy, *is_frozen)))
+            } else {
+                worker.run(def, &request, is_frozen)
+            };
             shared.frozen.store(*is_frozen, Ordering::SeqCst);
             let outcome = match &result {
                 None | Some(Ok(_)) => "ok".to_string(),
@@ -239,7 +294,7 @@ fn work(worker: &mut Worker, job: Job, replier: &Replier, shared: &Shared, is_fr
                 started.elapsed().as_secs_f64() * 1000.0
             );
             if let Some(result) = result {
-                send(replier, &request::reply(&result, request.id.as_ref()));
+                send_in(replier, shared, epoch, &request::reply(&result, request.id.as_ref()));
             }
         }
     }
@@ -255,18 +310,33 @@ struct Reader {
 }
 
 impl Reader {
+    fn epoch(&self) -> u64 {
+        self.shared.epoch.load(Ordering::SeqCst)
+    }
+
     fn queue(&self, job: Job) {
-        let id = match &job {
-            Job::Run(_, r) => r.id.clone(),
-            _ => None,
+        let (id, size) = match &job {
+            Job::Run(_, r, _, size) => (r.id.clone(), *size),
+            Job::Reply(..) => (None, 0),
         };
+        let busy = |why: String| request::reply(&Err(QgaError::generic(why)), id.as_ref());
+        let queued = self.shared.pending_bytes.load(Ordering::SeqCst);
+        if size > 0 && queued > 0 && queued + size > QUEUE_BYTES {
+            let full = format!("too many requests pending (at most {} MiB)", QUEUE_BYTES >> 20);
+            return self.error_bytes(busy(full));
+        }
+        self.shared.pending_bytes.fetch_add(size, Ordering::SeqCst);
         self.shared.pending.fetch_add(1, Ordering::SeqCst);
         match self.jobs.try_send(job) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
+                self.shared.pending_bytes.fetch_sub(size, Ordering::SeqCst);
                 self.shared.pending.fetch_sub(1, Ordering::SeqCst);
-                let busy = QgaError::generic(format!("too many requests pending (at most {QUEUE})"));
-                send(&self.replier, &request::reply(&Err(busy), id.as_ref()));
+                // Not queued: it goes now, before replies still queued.
+                send(
+                    &self.replier,
+                    &busy(format!("too many requests pending (at most {QUEUE})")),
+                );
             }
             Err(TrySendError::Disconnected(_)) => log::error!("qga: the worker is gone"),
         }
@@ -274,15 +344,22 @@ impl Reader {
 
     /// Sends an error now, or after what the worker has to do.
     fn error(&self, error: QgaError, id: Option<&Value>) {
-        let reply = request::reply(&Err(error), id);
+        self.error_bytes(request::reply(&Err(error), id));
+    }
+
+    fn error_bytes(&self, reply: Vec<u8>) {
         if self.shared.pending.load(Ordering::SeqCst) == 0 {
             send(&self.replier, &reply);
         } else {
-            self.queue(Job::Reply(reply));
+            self.queue(Job::Reply(reply, self.epoch()));
         }
     }
 
     fn event(&mut self, event: Event) {
+        let size = match &event {
+            Event::Value(bytes) => bytes.len().max(1),
+            Event::Error(_) => 0,
+        };
         let bytes = match event {
             Event::Error(desc) => return self.error(QgaError::generic(desc), None),
             Event::Value(bytes) => bytes,
@@ -294,15 +371,22 @@ impl Reader {
         let Some(def) = super::command(&request.execute) else {
             return self.error(QgaError::not_found(&request.execute), request.id.as_ref());
         };
-        if !IMMEDIATE.contains(&def.name) {
-            return self.queue(Job::Run(def, request));
+        let is_sync = def.name.starts_with("guest-sync");
+        if !IMMEDIATE.contains(&def.name) || (!is_sync && self.shared.pending.load(Ordering::SeqCst) > 0) {
+            return self.queue(Job::Run(def, request, self.epoch(), size));
         }
         let result = request::check_arguments(def, &request.arguments).map(|()| match def.name {
             "guest-info" => info(&self.policy, self.shared.frozen.load(Ordering::SeqCst)),
             "guest-ping" => json!({}),
             _ => request.arguments.get("id").cloned().unwrap_or(Value::Null),
         });
-        self.shared.wait_idle(ORDER_WAIT);
+        if is_sync {
+            self.shared.wait_idle(ORDER_WAIT);
+            if self.shared.pending.load(Ordering::SeqCst) > 0 {
+                // Overtaking: what was asked before is given up on.
+                self.shared.epoch.fetch_add(1, Ordering::SeqCst);
+            }
+        }
         let mut line = Vec::new();
         if def.name == "guest-sync-delimited" && result.is_ok() {
             line.push(0xFF);
@@ -315,28 +399,12 @@ impl Reader {
 /// Opens the port, retrying until it exists or a stop is asked (a virtio
 /// port may appear after the agent starts).
 fn open_until_ready(s: &Settings) -> Option<Port> {
-    let mut delay = Duration::from_millis(100);
-    let mut reported = false;
-    loop {
-        match Port::open(s.qga.method, s.qga.path.as_deref(), &s.run_dir) {
-            Ok(port) => return Some(port),
-            Err(e) => {
-                if !reported {
-                    let at = super::port::describe(s.qga.method, s.qga.path.as_deref(), &s.run_dir);
-                    log::error!("qga: cannot open {} port {at}: {e}; retrying", s.qga.method.name());
-                    reported = true;
-                }
-            }
-        }
-        let until = Instant::now() + delay;
-        while Instant::now() < until {
-            if signals::stop_requested() {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        delay = (delay * 2).min(Duration::from_secs(5));
-    }
+    daemon::retry_until_stopped(|| {
+        Port::open(s.qga.method, s.qga.path.as_deref(), &s.run_dir).map_err(|e| {
+            let at = super::port::describe(s.qga.method, s.qga.path.as_deref(), &s.run_dir);
+            format!("qga: cannot open {} port {at}: {e}", s.qga.method.name())
+        })
+    })
 }
 
 /// Serves the QEMU guest agent protocol until stopped. `connected` runs once
@@ -347,15 +415,21 @@ pub fn serve(
     args: &DaemonArgs,
     connected: impl FnOnce() -> Result<(), String>,
 ) -> Result<(), String> {
+    // Before anything logs: left frozen, the agent must not write logs.
+    let frozen = commands::freeze::restore(&current.run_dir);
     let Some(mut port) = open_until_ready(&current) else {
         return Ok(());
     };
     signals::set_waker(port.waker());
     connected()?;
     let shared = Arc::new(Shared {
-        frozen: AtomicBool::new(commands::freeze::restore(&current.run_dir)),
+        frozen: AtomicBool::new(frozen),
         pending: AtomicUsize::new(0),
+        pending_bytes: AtomicUsize::new(0),
         done: (Mutex::new(()), Condvar::new()),
+        epoch: AtomicU64::new(0),
+        next_worker: Mutex::new(None),
+        stopping: AtomicBool::new(false),
     });
     let (jobs, queue) = mpsc::sync_channel(QUEUE);
     let replier = port.replier();
@@ -383,15 +457,30 @@ pub fn serve(
     notify::send("READY=1");
     // Requests are small; a bigger one takes more reads, not more memory.
     let mut buf = [0u8; 4096];
+    let mut reload_asked = false;
+    // The start-up's freed memory goes back to the kernel now, a burst's
+    // once TRIM_AFTER has passed quietly after it (as in the Xen loop).
+    daemon::trim_heap();
+    let mut trim_due = false;
     while !signals::stop_requested() {
-        if signals::take_reload() {
+        reload_asked |= signals::take_reload();
+        // While frozen a reload waits for the thaw: it would log, and it
+        // could disable the thaw.
+        if reload_asked && !reader.shared.frozen.load(Ordering::SeqCst) {
             reload(&current, global, args, &mut reader);
+            reload_asked = false;
         }
-        match port.read(&mut buf, IDLE_WAIT) {
+        let wait = if trim_due { daemon::TRIM_AFTER } else { IDLE_WAIT };
+        match port.read(&mut buf, wait) {
             Ok(Got::Data(n)) => {
                 for event in reader.stream.feed(&buf[..n]) {
                     reader.event(event);
                 }
+                trim_due = true;
+            }
+            Ok(Got::Idle) if trim_due => {
+                daemon::trim_heap();
+                trim_due = false;
             }
             Ok(Got::Woken | Got::Idle) => {}
             Err(e) => {
@@ -403,31 +492,17 @@ pub fn serve(
     notify::send("STOPPING=1");
     log::info!("stopping");
     // The command in flight finishes; those queued behind it are dropped.
+    reader.shared.stopping.store(true, Ordering::SeqCst);
     drop(reader);
     let _ = worker.join();
     Ok(())
 }
 
 fn reload(current: &Settings, global: &Global, args: &DaemonArgs, reader: &mut Reader) {
-    notify::send("RELOADING=1");
-    match settings::load(global, Some(args)) {
-        Ok(new) => {
-            for w in &new.warnings {
-                log::warn!("{w}");
-            }
-            if let Err(e) = logging::init(&new.loghandler, new.loglevel) {
-                log::error!("{e}");
-            }
-            reader.policy = Policy::of(&new);
-            reader.queue(Job::Reconfigure(Box::new(Worker::of(&new))));
-            if new.transport() != current.transport() {
-                log::warn!("communicator settings changed: they take effect at the next restart");
-            }
-            log::info!("configuration reloaded (functions {})", new.functions);
-        }
-        Err(e) => log::error!("configuration not reloaded, keeping the old one: {e}"),
-    }
-    notify::send("READY=1");
+    daemon::reload(current, global, args, |new| {
+        reader.policy = Policy::of(new);
+        *reader.shared.next_worker.lock().unwrap_or_else(PoisonError::into_inner) = Some(Box::new(Worker::of(new)));
+    });
 }
 
 #[cfg(test)]
@@ -516,5 +591,17 @@ mod tests {
             frozen.desc,
             "Command guest-shutdown has been disabled: the agent is in frozen state"
         );
+    }
+
+    #[test]
+    fn while_frozen_a_thaw_is_possible_whatever_the_policy() {
+        let thaw = crate::qga::command("guest-fsfreeze-thaw").unwrap();
+        let blocked = policy("all", None, &["guest-fsfreeze-thaw"]);
+        assert!(blocked.refusal(thaw, false).is_some());
+        assert!(blocked.refusal(thaw, true).is_none());
+        let no_filesystems = policy("password", None, &[]);
+        assert!(no_filesystems.refusal(thaw, true).is_none());
+        let status = crate::qga::command("guest-fsfreeze-status").unwrap();
+        assert!(no_filesystems.refusal(status, true).is_none());
     }
 }

@@ -371,3 +371,56 @@ fn memory_interval_is_checked_and_read() {
     let out = String::from_utf8_lossy(&default.stdout).into_owned();
     assert!(out.contains("# default\nmemory_interval = 60\n"), "{out}");
 }
+
+/// How long the idle test watches the store.
+const IDLE_WINDOW: Duration = Duration::from_secs(180);
+
+/// Idle for three minutes against oxenstored, whose access log records every
+/// request: with the default 60 s memory reading, the store sees nothing
+/// from the agent but the one refresh after free memory changed (its value
+/// and `data/updated`).
+#[test]
+fn idle_for_three_minutes_the_store_sees_only_the_memory_refresh() {
+    let Some(env) = realxs::env_or_skip() else {
+        return;
+    };
+    let daemon = Daemon::start(&env, Kind::Ox).unwrap_or_else(|e| panic!("starting oxenstored: {e}"));
+    let log = daemon.access_log().unwrap();
+    let c = Client::connect(daemon.socket()).unwrap();
+    let home = "/local/domain/0";
+    c.write(&format!("{home}/unique-domain-id"), UID).unwrap();
+    let root = TestRoot::new();
+    root.seed_debian(&[]);
+    root.write("/proc/meminfo", b"MemTotal: 4000 kB\nMemAvailable: 3000 kB\n", 0o444);
+    let stop = Arc::new(AtomicBool::new(false));
+    let for_thread = Arc::clone(&stop);
+    let m = metrics::start(
+        MetricsConfig {
+            xenstore: Some(daemon.socket().to_str().unwrap().into()),
+            root: root.base().to_path_buf(),
+            memory_interval: Duration::from_secs(60),
+        },
+        Arc::new(move || for_thread.load(Ordering::Acquire)),
+    )
+    .unwrap();
+    wait_until("the first writes", WAIT, || {
+        read(&c, &format!("{home}/data/updated")).is_some()
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let start = std::fs::read_to_string(&log).unwrap().lines().count();
+    let began = Instant::now();
+    std::thread::sleep(IDLE_WINDOW / 2);
+    root.write("/proc/meminfo", b"MemTotal: 4000 kB\nMemAvailable: 2000 kB\n", 0o444);
+    std::thread::sleep(IDLE_WINDOW.saturating_sub(began.elapsed()));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let during: Vec<&str> = text.lines().skip(start).collect();
+    stop.store(true, Ordering::Release);
+    m.join();
+    let writes: Vec<&str> = during.iter().copied().filter(|l| l.contains("write")).collect();
+    assert!(
+        writes.len() == 2 && writes[0].contains("data/meminfo_free") && writes[1].contains("data/updated"),
+        "expected the one refresh; the store logged: {during:#?}"
+    );
+    assert_eq!(during.len(), writes.len(), "nothing but those writes: {during:#?}");
+    assert_eq!(read(&c, &format!("{home}/data/meminfo_free")).as_deref(), Some("2000"));
+}

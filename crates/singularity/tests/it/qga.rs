@@ -622,6 +622,24 @@ fn a_frozen_filesystem_holds_writes_until_the_thaw_even_across_a_restart() {
         "freeze\nthaw\nfreeze\nthaw\nthaw\n",
         "each thaw runs the hook, as with qemu-ga"
     );
+
+    // A clean stop while frozen thaws, as qemu-ga does at exit.
+    let frozen = ask(
+        &mut s,
+        json!({"execute": "guest-fsfreeze-freeze-list", "arguments": {"mountpoints": [mnt]}}),
+    );
+    assert_eq!(frozen, json!({"return": 1}));
+    let written = write_in_background(loopfs.mnt.join("second"));
+    assert!(written.recv_timeout(Duration::from_millis(500)).is_err(), "frozen");
+    let mut agent = agent;
+    // SAFETY: kill with a child's pid and a valid signal.
+    assert_eq!(unsafe { libc::kill(agent.child.id() as i32, libc::SIGTERM) }, 0);
+    let status = agent.child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    written
+        .recv_timeout(Duration::from_secs(10))
+        .expect("thawed at the stop");
+    assert!(!run_dir.join("qga-frozen").exists());
 }
 
 /// The commands that only read: both agents run on this machine's live
@@ -696,10 +714,12 @@ fn read_only_commands_describe_this_machine_as_qemu_ga_does() {
 }
 
 /// A slow command (a freeze hook that takes 3 s) does not hold up
-/// `guest-sync`: its reply comes first, the slow one's after. qemu-ga, one
-/// thread, would answer in order.
+/// `guest-sync`: its reply comes at once. The slow command still runs, but
+/// its reply is dropped: a client that resynchronised gave up on it and
+/// takes what follows the sync's reply as the answer to what it asks next.
+/// A `guest-ping` sent while the worker is busy keeps its place in line.
 #[test]
-fn guest_sync_is_answered_while_a_slow_command_runs() {
+fn guest_sync_overtakes_a_slow_command_whose_reply_is_then_dropped() {
     let _live = live_system();
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
@@ -708,30 +728,53 @@ fn guest_sync_is_answered_while_a_slow_command_runs() {
     }
     let dir = tempfile::tempdir().unwrap();
     let hook = dir.path().join("slow-hook");
-    fs::write(&hook, "#!/bin/sh\n[ \"$1\" = freeze ] && sleep 3\nexit 0\n").unwrap();
+    let ran = dir.path().join("ran");
+    fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\necho \"$1\" >> {}\n[ \"$1\" = freeze ] && sleep 3\nexit 0\n",
+            ran.display()
+        ),
+    )
+    .unwrap();
     fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let extra = format!("fsfreeze_hook = {}\n", hook.display());
     // Only a mount that does not exist is named: nothing freezes.
     let agent = Ga::singularity_with_run(Path::new("/"), "", &extra, Some(&dir.path().join("run")));
     let mut s = agent.connect();
-    s.write_all(
-        br#"{"execute":"guest-fsfreeze-freeze-list","arguments":{"mountpoints":["/no/such/mount"]},"id":"slow"}"#,
-    )
-    .unwrap();
+    let slow =
+        br#"{"execute":"guest-fsfreeze-freeze-list","arguments":{"mountpoints":["/no/such/mount"]},"id":"slow"}"#;
+    // In order behind it: a ping, then (after the sync) a host name.
+    s.write_all(slow).unwrap();
+    s.write_all(br#"{"execute":"guest-ping","id":"ping"}"#).unwrap();
     std::thread::sleep(Duration::from_millis(100));
     let sync = ask(&mut s, json!({"execute": "guest-sync", "arguments": {"id": 7}}));
     assert_eq!(sync, json!({"return": 7}), "guest-sync first");
-    // A command the worker runs waits its turn behind the slow one.
-    let slow = ask(&mut s, json!({"execute": "guest-get-host-name", "id": "after"}));
-    assert_eq!(slow, json!({"return": 0, "id": "slow"}), "then the slow command");
+    let after = ask(&mut s, json!({"execute": "guest-get-host-name", "id": "after"}));
+    assert_eq!(
+        after["id"], "after",
+        "the slow reply and the ping's are dropped: {after}"
+    );
+    assert!(after["return"]["host-name"].is_string(), "{after}");
+    assert_eq!(
+        fs::read_to_string(&ran).unwrap(),
+        "freeze\nthaw\n",
+        "the slow command ran"
+    );
+
+    // Without a sync in between, a ping waits for the slow command.
+    s.write_all(slow).unwrap();
+    let ping = ask(&mut s, json!({"execute": "guest-ping", "id": "ping"}));
+    assert_eq!(ping, json!({"return": 0, "id": "slow"}), "the slow reply first");
     let mut rest = Vec::new();
     let mut byte = [0u8; 1];
     while s.read(&mut byte).map(|n| n == 1 && byte[0] != b'\n').unwrap_or(false) {
         rest.push(byte[0]);
     }
-    let after: Value = serde_json::from_slice(&rest).unwrap();
-    assert_eq!(after["id"], "after");
-    assert!(after["return"]["host-name"].is_string(), "{after}");
+    assert_eq!(
+        serde_json::from_slice::<Value>(&rest).unwrap(),
+        json!({"return": {}, "id": "ping"})
+    );
 }
 
 /// SIGHUP re-reads the configuration: what is blocked changes without a
@@ -915,4 +958,65 @@ fn read_pty(master: &mut fs::File, wait: Duration) -> Vec<u8> {
             _ => return out,
         }
     }
+}
+
+/// Keys added through the QEMU guest agent are cached as an injected file
+/// is on Xen, and `singularity apply` puts them back, the user's again.
+#[test]
+fn keys_added_through_qga_are_restored_by_apply() {
+    use std::os::unix::fs::MetadataExt;
+    let root = TestRoot::new();
+    root.write(
+        "/etc/passwd",
+        b"root:x:0:0:root:/root:/bin/sh\nalice:x:4242:4343:Alice:/home/alice:/bin/sh\n",
+        0o644,
+    );
+    root.write(
+        "/etc/shadow",
+        b"root:*:19000:0:99999:7:::\nalice:!:19000:0:99999:7:::\n",
+        0o640,
+    );
+    fs::create_dir_all(root.path("/home/alice")).unwrap();
+    {
+        let agent = Ga::singularity(root.base(), "", "");
+        let mut s = agent.connect();
+        let add = json!({"execute": "guest-ssh-add-authorized-keys",
+            "arguments": {"username": "alice", "keys": ["ssh-ed25519 AAAAC3Nza alice@laptop"]}});
+        assert_eq!(ask(&mut s, add), json!({"return": {}}));
+    }
+    let keys = "/home/alice/.ssh/authorized_keys";
+    assert_eq!(root.read(keys), b"ssh-ed25519 AAAAC3Nza alice@laptop\n");
+    fs::remove_file(root.path(keys)).unwrap();
+    let conf = tempfile::tempdir().unwrap();
+    fs::write(conf.path().join("singularity.conf"), "").unwrap();
+    let apply = || {
+        Command::new(bin())
+            .arg("-f")
+            .arg(conf.path())
+            .args(["-H", "-", "--root"])
+            .arg(root.base())
+            .args(["apply", "file"])
+            .output()
+            .unwrap()
+    };
+    let out = apply();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "file: restored\n");
+    assert_eq!(root.read(keys), b"ssh-ed25519 AAAAC3Nza alice@laptop\n");
+    assert_eq!(root.mode(keys), 0o600);
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        let meta = fs::metadata(root.path(keys)).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (4242, 4343), "alice's again");
+    }
+
+    // Alice points her ~/.ssh at root's: the restore stays in her home.
+    root.write("/root/.ssh/authorized_keys", b"root's key\n", 0o600);
+    fs::remove_dir_all(root.path("/home/alice/.ssh")).unwrap();
+    std::os::unix::fs::symlink("/root/.ssh", root.path("/home/alice/.ssh")).unwrap();
+    let out = apply();
+    assert!(!out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("outside the allowed paths"), "{err}");
+    assert_eq!(root.read("/root/.ssh/authorized_keys"), b"root's key\n");
 }

@@ -230,6 +230,12 @@ impl Daemon {
         &self.socket
     }
 
+    /// oxenstored's access log (every request, with its connection); the C
+    /// daemon here keeps none.
+    pub fn access_log(&self) -> Option<PathBuf> {
+        (self.kind == Kind::Ox).then(|| self.dir.join("olog/access.log"))
+    }
+
     /// Which daemon this is.
     pub fn kind(&self) -> Kind {
         self.kind

@@ -192,7 +192,9 @@ impl Tzif {
             for (i, n) in c.iter_mut().enumerate() {
                 *n = be32(b, at + 20 + 4 * i)? as usize;
             }
-            Some(c)
+            // Each count is of entries of at least one byte in the file: a
+            // count beyond its size is corrupt (and would be a huge allocation).
+            c.iter().all(|&n| n <= b.len()).then_some(c)
         };
         let [isut, isstd, leap, time, types, chars] = counts(0)?;
         let v1_len = 44 + time * 5 + types * 6 + chars + leap * 8 + isstd + isut;
@@ -700,6 +702,9 @@ mod tests {
         let z = tzif(&[-18000, -14400], &[(1000, 1)], "EST5EDT,M3.2.0,M11.1.0");
         assert_eq!(tzif_offset(&z, 1500), Some(-18000), "after the last: the footer");
         assert_eq!(tzif_offset(b"TZif2 short", 0), None);
+        let mut huge = tzif(&[0], &[], "UTC0");
+        huge[32..36].copy_from_slice(&u32::MAX.to_be_bytes()); // the transition count
+        assert_eq!(tzif_offset(&huge, 0), None, "a count beyond the file is corrupt");
         assert_eq!(tzif_offset(b"not a zone file at all, not at all", 0), None);
     }
 

@@ -58,11 +58,11 @@ fn quiet(frozen: bool) {
 
 /// Whether the filesystems were left frozen by an earlier run of the agent
 /// (its marker in the run-time directory): the request loop starts frozen
-/// then, and quiet.
+/// then, and quiet at once (a log write could block on a frozen
+/// filesystem, so not even this is logged).
 pub fn restore(run_dir: &Path) -> bool {
     let frozen = run_dir.join(MARKER).exists();
     if frozen {
-        log::warn!("qga: the filesystems were left frozen: only guest-fsfreeze-thaw and the like run until a thaw");
         quiet(true);
     }
     frozen
@@ -262,11 +262,14 @@ fn freeze_some(ctx: &mut Ctx<'_>, only: Option<Vec<&str>>) -> Result<Value, QgaE
         }
     }
     if count == 0 {
-        // Nothing froze: not frozen (as qemu-ga), and the hook is told so.
+        // Nothing froze: not frozen, and 0 (as qemu-ga); the hook is told
+        // so, and a failure of it changes neither.
         let _ = std::fs::remove_file(ctx.run_dir.join(MARKER));
         *ctx.frozen = false;
         quiet(false);
-        hook_thaw(ctx)?;
+        if let Err(e) = hook_thaw(ctx) {
+            log::warn!("qga: nothing was frozen, and the hook's thaw failed: {}", e.desc);
+        }
     }
     Ok(json!(count))
 }

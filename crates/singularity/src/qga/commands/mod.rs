@@ -223,11 +223,7 @@ pub static COMMANDS: &[CommandDef] = &[
     },
 ];
 
-const SYNC: &[Param] = &[Param {
-    name: "id",
-    ty: Ty::Int,
-    required: true,
-}];
+const SYNC: &[Param] = &[Param::required("id", Ty::Int)];
 
 /// `guest-sync`, `guest-sync-delimited`: the id back (the 0xFF before the
 /// delimited one's reply is the request loop's).
@@ -241,107 +237,39 @@ fn ping(_: &mut Ctx<'_>, _: &Args) -> Result<Value, QgaError> {
 }
 
 const PASSWORD: &[Param] = &[
-    Param {
-        name: "username",
-        ty: Ty::Str,
-        required: true,
-    },
-    Param {
-        name: "password",
-        ty: Ty::Str,
-        required: true,
-    },
-    Param {
-        name: "crypted",
-        ty: Ty::Bool,
-        required: true,
-    },
+    Param::required("username", Ty::Str),
+    Param::required("password", Ty::Str),
+    Param::required("crypted", Ty::Bool),
 ];
 
-const SSH_GET: &[Param] = &[Param {
-    name: "username",
-    ty: Ty::Str,
-    required: true,
-}];
+const SSH_GET: &[Param] = &[Param::required("username", Ty::Str)];
 
 const SSH_ADD: &[Param] = &[
-    Param {
-        name: "username",
-        ty: Ty::Str,
-        required: true,
-    },
-    Param {
-        name: "keys",
-        ty: Ty::List(&Ty::Str),
-        required: true,
-    },
-    Param {
-        name: "reset",
-        ty: Ty::Bool,
-        required: false,
-    },
+    Param::required("username", Ty::Str),
+    Param::required("keys", Ty::List(&Ty::Str)),
+    Param::optional("reset", Ty::Bool),
 ];
 
 const SSH_REMOVE: &[Param] = &[
-    Param {
-        name: "username",
-        ty: Ty::Str,
-        required: true,
-    },
-    Param {
-        name: "keys",
-        ty: Ty::List(&Ty::Str),
-        required: true,
-    },
+    Param::required("username", Ty::Str),
+    Param::required("keys", Ty::List(&Ty::Str)),
 ];
 
-const FREEZE_LIST: &[Param] = &[Param {
-    name: "mountpoints",
-    ty: Ty::List(&Ty::Str),
-    required: false,
-}];
+const FREEZE_LIST: &[Param] = &[Param::optional("mountpoints", Ty::List(&Ty::Str))];
 
-const FSTRIM: &[Param] = &[Param {
-    name: "minimum",
-    ty: Ty::Int,
-    required: false,
-}];
+const FSTRIM: &[Param] = &[Param::optional("minimum", Ty::Int)];
 
-const SHUTDOWN: &[Param] = &[Param {
-    name: "mode",
-    ty: Ty::Str,
-    required: false,
-}];
+const SHUTDOWN: &[Param] = &[Param::optional("mode", Ty::Str)];
 
-const SET_TIME: &[Param] = &[Param {
-    name: "time",
-    ty: Ty::Int,
-    required: false,
-}];
+const SET_TIME: &[Param] = &[Param::optional("time", Ty::Int)];
 
 const VCPU: &[Param] = &[
-    Param {
-        name: "logical-id",
-        ty: Ty::Int,
-        required: true,
-    },
-    Param {
-        name: "online",
-        ty: Ty::Bool,
-        required: true,
-    },
-    Param {
-        name: "can-offline",
-        ty: Ty::Bool,
-        required: false,
-    },
+    Param::required("logical-id", Ty::Int),
+    Param::required("online", Ty::Bool),
+    Param::optional("can-offline", Ty::Bool),
 ];
 
-const SET_VCPUS: &[Param] = &[Param {
-    name: "vcpus",
-    ty: Ty::List(&Ty::Struct(VCPU)),
-    required: true,
-}];
+const SET_VCPUS: &[Param] = &[Param::required("vcpus", Ty::List(&Ty::Struct(VCPU)))];
 
 #[cfg(test)]
 mod tests {

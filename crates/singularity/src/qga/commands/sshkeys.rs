@@ -9,43 +9,18 @@
 //! qemu-ga's where it has one.
 
 use crate::functions::Function;
+use crate::passwd::{self, Account};
 use crate::plan::{ancestors, FileWrite, Plan, Step};
 use crate::qga::{arg_bool, arg_str, arg_strs, Args, Ctx, QgaError};
 use crate::root::Root;
 use serde_json::{json, Value};
+use std::collections::HashSet;
 
-/// A user's line of `/etc/passwd`, as far as the agent needs it.
-#[derive(Debug, PartialEq, Eq)]
-pub(super) struct Account {
-    pub uid: u32,
-    pub gid: u32,
-    pub home: String,
-}
-
-/// The entry of `name` in the text of a passwd(5) file: the first line whose
-/// first field is `name`, with numeric uid and gid.
-fn passwd_entry(text: &str, name: &str) -> Option<Account> {
-    if name.is_empty() {
-        return None;
-    }
-    let fields: Vec<&str> = text
-        .lines()
-        .map(|l| l.split(':').collect::<Vec<_>>())
-        .find(|f| f.first() == Some(&name))?;
-    Some(Account {
-        uid: fields.get(2)?.parse().ok()?,
-        gid: fields.get(3)?.parse().ok()?,
-        home: fields.get(5)?.to_string(),
-    })
-}
-
-/// The account `name` in the managed system's `/etc/passwd` (files only, as
-/// the agent never loads NSS modules).
+/// The account `name` in the managed system's `/etc/passwd`.
 pub(super) fn account(root: &Root, name: &str) -> Result<Account, QgaError> {
     let missing = |why: String| QgaError::generic(format!("failed to lookup user '{name}': {why}"));
-    let path = root.join("/etc/passwd").map_err(|e| missing(e.to_string()))?;
-    let text = std::fs::read(&path).map_err(|e| missing(format!("cannot read /etc/passwd: {e}")))?;
-    passwd_entry(&String::from_utf8_lossy(&text), name).ok_or_else(|| missing("no such user".into()))
+    let text = passwd::read(root).map_err(missing)?;
+    passwd::by_name(&text, name).ok_or_else(|| missing("no such user".into()))
 }
 
 /// `~/.ssh` and `~/.ssh/authorized_keys` of a home.
@@ -156,8 +131,9 @@ pub fn add(ctx: &mut Ctx<'_>, args: &Args) -> Result<Value, QgaError> {
     if !contents.is_empty() && !contents.ends_with('\n') {
         contents.push('\n');
     }
+    let mut present: HashSet<String> = contents.lines().map(str::to_string).collect();
     for key in keys.into_iter().filter(|k| !k.trim().is_empty()) {
-        if !contents.lines().any(|line| line == key) {
+        if present.insert(key.to_string()) {
             contents.push_str(key);
             contents.push('\n');
         }
@@ -176,9 +152,10 @@ pub fn remove(ctx: &mut Ctx<'_>, args: &Args) -> Result<Value, QgaError> {
     let Some(old) = read_keys(ctx, &account, &path)? else {
         return Ok(json!({}));
     };
+    let keys: HashSet<&str> = keys.into_iter().collect();
     let kept: String = old
         .split_inclusive('\n')
-        .filter(|line| !keys.contains(&line.strip_suffix('\n').unwrap_or(line)))
+        .filter(|line| !keys.contains(line.strip_suffix('\n').unwrap_or(line)))
         .collect();
     if kept != old {
         write_keys(ctx, &account, &path, kept)?;
@@ -196,22 +173,6 @@ mod tests {
 
     fn run(system: &mut System, f: crate::qga::Run, a: Value) -> Result<Value, QgaError> {
         f(&mut system.ctx(), &args(a))
-    }
-
-    #[test]
-    fn passwd_entries() {
-        let text = "root:x:0:0:root:/root:/bin/sh\n#c\nbob:x:7:8::/home/bob:\nbad:x:y:1::/x:\n";
-        assert_eq!(
-            passwd_entry(text, "bob"),
-            Some(Account {
-                uid: 7,
-                gid: 8,
-                home: "/home/bob".into()
-            })
-        );
-        assert_eq!(passwd_entry(text, "bo"), None);
-        assert_eq!(passwd_entry(text, "bad"), None);
-        assert_eq!(passwd_entry(text, ""), None);
     }
 
     #[test]

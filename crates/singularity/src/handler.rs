@@ -5,15 +5,17 @@
 
 use crate::apply::{Applier, ApplyError};
 use crate::communicator::Metadata;
+use crate::configurators::builtin::{self, Session};
 use crate::configurators::external::External;
-use crate::configurators::{files, password};
-use crate::crypto::cipher::{decrypt_password, CipherError};
-use crate::crypto::dh::{KeyPair, SharedSecret};
+use crate::configurators::files;
+use crate::crypto::cipher::CipherError;
+use crate::crypto::dh::SharedSecret;
 use crate::crypto::hash::Scheme;
 use crate::functions::{Function, Functions};
-use crate::network::{self, NetworkRequest, NetworkSpec, Renderer};
-use crate::plan::{Plan, Step};
+use crate::network::{self, NetworkRequest, NetworkSpec};
+use crate::plan::Plan;
 use crate::protocol::{parse_request, Command, Reply, RequestError, COMMAND_NAMES};
+use crate::root::Root;
 use crate::update;
 use std::fmt;
 use std::path::PathBuf;
@@ -87,7 +89,7 @@ fn log_label(name: &str) -> String {
 }
 
 /// Why a command failed (mapped to `"500"` with this text).
-enum Failure {
+pub enum Failure {
     NoKeyExchange,
     Cipher(CipherError),
     Plan(String),
@@ -148,21 +150,7 @@ impl Agent {
     /// order, then those only enabled external configurators serve, in the
     /// order they were found.
     pub fn features(&self) -> String {
-        let mut names: Vec<&str> = COMMAND_NAMES
-            .iter()
-            .filter(|name| self.settings.functions.allows_command(name))
-            .copied()
-            .collect();
-        for ext in &self.settings.externals {
-            if self.settings.functions.enables(&ext.function) {
-                for command in &ext.commands {
-                    if !names.contains(&command.as_str()) {
-                        names.push(command);
-                    }
-                }
-            }
-        }
-        names.join(",")
+        features_of(&self.settings, self.applier.root())
     }
 
     /// Handles one raw request; `metadata` is where `resetnetwork` reads vm-data.
@@ -296,108 +284,39 @@ impl Agent {
 
     /// The reply and the plans of a built-in command; nothing is applied.
     fn plan(&mut self, command: Command, vmdata: Option<&NetworkSpec>) -> Result<(Reply, Vec<Plan>), Failure> {
-        match command {
-            Command::Version => Ok((Reply::ok(VERSION), Vec::new())),
-            Command::Features => Ok((Reply::ok(self.features()), Vec::new())),
-            Command::KeyInit(peer) => {
-                let pair = KeyPair::generate().map_err(|e| Failure::Plan(format!("cannot read random data: {e}")))?;
-                let public = pair.public_key();
-                // Replaces (and so wipes) any earlier secret.
-                self.shared = Some(pair.shared_secret(peer));
-                Ok((Reply::new("D0", public.to_string()), Vec::new()))
-            }
-            Command::Password(ciphertext) => {
-                // One password per key exchange: the secret is wiped whatever happens.
-                let shared = self.shared.take().ok_or(Failure::NoKeyExchange)?;
-                let (plain, _digest) = decrypt_password(&shared, ciphertext.expose()).map_err(Failure::Cipher)?;
-                drop(shared);
-                let plan = password::plan(
-                    password::USER,
-                    &plain,
-                    self.settings.password_scheme,
-                    self.settings.password_allow_empty,
-                )
-                .map_err(|e| Failure::Plan(e.to_string()))?;
-                Ok((Reply::ok(""), vec![plan]))
-            }
-            Command::InjectFile(injection) => {
-                let plan = files::plan(&injection, &self.settings.inject_allowed, self.settings.inject_modes)
-                    .map_err(|e| Failure::Plan(e.to_string()))?;
-                Ok((Reply::ok(""), vec![plan]))
-            }
-            Command::ResetNetwork => {
-                let empty = NetworkSpec {
-                    nics: Vec::new(),
-                    hostname: None,
-                };
-                self.reset_network(vmdata.unwrap_or(&empty))
-            }
-            Command::AgentUpdate(request) => self.agent_update(&request),
-        }
+        let configurator = builtin::for_command(command.name())
+            .ok_or_else(|| Failure::Plan(format!("no built-in configurator answers {}", command.name())))?;
+        let mut session = Session {
+            settings: &self.settings,
+            root: self.applier.root(),
+            vmdata,
+            shared: &mut self.shared,
+            restart: &mut self.restart,
+            changed_outside: &mut self.changed_outside,
+        };
+        configurator.plan(command, &mut session)
     }
 }
 
-impl Agent {
-    /// `agentupdate`: install the build (see `update`); on the live root the
-    /// daemon re-executes it once this reply is sent.
-    fn agent_update(&mut self, request: &crate::protocol::UpdateRequest) -> Result<(Reply, Vec<Plan>), Failure> {
-        let root = self.applier.root();
-        log::info!(
-            "agentupdate: fetching {} (md5 {})",
-            crate::protocol::update::shown_url(&request.url),
-            request.md5_hex()
-        );
-        match update::run(request, &self.settings.update, root, VERSION) {
-            Ok(update::Outcome::Current(version)) => Ok((
-                Reply::ok(format!("version {version} is already running; nothing changed")),
-                Vec::new(),
-            )),
-            Ok(update::Outcome::Installed {
-                version,
-                target,
-                previous,
-            }) => {
-                self.changed_outside = true;
-                log::info!(
-                    "agentupdate: installed version {version} at {} (previous build kept as {})",
-                    target.display(),
-                    previous.display()
-                );
-                if root.is_live() {
-                    self.restart = Some((target, previous));
-                    Ok((Reply::ok(format!("updated to {version}; restarting")), Vec::new()))
-                } else {
-                    let message = format!(
-                        "installed {version} at {}; not restarted (not the live root)",
-                        target.display()
-                    );
-                    Ok((Reply::ok(message), Vec::new()))
+/// The commands `features` lists: the enabled built-in ones whose
+/// configurator can run here, then the enabled external configurators'.
+pub fn features_of(settings: &Settings, root: &Root) -> String {
+    let mut names: Vec<&str> = COMMAND_NAMES
+        .iter()
+        .filter(|name| settings.functions.allows_command(name))
+        .filter(|name| builtin::for_command(name).is_none_or(|c| c.available(root)))
+        .copied()
+        .collect();
+    for ext in &settings.externals {
+        if settings.functions.enables(&ext.function) {
+            for command in &ext.commands {
+                if !names.contains(&command.as_str()) {
+                    names.push(command);
                 }
             }
-            Err(e) => Err(Failure::Plan(e.to_string())),
         }
     }
-
-    /// `resetnetwork`: plan every enabled network function from vm-data, and
-    /// the bring-up, as one change (rolled back if the bring-up fails). The
-    /// reply message carries the notes (e.g. entries with no local NIC).
-    fn reset_network(&mut self, spec: &NetworkSpec) -> Result<(Reply, Vec<Plan>), Failure> {
-        let renderer = match &self.settings.network_renderer {
-            Some(name) => Some(name.parse::<Renderer>().map_err(Failure::Plan)?),
-            None => None,
-        };
-        let outcome = network::plan_spec(spec, self.applier.root(), &self.settings.functions, renderer)
-            .map_err(|e| Failure::Plan(e.to_string()))?;
-        log::info!("resetnetwork: {} configuration ({})", outcome.renderer, outcome.why);
-        let mut plans = outcome.plans;
-        if !outcome.bringup.is_empty() {
-            plans.push(Plan {
-                function: Function::Network.into(),
-                steps: outcome.bringup.into_iter().map(Step::Run).collect(),
-            });
-        }
-        Ok((Reply::ok(outcome.report.join("; ")), plans))
-    }
+    names.join(",")
 }
 
 /// Whether an external configurator's function takes the parsed vm-data.

@@ -78,8 +78,6 @@ const WARMUP: usize = 20;
 const TIMEOUT: Duration = Duration::from_secs(10);
 /// The password set again and again.
 const PASSWORD: &str = "bench-Passw0rd!";
-/// The target of the static binary the packages ship.
-const STATIC_TARGET: &str = "x86_64-unknown-linux-gnu";
 /// Idle period watched for XenStore traffic.
 const IDLE: Duration = Duration::from_secs(3);
 /// Memory readings watched per metrics measurement.
@@ -339,42 +337,7 @@ fn agent_binary() -> Result<PathBuf, String> {
     if let Some(bin) = std::env::var_os("SINGULARITY_BIN") {
         return Ok(PathBuf::from(bin));
     }
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    // One build per package, as scripts/package does: built together, the
-    // agent's dependencies would get the tools' features.
-    for package in ["singularity", "singularity-host"] {
-        let status = Command::new(&cargo)
-            .env("RUSTFLAGS", "-C target-feature=+crt-static")
-            .args([
-                "build",
-                "--release",
-                "-p",
-                package,
-                "--bin",
-                package,
-                "--target",
-                STATIC_TARGET,
-            ])
-            .arg("--manifest-path")
-            .arg(&manifest)
-            .status()
-            .map_err(|e| format!("cannot run cargo build: {e}"))?;
-        if !status.success() {
-            return Err(format!("static cargo build --release -p {package} failed ({status})"));
-        }
-    }
-    // <target>/<profile>/examples/agent_bench → <target>/<triple>/release/singularity
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let target = exe
-        .ancestors()
-        .nth(3)
-        .ok_or_else(|| format!("cannot find the target directory from {}", exe.display()))?;
-    let bin = target.join(STATIC_TARGET).join("release/singularity");
-    if !bin.is_file() {
-        return Err(format!("{} missing after cargo build", bin.display()));
-    }
-    Ok(bin)
+    support::static_agent(&["singularity", "singularity-host"])
 }
 
 // ---------------------------------------------------------------------------

@@ -55,8 +55,6 @@ use std::thread;
 use std::time::{Duration, Instant};
 use support::{summarize, Summary};
 
-/// The target of the static binary the packages ship.
-const STATIC_TARGET: &str = "x86_64-unknown-linux-gnu";
 /// Requests one agent gets before the other takes its turn.
 const BLOCK: usize = 250;
 /// How long a reply may take before the run fails.
@@ -196,29 +194,7 @@ fn run(args: &Args) -> Result<(), String> {
 /// Builds (if needed) and finds the static release agent next to this
 /// example's target directory.
 fn static_agent() -> Result<PathBuf, String> {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(&cargo)
-        .env("RUSTFLAGS", "-C target-feature=+crt-static")
-        .args(["build", "--release", "-p", "singularity", "--bin", "singularity"])
-        .args(["--target", STATIC_TARGET, "--manifest-path"])
-        .arg(&manifest)
-        .status()
-        .map_err(|e| format!("cannot run cargo build: {e}"))?;
-    if !status.success() {
-        return Err(format!("static cargo build --release -p singularity failed ({status})"));
-    }
-    // <target>/<profile>/examples/qga_bench → <target>/<triple>/release/singularity
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let target = exe
-        .ancestors()
-        .nth(3)
-        .ok_or_else(|| format!("cannot find the target directory from {}", exe.display()))?;
-    let bin = target.join(STATIC_TARGET).join("release/singularity");
-    if !bin.is_file() {
-        return Err(format!("{} missing after cargo build", bin.display()));
-    }
-    Ok(bin)
+    support::static_agent(&["singularity"])
 }
 
 // ---------------------------------------------------------------------------

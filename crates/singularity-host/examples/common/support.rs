@@ -1,8 +1,44 @@
 //! What the benchmarks share: percentiles of a series of measurements, and
 //! stopping the agent they started.
 
-use std::process::Child;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
+
+/// The target of the static binary the packages ship.
+pub const STATIC_TARGET: &str = "x86_64-unknown-linux-gnu";
+
+/// Builds (if needed) the static release binaries of `packages`, one cargo
+/// invocation each as scripts/package does (built together, the agent's
+/// dependencies would get the tools' features), and returns the agent's,
+/// found next to this example's target directory.
+pub fn static_agent(packages: &[&str]) -> Result<PathBuf, String> {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    for package in packages {
+        let status = Command::new(&cargo)
+            .env("RUSTFLAGS", "-C target-feature=+crt-static")
+            .args(["build", "--release", "-p", package, "--bin", package])
+            .args(["--target", STATIC_TARGET, "--manifest-path"])
+            .arg(&manifest)
+            .status()
+            .map_err(|e| format!("cannot run cargo build: {e}"))?;
+        if !status.success() {
+            return Err(format!("static cargo build --release -p {package} failed ({status})"));
+        }
+    }
+    // <target>/<profile>/examples/<example> → <target>/<triple>/release/singularity
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let target = exe
+        .ancestors()
+        .nth(3)
+        .ok_or_else(|| format!("cannot find the target directory from {}", exe.display()))?;
+    let bin = target.join(STATIC_TARGET).join("release/singularity");
+    if !bin.is_file() {
+        return Err(format!("{} missing after cargo build", bin.display()));
+    }
+    Ok(bin)
+}
 
 /// How many, the median, the 99th percentile and the largest.
 #[derive(Clone, Copy, Default)]

@@ -288,3 +288,43 @@ impl Conn {
         self.call(request.to_string().as_bytes())
     }
 }
+
+/// Set in the copy of a test that runs inside a private mount namespace.
+const IN_MOUNT_NAMESPACE: &str = "SINGULARITY_TEST_IN_MOUNT_NAMESPACE";
+
+/// Whether this is the copy of the test inside the mount namespace.
+pub fn in_mount_namespace() -> bool {
+    std::env::var_os(IN_MOUNT_NAMESPACE).is_some()
+}
+
+/// Runs the test `name` (its whole path) again under `unshare --mount`
+/// (with a user namespace when not root), and fails unless it passed there.
+pub fn rerun_in_mount_namespace(name: &str) {
+    let exe = std::env::current_exe().expect("test binary");
+    let mut cmd = Command::new("unshare");
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        cmd.args(["--user", "--map-root-user"]);
+    }
+    cmd.args(["--mount", "--propagation", "private", "--"])
+        .arg(exe)
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(IN_MOUNT_NAMESPACE, "1");
+    let out = cmd.output().expect("run unshare (util-linux)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "in the namespace:\n{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("1 passed"),
+        "the test did not run in the namespace:\n{stdout}"
+    );
+}
+
+/// Mounts a tmpfs at `at`: only the private mount namespace sees it.
+pub fn mount_tmpfs(at: &str) {
+    let target = std::ffi::CString::new(at).unwrap();
+    let (src, fstype, opts) = (c"singularity-test", c"tmpfs", c"mode=0755");
+    // SAFETY: every pointer is a valid NUL-terminated string for the duration of the call.
+    let rc = unsafe { libc::mount(src.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, opts.as_ptr().cast()) };
+    assert_eq!(rc, 0, "mount tmpfs on {at}: {}", std::io::Error::last_os_error());
+}

@@ -4,53 +4,25 @@
 //! it could write to is in that tmpfs, which only the private mount
 //! namespace sees and which disappears with it.
 
-use crate::harness::{bin, Agent};
+use crate::harness::{bin, in_mount_namespace, mount_tmpfs, rerun_in_mount_namespace, Agent};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde_json::json;
-use std::ffi::CString;
 use std::fs;
 use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::Path;
-use std::process::Command;
 
-/// Set in the re-run copy of the test, inside the namespace.
-const IN_NAMESPACE: &str = "SINGULARITY_TEST_IN_MOUNT_NAMESPACE";
 const NAME: &str = "live::on_the_live_root_links_and_proc_cannot_carry_an_injection_out_of_allowed_paths";
 const SHADOW: &[u8] = b"root:*:19000:0:99999:7:::\n";
 
 #[test]
 fn on_the_live_root_links_and_proc_cannot_carry_an_injection_out_of_allowed_paths() {
-    if std::env::var_os(IN_NAMESPACE).is_some() {
+    if in_mount_namespace() {
         in_namespace();
         return;
     }
     assert!(Path::new(bin()).exists());
-    let exe = std::env::current_exe().expect("test binary");
-    let mut cmd = Command::new("unshare");
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
-        cmd.args(["--user", "--map-root-user"]);
-    }
-    cmd.args(["--mount", "--propagation", "private", "--"])
-        .arg(exe)
-        .args(["--exact", NAME, "--nocapture", "--test-threads=1"])
-        .env(IN_NAMESPACE, "1");
-    let out = cmd.output().expect("run unshare (util-linux)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "in the namespace:\n{stdout}\n{stderr}");
-    assert!(
-        stdout.contains("1 passed"),
-        "the test did not run in the namespace:\n{stdout}"
-    );
-}
-
-fn mount_tmpfs(at: &str) {
-    let (src, target, fstype, opts) = (c"singularity-test", CString::new(at).unwrap(), c"tmpfs", c"mode=0755");
-    // SAFETY: every pointer is a valid NUL-terminated string for the duration of the call.
-    let rc = unsafe { libc::mount(src.as_ptr(), target.as_ptr(), fstype.as_ptr(), 0, opts.as_ptr().cast()) };
-    assert_eq!(rc, 0, "mount tmpfs on {at}: {}", std::io::Error::last_os_error());
+    rerun_in_mount_namespace(NAME);
 }
 
 fn in_namespace() {

@@ -2,54 +2,24 @@
 //! /run): the daemon re-executes the new build in place, and the previous
 //! build comes back when the new one exits at start or never serves.
 
-use crate::harness::bin;
+use crate::harness::{bin, in_mount_namespace, mount_tmpfs, rerun_in_mount_namespace};
 use crate::update::{md5, stand_in, update, Route, Server, VERSION};
 use serde_json::json;
-use std::ffi::CString;
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const IN_NAMESPACE: &str = "SINGULARITY_TEST_UPDATE_IN_NAMESPACE";
-
 /// Re-runs the named test in a private mount namespace with tmpfs on /run
-/// (the instance lock is /run/singularity.lock on the live root).
+/// (the instance lock is /run/singularity.lock on the live root); true in
+/// the copy that runs there.
 fn in_namespace(name: &str) -> bool {
-    if std::env::var_os(IN_NAMESPACE).is_some() {
-        let (src, target, fstype) = (c"singularity-test", CString::new("/run").unwrap(), c"tmpfs");
-        // SAFETY: every pointer is a valid NUL-terminated string for the call.
-        let rc = unsafe {
-            libc::mount(
-                src.as_ptr(),
-                target.as_ptr(),
-                fstype.as_ptr(),
-                0,
-                c"mode=0755".as_ptr().cast(),
-            )
-        };
-        assert_eq!(rc, 0, "mount tmpfs on /run: {}", std::io::Error::last_os_error());
+    if in_mount_namespace() {
+        mount_tmpfs("/run");
         return true;
     }
-    let exe = std::env::current_exe().expect("test binary");
-    let mut cmd = Command::new("unshare");
-    // SAFETY: geteuid cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
-        cmd.args(["--user", "--map-root-user"]);
-    }
-    cmd.args(["--mount", "--propagation", "private", "--"])
-        .arg(exe)
-        .args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env(IN_NAMESPACE, "1");
-    let out = cmd.output().expect("run unshare (util-linux)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "in the namespace:\n{stdout}\n{stderr}");
-    assert!(
-        stdout.contains("1 passed"),
-        "the test did not run in the namespace:\n{stdout}"
-    );
+    rerun_in_mount_namespace(name);
     false
 }
 

@@ -61,6 +61,38 @@ SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOlabkeyfortheXenlabonlyxxxxxxxxx
 PASSWORDS = {"md5": "Md5-l4b-pass!", "sha256": "Sha256_l4b.pass"}
 
 PR_SET_PDEATHSIG = 1
+HTTP_PORT = 8080  # dom0's busybox httpd for agentupdate (guest/dom0-init "serve")
+
+
+def newer_build(agent_bin, out_dir):
+    """A "newer build" of the agent for agentupdate: no second release
+    exists, so the release binary's version string X.Y.Z is changed in place
+    to one of the same length (the last digit becomes 9: 0.1.0 -> 0.1.9),
+    every occurrence that stands alone (not inside a longer dotted number).
+    Checked here, on the host, the way the agent checks a download:
+    ``--version`` prints the new version and ``config`` exits 0.
+    Returns (path, old version, new version, md5 hex)."""
+    out = subprocess.run([agent_bin, "--version"], stdout=subprocess.PIPE, text=True, check=True).stdout
+    m = re.fullmatch(r"singularity ([0-9]+(?:\.[0-9]+)*)\s*", out)
+    if not m or m.group(1)[-1] == "9":
+        raise RuntimeError("cannot make a newer build from --version %r" % out)
+    old = m.group(1)
+    new = old[:-1] + "9"
+    data = open(agent_bin, "rb").read()
+    pattern = re.compile(rb"(?<![0-9.])" + re.escape(old.encode()) + rb"(?![0-9.])")
+    data, n = pattern.subn(new.encode(), data)
+    path = os.path.join(out_dir, "singularity-" + new)
+    with open(path, "wb") as f:
+        f.write(data)
+    os.chmod(path, 0o755)
+    got = subprocess.run([path, "--version"], stdout=subprocess.PIPE, text=True).stdout.strip()
+    conf_dir = os.path.join(REPO, "dist")
+    rc = subprocess.run([path, "-f", conf_dir, "config"], stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL).returncode
+    if n == 0 or got != "singularity " + new or rc != 0:
+        raise RuntimeError("the newer build is not usable: %d replacements, --version %r, config rc %d"
+                           % (n, got, rc))
+    return path, old, new, hashlib.md5(data).hexdigest()
 
 def vif_data():
     """vm-data/networking/<mac> exactly as nova's _vif_xenstore_data builds it."""
@@ -166,6 +198,11 @@ class Boot:
 
     def assemble(self):
         domU_initrd = self._domU_initrd()
+        self.update_build = None
+        try:
+            self.update_build = newer_build(self.agent_bin, self.sock_dir)
+        except (RuntimeError, OSError, subprocess.CalledProcessError) as e:
+            self.update_build_error = str(e)
         cfg = "\n".join([
             'name = "%s"' % DOMU_NAME, 'type = "pv"',
             'kernel = "/lab/vmlinux"', 'ramdisk = "/lab/domU-initrd.gz"',
@@ -182,6 +219,10 @@ class Boot:
             c.add_file("lab/vif-hotplug", open(os.path.join(GUEST, "vif-hotplug"), "rb").read(), 0o755)
             c.add_file("lab/labxs", open(self.labxs_bin, "rb").read(), 0o755)
             c.add_file("lab/domU-initrd.gz", domU_initrd)
+            c.add_dir("lab/www")
+            if self.update_build:
+                path = self.update_build[0]
+                c.add_file("lab/www/" + os.path.basename(path), open(path, "rb").read(), 0o644)
             c.add_file("lab/seed/vm-data/hostname", HOSTNAME.encode())
             c.add_file("lab/seed/vm-data/networking/" + MAC.replace(":", ""),
                        json.dumps(vif_data()).encode())
@@ -442,6 +483,7 @@ class Boot:
             self.scenario_plugin()
             self.scenario_network()
             self.scenario_metrics()
+            self.scenario_update()
             self.scenario_robustness()
         except LabDown as e:
             self.check("lab", "machine", "FAIL", str(e))
@@ -806,6 +848,93 @@ class Boot:
                         self.times["metrics_del_seen"] = secs
             finally:
                 xs.unwatch(base, "metrics")
+
+    # ------------------------------------------------------------ agentupdate
+    def agent_pid(self, timeout=40):
+        """The agent's pid(s) and start count from inside the domU, waiting
+        until one singularity process is left (after a re-execution the
+        previous build watches the new one until it serves)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            a = self.ask("agent")
+            pid = a.get("pid", ["none"])[0]
+            if " " not in pid or time.monotonic() > deadline:
+                return pid, a.get("starts", ["?"])[0]
+            time.sleep(0.5)
+
+    def guest_sums(self, *paths):
+        """{path: (mode, uid, gid, size, md5) or None} from inside the domU."""
+        a = self.ask("sums " + " ".join(paths))
+        out = {p: None for p in paths}
+        for line in a.get("sum", []):
+            parts = line.split(" ")
+            out[parts[0]] = (parts[1], int(parts[2]), int(parts[3]), int(parts[4]), parts[5])
+        return out
+
+    def scenario_update(self):
+        S = "update"
+        t0 = time.monotonic()
+        if "agentupdate" not in self.features:
+            self.check(S, "agentupdate through the real plugin", "NYI", "not in the agent's features")
+            return
+        if not self.update_build:
+            self.check(S, "a newer build to serve", "FAIL", self.update_build_error)
+            return
+        if not getattr(self, "resetnetwork_ok", False):
+            self.check(S, "agentupdate through the real plugin", "FAIL",
+                       "the domU has no network (resetnetwork failed)")
+            return
+        path, old, new, md5 = self.update_build
+        size = os.path.getsize(path)
+        target = "/usr/sbin/singularity"
+        old_md5 = hashlib.md5(open(self.agent_bin, "rb").read()).hexdigest()
+        rc, out = self.control("serve", timeout=30)
+        self.check(S, "dom0 serves the newer build over HTTP", "PASS" if rc == 0 else "FAIL",
+                   "%s; %s: --version 'singularity %s' and config exit 0 checked on the host, %d bytes"
+                   % (out.strip(" |"), os.path.basename(path), new, size))
+        if rc != 0:
+            return
+        url = "http://%s:%d/%s" % (GW4, HTTP_PORT, os.path.basename(path))
+        host = nova.NovaCall(self.plugin, self.domid)
+        pid, starts = self.agent_pid()
+
+        # refusal first: the right URL with a wrong MD5
+        wrong = "".join("%x" % ((int(c, 16) + 1) % 16) for c in md5)
+        r = host.call("agent_update", url=url, md5sum=wrong)
+        good = r.returncode == "500" and not r.fatal and "MD5" in (r.message or "")
+        self.check(S, "agent_update with a wrong MD5 is refused with 500", "PASS" if good else "FAIL", str(r))
+        v = host.version()
+        sums = self.guest_sums(target, target + ".previous")
+        unchanged = v.accepted and v.message == old and sums[target] is not None and \
+            sums[target][4] == old_md5 and sums[target + ".previous"] is None
+        self.check(S, "after the refusal nothing changed", "PASS" if unchanged else "FAIL",
+                   "version %s; %s md5 %s (the running build: %s); %s.previous %s" % (
+                       v.message if v.accepted else str(v), target,
+                       sums[target][4] if sums[target] else "missing", sums[target] is not None and
+                       sums[target][4] == old_md5, target, "absent" if sums[target + ".previous"] is None
+                       else "present"))
+
+        # the update nova sends when agent_builds has a newer build
+        r = host.call("agent_update", url=url, md5sum=md5)
+        self.times["agentupdate_call"] = r.seconds
+        self.check(S, "agent_update %s -> %s (url %s, md5 %s)" % (old, new, url, md5),
+                   "PASS" if r.accepted else "FAIL", str(r))
+        v = host.version()
+        self.check(S, "version through the real plugin answers the new version",
+                   "PASS" if v.accepted and v.message == new else "FAIL", "%s (want %s)" % (v, new))
+        pid2, starts2 = self.agent_pid()
+        same = pid2 == pid and " " not in pid2 and starts2 == starts == "1"
+        self.check(S, "re-executed in place: the agent's pid unchanged, init never restarted it",
+                   "PASS" if same else "FAIL", "pid %s -> %s, init starts %s -> %s" % (pid, pid2, starts, starts2))
+        sums = self.guest_sums(target, target + ".previous", target + ".pending")
+        cur, prev, pend = sums[target], sums[target + ".previous"], sums[target + ".pending"]
+        good = cur is not None and cur[4] == md5 and cur[0] == "755" and prev is not None and \
+            prev[4] == old_md5 and pend is None
+        fmt = lambda f: "missing" if f is None else "%s %d:%d %d bytes md5 %s" % f  # noqa: E731
+        self.check(S, "in the domU: the target is the new build, <target>.previous the old one",
+                   "PASS" if good else "FAIL", "%s: %s; .previous: %s; .pending: %s" % (
+                       target, fmt(cur), fmt(prev), fmt(pend)))
+        self.times["update_scenario"] = time.monotonic() - t0
 
     def scenario_robustness(self):
         S = "robust"

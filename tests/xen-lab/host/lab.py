@@ -192,6 +192,9 @@ def summary(results, phases, total):
                   " asking the domU, a removed one gone after %s" % (
                       r["flavour"], fmt_s(t.get("metrics_scenario")), fmt_s(t.get("metrics_add_seen")),
                       fmt_s(t.get("metrics_del_seen"))))
+        if t.get("update_scenario") is not None:
+            print("xen-lab: [%s]   agentupdate: scenario %s; the plugin's agent_update call %s" % (
+                r["flavour"], fmt_s(t.get("update_scenario")), fmt_s(t.get("agentupdate_call"))))
     print("xen-lab: checks: %s" % ", ".join("%d %s" % (n, s) for s, n in sorted(statuses.items())))
     for n in nyi:
         print("xen-lab: not yet implemented in the agent (check turns strict by itself): %s" % n)

@@ -85,11 +85,18 @@ pub fn executable(payload: &[u8], max: u64) -> Result<Vec<u8>, Refusal> {
     Ok(payload.to_vec())
 }
 
+/// What a `.tar.gz` may unpack to beyond its one build: headers and names.
+const ARCHIVE_SLACK: u64 = 1 << 20;
+
 /// The one regular file of a `.tar.gz`; refuses UNIX's installer tarballs
 /// and archives with any other number of files.
 fn unpack_one(payload: &[u8], max: u64) -> Result<Vec<u8>, Refusal> {
     let bad = |e: std::io::Error| Refusal::BadArchive(e.to_string());
-    let mut archive = tar::Archive::new(GzDecoder::new(payload));
+    // Everything the archive unpacks to, headers (a GNU long name is read
+    // whole into memory) and skipped entries included, is capped: one
+    // build and a little room for its headers.
+    let unpacked = GzDecoder::new(payload).take(max.saturating_add(ARCHIVE_SLACK));
+    let mut archive = tar::Archive::new(unpacked);
     let mut files = 0usize;
     let mut installer = false;
     let mut found = None;
@@ -229,6 +236,30 @@ fn machine_name(machine: u16) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_archive_that_unpacks_to_more_than_a_build_is_refused_early() {
+        use std::io::Write;
+        // A GNU long-name entry declaring 64 MiB (the tar reader would hold
+        // it whole in memory), which compresses to almost nothing.
+        let mut header = tar::Header::new_gnu();
+        header.set_path("././@LongLink").unwrap();
+        header.set_entry_type(tar::EntryType::GNULongName);
+        header.set_size(64 << 20);
+        header.set_cksum();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(header.as_bytes()).unwrap();
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..64 {
+            gz.write_all(&zeros).unwrap();
+        }
+        let bomb = gz.finish().unwrap();
+        assert!(bomb.len() < 1 << 20, "{} bytes", bomb.len());
+        match unpack_one(&bomb, 1 << 20) {
+            Err(Refusal::BadArchive(_)) => {}
+            other => panic!("{:?}", other.map(|d| d.len())),
+        }
+    }
 
     /// A minimal 64-bit little-endian ELF header with program headers.
     fn elf(class: u8, machine: u16, kind: u16, interp: bool) -> Vec<u8> {

@@ -9,6 +9,7 @@ use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -129,7 +130,11 @@ impl Candidate {
         }
         fs::rename(&self.path, target).map_err(io(format!("replace {}", target.display())))?;
         self.installed = true;
-        sync_dir(dir).map_err(io(format!("sync {}", dir.display())))?;
+        // Installed now, whatever follows: a failed sync is only a warning
+        // (the reply must not say nothing changed).
+        if let Err(e) = sync_dir(dir) {
+            log::warn!("agentupdate: cannot sync {}: {e}", dir.display());
+        }
         Ok(())
     }
 }
@@ -167,6 +172,9 @@ fn run(program: &Path, args: &[OsString]) -> Result<Output, UpdateError> {
             .args(args)
             .env_clear()
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .current_dir("/")
+            // Its own process group: whatever it starts is killed with it.
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -192,21 +200,32 @@ fn run(program: &Path, args: &[OsString]) -> Result<Output, UpdateError> {
     let out = reader(child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>));
     let err = reader(child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>));
     let deadline = Instant::now() + CHECK_TIMEOUT;
+    let group = child.id() as libc::pid_t;
+    // SAFETY: kill(2) of the candidate's own process group (its pid is the
+    // group's id); a group that is gone already makes it fail harmlessly.
+    let kill_group = || unsafe {
+        libc::kill(-group, libc::SIGKILL);
+    };
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break status,
             Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
             Ok(None) => {
-                let _ = child.kill();
+                kill_group();
                 let _ = child.wait();
                 return Err(UpdateError::Candidate(format!(
                     "the new build did not answer within {} s",
                     CHECK_TIMEOUT.as_secs()
                 )));
             }
-            Err(e) => return Err(UpdateError::Candidate(format!("cannot wait for the new build: {e}"))),
+            Err(e) => {
+                kill_group();
+                return Err(UpdateError::Candidate(format!("cannot wait for the new build: {e}")));
+            }
         }
     };
+    // Anything it left behind would hold the output open: it goes too.
+    kill_group();
     Ok(Output {
         success: status.success(),
         status: status.to_string(),
@@ -217,7 +236,30 @@ fn run(program: &Path, args: &[OsString]) -> Result<Output, UpdateError> {
 
 #[cfg(test)]
 mod tests {
-    use super::valid_version;
+    use super::{run, valid_version};
+
+    #[test]
+    fn what_a_candidate_leaves_behind_is_killed_with_it() {
+        // The build answers at once but leaves a process holding its
+        // output open: the check still ends, and the process is gone.
+        let started = std::time::Instant::now();
+        let out = run(
+            std::path::Path::new("/bin/sh"),
+            &["-c".into(), "sleep 60 & echo $! ; echo singularity 9.9.9".into()],
+        )
+        .unwrap();
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "it waited for the sleeper"
+        );
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let pid: i32 = text.lines().next().unwrap().trim().parse().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        // SAFETY: signal 0 only checks that the process exists.
+        let alive = unsafe { libc::kill(pid, 0) } == 0
+            && !std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z "));
+        assert!(!alive, "the background process {pid} survived");
+    }
 
     #[test]
     fn versions_are_dotted_numbers() {

@@ -111,6 +111,8 @@ pub fn get(url: &str, limits: &Limits) -> Result<Vec<u8>, FetchError> {
         .tls_config(tls)
         .proxy(None)
         .max_redirects(MAX_REDIRECTS)
+        // An https URL is not followed to plain http.
+        .https_only(url.get(..6).is_some_and(|s| s.eq_ignore_ascii_case("https:")))
         .timeout_connect(Some(limits.connect))
         .timeout_global(Some(limits.total))
         .user_agent(concat!("singularity/", env!("CARGO_PKG_VERSION")))

@@ -140,6 +140,39 @@ pub fn target_path(settings: &UpdateSettings, root: &Root) -> Result<PathBuf, Up
         .map_err(|e| UpdateError::Target(PathBuf::from(&on_system), e.to_string()))
 }
 
+/// Refuses a target whose directory someone other than root (or the
+/// agent's own user) could change: its temporary file, `.previous` and
+/// `.pending` live there, and the build is run from there.
+fn trusted_directory(target: &Path) -> Result<(), UpdateError> {
+    use std::os::unix::fs::MetadataExt;
+    let dir = target.parent().unwrap_or(Path::new("/"));
+    let meta = std::fs::metadata(dir).map_err(|e| UpdateError::Target(target.to_path_buf(), e.to_string()))?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if (meta.uid() != 0 && meta.uid() != me) || meta.mode() & 0o022 != 0 {
+        return Err(UpdateError::Target(
+            target.to_path_buf(),
+            format!(
+                "its directory {} may be changed by others (owner uid {}, mode {:04o})",
+                dir.display(),
+                meta.uid(),
+                meta.mode() & 0o7777
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether dotted version `a` is older than `b` (numerically, part by part).
+fn older(a: &str, b: &str) -> bool {
+    let parts = |v: &str| v.split('.').map(|p| p.parse::<u64>().unwrap_or(0)).collect::<Vec<_>>();
+    let (mut a, mut b) = (parts(a), parts(b));
+    let n = a.len().max(b.len());
+    a.resize(n, 0);
+    b.resize(n, 0);
+    a < b
+}
+
 /// `<target>.previous`.
 pub fn previous_path(target: &Path) -> PathBuf {
     let mut name = target.as_os_str().to_owned();
@@ -159,6 +192,7 @@ pub fn run(
     if !meta.file_type().is_file() {
         return Err(UpdateError::Target(target, "not a regular file".into()));
     }
+    trusted_directory(&target)?;
     let limits = fetch::Limits {
         max_size: settings.max_size,
         connect: settings.connect_timeout,
@@ -182,6 +216,13 @@ pub fn run(
     let version = new.version()?;
     if version == running {
         return Ok(Outcome::Current(version));
+    }
+    if settings.public_key.is_some() && older(&version, running) {
+        // A signature ties no file to a version: with a key, the host is not
+        // trusted to go back to an older (perhaps vulnerable) signed build.
+        return Err(UpdateError::Candidate(format!(
+            "the download is singularity {version}, older than the running {running}: refused with [update] public_key set"
+        )));
     }
     new.check_config(&settings.config_args)?;
     let previous = previous_path(&target);
@@ -215,4 +256,31 @@ fn verify_signature(key: &str, url: &str, payload: &[u8], limits: &fetch::Limits
     public
         .verify(payload, &signature, false)
         .map_err(|e| UpdateError::Signature(format!("{shown} does not verify with the configured key: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn versions_compare_part_by_part() {
+        assert!(older("0.1.0", "0.1.1") && older("0.9.0", "0.10.0") && older("1.2", "1.2.1"));
+        assert!(!older("0.1.0", "0.1.0") && !older("1.0.0", "0.99.99") && !older("1.2.0", "1.2"));
+    }
+
+    #[test]
+    fn a_target_in_a_directory_others_may_change_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("singularity");
+        std::fs::write(&target, b"x").unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(trusted_directory(&target).is_ok());
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let err = trusted_directory(&target).unwrap_err().to_string();
+        assert!(
+            err.contains("may be changed by others") && err.contains("1777"),
+            "{err}"
+        );
+    }
 }

@@ -172,6 +172,12 @@ pub fn watch(args: &[OsString]) -> Result<(), String> {
         // systemd (Restart=on-failure) starts the restored build.
         return Ok(());
     }
+    // The restored agent starts with the signals it would have at boot.
+    // SAFETY: restoring the default dispositions has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGTERM, libc::SIG_DFL);
+        libc::signal(libc::SIGHUP, libc::SIG_DFL);
+    }
     let e = Command::new(target).args(rest).exec();
     Err(format!("cannot start the restored {}: {e}", target.display()))
 }

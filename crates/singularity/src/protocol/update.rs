@@ -79,19 +79,19 @@ impl UpdateRequest {
 /// password, a temporary URL's signature) become `***`.
 pub fn shown_url(url: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    // User information ends at the last '@' before the path: a '?' or '#'
+    // typed into a password must not end it early and show the rest.
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (userinfo, rest) = match rest[..authority_end].rfind('@') {
+        Some(at) => (true, &rest[at + 1..]),
+        None => (false, rest),
+    };
     let (path_start, query) = match rest.find(['?', '#']) {
         Some(i) => (&rest[..i], if rest[i..].starts_with('?') { "?***" } else { "" }),
         None => (rest, ""),
     };
-    let (authority, path) = match path_start.find('/') {
-        Some(i) => (&path_start[..i], &path_start[i..]),
-        None => (path_start, ""),
-    };
-    let authority = match authority.rsplit_once('@') {
-        Some((_, host)) => format!("***@{host}"),
-        None => authority.to_string(),
-    };
-    format!("{scheme}://{authority}{path}{query}")
+    let shown_user = if userinfo { "***@" } else { "" };
+    format!("{scheme}://{shown_user}{path_start}{query}")
 }
 
 /// `url` with `suffix` added to its path (before any query): where a
@@ -189,6 +189,9 @@ mod tests {
         assert_eq!(shown_url("http://h:8000/a/b"), "http://h:8000/a/b");
         assert_eq!(shown_url("https://u:pw@h/a?sig=1&x=2"), "https://***@h/a?***");
         assert_eq!(shown_url("https://h?x"), "https://h?***");
+        assert_eq!(shown_url("https://u:p#ss@h/a"), "https://***@h/a");
+        assert_eq!(shown_url("https://u:p?ss@h:81/a#f"), "https://***@h:81/a");
+        assert_eq!(shown_url("http://h/a@b/c"), "http://h/a@b/c");
         assert_eq!(
             with_suffix("https://h/a?sig=1", ".minisig"),
             "https://h/a.minisig?sig=1"

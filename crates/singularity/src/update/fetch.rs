@@ -140,6 +140,39 @@ fn classify(e: ureq::Error, limits: &Limits) -> FetchError {
         ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
             FetchError::Other("the connection closed before the whole body arrived".into())
         }
-        other => FetchError::Other(other.to_string()),
+        other => FetchError::Other(without_secrets(&other.to_string())),
+    }
+}
+
+/// An error text with every URL in it shown as [`shown_url`] shows it (a
+/// `Location` header or a URI may carry a password or a signature).
+fn without_secrets(text: &str) -> String {
+    text.split(' ')
+        .map(|word| match word.find("://") {
+            Some(at) => {
+                let start = word[..at]
+                    .rfind(|c: char| !c.is_ascii_alphanumeric())
+                    .map_or(0, |i| i + 1);
+                format!(
+                    "{}{}",
+                    &word[..start],
+                    crate::protocol::update::shown_url(&word[start..])
+                )
+            }
+            None => word.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn urls_in_error_texts_lose_their_secrets() {
+        assert_eq!(
+            super::without_secrets("location header is malformed: \"https://u:pw@h/x?sig=abc\""),
+            "location header is malformed: \"https://***@h/x?***"
+        );
+        assert_eq!(super::without_secrets("no url here"), "no url here");
     }
 }

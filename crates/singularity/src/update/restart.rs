@@ -159,8 +159,13 @@ pub fn watch(args: &[OsString]) -> Result<(), String> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    std::fs::rename(previous, target).map_err(|e| format!("cannot restore {}: {e}", previous.display()))?;
-    let _ = std::fs::remove_file(marker);
+    // Claim the marker: if the new build removed it just now, it came back.
+    let claimed = marker.with_extension("pending-claimed");
+    if std::fs::rename(marker, &claimed).is_err() {
+        return Ok(());
+    }
+    let _ = std::fs::remove_file(&claimed);
+    // The new build goes first, whatever happens to the restore.
     if alive(pid) {
         // SAFETY: the process did not come back in time; it is killed.
         unsafe { libc::kill(pid, libc::SIGKILL) };
@@ -168,6 +173,7 @@ pub fn watch(args: &[OsString]) -> Result<(), String> {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+    std::fs::rename(previous, target).map_err(|e| format!("cannot restore {}: {e}", previous.display()))?;
     if std::env::var_os("INVOCATION_ID").is_some() {
         // systemd (Restart=on-failure) starts the restored build.
         return Ok(());

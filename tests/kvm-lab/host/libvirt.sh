@@ -115,11 +115,20 @@ define_domain() {
 }
 
 remove_domain() {
+  local pid=
   [ -n "$DOMAIN" ] || return 0
+  [ -f "/run/libvirt/qemu/$DOMAIN.pid" ] && pid=$(cat "/run/libvirt/qemu/$DOMAIN.pid")
   if vsh domstate "$DOMAIN" 2>/dev/null | grep -qv 'shut off'; then
     vsh destroy "$DOMAIN" >/dev/null 2>&1 || true
   fi
   vsh undefine "$DOMAIN" >/dev/null 2>&1 || true
+  # A QEMU that outlived destroy (seen once, after a boot whose agent stayed
+  # frozen) would run on after libvirtd stops: this run's own, so stopped.
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null &&
+    grep -q "guest=$DOMAIN," "/proc/$pid/cmdline" 2>/dev/null; then
+    log "QEMU $pid of $DOMAIN outlived virsh destroy: stopping it"
+    stop_pid "$pid"
+  fi
   DOMAIN=
 }
 

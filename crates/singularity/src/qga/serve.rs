@@ -15,10 +15,10 @@
 //! up on them and takes what follows the sync's reply as fresh.
 //!
 //! The reader also takes the signals: stop (the command in flight
-//! finishes, the rest is dropped, and frozen filesystems are thawed, as
-//! qemu-ga does at exit) and reload (functions and `[qga] allow` / `block`
-//! change at once, or after the thaw while frozen; the port, at the next
-//! restart).
+//! finishes, the rest is dropped, and frozen filesystems are thawed, so
+//! that nothing stays frozen without an agent) and reload (functions and
+//! `[qga] allow` / `block` change at once, or after the thaw while frozen;
+//! the port, at the next restart).
 
 use super::port::{Got, Port, Replier};
 use super::request::{self, Request};
@@ -240,7 +240,8 @@ fn worker_loop(mut worker: Worker, jobs: Receiver<Job>, replier: Replier, shared
         shared.done.1.notify_all();
     }
     if is_frozen {
-        // Stopping while frozen: thaw, as qemu-ga does at exit.
+        // Stopping while frozen: thaw first, so that nothing stays frozen
+        // without an agent to thaw it (qemu-ga 7.2 ignores SIGTERM then).
         let thaw = Request {
             execute: "guest-fsfreeze-thaw".into(),
             arguments: Default::default(),

@@ -623,7 +623,7 @@ fn a_frozen_filesystem_holds_writes_until_the_thaw_even_across_a_restart() {
         "each thaw runs the hook, as with qemu-ga"
     );
 
-    // A clean stop while frozen thaws, as qemu-ga does at exit.
+    // A clean stop while frozen thaws (qemu-ga 7.2 ignores SIGTERM then).
     let frozen = ask(
         &mut s,
         json!({"execute": "guest-fsfreeze-freeze-list", "arguments": {"mountpoints": [mnt]}}),

@@ -8,12 +8,23 @@ use std::fmt;
 const MAX_URL: usize = 2048;
 
 /// Where the new build is and the MD5 sum nova vouches for it with.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct UpdateRequest {
     /// An `http://` or `https://` URL with a host.
     pub url: String,
     /// The MD5 digest nova sent (its `agent_builds.md5hash`).
     pub md5: [u8; 16],
+}
+
+/// Shows the URL as logs do: its user information and query may hold a
+/// password or a signature.
+impl fmt::Debug for UpdateRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UpdateRequest")
+            .field("url", &shown_url(&self.url))
+            .field("md5", &self.md5_hex())
+            .finish()
+    }
 }
 
 /// Why an `agentupdate` value is unusable.
@@ -192,6 +203,12 @@ mod tests {
         assert_eq!(shown_url("https://u:p#ss@h/a"), "https://***@h/a");
         assert_eq!(shown_url("https://u:p?ss@h:81/a#f"), "https://***@h:81/a");
         assert_eq!(shown_url("http://h/a@b/c"), "http://h/a@b/c");
+        let request = UpdateRequest {
+            url: "https://u:pw@h/b?sig=s3cret".into(),
+            md5: [0; 16],
+        };
+        let debug = format!("{request:?}");
+        assert!(!debug.contains("pw") && !debug.contains("s3cret"), "{debug}");
         assert_eq!(
             with_suffix("https://h/a?sig=1", ".minisig"),
             "https://h/a.minisig?sig=1"

@@ -8,7 +8,7 @@ use serde_json::{Map, Number, Value};
 use std::fmt;
 
 /// A request whose members are well formed.
-#[derive(Debug, PartialEq)]
+#[derive(PartialEq)]
 pub struct Request {
     /// The command name (not yet looked up).
     pub execute: String,
@@ -16,6 +16,17 @@ pub struct Request {
     pub arguments: Args,
     /// The `id` to echo, if any.
     pub id: Option<Value>,
+}
+
+/// Names the arguments, never their values: they may be a password.
+impl fmt::Debug for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Request")
+            .field("execute", &self.execute)
+            .field("arguments", &self.arguments.keys().collect::<Vec<_>>())
+            .field("id", &self.id)
+            .finish()
+    }
 }
 
 /// A request that is answered with an error at once; `id` is echoed when the
@@ -211,6 +222,15 @@ pub fn reply(result: &Result<Value, QgaError>, id: Option<&Value>) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_debug_print_names_the_arguments_and_never_their_values() {
+        let r =
+            parse(br#"{"execute":"guest-set-user-password","arguments":{"username":"root","password":"c2VjcmV0"}}"#)
+                .unwrap();
+        let debug = format!("{r:?}");
+        assert!(debug.contains("password") && !debug.contains("c2VjcmV0"), "{debug}");
+    }
     use crate::qga::Ctx;
 
     fn refused(text: &str) -> (String, Option<Value>) {

@@ -66,7 +66,7 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
-use support::{summarize, Summary};
+use support::{stripped_kib, summarize, Summary};
 use xenstore::sim::{Config, Simulator};
 use xenstore::{Client, Optional, Watch, WatchEvent};
 
@@ -844,22 +844,6 @@ struct Memory {
     anon_kib: Option<u64>,
     rss_kib: Option<u64>,
     pss_kib: Option<u64>,
-}
-
-/// The size of `bin` once stripped (`strip` into a temporary file; the file
-/// size itself when `strip` is missing), in KiB.
-fn stripped_kib(bin: &Path) -> Option<u64> {
-    let dir = tempfile::tempdir().ok()?;
-    let out = dir.path().join("stripped");
-    let stripped = Command::new("strip")
-        .arg("-o")
-        .arg(&out)
-        .arg(bin)
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    let path = if stripped { out.as_path() } else { bin };
-    std::fs::metadata(path).ok().map(|m| m.len().div_ceil(1024))
 }
 
 /// What the agent did in [`IDLE`] without requests.

@@ -53,7 +53,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
-use support::{summarize, Summary};
+use support::{stripped_kib, summarize, Summary};
 
 /// Requests one agent gets before the other takes its turn.
 const BLOCK: usize = 250;
@@ -566,22 +566,6 @@ fn memory(pid: u32) -> Memory {
         pss: field(&rollup, "Pss"),
         threads: field(&status, "Threads"),
     }
-}
-
-/// The size of `bin` once stripped (`strip` into a temporary file; the file
-/// size itself when `strip` is missing), KiB.
-fn stripped_kib(bin: &Path) -> Option<u64> {
-    let dir = tempfile::tempdir().ok()?;
-    let out = dir.path().join("stripped");
-    let stripped = Command::new("strip")
-        .arg("-o")
-        .arg(&out)
-        .arg(bin)
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    let path = if stripped { out.as_path() } else { bin };
-    std::fs::metadata(path).ok().map(|m| m.len().div_ceil(1024))
 }
 
 /// A file a process maps, other than its executable.

@@ -2,7 +2,7 @@
 //! stopping the agent they started.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The target of the static binary the packages ship.
@@ -78,4 +78,20 @@ pub fn stop(mut child: Child) {
     }
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// The size of `bin` once stripped (`strip` into a temporary file; the file
+/// size itself when `strip` is missing), in KiB.
+pub fn stripped_kib(bin: &Path) -> Option<u64> {
+    let dir = tempfile::tempdir().ok()?;
+    let out = dir.path().join("stripped");
+    let stripped = Command::new("strip")
+        .arg("-o")
+        .arg(&out)
+        .arg(bin)
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let path = if stripped { out.as_path() } else { bin };
+    std::fs::metadata(path).ok().map(|m| m.len().div_ceil(1024))
 }

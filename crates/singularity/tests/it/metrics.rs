@@ -273,17 +273,12 @@ fn sighup_starts_and_stops_metrics() {
     assert!(noisy.is_empty(), "{noisy:?}");
 }
 
-/// The metrics thread as dom0 of a real daemon: the key set, nothing sent
-/// while nothing changes, a new `unique-domain-id` and a daemon restart
-/// (an empty store) each bring a full rewrite.
-fn real_daemon(kind: Kind) {
-    let Some(env) = realxs::env_or_skip() else {
-        return;
-    };
-    let mut daemon = Daemon::start(&env, kind).unwrap_or_else(|e| panic!("starting {kind:?}: {e}"));
+/// The library's metrics thread for domain 0 of `daemon` (its
+/// `unique-domain-id` set), on a Debian root with 3000 KiB of free memory
+/// read every `interval`; stopped through the flag.
+fn metrics_thread(daemon: &Daemon, interval: Duration) -> (Client, TestRoot, Arc<AtomicBool>, metrics::Metrics) {
     let c = Client::connect(daemon.socket()).unwrap();
-    let home = "/local/domain/0";
-    c.write(&format!("{home}/unique-domain-id"), UID).unwrap();
+    c.write("/local/domain/0/unique-domain-id", UID).unwrap();
     let root = TestRoot::new();
     root.seed_debian(&[]);
     root.write("/proc/meminfo", b"MemTotal: 4000 kB\nMemAvailable: 3000 kB\n", 0o444);
@@ -293,11 +288,24 @@ fn real_daemon(kind: Kind) {
         MetricsConfig {
             xenstore: Some(daemon.socket().to_str().unwrap().into()),
             root: root.base().to_path_buf(),
-            memory_interval: Duration::from_millis(200),
+            memory_interval: interval,
         },
         Arc::new(move || for_thread.load(Ordering::Acquire)),
     )
     .unwrap();
+    (c, root, stop, m)
+}
+
+/// The metrics thread as dom0 of a real daemon: the key set, nothing sent
+/// while nothing changes, a new `unique-domain-id` and a daemon restart
+/// (an empty store) each bring a full rewrite.
+fn real_daemon(kind: Kind) {
+    let Some(env) = realxs::env_or_skip() else {
+        return;
+    };
+    let mut daemon = Daemon::start(&env, kind).unwrap_or_else(|e| panic!("starting {kind:?}: {e}"));
+    let home = "/local/domain/0";
+    let (c, _root, stop, m) = metrics_thread(&daemon, Duration::from_millis(200));
     let key = |k: &str| read(&c, &format!("{home}/{k}"));
     assert_eq!(key("data/os_name").as_deref(), Some("Debian GNU/Linux 12 (bookworm)"));
     assert_eq!(key("data/meminfo_free").as_deref(), Some("3000"));
@@ -386,23 +394,8 @@ fn idle_for_three_minutes_the_store_sees_only_the_memory_refresh() {
     };
     let daemon = Daemon::start(&env, Kind::Ox).unwrap_or_else(|e| panic!("starting oxenstored: {e}"));
     let log = daemon.access_log().unwrap();
-    let c = Client::connect(daemon.socket()).unwrap();
     let home = "/local/domain/0";
-    c.write(&format!("{home}/unique-domain-id"), UID).unwrap();
-    let root = TestRoot::new();
-    root.seed_debian(&[]);
-    root.write("/proc/meminfo", b"MemTotal: 4000 kB\nMemAvailable: 3000 kB\n", 0o444);
-    let stop = Arc::new(AtomicBool::new(false));
-    let for_thread = Arc::clone(&stop);
-    let m = metrics::start(
-        MetricsConfig {
-            xenstore: Some(daemon.socket().to_str().unwrap().into()),
-            root: root.base().to_path_buf(),
-            memory_interval: Duration::from_secs(60),
-        },
-        Arc::new(move || for_thread.load(Ordering::Acquire)),
-    )
-    .unwrap();
+    let (c, root, stop, m) = metrics_thread(&daemon, Duration::from_secs(60));
     wait_until("the first writes", WAIT, || {
         read(&c, &format!("{home}/data/updated")).is_some()
     });

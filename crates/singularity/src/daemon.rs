@@ -30,7 +30,11 @@ const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
 fn configurators(s: &Settings) -> Vec<External> {
     // SAFETY: geteuid cannot fail.
     let euid = unsafe { libc::geteuid() };
-    let found = external::discover(&s.configurators, euid, s.configurator_timeout.min(DESCRIBE_TIMEOUT));
+    let found = external::discover(
+        &s.daemon.configurators,
+        euid,
+        s.daemon.configurator_timeout.min(DESCRIBE_TIMEOUT),
+    );
     for w in &found.warnings {
         log::warn!("{w}");
     }
@@ -46,12 +50,13 @@ pub(crate) const TRIM_AFTER: Duration = Duration::from_secs(2);
 
 /// Builds the applier the settings describe.
 pub fn applier(s: &Settings) -> Applier {
-    Applier::new(Root::new(&s.root), s.backup, Some(s.cache.clone()))
+    let system = &s.system;
+    Applier::new(Root::new(&system.root), system.backup, Some(system.cache.clone()))
 }
 
 fn connect(s: &Settings) -> Result<Box<dyn Communicator>, String> {
-    s.transport()
-        .connect(&s.root.join(JOURNAL_DIR))
+    s.transport
+        .connect(&s.system.root.join(JOURNAL_DIR))
         .map_err(|e| e.to_string())
 }
 
@@ -59,7 +64,7 @@ fn connect(s: &Settings) -> Result<Box<dyn Communicator>, String> {
 /// its own: the socket communicator's `[socket] vm_data` directory. XenStore
 /// always gives nova's own vm-data.
 fn vm_data(s: &Settings) -> Option<DirectoryMetadata> {
-    match s.transport() {
+    match &s.transport {
         Transport::Socket { .. } => s.socket_vm_data.clone().map(DirectoryMetadata::new),
         _ => None,
     }
@@ -69,10 +74,13 @@ fn vm_data(s: &Settings) -> Option<DirectoryMetadata> {
 /// with the xen communicator only. The communicator's settings (which
 /// XenStore) stay those the daemon `started` with, as for requests.
 fn metrics_config(started: &Settings, s: &Settings) -> Option<metrics::MetricsConfig> {
-    let xen = matches!(started.transport(), Transport::Xen { .. });
-    (xen && s.functions.contains(Function::Metrics)).then(|| metrics::MetricsConfig {
-        xenstore: started.xenstore.clone(),
-        ..metrics::MetricsConfig::of(s)
+    let Transport::Xen { xenstore, .. } = &started.transport else {
+        return None;
+    };
+    s.functions.contains(Function::Metrics).then(|| metrics::MetricsConfig {
+        xenstore: xenstore.clone(),
+        root: s.system.root.clone(),
+        memory_interval: s.metrics.memory_interval,
     })
 }
 
@@ -83,14 +91,14 @@ pub(crate) fn reload(current: &Settings, global: &Global, args: &DaemonArgs, app
     notify::send("RELOADING=1");
     match settings::load(global, Some(args)) {
         Ok(new) => {
-            for w in &new.warnings {
+            for w in &new.source.warnings {
                 log::warn!("{w}");
             }
-            if let Err(e) = logging::init(&new.loghandler, new.loglevel) {
+            if let Err(e) = logging::init(&new.log.handler, new.log.level) {
                 log::error!("{e}");
             }
             apply(&new);
-            if new.transport() != current.transport() {
+            if new.transport != current.transport {
                 log::warn!("communicator settings changed: they take effect at the next restart");
             }
             log::info!("configuration reloaded (functions {})", new.functions);
@@ -167,7 +175,7 @@ pub fn serve(
 ) -> Result<(), String> {
     one_arena();
     signals::install()?;
-    if matches!(current.transport(), Transport::Qga { .. }) {
+    if matches!(current.transport, Transport::Qga { .. }) {
         return crate::qga::serve::serve(current, global, args, connected);
     }
     let mut agent = Agent::new(current.handler(configurators(&current)), applier(&current));
@@ -183,9 +191,9 @@ pub fn serve(
     connected()?;
     log::info!(
         "serving requests ({} communicator, functions {}, root {})",
-        current.communicator,
+        current.transport.name(),
         current.functions,
-        current.root.display()
+        current.system.root.display()
     );
     notify::send("READY=1");
     crate::update::restart::came_back();

@@ -8,11 +8,11 @@ use crate::communicator::Metadata;
 use crate::configurators::builtin::{self, Session};
 use crate::configurators::external::External;
 use crate::configurators::files;
+use crate::configurators::password::PasswordSettings;
 use crate::crypto::cipher::CipherError;
 use crate::crypto::dh::SharedSecret;
-use crate::crypto::hash::Scheme;
 use crate::functions::{Function, Functions};
-use crate::network::{self, NetworkRequest, NetworkSpec};
+use crate::network::{self, NetworkRequest, NetworkSettings, NetworkSpec};
 use crate::plan::Plan;
 use crate::protocol::{parse_request, Command, Reply, RequestError, COMMAND_NAMES};
 use crate::root::Root;
@@ -29,16 +29,12 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub struct Settings {
     /// Enabled functions.
     pub functions: Functions,
-    /// Path prefixes file injection may write under.
-    pub inject_allowed: Vec<String>,
-    /// Modes of new injected files and their new directories.
-    pub inject_modes: files::Modes,
-    /// Hash scheme for `/etc/shadow`.
-    pub password_scheme: Scheme,
-    /// Whether an empty root password may be set.
-    pub password_allow_empty: bool,
-    /// Network renderer override (`None`: chosen from the system).
-    pub network_renderer: Option<String>,
+    /// `[file]`: where injected files may go, and their modes.
+    pub file: files::FileSettings,
+    /// `[password]`.
+    pub password: PasswordSettings,
+    /// The network configurator's settings.
+    pub network: NetworkSettings,
     /// External configurators.
     pub externals: Vec<External>,
     /// How long one external configurator may take.
@@ -51,11 +47,9 @@ impl Default for Settings {
     fn default() -> Settings {
         Settings {
             functions: Functions::all(),
-            inject_allowed: vec!["/".to_string()],
-            inject_modes: files::Modes::default(),
-            password_scheme: Scheme::Sha512,
-            password_allow_empty: false,
-            network_renderer: None,
+            file: files::FileSettings::default(),
+            password: PasswordSettings::default(),
+            network: NetworkSettings::default(),
             externals: Vec::new(),
             configurator_timeout: Duration::from_secs(30),
             update: update::UpdateSettings::default(),
@@ -262,7 +256,7 @@ impl Agent {
                         configuration.clone(),
                         self.applier.root().base(),
                         self.settings.configurator_timeout,
-                        &self.settings.inject_allowed,
+                        &self.settings.file.allowed,
                     )
                     .map_err(|e| Failure::Plan(e.to_string()))?;
                 // A configurator that answers failure vetoes the whole change:

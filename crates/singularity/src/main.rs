@@ -47,7 +47,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
                 stdout::print(&config::default_file())?;
             } else {
                 let (s, values) = settings::load_with_values(&cli.global, None).map_err(|e| e.to_string())?;
-                for w in &s.warnings {
+                for w in &s.source.warnings {
                     complain(&format!("singularity: warning: {w}"));
                 }
                 stdout::print(&effective::render(&values, &cli.global, None))?;
@@ -56,12 +56,12 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
         }
         Commands::Apply(args) => {
             let s = settings::load(&cli.global, None).map_err(|e| e.to_string())?;
-            logging::init(&s.loghandler, s.loglevel)?;
+            logging::init(&s.log.handler, s.log.level)?;
             let applier = daemon::applier(&s);
-            let functions = cached::actions(&args.actions, &s.functions, applier.root(), &s.cache)?;
-            let noop = args.noop || s.apply_noop;
+            let functions = cached::actions(&args.actions, &s.functions, applier.root(), &s.system.cache)?;
+            let noop = args.noop || s.apply.noop;
             let mut text = String::new();
-            for line in cached::apply(&applier, &s.cache, &functions, &s.inject_allowed, noop)? {
+            for line in cached::apply(&applier, &s.system.cache, &functions, &s.file.allowed, noop)? {
                 text.push_str(line.trim_end());
                 text.push('\n');
             }
@@ -73,22 +73,22 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             if update::restart::resumed_marker().is_some() {
                 // Re-executed by an update: same pid, already detached,
                 // whatever action first started this process.
-                s.nodaemonize = true;
+                s.daemon.nodaemonize = true;
                 return start(s, &cli, args);
             }
-            let lock = lifecycle::instance_lock_path(&s.root);
+            let lock = lifecycle::instance_lock_path(&s.system.root);
             match args.action {
-                Action::Status => Ok(ExitCode::from(lifecycle::status(&s.pidfile))),
-                Action::Stop => lifecycle::stop(&s.pidfile, &lock).map(|()| ExitCode::SUCCESS),
+                Action::Status => Ok(ExitCode::from(lifecycle::status(&s.daemon.pidfile))),
+                Action::Stop => lifecycle::stop(&s.daemon.pidfile, &lock).map(|()| ExitCode::SUCCESS),
                 Action::Reload => {
-                    if lifecycle::reload(&s.pidfile, &lock)? {
+                    if lifecycle::reload(&s.daemon.pidfile, &lock)? {
                         Ok(ExitCode::SUCCESS)
                     } else {
                         start(s, &cli, args)
                     }
                 }
                 Action::Restart => {
-                    lifecycle::stop(&s.pidfile, &lock)?;
+                    lifecycle::stop(&s.daemon.pidfile, &lock)?;
                     start(s, &cli, args)
                 }
                 Action::Start => start(s, &cli, args),
@@ -100,7 +100,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
 /// Starts the daemon: detach (unless `--nodaemonize`), lock the pid file,
 /// apply the core-dump and privilege settings, then serve.
 fn start(s: settings::Settings, cli: &Cli, args: &DaemonArgs) -> Result<ExitCode, String> {
-    let mut report = if s.nodaemonize {
+    let mut report = if s.daemon.nodaemonize {
         None
     } else {
         Some(lifecycle::daemonize()?)
@@ -111,21 +111,22 @@ fn start(s: settings::Settings, cli: &Cli, args: &DaemonArgs) -> Result<ExitCode
         }
         e
     };
-    logging::init(&s.loghandler, s.loglevel).map_err(&mut fail)?;
-    for w in &s.warnings {
+    logging::init(&s.log.handler, s.log.level).map_err(&mut fail)?;
+    for w in &s.source.warnings {
         log::warn!("{w}");
     }
     // SAFETY: geteuid cannot fail.
     let euid = unsafe { libc::geteuid() };
-    rundir::ensure(&s.run_dir, euid).map_err(&mut fail)?;
+    rundir::ensure(&s.daemon.run_dir, euid).map_err(&mut fail)?;
     // One daemon per system, whatever its pid file.
-    let _instance = lifecycle::InstanceLock::acquire(&lifecycle::instance_lock_path(&s.root)).map_err(&mut fail)?;
-    let _pidfile = lifecycle::PidFile::acquire(&s.pidfile).map_err(&mut fail)?;
-    lifecycle::set_coredumps(s.coredumps).map_err(&mut fail)?;
+    let _instance =
+        lifecycle::InstanceLock::acquire(&lifecycle::instance_lock_path(&s.system.root)).map_err(&mut fail)?;
+    let _pidfile = lifecycle::PidFile::acquire(&s.daemon.pidfile).map_err(&mut fail)?;
+    lifecycle::set_coredumps(s.daemon.coredumps).map_err(&mut fail)?;
     if let Some(r) = report.as_mut() {
         r.send(Ok(()));
     }
-    let (uid, gid) = (s.uid.clone(), s.gid.clone());
+    let (uid, gid) = (s.daemon.uid.clone(), s.daemon.gid.clone());
     daemon::serve(s, &cli.global, args, || {
         lifecycle::drop_privileges(uid.as_deref(), gid.as_deref())
     })?;

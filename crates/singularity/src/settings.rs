@@ -5,11 +5,15 @@ use crate::cli::{DaemonArgs, Global};
 use crate::communicator::Transport;
 use crate::config::{self, parse_bool, ConfigError, FileValues};
 use crate::configurators::external::External;
-use crate::configurators::files::Modes;
+use crate::configurators::files::{FileSettings, Modes};
+use crate::configurators::password::PasswordSettings;
 use crate::crypto::hash::Scheme;
 use crate::functions::Functions;
 use crate::handler;
-use crate::network::Renderer;
+use crate::metrics::MetricsSettings;
+use crate::network::{NetworkSettings, Renderer};
+use crate::qga::QgaSettings;
+use crate::update::UpdateSettings;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -22,23 +26,68 @@ pub const CONFIG_FILE: &str = "singularity.conf";
 /// `[socket] path` or `--socket` names another.
 pub const SOCKET_NAME: &str = "agent.sock";
 
-/// Everything the program needs to know, resolved.
+/// Everything the program needs to know, resolved, in groups that follow the
+/// configuration file's sections. Groups that one module uses are defined
+/// there ([`Transport`], [`QgaSettings`], [`UpdateSettings`], ...); the rest
+/// here.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Log threshold.
-    pub loglevel: log::LevelFilter,
-    /// Log destination.
-    pub loghandler: String,
-    /// Keep backups.
-    pub backup: bool,
-    /// Cache directory (a path on the managed system).
-    pub cache: String,
+    /// Where log lines go, and from which level.
+    pub log: LogSettings,
     /// Enabled functions.
     pub functions: Functions,
+    /// The managed system and how changes to it are kept.
+    pub system: SystemSettings,
+    /// The daemon's process: run-time directory, identity, configurators.
+    pub daemon: DaemonSettings,
+    /// How requests arrive (`communicator` and its section).
+    pub transport: Transport,
+    /// `[socket] vm_data`: the directory that stands for XenStore's vm-data
+    /// when requests come through the socket. Not part of the transport: a
+    /// reload changes it at once.
+    pub socket_vm_data: Option<PathBuf>,
+    /// `[metrics]`.
+    pub metrics: MetricsSettings,
+    /// The network configurator's settings.
+    pub network: NetworkSettings,
+    /// `[file]`: where injected files may go and their modes.
+    pub file: FileSettings,
+    /// `[password]`.
+    pub password: PasswordSettings,
+    /// `[qga]`: the QEMU guest agent's command policy and freeze hook.
+    pub qga: QgaSettings,
+    /// `[update]`: `agentupdate`.
+    pub update: UpdateSettings,
+    /// `[apply]`: `singularity apply`.
+    pub apply: ApplySettings,
+    /// The configuration file itself.
+    pub source: SourceSettings,
+}
+
+/// `[main] loglevel` and `loghandler`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSettings {
+    /// Log threshold.
+    pub level: log::LevelFilter,
+    /// Log destination.
+    pub handler: String,
+}
+
+/// `[main] root`, `cache` and `backup`: what is managed and how changes are
+/// kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SystemSettings {
     /// Root of the managed system.
     pub root: PathBuf,
-    /// Request transport.
-    pub communicator: &'static str,
+    /// Cache directory (a path on the managed system).
+    pub cache: String,
+    /// Keep backups.
+    pub backup: bool,
+}
+
+/// `[daemon]`: the daemon's process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaemonSettings {
     /// Run-time directory.
     pub run_dir: PathBuf,
     /// Pid file.
@@ -51,71 +100,38 @@ pub struct Settings {
     pub coredumps: bool,
     /// Stay in the foreground.
     pub nodaemonize: bool,
-    /// XenStore path override.
-    pub xenstore: Option<String>,
-    /// Periodic rescan of data/host.
-    pub rescan_interval: Duration,
-    /// How often the metrics function reads free memory.
-    pub memory_interval: Duration,
-    /// Socket communicator path.
-    pub socket_path: PathBuf,
-    /// `[apply] noop`: `apply` only prints what would change.
-    pub apply_noop: bool,
-    /// vm-data directory for the socket communicator.
-    pub socket_vm_data: Option<PathBuf>,
-    /// Network renderer override (`None`: chosen from the system).
-    pub network_renderer: Option<String>,
-    /// Allowed injection prefixes.
-    pub inject_allowed: Vec<String>,
-    /// Modes of new injected files and their new directories.
-    pub inject_modes: Modes,
-    /// Shadow hash scheme.
-    pub password_scheme: Scheme,
     /// Directories of external configurators.
     pub configurators: Vec<PathBuf>,
     /// How long one external configurator may take.
     pub configurator_timeout: Duration,
-    /// Whether an empty root password may be set.
-    pub password_allow_empty: bool,
-    /// The qga communicator's settings (`[qga]`).
-    pub qga: crate::qga::QgaSettings,
-    /// `agentupdate`'s settings (`[update]`).
-    pub update: crate::update::UpdateSettings,
-    /// Where the configuration came from (for messages).
-    pub config_file: PathBuf,
-    /// Warnings about the configuration file (unknown keys).
+}
+
+/// `[apply]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplySettings {
+    /// `apply` only prints what would change.
+    pub noop: bool,
+}
+
+/// Where the configuration came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceSettings {
+    /// The file (for messages).
+    pub file: PathBuf,
+    /// Warnings about it (unknown keys).
     pub warnings: Vec<String>,
 }
 
 impl Settings {
-    /// The transport `communicator` names, with its settings.
-    pub fn transport(&self) -> Transport {
-        match self.communicator {
-            "socket" => Transport::Socket {
-                path: self.socket_path.clone(),
-            },
-            "qga" => Transport::Qga {
-                method: self.qga.method,
-                path: self.qga.path.clone(),
-            },
-            _ => Transport::Xen {
-                xenstore: self.xenstore.clone(),
-                rescan_interval: self.rescan_interval,
-            },
-        }
-    }
-
     /// What the request handler needs, with the external configurators found.
     pub fn handler(&self, externals: Vec<External>) -> handler::Settings {
         handler::Settings {
             functions: self.functions.clone(),
-            inject_allowed: self.inject_allowed.clone(),
-            inject_modes: self.inject_modes,
-            password_scheme: self.password_scheme,
-            password_allow_empty: self.password_allow_empty,
-            network_renderer: self.network_renderer.clone(),
+            file: self.file.clone(),
+            password: self.password,
+            network: self.network.clone(),
             externals,
-            configurator_timeout: self.configurator_timeout,
+            configurator_timeout: self.daemon.configurator_timeout,
             update: self.update.clone(),
         }
     }
@@ -351,6 +367,10 @@ pub fn resolve(
     let apply_noop = v.typed("apply", "noop", parse_bool)?.unwrap_or(false);
     let update = update_settings(v, global)?;
     let qga = qga_settings(v)?;
+    let qga_method = v
+        .typed("qga", "method", crate::qga::Method::named)?
+        .unwrap_or(crate::qga::Method::VirtioSerial);
+    let qga_path = v.typed("qga", "path", non_empty)?.flatten();
     let uid = match d.as_ref().and_then(|d| d.uid.clone()) {
         Some(u) => Some(u),
         None => v.typed("daemon", "uid", non_empty)?.flatten(),
@@ -378,44 +398,65 @@ pub fn resolve(
         })?
         .flatten();
 
+    let transport = match communicator {
+        "socket" => Transport::Socket { path: socket_path },
+        "qga" => Transport::Qga {
+            method: qga_method,
+            path: qga_path,
+        },
+        _ => Transport::Xen {
+            xenstore,
+            rescan_interval: Duration::from_secs(rescan.unwrap_or(60)),
+        },
+    };
+
     Ok(Settings {
-        loglevel,
-        loghandler,
-        backup,
-        cache,
+        log: LogSettings {
+            level: loglevel,
+            handler: loghandler,
+        },
         functions,
-        root,
-        communicator,
-        run_dir: PathBuf::from(run_dir),
-        pidfile: PathBuf::from(pidfile),
-        uid,
-        gid,
-        coredumps,
-        nodaemonize,
-        xenstore,
-        rescan_interval: Duration::from_secs(rescan.unwrap_or(60)),
-        memory_interval: memory_interval.map_or(crate::metrics::MEMORY_INTERVAL, Duration::from_secs),
-        socket_path,
-        apply_noop,
+        system: SystemSettings { root, cache, backup },
+        daemon: DaemonSettings {
+            run_dir: PathBuf::from(run_dir),
+            pidfile: PathBuf::from(pidfile),
+            uid,
+            gid,
+            coredumps,
+            nodaemonize,
+            configurators,
+            configurator_timeout,
+        },
+        transport,
         socket_vm_data,
-        network_renderer,
-        inject_allowed,
-        inject_modes,
-        password_scheme,
-        configurators,
-        configurator_timeout,
-        password_allow_empty,
+        metrics: MetricsSettings {
+            memory_interval: memory_interval.map_or(crate::metrics::MEMORY_INTERVAL, Duration::from_secs),
+        },
+        network: NetworkSettings {
+            renderer: network_renderer,
+        },
+        file: FileSettings {
+            allowed: inject_allowed,
+            modes: inject_modes,
+        },
+        password: PasswordSettings {
+            scheme: password_scheme,
+            allow_empty: password_allow_empty,
+        },
         qga,
         update,
-        config_file: file,
-        warnings: v.warnings.clone(),
+        apply: ApplySettings { noop: apply_noop },
+        source: SourceSettings {
+            file,
+            warnings: v.warnings.clone(),
+        },
     })
 }
 
 /// `[update]`, and the global options the new build's `config` check gets.
-fn update_settings(v: &FileValues, global: &Global) -> Result<crate::update::UpdateSettings, ConfigError> {
+fn update_settings(v: &FileValues, global: &Global) -> Result<UpdateSettings, ConfigError> {
     let number = |min: u64, max: u64| move |s: &str| s.parse::<u64>().ok().filter(|n| (min..=max).contains(n));
-    let defaults = crate::update::UpdateSettings::default();
+    let defaults = UpdateSettings::default();
     let mut config_args: Vec<std::ffi::OsString> = Vec::new();
     let mut pass = |flag: &str, value: Option<std::ffi::OsString>| {
         if let Some(value) = value {
@@ -430,7 +471,7 @@ fn update_settings(v: &FileValues, global: &Global) -> Result<crate::update::Upd
     if global.backup {
         config_args.push("--backup".into());
     }
-    Ok(crate::update::UpdateSettings {
+    Ok(UpdateSettings {
         target: v.typed("update", "target", optional_absolute)?.flatten(),
         ca_file: v
             .typed("update", "ca_file", optional_absolute)?
@@ -469,13 +510,9 @@ fn command_list(s: &str) -> Option<Vec<String>> {
     names.iter().all(|n| crate::qga::command(n).is_some()).then_some(names)
 }
 
-/// The `[qga]` section.
-fn qga_settings(v: &FileValues) -> Result<crate::qga::QgaSettings, ConfigError> {
-    use crate::qga::{Method, QgaSettings};
-    let defaults = QgaSettings::default();
+/// The `[qga]` section but its port, which is the transport's.
+fn qga_settings(v: &FileValues) -> Result<QgaSettings, ConfigError> {
     Ok(QgaSettings {
-        method: v.typed("qga", "method", Method::named)?.unwrap_or(defaults.method),
-        path: v.typed("qga", "path", non_empty)?.flatten(),
         allow: v
             .typed("qga", "allow", |s| {
                 if s.trim() == "all" {
@@ -505,6 +542,13 @@ mod tests {
         resolve(global, daemon, &file(text), PathBuf::from("s.conf"))
     }
 
+    fn rescan(s: &Settings) -> Duration {
+        match s.transport {
+            Transport::Xen { rescan_interval, .. } => rescan_interval,
+            ref other => panic!("not xen: {other:?}"),
+        }
+    }
+
     #[test]
     fn the_shipped_file_with_every_default_set_changes_nothing() {
         // Uncomment every `#key = value` of the default file: setting each
@@ -523,7 +567,7 @@ mod tests {
             .collect();
         assert_eq!(set, keys.len(), "every key has a commented default line");
         let explicit = resolve_with(&Global::default(), None, &text).unwrap();
-        assert!(explicit.warnings.is_empty(), "{:?}", explicit.warnings);
+        assert!(explicit.source.warnings.is_empty(), "{:?}", explicit.source.warnings);
         let built_in = resolve_with(&Global::default(), None, "").unwrap();
         assert_eq!(format!("{explicit:?}"), format!("{built_in:?}"));
     }
@@ -531,19 +575,22 @@ mod tests {
     #[test]
     fn command_line_beats_file_beats_default() {
         let defaults = resolve_with(&Global::default(), None, "").unwrap();
-        assert_eq!(defaults.loglevel, log::LevelFilter::Warn);
+        assert_eq!(defaults.log.level, log::LevelFilter::Warn);
         assert_eq!(defaults.functions, Functions::all());
-        assert_eq!(defaults.cache, "/var/cache/singularity");
-        assert_eq!(defaults.pidfile, PathBuf::from("/var/run/singularity/singularity.pid"));
-        assert_eq!(defaults.rescan_interval, Duration::from_secs(60));
-        assert!(!defaults.backup);
+        assert_eq!(defaults.system.cache, "/var/cache/singularity");
+        assert_eq!(
+            defaults.daemon.pidfile,
+            PathBuf::from("/var/run/singularity/singularity.pid")
+        );
+        assert_eq!(rescan(&defaults), Duration::from_secs(60));
+        assert!(!defaults.system.backup);
 
         let text = "[main]\nloglevel = debug\nfunctions = password\ncache = /srv/cache\n[xen]\nrescan_interval = 5\n";
         let from_file = resolve_with(&Global::default(), None, text).unwrap();
-        assert_eq!(from_file.loglevel, log::LevelFilter::Debug);
+        assert_eq!(from_file.log.level, log::LevelFilter::Debug);
         assert_eq!(from_file.functions.to_string(), "password");
-        assert_eq!(from_file.cache, "/srv/cache");
-        assert_eq!(from_file.rescan_interval, Duration::from_secs(5));
+        assert_eq!(from_file.system.cache, "/srv/cache");
+        assert_eq!(rescan(&from_file), Duration::from_secs(5));
 
         let cli = Global {
             loglevel: Some("error".into()),
@@ -553,10 +600,10 @@ mod tests {
             ..Global::default()
         };
         let from_cli = resolve_with(&cli, None, text).unwrap();
-        assert_eq!(from_cli.loglevel, log::LevelFilter::Error);
+        assert_eq!(from_cli.log.level, log::LevelFilter::Error);
         assert_eq!(from_cli.functions.to_string(), "file,version");
-        assert_eq!(from_cli.cache, "/tmp/c");
-        assert!(from_cli.backup);
+        assert_eq!(from_cli.system.cache, "/tmp/c");
+        assert!(from_cli.system.backup);
     }
 
     #[test]
@@ -598,13 +645,16 @@ mod tests {
             gid: None,
             coredumps: false,
             nodaemonize: false,
-            communicator: None,
+            communicator: Some("socket".into()),
             xenstore: None,
             socket: socket.map(PathBuf::from),
             configurators: Vec::new(),
         };
         let g = Global::default();
-        let socket = |d: &DaemonArgs, text: &str| resolve_with(&g, Some(d), text).unwrap().socket_path;
+        let socket = |d: &DaemonArgs, text: &str| match resolve_with(&g, Some(d), text).unwrap().transport {
+            Transport::Socket { path } => path,
+            other => panic!("not the socket: {other:?}"),
+        };
         let plain = daemon(None, None);
         assert_eq!(socket(&plain, ""), PathBuf::from("/var/run/singularity/agent.sock"));
         assert_eq!(
@@ -627,13 +677,16 @@ mod tests {
             resolve_with(&g, Some(&daemon(Some("run"), None)), "").unwrap_err().0,
             "bad run-time directory 'run': expected an absolute path"
         );
-        assert!(resolve_with(&g, None, "[apply]\nnoop = yes\n").unwrap().apply_noop);
+        assert!(resolve_with(&g, None, "[apply]\nnoop = yes\n").unwrap().apply.noop);
     }
 
     #[test]
     fn unknown_keys_are_warnings() {
         let s = resolve_with(&Global::default(), None, "[main]\ncolour = blue\n").unwrap();
-        assert_eq!(s.warnings, vec!["s.conf:2: unknown key 'colour' in [main]".to_string()]);
+        assert_eq!(
+            s.source.warnings,
+            vec!["s.conf:2: unknown key 'colour' in [main]".to_string()]
+        );
     }
 
     #[test]
@@ -697,6 +750,6 @@ mod tests {
         );
         big.truncate(CONFIG_MAX as usize - 100);
         std::fs::write(&conf, &big).unwrap();
-        assert!(load_from(dir.path()).unwrap().unwrap().backup);
+        assert!(load_from(dir.path()).unwrap().unwrap().system.backup);
     }
 }

@@ -125,7 +125,8 @@ pub enum Transport {
     Qga {
         /// How the host is reached.
         method: crate::qga::Method,
-        /// The port (`None`: the method's default).
+        /// The port: a device or socket path, or `cid:port` for vsock; `None`
+        /// is the method's default.
         path: Option<String>,
     },
 }

@@ -105,7 +105,7 @@ impl Configurator for Password {
                 let (plain, _digest) = decrypt_password(&shared, ciphertext.expose()).map_err(Failure::Cipher)?;
                 drop(shared);
                 let s = session.settings;
-                let plan = password::plan(password::USER, &plain, s.password_scheme, s.password_allow_empty)
+                let plan = password::plan(password::USER, &plain, s.password.scheme, s.password.allow_empty)
                     .map_err(|e| Failure::Plan(e.to_string()))?;
                 Ok((Reply::ok(""), vec![plan]))
             }
@@ -126,8 +126,7 @@ impl Configurator for Files {
             return Err(unserved(&command));
         };
         let s = session.settings;
-        let plan =
-            files::plan(&injection, &s.inject_allowed, s.inject_modes).map_err(|e| Failure::Plan(e.to_string()))?;
+        let plan = files::plan(&injection, &s.file.allowed, s.file.modes).map_err(|e| Failure::Plan(e.to_string()))?;
         Ok((Reply::ok(""), vec![plan]))
     }
 }
@@ -152,7 +151,7 @@ impl Configurator for Network {
         };
         let spec = session.vmdata.unwrap_or(&empty);
         let s = session.settings;
-        let renderer = match &s.network_renderer {
+        let renderer = match &s.network.renderer {
             Some(name) => Some(name.parse::<Renderer>().map_err(Failure::Plan)?),
             None => None,
         };

@@ -31,6 +31,24 @@ fn under(path: &str, prefix: &str) -> bool {
         || (path.starts_with(prefix) && path.as_bytes().get(prefix.len()) == Some(&b'/'))
 }
 
+/// `[file]`: where injected files may go, and their modes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileSettings {
+    /// Absolute path prefixes file injection may write under (`/`: anywhere).
+    pub allowed: Vec<String>,
+    /// Modes of new injected files and their new directories.
+    pub modes: Modes,
+}
+
+impl Default for FileSettings {
+    fn default() -> FileSettings {
+        FileSettings {
+            allowed: vec!["/".to_string()],
+            modes: Modes::default(),
+        }
+    }
+}
+
 /// The modes injected files and their new directories are created with
 /// (`[file] mode` and `directory_mode`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

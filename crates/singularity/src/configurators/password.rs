@@ -11,6 +11,24 @@ use std::{fmt, io};
 /// The account nova's `password` command sets.
 pub const USER: &str = "root";
 
+/// `[password]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PasswordSettings {
+    /// Hash scheme for `/etc/shadow`.
+    pub scheme: Scheme,
+    /// Whether an empty password may be set.
+    pub allow_empty: bool,
+}
+
+impl Default for PasswordSettings {
+    fn default() -> PasswordSettings {
+        PasswordSettings {
+            scheme: Scheme::Sha512,
+            allow_empty: false,
+        }
+    }
+}
+
 /// Why a password is not set. Messages never include the password.
 #[derive(Debug)]
 pub enum PasswordError {

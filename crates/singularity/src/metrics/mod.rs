@@ -49,15 +49,11 @@ pub struct MetricsConfig {
     pub memory_interval: Duration,
 }
 
-impl MetricsConfig {
-    /// The metrics part of the settings.
-    pub fn of(s: &crate::settings::Settings) -> MetricsConfig {
-        MetricsConfig {
-            xenstore: s.xenstore.clone(),
-            root: s.root.clone(),
-            memory_interval: s.memory_interval,
-        }
-    }
+/// `[metrics]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MetricsSettings {
+    /// How often free memory is read.
+    pub memory_interval: Duration,
 }
 
 /// Shared with the netlink thread: "addresses may have changed", and how to

@@ -35,6 +35,13 @@ pub mod vmdata;
 mod vmdata_tests;
 
 pub use detect::{detect, Renderer, RendererDef};
+
+/// The network configurator's settings (`[main] network_renderer`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NetworkSettings {
+    /// The renderer to use (`None`: chosen from the system).
+    pub renderer: Option<String>,
+}
 pub use error::NetError;
 
 use crate::functions::{Function, Functions};

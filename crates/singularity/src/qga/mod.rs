@@ -69,32 +69,16 @@ pub const SERIAL_PATH: &str = "/dev/ttyS0";
 /// The socket of `unix-listen` in the run-time directory.
 pub const SOCKET_NAME: &str = "qga.sock";
 
-/// The `[qga]` settings.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The `[qga]` settings but the port, which is the transport's
+/// ([`Transport::Qga`](crate::communicator::Transport::Qga)).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct QgaSettings {
-    /// How the host is reached.
-    pub method: Method,
-    /// The port: a device or socket path, or `cid:port` for vsock; `None` is
-    /// the method's default.
-    pub path: Option<String>,
     /// The commands that may run (`None`: all).
     pub allow: Option<Vec<String>>,
     /// The commands that may not run.
     pub block: Vec<String>,
     /// The freeze hook, if any.
     pub fsfreeze_hook: Option<PathBuf>,
-}
-
-impl Default for QgaSettings {
-    fn default() -> QgaSettings {
-        QgaSettings {
-            method: Method::VirtioSerial,
-            path: None,
-            allow: None,
-            block: Vec::new(),
-            fsfreeze_hook: None,
-        }
-    }
 }
 
 /// An error reply: `{"error": {"class": ..., "desc": ...}}`.

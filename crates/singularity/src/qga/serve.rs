@@ -23,16 +23,17 @@
 use super::port::{Got, Port, Replier};
 use super::request::{self, Request};
 use super::stream::{Event, Stream};
-use super::{commands, CommandDef, Ctx, QgaError, QgaSettings};
+use super::{commands, CommandDef, Ctx, Method, QgaError, QgaSettings};
 use crate::apply::Applier;
 use crate::cli::{DaemonArgs, Global};
+use crate::communicator::Transport;
 use crate::crypto::hash::Scheme;
 use crate::functions::Functions;
 use crate::root::Root;
 use crate::settings::Settings;
 use crate::{daemon, notify, signals};
 use serde_json::{json, Value};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
@@ -133,9 +134,9 @@ impl Worker {
         Worker {
             applier: daemon::applier(s),
             qga: s.qga.clone(),
-            password_scheme: s.password_scheme,
-            password_allow_empty: s.password_allow_empty,
-            run_dir: s.run_dir.clone(),
+            password_scheme: s.password.scheme,
+            password_allow_empty: s.password.allow_empty,
+            run_dir: s.daemon.run_dir.clone(),
             policy: Policy::of(s),
         }
     }
@@ -399,11 +400,11 @@ impl Reader {
 
 /// Opens the port, retrying until it exists or a stop is asked (a virtio
 /// port may appear after the agent starts).
-fn open_until_ready(s: &Settings) -> Option<Port> {
+fn open_until_ready(method: Method, path: Option<&str>, run_dir: &Path) -> Option<Port> {
     daemon::retry_until_stopped(|| {
-        Port::open(s.qga.method, s.qga.path.as_deref(), &s.run_dir).map_err(|e| {
-            let at = super::port::describe(s.qga.method, s.qga.path.as_deref(), &s.run_dir);
-            format!("qga: cannot open {} port {at}: {e}", s.qga.method.name())
+        Port::open(method, path, run_dir).map_err(|e| {
+            let at = super::port::describe(method, path, run_dir);
+            format!("qga: cannot open {} port {at}: {e}", method.name())
         })
     })
 }
@@ -416,9 +417,13 @@ pub fn serve(
     args: &DaemonArgs,
     connected: impl FnOnce() -> Result<(), String>,
 ) -> Result<(), String> {
+    let Transport::Qga { method, path } = current.transport.clone() else {
+        return Err("the QEMU guest agent request loop serves only communicator = qga".into());
+    };
+    let run_dir = current.daemon.run_dir.clone();
     // Before anything logs: left frozen, the agent must not write logs.
-    let frozen = commands::freeze::restore(&current.run_dir);
-    let Some(mut port) = open_until_ready(&current) else {
+    let frozen = commands::freeze::restore(&run_dir);
+    let Some(mut port) = open_until_ready(method, path.as_deref(), &run_dir) else {
         return Ok(());
     };
     signals::set_waker(port.waker());
@@ -450,10 +455,10 @@ pub fn serve(
     };
     log::info!(
         "serving the QEMU guest agent protocol ({} {}, functions {}, root {})",
-        current.qga.method.name(),
-        super::port::describe(current.qga.method, current.qga.path.as_deref(), &current.run_dir),
+        method.name(),
+        super::port::describe(method, path.as_deref(), &run_dir),
         current.functions,
-        current.root.display()
+        current.system.root.display()
     );
     notify::send("READY=1");
     // Requests are small; a bigger one takes more reads, not more memory.
@@ -493,8 +498,7 @@ pub fn serve(
                     failing = true;
                 }
                 std::thread::sleep(Duration::from_millis(250));
-                let (method, path) = (current.qga.method, current.qga.path.as_deref());
-                let _ = port.reopen(method, path, &current.run_dir);
+                let _ = port.reopen(method, path.as_deref(), &run_dir);
                 continue;
             }
         }

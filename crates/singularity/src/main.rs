@@ -123,6 +123,9 @@ fn start(s: settings::Settings, cli: &Cli, args: &DaemonArgs) -> Result<ExitCode
         lifecycle::InstanceLock::acquire(&lifecycle::instance_lock_path(&s.system.root)).map_err(&mut fail)?;
     let _pidfile = lifecycle::PidFile::acquire(&s.daemon.pidfile).map_err(&mut fail)?;
     lifecycle::set_coredumps(s.daemon.coredumps).map_err(&mut fail)?;
+    // Detached and alone now: this pid is the one a watcher must watch.
+    let own_args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    update::resume::watch_again(&s.update, &singularity::root::Root::new(&s.system.root), &own_args);
     if let Some(r) = report.as_mut() {
         r.send(Ok(()));
     }

@@ -13,6 +13,7 @@ pub mod artifact;
 pub mod candidate;
 pub mod fetch;
 pub mod restart;
+pub mod resume;
 
 use crate::protocol::update::{hex, shown_url, with_suffix, UpdateRequest};
 use crate::root::Root;

@@ -31,10 +31,20 @@ pub fn resumed_marker() -> Option<PathBuf> {
     std::env::var_os(MARKER_ENV).map(PathBuf::from)
 }
 
+/// The marker of an update this process is watched for since it started
+/// ([`super::resume`]), when no update re-executed it.
+static WATCHED_AGAIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Marks this process as watched again for the update `marker` stands for:
+/// [`came_back`] clears it.
+pub(crate) fn watched_again(marker: PathBuf) {
+    let _ = WATCHED_AGAIN.set(marker);
+}
+
 /// Called when the request loop is reached: clears the marker, so the
 /// watcher knows the new build came back.
 pub fn came_back() {
-    if let Some(marker) = resumed_marker() {
+    if let Some(marker) = resumed_marker().or_else(|| WATCHED_AGAIN.get().cloned()) {
         match std::fs::remove_file(&marker) {
             Ok(()) => log::info!("update complete: version {} serves", crate::handler::VERSION),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -52,13 +62,28 @@ pub fn reexec(target: &Path, previous: &Path) -> String {
         return format!("cannot write the update marker {}: {e}", marker.display());
     }
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    if let Err(e) = start_watcher(&marker, target, previous, &args) {
+        let _ = std::fs::remove_file(&marker);
+        return e;
+    }
+    log::info!("re-executing {}", target.display());
+    let e = Command::new(target).args(&args).env(MARKER_ENV, &marker).exec();
+    // Still the old build: nothing to watch.
+    let _ = std::fs::remove_file(&marker);
+    format!("cannot execute {}: {e}", target.display())
+}
+
+/// Starts the watcher of this process: `previous update-watch`, which
+/// restores `previous` as `target` and starts it with `args` unless this
+/// process clears `marker` within [`COME_BACK`].
+pub(crate) fn start_watcher(marker: &Path, target: &Path, previous: &Path, args: &[OsString]) -> Result<(), String> {
     let watcher = Command::new(previous)
         .arg(WATCH_COMMAND)
         .arg(std::process::id().to_string())
-        .arg(&marker)
+        .arg(marker)
         .arg(target)
         .arg(previous)
-        .args(&args)
+        .args(args)
         .env_remove(MARKER_ENV)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -67,21 +92,10 @@ pub fn reexec(target: &Path, previous: &Path) -> String {
     // The first watcher process exits as soon as it has detached the one
     // that watches.
     match watcher.and_then(|mut w| w.wait()) {
-        Ok(status) if status.success() => {}
-        Ok(status) => {
-            let _ = std::fs::remove_file(&marker);
-            return format!("the update watcher {} failed: {status}", previous.display());
-        }
-        Err(e) => {
-            let _ = std::fs::remove_file(&marker);
-            return format!("cannot start the update watcher {}: {e}", previous.display());
-        }
+        Ok(status) if status.success() => Ok(()),
+        Ok(status) => Err(format!("the update watcher {} failed: {status}", previous.display())),
+        Err(e) => Err(format!("cannot start the update watcher {}: {e}", previous.display())),
     }
-    log::info!("re-executing {}", target.display());
-    let e = Command::new(target).args(&args).env(MARKER_ENV, &marker).exec();
-    // Still the old build: nothing to watch.
-    let _ = std::fs::remove_file(&marker);
-    format!("cannot execute {}: {e}", target.display())
 }
 
 /// Whether `pid` still runs: it exists and is not a zombie (a daemon

@@ -32,6 +32,13 @@ struct LiveAgent {
 
 impl LiveAgent {
     fn start(exe: &Path, dir: &Path, config: &str) -> LiveAgent {
+        let agent = LiveAgent::spawn(exe, dir, config, &dir.join("agent.sock"));
+        agent.wait_version(VERSION);
+        agent
+    }
+
+    /// Starts the agent on `socket` without waiting for it to serve.
+    fn spawn(exe: &Path, dir: &Path, config: &str, socket: &Path) -> LiveAgent {
         fs::create_dir_all(dir.join("conf")).unwrap();
         fs::write(dir.join("conf/singularity.conf"), config).unwrap();
         let child = Command::new(exe)
@@ -42,7 +49,7 @@ impl LiveAgent {
             .args(["-l", "debug", "-c"])
             .arg(dir.join("cache"))
             .args(["daemon", "--nodaemonize", "--communicator", "socket", "--socket"])
-            .arg(dir.join("agent.sock"))
+            .arg(socket)
             .arg("--pidfile")
             .arg(dir.join("agent.pid"))
             .arg("--run")
@@ -52,12 +59,10 @@ impl LiveAgent {
             .stdin(Stdio::null())
             .spawn()
             .expect("start the agent");
-        let agent = LiveAgent {
+        LiveAgent {
             child,
             dir: dir.to_path_buf(),
-        };
-        agent.wait_version(VERSION);
-        agent
+        }
     }
 
     fn call(&self, request: serde_json::Value) -> Option<(String, String)> {
@@ -236,4 +241,86 @@ fn a_new_build_that_never_serves_is_killed_after_30_s_and_rolled_back() {
     agent.wait_version(VERSION);
     assert_eq!(fs::read(&exe).unwrap(), old);
     assert!(!Path::new(&format!("{}.pending", exe.display())).exists());
+}
+
+/// An update whose new build had not come back when the machine went down:
+/// `dir/sbin/singularity` is the new build (the agent under test), its
+/// `.previous` a copy with other bytes, and the marker is dated before the
+/// boot. Returns the new build's path and the previous build's bytes.
+fn interrupted_update(dir: &Path) -> (PathBuf, Vec<u8>) {
+    let exe = install_old(dir);
+    let mut previous = fs::read(&exe).unwrap();
+    previous.extend_from_slice(b"\0the previous build");
+    let previous_path = PathBuf::from(format!("{}.previous", exe.display()));
+    fs::write(&previous_path, &previous).unwrap();
+    fs::set_permissions(&previous_path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let marker = fs::File::create(format!("{}.pending", exe.display())).unwrap();
+    marker
+        .set_modified(std::time::UNIX_EPOCH + Duration::from_secs(1))
+        .unwrap();
+    (exe, previous)
+}
+
+#[test]
+fn an_update_cut_short_by_a_reboot_is_watched_again_and_a_build_that_serves_keeps_it() {
+    const NAME: &str = "update_live::an_update_cut_short_by_a_reboot_is_watched_again_and_a_build_that_serves_keeps_it";
+    if !in_namespace(NAME) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (exe, previous) = interrupted_update(dir.path());
+    let new = fs::read(&exe).unwrap();
+    let config = format!("[update]\ntarget = {}\n", exe.display());
+    let agent = LiveAgent::start(&exe, dir.path(), &config);
+    let marker = PathBuf::from(format!("{}.pending", exe.display()));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while marker.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!marker.exists(), "the marker stayed; log:\n{}", agent.log());
+    let log = agent.log();
+    assert!(log.contains("cut short by a restart of the machine"), "{log}");
+    assert!(log.contains("update complete"), "{log}");
+    // Past the watch: the new build stays, and keeps its previous build.
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(fs::read(&exe).unwrap(), new);
+    assert_eq!(fs::read(format!("{}.previous", exe.display())).unwrap(), previous);
+    assert_eq!(agent.pid_file(), agent.child.id());
+}
+
+#[test]
+fn an_update_cut_short_by_a_reboot_whose_build_never_serves_is_rolled_back_after_30_s() {
+    const NAME: &str =
+        "update_live::an_update_cut_short_by_a_reboot_whose_build_never_serves_is_rolled_back_after_30_s";
+    if !in_namespace(NAME) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (exe, previous) = interrupted_update(dir.path());
+    let config = format!("[update]\ntarget = {}\n", exe.display());
+    // A socket in a directory that does not exist: the agent retries the
+    // bind and never serves.
+    let nowhere = dir.path().join("missing/agent.sock");
+    let started = Instant::now();
+    let mut agent = LiveAgent::spawn(&exe, dir.path(), &config, &nowhere);
+    let status = agent.child.wait().unwrap();
+    assert!(started.elapsed() >= Duration::from_secs(29), "{:?}", started.elapsed());
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(libc::SIGKILL),
+        "log:\n{}",
+        agent.log()
+    );
+    // The watcher killed it first; the previous build is put back and
+    // started in its stead (with the same arguments, so it does not serve
+    // either).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while (agent.pid_file() == agent.child.id() || fs::read(&exe).unwrap() != previous) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(fs::read(&exe).unwrap() == previous, "not rolled back");
+    assert!(!Path::new(&format!("{}.previous", exe.display())).exists());
+    assert!(!Path::new(&format!("{}.pending", exe.display())).exists());
+    let restarted = agent.pid_file();
+    assert!(restarted != 0 && restarted != agent.child.id(), "pid file {restarted}");
 }

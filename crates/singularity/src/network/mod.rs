@@ -166,6 +166,38 @@ pub fn plan(
     plan_spec(&req.parse()?, root, enabled, override_renderer)
 }
 
+/// What every part of `resetnetwork` reads, gathered once per request.
+struct Facts<'a> {
+    /// The parsed vm-data.
+    spec: &'a NetworkSpec,
+    /// The managed system.
+    root: &'a Root,
+    /// Its distribution.
+    os: OsInfo,
+    /// The network configuration format in use.
+    renderer: Renderer,
+    /// vm-data's entries matched to the local NICs.
+    net: model::Network,
+    /// Whether NetworkManager runs the interfaces.
+    nm: bool,
+    /// The enabled functions.
+    enabled: &'a Functions,
+}
+
+/// One function's part of `resetnetwork`: its plan's steps. It reads
+/// through `files`, which holds what the parts before it planned.
+type Part = fn(&Facts<'_>, &mut Files<'_>, &mut NetworkOutcome) -> Result<Vec<Step>, NetError>;
+
+/// The functions `resetnetwork` plans, in order: the resolvers know whether
+/// the interfaces' files carry DNS, and `/etc/hosts` takes the addresses
+/// the interfaces get.
+const PARTS: [(Function, Part); 4] = [
+    (Function::Network, plan_interfaces),
+    (Function::Resolvers, plan_resolvers),
+    (Function::Hosts, plan_hosts),
+    (Function::Hostname, plan_hostname),
+];
+
 /// [`plan`] from vm-data already parsed.
 pub fn plan_spec(
     spec: &NetworkSpec,
@@ -173,148 +205,156 @@ pub fn plan_spec(
     enabled: &Functions,
     override_renderer: Option<Renderer>,
 ) -> Result<NetworkOutcome, NetError> {
-    let entries = spec.nics.clone();
-    let hostname = spec.hostname.clone();
-
     let mut files = Files::new(root);
     let os = OsInfo::read(&files)?;
     let (renderer, why) = match override_renderer {
         Some(r) => (r, "network_renderer setting".to_string()),
         None => detect::detect_with(&files, &os),
     };
-    let net = model::build(entries, &probe::local_nics(&files)?)?;
-    let nm = nm_enabled(&files);
+    let net = model::build(spec.nics.clone(), &probe::local_nics(&files)?)?;
+    let facts = Facts {
+        spec,
+        root,
+        os,
+        renderer,
+        nm: nm_enabled(&files),
+        enabled,
+        net,
+    };
     let mut out = NetworkOutcome {
         plans: Vec::new(),
         bringup: Vec::new(),
         hostname: None,
         symlinks: Vec::new(),
-        report: net.report.clone(),
+        report: facts.net.report.clone(),
         renderer,
         why,
     };
-    let dns_on = enabled.contains(Function::Resolvers);
-
-    if enabled.contains(Function::Network) {
-        let mut steps = Vec::new();
-        if net.nics.is_empty() {
-            out.report
-                .push("no entry matches a local interface: network configuration left alone".into());
-        } else {
-            let ctx = Ctx {
-                net: &net,
-                files: &files,
-                dns: dns_on,
-            };
-            let rendered = (renderer.def().render)(&ctx)?;
-            let mut writes = Vec::new();
-            let mut changed: BTreeSet<String> = BTreeSet::new();
-            for f in &rendered.files {
-                let old = files.read(&f.path)?.unwrap_or_default();
-                if !write_if_changed(&mut files, &mut writes, &f.path, &f.contents, f.mode)? {
-                    continue;
-                }
-                for part in &f.parts {
-                    if part.pieces.is_empty() || part.pieces.iter().any(|p| !old.contains(p.as_str())) {
-                        changed.insert(part.nic.clone());
-                    }
-                }
-            }
-            for (link, target) in &rendered.symlinks {
-                if let Some(nic) = net.nics.iter().find(|n| link.ends_with(&format!("/net.{}", n.name))) {
-                    changed.insert(nic.name.clone());
-                }
-                writes.push(Step::Symlink {
-                    path: link.clone(),
-                    target: target.clone(),
-                });
-            }
-            let changed: Vec<&Nic> = net.nics.iter().filter(|n| changed.contains(&n.name)).collect();
-            if !changed.is_empty() {
-                let b = (renderer.def().bringup)(&changed, &Files::new(root), nm)?;
-                for (path, contents) in &b.writes {
-                    write_if_changed(&mut files, &mut writes, path, contents, 0o600)?;
-                }
-                out.bringup = b.runs;
-            }
-            steps = writes;
-            out.symlinks = rendered.symlinks;
-            out.report.extend(rendered.notes);
+    for (function, part) in PARTS {
+        if enabled.contains(function) {
+            let steps = part(&facts, &mut files, &mut out)?;
+            out.plans.push(Plan {
+                function: function.into(),
+                steps,
+            });
         }
-        out.plans.push(Plan {
-            function: Function::Network.into(),
-            steps,
-        });
-    }
-
-    if dns_on {
-        let mut steps = Vec::new();
-        let carries = enabled.contains(Function::Network) && !net.nics.is_empty();
-        let p = resolvers::plan(&files, renderer, &net.dns(), carries)?;
-        let mut any = false;
-        for (path, contents) in &p.writes {
-            any |= write_if_changed(&mut files, &mut steps, path, contents, 0o644)?;
-        }
-        if any {
-            steps.extend(p.runs.into_iter().map(Step::Run));
-        }
-        out.report.extend(p.notes);
-        out.plans.push(Plan {
-            function: Function::Resolvers.into(),
-            steps,
-        });
-    }
-
-    let current = hostname::current(&files, os.family)?;
-    if enabled.contains(Function::Hosts) {
-        let mut steps = Vec::new();
-        match hostname.as_deref().or(current.as_deref()) {
-            Some(name) => {
-                let old = files.read(hosts::PATH)?.unwrap_or_default();
-                // With the network configuration left alone (no entry for a
-                // local NIC), so are the NIC lines: the host name changes only.
-                let addrs: Vec<IpAddr> = if net.nics.is_empty() && !spec.nics.is_empty() {
-                    hosts::ours(&old)
-                } else {
-                    net.nics
-                        .iter()
-                        .flat_map(|n| {
-                            let v4 = n.ipv4.first().map(|c| IpAddr::V4(c.addr));
-                            let v6 = n.ipv6.first().map(|c| IpAddr::V6(c.addr));
-                            v4.into_iter().chain(v6)
-                        })
-                        .collect()
-                };
-                let add_loopback = os.family != probe::Family::FreeBsd;
-                let new = hosts::render(&old, name, current.as_deref(), &addrs, add_loopback);
-                write_if_changed(&mut files, &mut steps, hosts::PATH, &new, 0o644)?;
-            }
-            None => out.report.push("no host name known: /etc/hosts left alone".into()),
-        }
-        out.plans.push(Plan {
-            function: Function::Hosts.into(),
-            steps,
-        });
-    }
-
-    if enabled.contains(Function::Hostname) {
-        let mut steps = Vec::new();
-        if let Some(name) = &hostname {
-            let mut any = false;
-            for (path, contents) in hostname::files(&files, os.family, renderer, name)? {
-                any |= write_if_changed(&mut files, &mut steps, &path, &contents, 0o644)?;
-            }
-            let kernel = hostname::kernel_name(name).to_string();
-            let live = files.read("/proc/sys/kernel/hostname").ok().flatten();
-            if any || live.is_some_and(|l| l.trim() != kernel) {
-                steps.push(Step::SetHostname(kernel.clone()));
-                out.hostname = Some(kernel);
-            }
-        }
-        out.plans.push(Plan {
-            function: Function::Hostname.into(),
-            steps,
-        });
     }
     Ok(out)
+}
+
+/// `network`: the interfaces' files in the renderer's format, and the
+/// bring-up of the interfaces whose configuration changes.
+fn plan_interfaces(f: &Facts<'_>, files: &mut Files<'_>, out: &mut NetworkOutcome) -> Result<Vec<Step>, NetError> {
+    let net = &f.net;
+    if net.nics.is_empty() {
+        out.report
+            .push("no entry matches a local interface: network configuration left alone".into());
+        return Ok(Vec::new());
+    }
+    let ctx = Ctx {
+        net,
+        files,
+        dns: f.enabled.contains(Function::Resolvers),
+    };
+    let rendered = (f.renderer.def().render)(&ctx)?;
+    let mut writes = Vec::new();
+    let mut changed: BTreeSet<String> = BTreeSet::new();
+    for file in &rendered.files {
+        let old = files.read(&file.path)?.unwrap_or_default();
+        if !write_if_changed(files, &mut writes, &file.path, &file.contents, file.mode)? {
+            continue;
+        }
+        for part in &file.parts {
+            if part.pieces.is_empty() || part.pieces.iter().any(|p| !old.contains(p.as_str())) {
+                changed.insert(part.nic.clone());
+            }
+        }
+    }
+    for (link, target) in &rendered.symlinks {
+        if let Some(nic) = net.nics.iter().find(|n| link.ends_with(&format!("/net.{}", n.name))) {
+            changed.insert(nic.name.clone());
+        }
+        writes.push(Step::Symlink {
+            path: link.clone(),
+            target: target.clone(),
+        });
+    }
+    let changed: Vec<&Nic> = net.nics.iter().filter(|n| changed.contains(&n.name)).collect();
+    if !changed.is_empty() {
+        let b = (f.renderer.def().bringup)(&changed, &Files::new(f.root), f.nm)?;
+        for (path, contents) in &b.writes {
+            write_if_changed(files, &mut writes, path, contents, 0o600)?;
+        }
+        out.bringup = b.runs;
+    }
+    out.symlinks = rendered.symlinks;
+    out.report.extend(rendered.notes);
+    Ok(writes)
+}
+
+/// `resolvers`: `resolv.conf` or the resolver's own configuration, unless
+/// the interfaces' files carry the servers.
+fn plan_resolvers(f: &Facts<'_>, files: &mut Files<'_>, out: &mut NetworkOutcome) -> Result<Vec<Step>, NetError> {
+    let mut steps = Vec::new();
+    let carries = f.enabled.contains(Function::Network) && !f.net.nics.is_empty();
+    let p = resolvers::plan(files, f.renderer, &f.net.dns(), carries)?;
+    let mut any = false;
+    for (path, contents) in &p.writes {
+        any |= write_if_changed(files, &mut steps, path, contents, 0o644)?;
+    }
+    if any {
+        steps.extend(p.runs.into_iter().map(Step::Run));
+    }
+    out.report.extend(p.notes);
+    Ok(steps)
+}
+
+/// `hosts`: the host name's lines in `/etc/hosts`, with the interfaces'
+/// first addresses.
+fn plan_hosts(f: &Facts<'_>, files: &mut Files<'_>, out: &mut NetworkOutcome) -> Result<Vec<Step>, NetError> {
+    let mut steps = Vec::new();
+    let current = hostname::current(files, f.os.family)?;
+    let Some(name) = f.spec.hostname.as_deref().or(current.as_deref()) else {
+        out.report.push("no host name known: /etc/hosts left alone".into());
+        return Ok(steps);
+    };
+    let old = files.read(hosts::PATH)?.unwrap_or_default();
+    let net = &f.net;
+    // With the network configuration left alone (no entry for a local NIC),
+    // so are the NIC lines: the host name changes only.
+    let addrs: Vec<IpAddr> = if net.nics.is_empty() && !f.spec.nics.is_empty() {
+        hosts::ours(&old)
+    } else {
+        net.nics
+            .iter()
+            .flat_map(|n| {
+                let v4 = n.ipv4.first().map(|c| IpAddr::V4(c.addr));
+                let v6 = n.ipv6.first().map(|c| IpAddr::V6(c.addr));
+                v4.into_iter().chain(v6)
+            })
+            .collect()
+    };
+    let add_loopback = f.os.family != probe::Family::FreeBsd;
+    let new = hosts::render(&old, name, current.as_deref(), &addrs, add_loopback);
+    write_if_changed(files, &mut steps, hosts::PATH, &new, 0o644)?;
+    Ok(steps)
+}
+
+/// `hostname`: the distribution's host name files and the kernel's name.
+fn plan_hostname(f: &Facts<'_>, files: &mut Files<'_>, out: &mut NetworkOutcome) -> Result<Vec<Step>, NetError> {
+    let mut steps = Vec::new();
+    let Some(name) = &f.spec.hostname else {
+        return Ok(steps);
+    };
+    let mut any = false;
+    for (path, contents) in hostname::files(files, f.os.family, f.renderer, name)? {
+        any |= write_if_changed(files, &mut steps, &path, &contents, 0o644)?;
+    }
+    let kernel = hostname::kernel_name(name).to_string();
+    let live = files.read("/proc/sys/kernel/hostname").ok().flatten();
+    if any || live.is_some_and(|l| l.trim() != kernel) {
+        steps.push(Step::SetHostname(kernel.clone()));
+        out.hostname = Some(kernel);
+    }
+    Ok(steps)
 }

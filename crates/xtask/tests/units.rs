@@ -114,7 +114,7 @@ fn units_have_the_agreed_shape() {
         unit_values("singularity.service", "ExecReload"),
         ["/bin/kill -HUP $MAINPID"]
     );
-    assert_eq!(unit_values("singularity.service", "Restart"), ["on-failure"]);
+    assert_eq!(unit_values("singularity.service", "Restart"), ["always"]);
     assert_eq!(unit_values("singularity-apply.service", "Type"), ["oneshot"]);
     assert_eq!(
         unit_values("singularity-apply.service", "ExecStart"),

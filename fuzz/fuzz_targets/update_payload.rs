@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
         assert!(!authority.contains('@') || authority.starts_with("***@"), "{shown}");
         assert!(shown.find('?').is_none_or(|i| &shown[i..] == "?***"), "{shown}");
     }
-    if let Ok(exe) = executable(data, 1 << 20) {
+    if let Ok(exe) = executable(data.to_vec(), 1 << 20) {
         assert_eq!(check_elf(&exe), Ok(()));
         assert!(exe.len() <= 1 << 20 || exe == data);
     }

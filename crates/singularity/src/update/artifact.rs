@@ -73,16 +73,17 @@ impl fmt::Display for Refusal {
     }
 }
 
-/// The executable inside a payload: the payload itself, or the one file of
-/// its tarball.
-pub fn executable(payload: &[u8], max: u64) -> Result<Vec<u8>, Refusal> {
+/// The executable inside a payload: the payload itself (not copied), or the
+/// one file of its tarball (the payload is freed once it is unpacked).
+pub fn executable(payload: Vec<u8>, max: u64) -> Result<Vec<u8>, Refusal> {
     if payload.starts_with(&[0x1f, 0x8b]) {
-        let inner = unpack_one(payload, max)?;
+        let inner = unpack_one(&payload, max)?;
+        drop(payload);
         check_elf(&inner)?;
         return Ok(inner);
     }
-    check_elf(payload)?;
-    Ok(payload.to_vec())
+    check_elf(&payload)?;
+    Ok(payload)
 }
 
 /// What a `.tar.gz` may unpack to beyond its one build: headers and names.
@@ -318,26 +319,31 @@ mod tests {
     #[test]
     fn tarballs_hold_exactly_one_executable() {
         let exe = elf(2, 62, ET_EXEC, false);
-        assert_eq!(executable(&tgz(&[("singularity", &exe)]), 1 << 20), Ok(exe.clone()));
-        assert_eq!(executable(&exe, 1 << 20), Ok(exe.clone()));
+        assert_eq!(executable(tgz(&[("singularity", &exe)]), 1 << 20), Ok(exe.clone()));
+        assert_eq!(executable(exe.clone(), 1 << 20), Ok(exe.clone()));
+        // A bare executable is handed on as it came, not copied.
+        let payload = exe.clone();
+        let at = payload.as_ptr();
+        let handed_on = executable(payload, 1 << 20).unwrap();
+        assert_eq!(handed_on.as_ptr(), at);
         assert_eq!(
-            executable(&tgz(&[("a", &exe), ("b", &exe)]), 1 << 20),
+            executable(tgz(&[("a", &exe), ("b", &exe)]), 1 << 20),
             Err(Refusal::TarballFiles(2))
         );
         assert_eq!(
             executable(
-                &tgz(&[("nova-agent/installer.sh", b"#!/bin/sh\n"), ("x", &exe)]),
+                tgz(&[("nova-agent/installer.sh", b"#!/bin/sh\n"), ("x", &exe)]),
                 1 << 20
             ),
             Err(Refusal::InstallerTarball)
         );
         assert_eq!(
-            executable(&tgz(&[("run.sh", b"#!/bin/sh\n")]), 1 << 20),
+            executable(tgz(&[("run.sh", b"#!/bin/sh\n")]), 1 << 20),
             Err(Refusal::Script)
         );
-        assert_eq!(executable(&tgz(&[("s", &exe)]), 10), Err(Refusal::TooLarge(10)));
+        assert_eq!(executable(tgz(&[("s", &exe)]), 10), Err(Refusal::TooLarge(10)));
         assert!(matches!(
-            executable(&[0x1f, 0x8b, 0, 0], 1 << 20),
+            executable(vec![0x1f, 0x8b, 0, 0], 1 << 20),
             Err(Refusal::BadArchive(_))
         ));
     }

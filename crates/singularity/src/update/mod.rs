@@ -211,8 +211,7 @@ pub fn run(
     if let Some(key) = &settings.public_key {
         verify_signature(key, &request.url, &payload, &limits)?;
     }
-    let exe = artifact::executable(&payload, settings.max_size).map_err(UpdateError::Refused)?;
-    drop(payload);
+    let exe = artifact::executable(payload, settings.max_size).map_err(UpdateError::Refused)?;
     let new = candidate::Candidate::write(&target, &exe, &meta)?;
     let version = new.version()?;
     if version == running {

@@ -3,6 +3,8 @@
 use clap::Parser;
 use singularity::cli::{Action, Cli, Commands, DaemonArgs};
 use singularity::{cached, config, daemon, effective, lifecycle, logging, rundir, settings, stdout, update};
+use std::error::Error;
+use std::fmt::Display;
 use std::process::ExitCode;
 
 /// Freed memory is wiped: nothing the host sent outlives its use in the heap.
@@ -40,7 +42,7 @@ fn complain(line: &str) {
     let _ = writeln!(std::io::stderr(), "{line}");
 }
 
-fn run(cli: Cli) -> Result<ExitCode, String> {
+fn run(cli: Cli) -> Result<ExitCode, Box<dyn Error>> {
     match &cli.command {
         Commands::Config(args) => {
             if args.default {
@@ -79,7 +81,10 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             let lock = lifecycle::instance_lock_path(&s.root);
             match args.action {
                 Action::Status => Ok(ExitCode::from(lifecycle::status(&s.pidfile))),
-                Action::Stop => lifecycle::stop(&s.pidfile, &lock).map(|()| ExitCode::SUCCESS),
+                Action::Stop => {
+                    lifecycle::stop(&s.pidfile, &lock)?;
+                    Ok(ExitCode::SUCCESS)
+                }
                 Action::Reload => {
                     if lifecycle::reload(&s.pidfile, &lock)? {
                         Ok(ExitCode::SUCCESS)
@@ -99,29 +104,24 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
 
 /// Starts the daemon: detach (unless `--nodaemonize`), lock the pid file,
 /// apply the core-dump and privilege settings, then serve.
-fn start(s: settings::Settings, cli: &Cli, args: &DaemonArgs) -> Result<ExitCode, String> {
+fn start(s: settings::Settings, cli: &Cli, args: &DaemonArgs) -> Result<ExitCode, Box<dyn Error>> {
     let mut report = if s.nodaemonize {
         None
     } else {
         Some(lifecycle::daemonize()?)
     };
-    let mut fail = |e: String| {
-        if let Some(r) = report.as_mut() {
-            r.send(Err(&e));
-        }
-        e
-    };
-    logging::init(&s.loghandler, s.loglevel).map_err(&mut fail)?;
+    logging::init(&s.loghandler, s.loglevel).map_err(|e| fail(&mut report, e))?;
     for w in &s.warnings {
         log::warn!("{w}");
     }
     // SAFETY: geteuid cannot fail.
     let euid = unsafe { libc::geteuid() };
-    rundir::ensure(&s.run_dir, euid).map_err(&mut fail)?;
+    rundir::ensure(&s.run_dir, euid).map_err(|e| fail(&mut report, e))?;
     // One daemon per system, whatever its pid file.
-    let _instance = lifecycle::InstanceLock::acquire(&lifecycle::instance_lock_path(&s.root)).map_err(&mut fail)?;
-    let _pidfile = lifecycle::PidFile::acquire(&s.pidfile).map_err(&mut fail)?;
-    lifecycle::set_coredumps(s.coredumps).map_err(&mut fail)?;
+    let _instance =
+        lifecycle::InstanceLock::acquire(&lifecycle::instance_lock_path(&s.root)).map_err(|e| fail(&mut report, e))?;
+    let _pidfile = lifecycle::PidFile::acquire(&s.pidfile).map_err(|e| fail(&mut report, e))?;
+    lifecycle::set_coredumps(s.coredumps).map_err(|e| fail(&mut report, e))?;
     if let Some(r) = report.as_mut() {
         r.send(Ok(()));
     }
@@ -130,4 +130,12 @@ fn start(s: settings::Settings, cli: &Cli, args: &DaemonArgs) -> Result<ExitCode
         lifecycle::drop_privileges(uid.as_deref(), gid.as_deref())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Sends a start-up failure to the waiting parent, if detached; returns it.
+fn fail<E: Display>(report: &mut Option<lifecycle::StartReport>, e: E) -> E {
+    if let Some(r) = report.as_mut() {
+        r.send(Err(&e.to_string()));
+    }
+    e
 }

@@ -285,11 +285,11 @@ fn parse_route(r: &Value) -> Result<Route, String> {
     let dest = match dest {
         IpAddr::V4(addr) => IpCidr::V4(Ipv4Cidr {
             addr,
-            prefix: v4_prefix(mask)?,
+            prefix: v4_prefix(mask).map_err(|e| e.to_string())?,
         }),
         IpAddr::V6(addr) => IpCidr::V6(Ipv6Cidr {
             addr,
-            prefix: v6_prefix(mask)?,
+            prefix: v6_prefix(mask).map_err(|e| e.to_string())?,
         }),
     };
     let network = match dest {

@@ -27,7 +27,9 @@ use super::{commands, CommandDef, Ctx, QgaError, QgaSettings};
 use crate::apply::Applier;
 use crate::cli::{DaemonArgs, Global};
 use crate::crypto::hash::Scheme;
+use crate::daemon::ServeError;
 use crate::functions::Functions;
+use crate::lifecycle::SetupError;
 use crate::root::Root;
 use crate::settings::Settings;
 use crate::{daemon, notify, signals};
@@ -414,8 +416,8 @@ pub fn serve(
     current: Settings,
     global: &Global,
     args: &DaemonArgs,
-    connected: impl FnOnce() -> Result<(), String>,
-) -> Result<(), String> {
+    connected: impl FnOnce() -> Result<(), SetupError>,
+) -> Result<(), ServeError> {
     // Before anything logs: left frozen, the agent must not write logs.
     let frozen = commands::freeze::restore(&current.run_dir);
     let Some(mut port) = open_until_ready(&current) else {
@@ -439,7 +441,7 @@ pub fn serve(
         std::thread::Builder::new()
             .name("qga-worker".into())
             .spawn(move || worker_loop(w, queue, r, f))
-            .map_err(|e| format!("cannot start the qga worker: {e}"))?
+            .map_err(ServeError::QgaWorker)?
     };
     let mut reader = Reader {
         stream: Stream::new(),

@@ -48,7 +48,7 @@ fn run(cli: Cli) -> Result<ExitCode, Box<dyn Error>> {
             if args.default {
                 stdout::print(&config::default_file())?;
             } else {
-                let (s, values) = settings::load_with_values(&cli.global, None).map_err(|e| e.to_string())?;
+                let (s, values) = settings::load_with_values(&cli.global, None)?;
                 for w in &s.warnings {
                     complain(&format!("singularity: warning: {w}"));
                 }
@@ -57,7 +57,7 @@ fn run(cli: Cli) -> Result<ExitCode, Box<dyn Error>> {
             Ok(ExitCode::SUCCESS)
         }
         Commands::Apply(args) => {
-            let s = settings::load(&cli.global, None).map_err(|e| e.to_string())?;
+            let s = settings::load(&cli.global, None)?;
             logging::init(&s.loghandler, s.loglevel)?;
             let applier = daemon::applier(&s);
             let functions = cached::actions(&args.actions, &s.functions, applier.root(), &s.cache)?;
@@ -71,7 +71,7 @@ fn run(cli: Cli) -> Result<ExitCode, Box<dyn Error>> {
             Ok(ExitCode::SUCCESS)
         }
         Commands::Daemon(args) => {
-            let mut s = settings::load(&cli.global, Some(args)).map_err(|e| e.to_string())?;
+            let mut s = settings::load(&cli.global, Some(args))?;
             if update::restart::resumed_marker().is_some() {
                 // Re-executed by an update: same pid, already detached,
                 // whatever action first started this process.

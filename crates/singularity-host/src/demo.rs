@@ -10,6 +10,7 @@ use singularity::communicator::xen::XenCommunicator;
 use singularity::crypto::cipher::Digest;
 use singularity::daemon;
 use singularity::handler::{Agent, Settings};
+use singularity::network::addr::AddrError;
 use singularity::root::Root;
 use std::collections::BTreeMap;
 use std::fs;
@@ -84,6 +85,11 @@ fn snapshot(base: &Path, dir: &Path, out: &mut Tree) {
 /// A fixed address of the demo data.
 fn addr<T: std::str::FromStr>(s: &str) -> Result<T, String> {
     s.parse().map_err(|_| format!("'{s}' is not an address"))
+}
+
+/// An address with a prefix, parsed as the agent parses one.
+fn cidr<T: std::str::FromStr<Err = AddrError>>(s: &str) -> Result<T, String> {
+    s.parse().map_err(|e: AddrError| e.to_string())
 }
 
 fn short(id: &str) -> &str {
@@ -161,9 +167,9 @@ fn run_in(base: &Path, started: Instant) -> Result<(), String> {
         NicSpec {
             mac: "BC:76:4E:20:6C:5B".into(),
             label: "public".into(),
-            ip: Some("203.0.113.10/24".parse()?),
+            ip: Some(cidr("203.0.113.10/24")?),
             gateway: Some(addr("203.0.113.1")?),
-            ip6: Some("2001:db8::10/64".parse()?),
+            ip6: Some(cidr("2001:db8::10/64")?),
             gateway6: Some(addr("2001:db8::1")?),
             dns: vec![addr("198.51.100.53")?],
             routes: Vec::new(),
@@ -171,8 +177,8 @@ fn run_in(base: &Path, started: Instant) -> Result<(), String> {
         NicSpec {
             mac: "BC:76:4E:20:6C:5C".into(),
             label: "private".into(),
-            ip: Some("10.208.227.239/19".parse()?),
-            routes: vec![("10.176.0.0/12".parse()?, addr("10.208.224.1")?)],
+            ip: Some(cidr("10.208.227.239/19")?),
+            routes: vec![(cidr("10.176.0.0/12")?, addr("10.208.224.1")?)],
             ..NicSpec::default()
         },
     ];

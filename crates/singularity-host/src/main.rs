@@ -23,7 +23,8 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
     logging::init(
         cli.loghandler.as_deref().unwrap_or("-"),
         level.unwrap_or(log::LevelFilter::Warn),
-    )?;
+    )
+    .map_err(|e| e.to_string())?;
     match &cli.command {
         Tool::Xenstored(args) => xenstored::run(args).map(|()| ExitCode::SUCCESS),
         Tool::Demo(args) => demo::run(args.keep).map(|()| ExitCode::SUCCESS),

@@ -24,7 +24,7 @@ fn parse_guest(spec: &str) -> Result<(u32, PathBuf), String> {
 /// Runs the simulator; returns when a stop signal arrives.
 pub fn run(args: &XenstoredArgs) -> Result<(), String> {
     // Before the simulator starts its threads: they inherit the signal mask.
-    signals::install()?;
+    signals::install().map_err(|e| e.to_string())?;
     let guests = args
         .guests
         .iter()

@@ -5,13 +5,14 @@
 //! The password is deliberately not cached: writing back an old
 //! `/etc/shadow` would undo every password change made since.
 
-use crate::apply::Applier;
+use crate::apply::{Applier, ApplyError};
 use crate::functions::{Function, Functions};
 use crate::plan::{FileWrite, Plan, Step};
-use crate::root::Root;
+use crate::root::{Root, RootError};
 use std::fs;
+use std::io;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
 /// One cached file: where it belongs and what it holds.
@@ -28,6 +29,79 @@ pub struct CachedFile {
     pub owner: Option<(u32, u32)>,
 }
 
+/// Why `apply` could not read the cache or write it back.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    /// A path could not be placed under the root.
+    #[error(transparent)]
+    Root(#[from] RootError),
+    /// A cache directory could not be listed.
+    #[error("cannot read cache {}: {source}", .dir.display())]
+    List {
+        /// The directory.
+        dir: PathBuf,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// A cached entry could not be inspected.
+    #[error("cannot stat {}: {source}", .path.display())]
+    Stat {
+        /// The entry.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// A cached file, or the live file it is compared with, could not be read.
+    #[error("cannot read {}: {source}", .path.display())]
+    Read {
+        /// The file (the live one by its system path).
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// A built-in function that writes no files.
+    #[error("'{0}' has nothing to apply")]
+    NothingToApply(String),
+    /// Neither `all`, nor a function that writes files, nor one the cache has.
+    #[error("unknown function '{action}' (expected all, {known})")]
+    UnknownAction {
+        /// The action given.
+        action: String,
+        /// The functions `apply` knows, comma-separated.
+        known: String,
+    },
+    /// `/etc/passwd` could not be read for a user's cached file.
+    #[error("{function}: {detail}")]
+    Accounts {
+        /// The function.
+        function: String,
+        /// Why.
+        detail: String,
+    },
+    /// A user's cached file whose owner has no account now.
+    #[error("{function}: {path}: no account has uid {uid} now")]
+    NoAccount {
+        /// The function.
+        function: String,
+        /// The file's system path.
+        path: String,
+        /// Its owner.
+        uid: u32,
+    },
+    /// Writing a function's files back failed.
+    #[error("{function}: {source}")]
+    Apply {
+        /// The function.
+        function: String,
+        /// The error.
+        #[source]
+        source: ApplyError,
+    },
+}
+
 /// The built-in functions `apply` accepts: those that write files.
 pub fn builtin_actions() -> Vec<&'static str> {
     Function::ALL
@@ -39,12 +113,12 @@ pub fn builtin_actions() -> Vec<&'static str> {
 
 /// The names of the cache's function directories that are not built-in
 /// (external configurators' files), sorted.
-fn external_names(root: &Root, cache: &str) -> Result<Vec<String>, String> {
-    let dir = root.join(cache.trim_end_matches('/')).map_err(|e| e.to_string())?;
+fn external_names(root: &Root, cache: &str) -> Result<Vec<String>, CacheError> {
+    let dir = root.join(cache.trim_end_matches('/'))?;
     let entries = match fs::read_dir(&dir) {
         Ok(rd) => rd,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(format!("cannot read cache {}: {e}", dir.display())),
+        Err(source) => return Err(CacheError::List { dir, source }),
     };
     let mut out: Vec<String> = entries
         .filter_map(Result::ok)
@@ -59,7 +133,7 @@ fn external_names(root: &Root, cache: &str) -> Result<Vec<String>, String> {
 /// Parses `apply` actions (`all` or function names: built-in ones, or those
 /// whose files external configurators wrote) into function names, keeping
 /// only those enabled.
-pub fn actions(list: &[String], enabled: &Functions, root: &Root, cache: &str) -> Result<Vec<String>, String> {
+pub fn actions(list: &[String], enabled: &Functions, root: &Root, cache: &str) -> Result<Vec<String>, CacheError> {
     let builtin = builtin_actions();
     let external = external_names(root, cache)?;
     let mut out: Vec<String> = Vec::new();
@@ -73,14 +147,17 @@ pub fn actions(list: &[String], enabled: &Functions, root: &Root, cache: &str) -
         } else if builtin.contains(&action.as_str()) || external.contains(action) {
             vec![action.clone()]
         } else if Function::named(action).is_some() {
-            return Err(format!("'{action}' has nothing to apply"));
+            return Err(CacheError::NothingToApply(action.clone()));
         } else {
             let mut known = builtin.join(", ");
             for name in &external {
                 known.push_str(", ");
                 known.push_str(name);
             }
-            return Err(format!("unknown function '{action}' (expected all, {known})"));
+            return Err(CacheError::UnknownAction {
+                action: action.clone(),
+                known,
+            });
         };
         for f in chosen {
             if enabled.enables(&f) && !out.contains(&f) {
@@ -91,24 +168,32 @@ pub fn actions(list: &[String], enabled: &Functions, root: &Root, cache: &str) -
     Ok(out)
 }
 
-fn collect(dir: &Path, prefix: &str, out: &mut Vec<CachedFile>) -> Result<(), String> {
+fn collect(dir: &Path, prefix: &str, out: &mut Vec<CachedFile>) -> Result<(), CacheError> {
     let mut entries: Vec<_> = match fs::read_dir(dir) {
         Ok(rd) => rd.filter_map(Result::ok).collect(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(format!("cannot read cache {}: {e}", dir.display())),
+        Err(source) => {
+            return Err(CacheError::List {
+                dir: dir.to_path_buf(),
+                source,
+            })
+        }
     };
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let meta =
-            fs::symlink_metadata(entry.path()).map_err(|e| format!("cannot stat {}: {e}", entry.path().display()))?;
+        let meta = fs::symlink_metadata(entry.path()).map_err(|source| CacheError::Stat {
+            path: entry.path(),
+            source,
+        })?;
         let path = format!("{prefix}/{name}");
         if meta.is_dir() {
             collect(&entry.path(), &path, out)?;
         } else if meta.is_file() {
-            let contents = Zeroizing::new(
-                fs::read(entry.path()).map_err(|e| format!("cannot read {}: {e}", entry.path().display()))?,
-            );
+            let contents = Zeroizing::new(fs::read(entry.path()).map_err(|source| CacheError::Read {
+                path: entry.path(),
+                source,
+            })?);
             out.push(CachedFile {
                 path,
                 contents,
@@ -121,21 +206,26 @@ fn collect(dir: &Path, prefix: &str, out: &mut Vec<CachedFile>) -> Result<(), St
 }
 
 /// The cached files of `function`.
-pub fn files(root: &Root, cache: &str, function: &str) -> Result<Vec<CachedFile>, String> {
+pub fn files(root: &Root, cache: &str, function: &str) -> Result<Vec<CachedFile>, CacheError> {
     let dir = format!("{}/{function}", cache.trim_end_matches('/'));
-    let on_disk = root.join(&dir).map_err(|e| e.to_string())?;
+    let on_disk = root.join(&dir)?;
     let mut out = Vec::new();
     collect(&on_disk, "", &mut out)?;
     Ok(out)
 }
 
 /// A unified diff of `path` from its live contents to `new`, or `None` when equal.
-pub fn diff(root: &Root, file: &CachedFile) -> Result<Option<String>, String> {
-    let live_path = root.join(&file.path).map_err(|e| e.to_string())?;
+pub fn diff(root: &Root, file: &CachedFile) -> Result<Option<String>, CacheError> {
+    let live_path = root.join(&file.path)?;
     let live = match fs::read(&live_path) {
         Ok(bytes) => Zeroizing::new(bytes),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Zeroizing::new(Vec::new()),
-        Err(e) => return Err(format!("cannot read {}: {e}", file.path)),
+        Err(source) => {
+            return Err(CacheError::Read {
+                path: PathBuf::from(&file.path),
+                source,
+            })
+        }
     };
     if live == file.contents {
         return Ok(None);
@@ -159,7 +249,7 @@ pub fn apply(
     functions: &[String],
     inject_allowed: &[String],
     noop: bool,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, CacheError> {
     let mut report = Vec::new();
     let mut cached = 0usize;
     for function in functions {
@@ -185,11 +275,18 @@ pub fn apply(
                 // The user's again: within the home the account has now
                 // (a link the user made cannot lead out of it), and only
                 // its own directory (`~/.ssh`) may be made for it.
-                let text = crate::passwd::read(applier.root()).map_err(|e| format!("{function}: {e}"))?;
+                let text = crate::passwd::read(applier.root()).map_err(|detail| CacheError::Accounts {
+                    function: function.clone(),
+                    detail,
+                })?;
                 let home = crate::passwd::by_uid(&text, uid)
                     .map(|account| account.home)
                     .filter(|home| home.starts_with('/'))
-                    .ok_or_else(|| format!("{function}: {}: no account has uid {uid} now", f.path))?;
+                    .ok_or_else(|| CacheError::NoAccount {
+                        function: function.clone(),
+                        path: f.path.clone(),
+                        uid,
+                    })?;
                 write.within = vec![home];
                 write.owner = Some((uid, gid));
                 write.dirs = crate::plan::ancestors(&f.path)
@@ -203,7 +300,10 @@ pub fn apply(
             function: function.clone().into(),
             steps,
         };
-        let outcome = applier.apply(&plan).map_err(|e| format!("{function}: {e}"))?;
+        let outcome = applier.apply(&plan).map_err(|source| CacheError::Apply {
+            function: function.clone(),
+            source,
+        })?;
         if outcome.changed {
             report.push(format!("{function}: restored"));
         }
@@ -211,10 +311,7 @@ pub fn apply(
     if functions.is_empty() {
         report.push("nothing to apply: none of the chosen functions is enabled".to_string());
     } else if cached == 0 {
-        let dir = applier
-            .root()
-            .join(cache.trim_end_matches('/'))
-            .map_err(|e| e.to_string())?;
+        let dir = applier.root().join(cache.trim_end_matches('/'))?;
         report.push(format!(
             "nothing is cached for {} in {}: nothing to apply",
             functions.join(", "),

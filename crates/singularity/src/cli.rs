@@ -111,13 +111,18 @@ pub struct DaemonArgs {
     pub configurators: Vec<PathBuf>,
 }
 
+/// A directory argument that is not an absolute path.
+#[derive(Debug, thiserror::Error)]
+#[error("'{0}' is not an absolute path (give the action before -d)")]
+pub struct NotAbsolute(pub String);
+
 /// An absolute directory path. Also what keeps `-d DIR stop` from taking
 /// `stop` for a directory.
-fn absolute_dir(s: &str) -> Result<PathBuf, String> {
+fn absolute_dir(s: &str) -> Result<PathBuf, NotAbsolute> {
     if s.starts_with('/') {
         Ok(PathBuf::from(s))
     } else {
-        Err(format!("'{s}' is not an absolute path (give the action before -d)"))
+        Err(NotAbsolute(s.to_string()))
     }
 }
 

@@ -5,12 +5,14 @@ use crate::apply::Applier;
 use crate::cli::{DaemonArgs, Global};
 use crate::communicator::directory::DirectoryMetadata;
 use crate::communicator::journal::JOURNAL_DIR;
-use crate::communicator::{Communicator, NoMetadata, Transport};
+use crate::communicator::{CommError, Communicator, NoMetadata, Transport};
 use crate::configurators::external::{self, External};
 use crate::functions::Function;
 use crate::handler::Agent;
+use crate::lifecycle::SetupError;
 use crate::root::Root;
 use crate::settings::{self, Settings};
+use crate::signals::SignalError;
 use crate::{logging, metrics, notify, signals};
 use std::time::{Duration, Instant};
 
@@ -54,10 +56,8 @@ pub fn applier(s: &Settings) -> Applier {
     Applier::new(Root::new(&system.root), system.backup, Some(system.cache.clone()))
 }
 
-fn connect(s: &Settings) -> Result<Box<dyn Communicator>, String> {
-    s.transport
-        .connect(&s.system.root.join(JOURNAL_DIR))
-        .map_err(|e| e.to_string())
+fn connect(s: &Settings) -> Result<Box<dyn Communicator>, CommError> {
+    s.transport.connect(&s.system.root.join(JOURNAL_DIR))
 }
 
 /// Where `resetnetwork` reads vm-data when the transport has no source of
@@ -117,7 +117,7 @@ fn connect_until_ready(s: &Settings) -> Option<Box<dyn Communicator>> {
 /// Runs `attempt` until it succeeds (its value) or a stop is requested
 /// (`None`), waiting 100 ms after the first failure, doubling up to 5 s. The
 /// first failure is logged, the rest are not.
-pub(crate) fn retry_until_stopped<T>(mut attempt: impl FnMut() -> Result<T, String>) -> Option<T> {
+pub(crate) fn retry_until_stopped<T, E: std::fmt::Display>(mut attempt: impl FnMut() -> Result<T, E>) -> Option<T> {
     let mut delay = Duration::from_millis(100);
     let mut reported = false;
     loop {
@@ -164,6 +164,27 @@ pub(crate) fn trim_heap() {
     }
 }
 
+/// Why the daemon could not serve.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The signal handling could not be set up.
+    #[error(transparent)]
+    Signals(#[from] SignalError),
+    /// The metrics thread could not be started.
+    #[error("cannot start metrics: {0}")]
+    Metrics(#[source] std::io::Error),
+    /// The privileges could not be dropped once connected.
+    #[error(transparent)]
+    Privileges(#[from] SetupError),
+    /// The QEMU guest agent's worker thread could not be started.
+    #[error("cannot start the qga worker: {0}")]
+    QgaWorker(#[source] std::io::Error),
+    /// The QEMU guest agent's request loop was asked to serve another
+    /// communicator.
+    #[error("the QEMU guest agent request loop serves only communicator = qga")]
+    NotQga,
+}
+
 /// Serves requests in the foreground until stopped.
 /// `connected` runs once the communicator is up (it drops privileges: the
 /// xenbus device and the socket's directory need root to open).
@@ -171,8 +192,8 @@ pub fn serve(
     current: Settings,
     global: &Global,
     args: &DaemonArgs,
-    connected: impl FnOnce() -> Result<(), String>,
-) -> Result<(), String> {
+    connected: impl FnOnce() -> Result<(), SetupError>,
+) -> Result<(), ServeError> {
     one_arena();
     signals::install()?;
     if matches!(current.transport, Transport::Qga { .. }) {
@@ -187,7 +208,7 @@ pub fn serve(
     let mut metrics = metrics::Switch::new(std::sync::Arc::new(signals::stop_requested));
     metrics
         .set(metrics_config(&current, &current))
-        .map_err(|e| format!("cannot start metrics: {e}"))?;
+        .map_err(ServeError::Metrics)?;
     connected()?;
     log::info!(
         "serving requests ({} communicator, functions {}, root {})",

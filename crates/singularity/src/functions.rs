@@ -130,11 +130,30 @@ impl fmt::Display for Function {
     }
 }
 
-impl FromStr for Function {
-    type Err = String;
+/// A function name or list that cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FunctionError {
+    /// Not a built-in function's name.
+    #[error("unknown function '{0}' (expected one of {names})", names = Function::names())]
+    Unknown(String),
+    /// Not a built-in function's name, nor `all`, in a list of built-in ones.
+    #[error("unknown function '{0}' (expected one of {names}, or all)", names = Function::names())]
+    NotBuiltin(String),
+    /// Neither a built-in function's name, nor `all`, nor a well-formed
+    /// external function's name.
+    #[error(
+        "bad function name '{0}' (expected one of {names}, or all, or an external configurator's \
+         function: letters, digits, '_' and '-')",
+        names = Function::names()
+    )]
+    BadName(String),
+}
 
-    fn from_str(s: &str) -> Result<Function, String> {
-        Function::named(s).ok_or_else(|| format!("unknown function '{s}' (expected one of {})", Function::names()))
+impl FromStr for Function {
+    type Err = FunctionError;
+
+    fn from_str(s: &str) -> Result<Function, FunctionError> {
+        Function::named(s).ok_or_else(|| FunctionError::Unknown(s.to_string()))
     }
 }
 
@@ -195,13 +214,10 @@ impl Functions {
 
     /// Parses a comma-separated list of built-in names (`all` enables
     /// everything). Empty items and surrounding spaces are ignored.
-    pub fn parse(list: &str) -> Result<Functions, String> {
+    pub fn parse(list: &str) -> Result<Functions, FunctionError> {
         let f = Functions::parse_with_external(list)?;
         match f.external.iter().next() {
-            Some(name) => Err(format!(
-                "unknown function '{name}' (expected one of {}, or all)",
-                Function::names()
-            )),
+            Some(name) => Err(FunctionError::NotBuiltin(name.clone())),
             None => Ok(f),
         }
     }
@@ -209,7 +225,7 @@ impl Functions {
     /// Like [`Functions::parse`], also accepting any other well-formed name as
     /// an external configurator's function ([`Functions::undeclared`] tells
     /// which no configurator declares).
-    pub fn parse_with_external(list: &str) -> Result<Functions, String> {
+    pub fn parse_with_external(list: &str) -> Result<Functions, FunctionError> {
         let mut out = Functions {
             builtin: BTreeSet::new(),
             external: BTreeSet::new(),
@@ -224,11 +240,7 @@ impl Functions {
             } else if valid_name(item) {
                 out.external.insert(item.to_string());
             } else {
-                return Err(format!(
-                    "bad function name '{item}' (expected one of {}, or all, or an external configurator's \
-                     function: letters, digits, '_' and '-')",
-                    Function::names()
-                ));
+                return Err(FunctionError::BadName(item.to_string()));
             }
         }
         Ok(out)
@@ -292,7 +304,10 @@ mod tests {
         assert!(!f.allows_command("injectfile"));
         assert_eq!(f.to_string(), "password,version,features");
         assert_eq!(Functions::parse("all").unwrap(), Functions::all());
-        assert!(Functions::parse("network,bogus").unwrap_err().contains("bogus"));
+        assert_eq!(
+            Functions::parse("network,bogus").unwrap_err(),
+            FunctionError::NotBuiltin("bogus".into())
+        );
         let net = Functions::parse("hosts").unwrap();
         assert!(net.allows_command("resetnetwork"));
     }
@@ -305,7 +320,9 @@ mod tests {
         assert_eq!(f.to_string(), "password,kms,kms2");
         assert_eq!(f.undeclared(&["kms"]), ["kms2"]);
         let err = Functions::parse_with_external("kms/2").unwrap_err();
-        assert!(err.contains("'kms/2'") && err.contains("network"), "{err}");
+        assert_eq!(err, FunctionError::BadName("kms/2".into()));
+        let text = err.to_string();
+        assert!(text.contains("'kms/2'") && text.contains("network"), "{text}");
         // `all` enables external functions too, declared now or later.
         assert!(Functions::all().enables("anything"));
         assert!(Functions::parse("all").unwrap().enables("kms"));

@@ -24,6 +24,207 @@ const STOP_WAIT: Duration = Duration::from_secs(15);
 /// LSB exit code of `status` when the daemon is not running.
 pub const STATUS_NOT_RUNNING: u8 = 3;
 
+/// Which of the daemon's two lock files a [`LockError`] is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LockKind {
+    /// The pid file (`--pidfile`).
+    PidFile,
+    /// The instance lock ([`INSTANCE_LOCK`]).
+    InstanceLock,
+}
+
+impl LockKind {
+    fn name(self) -> &'static str {
+        match self {
+            LockKind::PidFile => "pid file",
+            LockKind::InstanceLock => "instance lock",
+        }
+    }
+}
+
+/// What was being done to a lock file when it failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LockStep {
+    /// Opening (or creating) it.
+    Open,
+    /// Taking the `flock`.
+    Lock,
+    /// Writing our pid into it.
+    Write,
+}
+
+impl LockStep {
+    fn verb(self) -> &'static str {
+        match self {
+            LockStep::Open => "open",
+            LockStep::Lock => "lock",
+            LockStep::Write => "write",
+        }
+    }
+}
+
+/// Why the pid file or the instance lock could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// Another process holds the lock.
+    #[error("singularity is already running (pid {}, {} {}){}", shown_pid(*.pid), .kind.name(), .path.display(), held_hint(*.kind))]
+    Held {
+        /// Which lock.
+        kind: LockKind,
+        /// The lock file.
+        path: PathBuf,
+        /// The holder's pid, when the file names one.
+        pid: Option<i32>,
+    },
+    /// The file could not be opened, locked or written.
+    #[error("cannot {} {} {}: {source}", .step.verb(), .kind.name(), .path.display())]
+    Io {
+        /// Which lock.
+        kind: LockKind,
+        /// What was being done.
+        step: LockStep,
+        /// The lock file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn shown_pid(pid: Option<i32>) -> String {
+    pid.map_or_else(|| "unknown".to_string(), |p| p.to_string())
+}
+
+fn held_hint(kind: LockKind) -> &'static str {
+    match kind {
+        LockKind::PidFile => "",
+        LockKind::InstanceLock => ": one daemon per system",
+    }
+}
+
+/// Why `stop` or `reload` did not signal the running daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// The pid's executable could not be read.
+    #[error("pid {pid} from {} cannot be checked ({source}); not signalling it", .pidfile.display())]
+    Unchecked {
+        /// The pid read from the pid file.
+        pid: i32,
+        /// The pid file.
+        pidfile: PathBuf,
+        /// Why `/proc/<pid>/exe` could not be read.
+        #[source]
+        source: io::Error,
+    },
+    /// The pid runs another program.
+    #[error("pid {pid} from {} runs {}, not singularity; not signalling it", .pidfile.display(), .exe.display())]
+    NotSingularity {
+        /// The pid read from the pid file.
+        pid: i32,
+        /// The pid file.
+        pidfile: PathBuf,
+        /// The program it runs.
+        exe: PathBuf,
+    },
+    /// The pid does not hold the instance lock.
+    #[error("pid {pid} from {} does not hold the instance lock {}; not signalling it", .pidfile.display(), .lock.display())]
+    NotLockHolder {
+        /// The pid read from the pid file.
+        pid: i32,
+        /// The pid file.
+        pidfile: PathBuf,
+        /// The instance lock.
+        lock: PathBuf,
+    },
+    /// `kill(2)` failed.
+    #[error("cannot signal pid {pid}: {source}")]
+    Signal {
+        /// The daemon's pid.
+        pid: i32,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// The daemon was signalled but is still running.
+    #[error("singularity (pid {pid}) did not stop within {} s", .waited.as_secs())]
+    StillRunning {
+        /// The daemon's pid.
+        pid: i32,
+        /// How long `stop` waited.
+        waited: Duration,
+    },
+}
+
+/// Why the process could not be set up as a daemon: detached, with its
+/// core-dump policy and its user and group.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// The start-up report pipe could not be created.
+    #[error("cannot create pipe: {0}")]
+    Pipe(#[source] io::Error),
+    /// `fork(2)` failed.
+    #[error("cannot fork: {0}")]
+    Fork(#[source] io::Error),
+    /// `/dev/null` could not be opened for the standard descriptors.
+    #[error("cannot open /dev/null: {0}")]
+    DevNull(#[source] io::Error),
+    /// `getrlimit(RLIMIT_CORE)` failed.
+    #[error("cannot read RLIMIT_CORE: {0}")]
+    CoreLimit(#[source] io::Error),
+    /// `setrlimit` or `prctl(PR_SET_DUMPABLE)` failed.
+    #[error("cannot set core-dump policy: {0}")]
+    CoreDumps(#[source] io::Error),
+    /// `/etc/passwd` or `/etc/group` could not be read.
+    #[error("cannot read {file}: {source}")]
+    AccountFile {
+        /// The file.
+        file: &'static str,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// No such user or group.
+    #[error("no such {} '{name}' in {file}", account_kind(.file))]
+    NoAccount {
+        /// The file searched.
+        file: &'static str,
+        /// The name looked for.
+        name: String,
+    },
+    /// The account's line lacks a numeric id.
+    #[error("malformed {file} entry")]
+    MalformedAccount {
+        /// The file.
+        file: &'static str,
+    },
+    /// `setgroups` or `setgid` failed.
+    #[error("cannot switch to group {gid}: {source}")]
+    Group {
+        /// The group id.
+        gid: u32,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// `setuid` failed.
+    #[error("cannot switch to user {uid}: {source}")]
+    User {
+        /// The user id.
+        uid: u32,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn account_kind(file: &str) -> &'static str {
+    if file.ends_with("group") {
+        "group"
+    } else {
+        "user"
+    }
+}
+
 /// The pid file, locked by the running daemon. Removed when dropped, or
 /// emptied when it cannot be (after a switch to a user who may not write its
 /// directory).
@@ -67,29 +268,48 @@ fn read_pid(file: &mut File) -> Option<i32> {
     text.trim().parse().ok().filter(|p| *p > 0)
 }
 
+/// Opens and locks the `kind` lock file at `path`, or says which daemon
+/// holds it.
+fn lock_file(kind: LockKind, path: &Path) -> Result<File, LockError> {
+    let io_error = |step, source| LockError::Io {
+        kind,
+        step,
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut file = open_pidfile(path).map_err(|e| io_error(LockStep::Open, e))?;
+    match try_lock(&file) {
+        Ok(true) => Ok(file),
+        Ok(false) => Err(LockError::Held {
+            kind,
+            path: path.to_path_buf(),
+            pid: read_pid(&mut file),
+        }),
+        Err(e) => Err(io_error(LockStep::Lock, e)),
+    }
+}
+
+/// Replaces the content of the locked `file` with our pid.
+fn write_own_pid(file: &mut File) -> io::Result<()> {
+    file.set_len(0)?;
+    file.rewind()?;
+    writeln!(file, "{}", std::process::id())
+}
+
 impl PidFile {
     /// Locks the pid file and writes our pid into it. Fails with a clear
     /// message when another instance holds it.
-    pub fn acquire(path: &Path) -> Result<PidFile, String> {
-        let mut file = open_pidfile(path).map_err(|e| format!("cannot open pid file {}: {e}", path.display()))?;
-        match try_lock(&file) {
-            Ok(true) => {}
-            Ok(false) => {
-                let pid = read_pid(&mut file).map_or_else(|| "unknown".to_string(), |p| p.to_string());
-                return Err(format!(
-                    "singularity is already running (pid {pid}, pid file {})",
-                    path.display()
-                ));
-            }
-            Err(e) => return Err(format!("cannot lock pid file {}: {e}", path.display())),
-        }
+    pub fn acquire(path: &Path) -> Result<PidFile, LockError> {
+        let mut file = lock_file(LockKind::PidFile, path)?;
         // Locked: any old content is stale and is replaced.
-        let write = file
-            .set_len(0)
-            .and_then(|()| file.rewind())
-            .and_then(|()| writeln!(file, "{}", std::process::id()))
-            .and_then(|()| file.sync_all());
-        write.map_err(|e| format!("cannot write pid file {}: {e}", path.display()))?;
+        write_own_pid(&mut file)
+            .and_then(|()| file.sync_all())
+            .map_err(|source| LockError::Io {
+                kind: LockKind::PidFile,
+                step: LockStep::Write,
+                path: path.to_path_buf(),
+                source,
+            })?;
         Ok(PidFile {
             file,
             path: path.to_path_buf(),
@@ -127,23 +347,14 @@ pub struct InstanceLock {
 impl InstanceLock {
     /// Takes the lock at `path` and writes our pid into it, or says which
     /// daemon holds it.
-    pub fn acquire(path: &Path) -> Result<InstanceLock, String> {
-        let mut file = open_pidfile(path).map_err(|e| format!("cannot open instance lock {}: {e}", path.display()))?;
-        match try_lock(&file) {
-            Ok(true) => {}
-            Ok(false) => {
-                let pid = read_pid(&mut file).map_or_else(|| "unknown".to_string(), |p| p.to_string());
-                return Err(format!(
-                    "singularity is already running (pid {pid}, instance lock {}): one daemon per system",
-                    path.display()
-                ));
-            }
-            Err(e) => return Err(format!("cannot lock instance lock {}: {e}", path.display())),
-        }
-        file.set_len(0)
-            .and_then(|()| file.rewind())
-            .and_then(|()| writeln!(file, "{}", std::process::id()))
-            .map_err(|e| format!("cannot write instance lock {}: {e}", path.display()))?;
+    pub fn acquire(path: &Path) -> Result<InstanceLock, LockError> {
+        let mut file = lock_file(LockKind::InstanceLock, path)?;
+        write_own_pid(&mut file).map_err(|source| LockError::Io {
+            kind: LockKind::InstanceLock,
+            step: LockStep::Write,
+            path: path.to_path_buf(),
+            source,
+        })?;
         Ok(InstanceLock { file })
     }
 }
@@ -165,14 +376,13 @@ fn live_name(link: PathBuf) -> PathBuf {
 /// Checks that `pid` is a singularity daemon before it is signalled: it runs
 /// this program's binary (or one named singularity) and holds the instance
 /// lock. A pid file locked by some other process names an unrelated pid.
-fn check_daemon(pid: i32, pidfile: &Path, lock: &Path) -> Result<(), String> {
+fn check_daemon(pid: i32, pidfile: &Path, lock: &Path) -> Result<(), ControlError> {
     let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
         .map(live_name)
-        .map_err(|e| {
-            format!(
-                "pid {pid} from {} cannot be checked ({e}); not signalling it",
-                pidfile.display()
-            )
+        .map_err(|source| ControlError::Unchecked {
+            pid,
+            pidfile: pidfile.to_path_buf(),
+            source,
         })?;
     let own = std::fs::read_link("/proc/self/exe").map(live_name).ok();
     let named = exe
@@ -180,18 +390,18 @@ fn check_daemon(pid: i32, pidfile: &Path, lock: &Path) -> Result<(), String> {
         .and_then(|n| n.to_str())
         .is_some_and(|n| n.starts_with("singularity"));
     if own.as_ref() != Some(&exe) && !named {
-        return Err(format!(
-            "pid {pid} from {} runs {}, not singularity; not signalling it",
-            pidfile.display(),
-            exe.display()
-        ));
+        return Err(ControlError::NotSingularity {
+            pid,
+            pidfile: pidfile.to_path_buf(),
+            exe,
+        });
     }
     if running_pid(lock) != Some(pid) {
-        return Err(format!(
-            "pid {pid} from {} does not hold the instance lock {}; not signalling it",
-            pidfile.display(),
-            lock.display()
-        ));
+        return Err(ControlError::NotLockHolder {
+            pid,
+            pidfile: pidfile.to_path_buf(),
+            lock: lock.to_path_buf(),
+        });
     }
     Ok(())
 }
@@ -227,22 +437,19 @@ fn exited(pid: i32) -> bool {
 /// `stop`: SIGTERM to the running daemon (checked against the instance lock
 /// `lock`), then wait for it to release the pid file. Not running is success,
 /// as LSB asks.
-pub fn stop(pidfile: &Path, lock: &Path) -> Result<(), String> {
+pub fn stop(pidfile: &Path, lock: &Path) -> Result<(), ControlError> {
     let Some(pid) = running_pid(pidfile) else {
         println!("singularity is not running");
         return Ok(());
     };
     check_daemon(pid, pidfile, lock)?;
-    signal(pid, libc::SIGTERM).map_err(|e| format!("cannot signal pid {pid}: {e}"))?;
+    signal(pid, libc::SIGTERM).map_err(|source| ControlError::Signal { pid, source })?;
     let deadline = Instant::now() + STOP_WAIT;
     // Its pid file released, and the process itself gone (it drops its
     // locks a moment before it exits).
     while running_pid(pidfile).is_some() || !exited(pid) {
         if Instant::now() >= deadline {
-            return Err(format!(
-                "singularity (pid {pid}) did not stop within {} s",
-                STOP_WAIT.as_secs()
-            ));
+            return Err(ControlError::StillRunning { pid, waited: STOP_WAIT });
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -266,12 +473,12 @@ pub fn status(pidfile: &Path) -> u8 {
 
 /// `reload`: SIGHUP to the running daemon (checked as for `stop`). Returns `false` when none runs
 /// (the caller then starts one).
-pub fn reload(pidfile: &Path, lock: &Path) -> Result<bool, String> {
+pub fn reload(pidfile: &Path, lock: &Path) -> Result<bool, ControlError> {
     let Some(pid) = running_pid(pidfile) else {
         return Ok(false);
     };
     check_daemon(pid, pidfile, lock)?;
-    signal(pid, libc::SIGHUP).map_err(|e| format!("cannot signal pid {pid}: {e}"))?;
+    signal(pid, libc::SIGHUP).map_err(|source| ControlError::Signal { pid, source })?;
     println!("singularity reloading (pid {pid})");
     Ok(true)
 }
@@ -298,17 +505,17 @@ impl StartReport {
 /// Detaches from the terminal. The original process waits for the daemon's
 /// report and exits with 0 or 1; only the daemon returns from here.
 /// Must run before any thread is started.
-pub fn daemonize() -> Result<StartReport, String> {
+pub fn daemonize() -> Result<StartReport, SetupError> {
     let mut fds = [0; 2];
     // SAFETY: pipe2 fills two descriptors on success.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(format!("cannot create pipe: {}", io::Error::last_os_error()));
+        return Err(SetupError::Pipe(io::Error::last_os_error()));
     }
     // SAFETY: both descriptors are fresh and owned only here.
     let (mut read, write) = unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) };
     // SAFETY: single-threaded at this point (documented precondition).
     match unsafe { libc::fork() } {
-        -1 => return Err(format!("cannot fork: {}", io::Error::last_os_error())),
+        -1 => return Err(SetupError::Fork(io::Error::last_os_error())),
         0 => {}
         _ => {
             drop(write);
@@ -326,7 +533,7 @@ pub fn daemonize() -> Result<StartReport, String> {
     unsafe { libc::setsid() };
     // SAFETY: as above; the second fork drops session leadership.
     match unsafe { libc::fork() } {
-        -1 => return Err(format!("cannot fork: {}", io::Error::last_os_error())),
+        -1 => return Err(SetupError::Fork(io::Error::last_os_error())),
         0 => {}
         _ => {
             // The intermediate process must not report: exit without running destructors.
@@ -340,12 +547,12 @@ pub fn daemonize() -> Result<StartReport, String> {
     Ok(StartReport { write: Some(write) })
 }
 
-fn redirect_stdio() -> Result<(), String> {
+fn redirect_stdio() -> Result<(), SetupError> {
     let null = OpenOptions::new()
         .read(true)
         .write(true)
         .open("/dev/null")
-        .map_err(|e| format!("cannot open /dev/null: {e}"))?;
+        .map_err(SetupError::DevNull)?;
     for fd in 0..3 {
         // SAFETY: dup2 onto the standard descriptors.
         unsafe { libc::dup2(null.as_raw_fd(), fd) };
@@ -355,14 +562,14 @@ fn redirect_stdio() -> Result<(), String> {
 
 /// Applies the core-dump policy: off means not dumpable and `RLIMIT_CORE` 0
 /// (a dump could hold a password); on means dumpable and the hard limit.
-pub fn set_coredumps(enabled: bool) -> Result<(), String> {
+pub fn set_coredumps(enabled: bool) -> Result<(), SetupError> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: getrlimit fills the struct.
     if unsafe { libc::getrlimit(libc::RLIMIT_CORE, &mut limit) } != 0 {
-        return Err(format!("cannot read RLIMIT_CORE: {}", io::Error::last_os_error()));
+        return Err(SetupError::CoreLimit(io::Error::last_os_error()));
     }
     limit.rlim_cur = if enabled { limit.rlim_max } else { 0 };
     // SAFETY: setrlimit with a valid struct; prctl with constant arguments.
@@ -373,33 +580,31 @@ pub fn set_coredumps(enabled: bool) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("cannot set core-dump policy: {}", io::Error::last_os_error()))
+        Err(SetupError::CoreDumps(io::Error::last_os_error()))
     }
 }
 
 /// The fields of the line of `file` (`/etc/passwd` or `/etc/group`) whose
 /// first field is `name`. Files only, read directly: a static binary must not
 /// load glibc's NSS modules, which need the exact glibc it was linked with.
-fn account_line(file: &str, name: &str) -> Result<Vec<String>, String> {
-    let text = std::fs::read_to_string(file).map_err(|e| format!("cannot read {file}: {e}"))?;
+fn account_line(file: &'static str, name: &str) -> Result<Vec<String>, SetupError> {
+    let text = std::fs::read_to_string(file).map_err(|source| SetupError::AccountFile { file, source })?;
     text.lines()
         .map(|l| l.split(':').map(String::from).collect::<Vec<_>>())
         .find(|fields| fields.first().map(String::as_str) == Some(name))
-        .ok_or_else(|| {
-            format!(
-                "no such {} '{name}' in {file}",
-                if file.ends_with("group") { "group" } else { "user" }
-            )
+        .ok_or_else(|| SetupError::NoAccount {
+            file,
+            name: name.to_string(),
         })
 }
 
-fn numeric(field: Option<&String>, what: &str) -> Result<u32, String> {
+fn numeric(field: Option<&String>, file: &'static str) -> Result<u32, SetupError> {
     field
         .and_then(|f| f.parse().ok())
-        .ok_or_else(|| format!("malformed {what} entry"))
+        .ok_or(SetupError::MalformedAccount { file })
 }
 
-fn lookup_uid(user: &str) -> Result<(u32, u32), String> {
+fn lookup_uid(user: &str) -> Result<(u32, u32), SetupError> {
     if let Ok(uid) = user.parse::<u32>() {
         return Ok((uid, uid));
     }
@@ -410,7 +615,7 @@ fn lookup_uid(user: &str) -> Result<(u32, u32), String> {
     ))
 }
 
-fn lookup_gid(group: &str) -> Result<u32, String> {
+fn lookup_gid(group: &str) -> Result<u32, SetupError> {
     if let Ok(gid) = group.parse::<u32>() {
         return Ok(gid);
     }
@@ -419,7 +624,7 @@ fn lookup_gid(group: &str) -> Result<u32, String> {
 
 /// Switches to `user`/`group` (names or numbers). The group defaults to the
 /// user's primary group.
-pub fn drop_privileges(user: Option<&str>, group: Option<&str>) -> Result<(), String> {
+pub fn drop_privileges(user: Option<&str>, group: Option<&str>) -> Result<(), SetupError> {
     if user.is_none() && group.is_none() {
         return Ok(());
     }
@@ -438,13 +643,19 @@ pub fn drop_privileges(user: Option<&str>, group: Option<&str>) -> Result<(), St
         // SAFETY: plain credential syscalls.
         let ok = unsafe { libc::setgroups(0, std::ptr::null()) == 0 && libc::setgid(gid) == 0 };
         if !ok {
-            return Err(format!("cannot switch to group {gid}: {}", io::Error::last_os_error()));
+            return Err(SetupError::Group {
+                gid,
+                source: io::Error::last_os_error(),
+            });
         }
     }
     if let Some(uid) = uid {
         // SAFETY: plain credential syscall.
         if unsafe { libc::setuid(uid) } != 0 {
-            return Err(format!("cannot switch to user {uid}: {}", io::Error::last_os_error()));
+            return Err(SetupError::User {
+                uid,
+                source: io::Error::last_os_error(),
+            });
         }
     }
     Ok(())
@@ -460,11 +671,11 @@ mod tests {
         assert_eq!(lookup_uid("4242").unwrap(), (4242, 4242));
         assert_eq!(lookup_gid("root").unwrap(), 0);
         assert_eq!(
-            lookup_uid("no-such-user-here").unwrap_err(),
+            lookup_uid("no-such-user-here").unwrap_err().to_string(),
             "no such user 'no-such-user-here' in /etc/passwd"
         );
         assert_eq!(
-            lookup_gid("no-such-group").unwrap_err(),
+            lookup_gid("no-such-group").unwrap_err().to_string(),
             "no such group 'no-such-group' in /etc/group"
         );
     }
@@ -483,7 +694,18 @@ mod tests {
         );
         // flock locks belong to the open file description: a second open conflicts.
         let err = PidFile::acquire(&path).err().unwrap();
-        assert!(err.contains("already running"), "{err}");
+        assert!(
+            matches!(&err, LockError::Held { kind: LockKind::PidFile, pid: Some(p), .. } if *p == std::process::id() as i32),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "singularity is already running (pid {}, pid file {})",
+                std::process::id(),
+                path.display()
+            )
+        );
         assert_eq!(running_pid(&path), Some(std::process::id() as i32));
         drop(held);
         assert!(!path.exists());

@@ -20,11 +20,34 @@ struct Logger {
 
 static LOGGER: OnceLock<Logger> = OnceLock::new();
 
-fn open_sink(handler: &str) -> Result<Sink, String> {
+/// Why the log backend could not be installed.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// The syslog or journald datagram socket could not be created.
+    #[error("{0}")]
+    Socket(#[source] std::io::Error),
+    /// The log file could not be opened.
+    #[error("cannot open log file {path}: {source}")]
+    File {
+        /// The log file.
+        path: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The handler is none of those known.
+    #[error("unknown log handler '{0}': expected syslog, journald, - or an absolute path")]
+    Unknown(String),
+    /// Another logger is installed already.
+    #[error("{0}")]
+    Installed(#[source] log::SetLoggerError),
+}
+
+fn open_sink(handler: &str) -> Result<Sink, LogError> {
     match handler {
         "-" | "stderr" => Ok(Sink::Stderr),
         "syslog" => {
-            let sock = UnixDatagram::unbound().map_err(|e| e.to_string())?;
+            let sock = UnixDatagram::unbound().map_err(LogError::Socket)?;
             // No syslog daemon (containers, tests): fall back to standard error.
             Ok(match sock.connect("/dev/log") {
                 Ok(()) => Sink::Syslog(sock),
@@ -32,7 +55,7 @@ fn open_sink(handler: &str) -> Result<Sink, String> {
             })
         }
         "journald" => {
-            let sock = UnixDatagram::unbound().map_err(|e| e.to_string())?;
+            let sock = UnixDatagram::unbound().map_err(LogError::Socket)?;
             Ok(match sock.connect("/run/systemd/journal/socket") {
                 Ok(()) => Sink::Journald(sock),
                 Err(_) => Sink::Stderr,
@@ -43,10 +66,11 @@ fn open_sink(handler: &str) -> Result<Sink, String> {
             .append(true)
             .open(path)
             .map(Sink::File)
-            .map_err(|e| format!("cannot open log file {path}: {e}")),
-        other => Err(format!(
-            "unknown log handler '{other}': expected syslog, journald, - or an absolute path"
-        )),
+            .map_err(|source| LogError::File {
+                path: path.to_string(),
+                source,
+            }),
+        other => Err(LogError::Unknown(other.to_string())),
     }
 }
 
@@ -133,7 +157,7 @@ pub fn rfc3339(time: std::time::SystemTime) -> String {
 }
 
 /// Installs (or re-points) the logger.
-pub fn init(handler: &str, level: log::LevelFilter) -> Result<(), String> {
+pub fn init(handler: &str, level: log::LevelFilter) -> Result<(), LogError> {
     let sink = open_sink(handler)?;
     log::set_max_level(level);
     if let Some(logger) = LOGGER.get() {
@@ -143,7 +167,7 @@ pub fn init(handler: &str, level: log::LevelFilter) -> Result<(), String> {
         return Ok(());
     }
     let logger = LOGGER.get_or_init(|| Logger { sink: Mutex::new(sink) });
-    log::set_logger(logger).map_err(|e| e.to_string())
+    log::set_logger(logger).map_err(LogError::Installed)
 }
 
 #[cfg(test)]

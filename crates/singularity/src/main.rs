@@ -3,6 +3,8 @@
 use clap::Parser;
 use singularity::cli::{Action, Cli, Commands, DaemonArgs};
 use singularity::{cached, config, daemon, effective, lifecycle, logging, rundir, settings, stdout, update};
+use std::error::Error;
+use std::fmt::Display;
 use std::process::ExitCode;
 
 /// Freed memory is wiped: nothing the host sent outlives its use in the heap.
@@ -40,13 +42,13 @@ fn complain(line: &str) {
     let _ = writeln!(std::io::stderr(), "{line}");
 }
 
-fn run(cli: Cli) -> Result<ExitCode, String> {
+fn run(cli: Cli) -> Result<ExitCode, Box<dyn Error>> {
     match &cli.command {
         Commands::Config(args) => {
             if args.default {
                 stdout::print(&config::default_file())?;
             } else {
-                let (s, values) = settings::load_with_values(&cli.global, None).map_err(|e| e.to_string())?;
+                let (s, values) = settings::load_with_values(&cli.global, None)?;
                 for w in &s.source.warnings {
                     complain(&format!("singularity: warning: {w}"));
                 }
@@ -55,7 +57,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Commands::Apply(args) => {
-            let s = settings::load(&cli.global, None).map_err(|e| e.to_string())?;
+            let s = settings::load(&cli.global, None)?;
             logging::init(&s.log.handler, s.log.level)?;
             let applier = daemon::applier(&s);
             let functions = cached::actions(&args.actions, &s.functions, applier.root(), &s.system.cache)?;
@@ -69,7 +71,7 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             Ok(ExitCode::SUCCESS)
         }
         Commands::Daemon(args) => {
-            let mut s = settings::load(&cli.global, Some(args)).map_err(|e| e.to_string())?;
+            let mut s = settings::load(&cli.global, Some(args))?;
             if update::restart::resumed_marker().is_some() {
                 // Re-executed by an update: same pid, already detached,
                 // whatever action first started this process.
@@ -79,7 +81,10 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
             let lock = lifecycle::instance_lock_path(&s.system.root);
             match args.action {
                 Action::Status => Ok(ExitCode::from(lifecycle::status(&s.daemon.pidfile))),
-                Action::Stop => lifecycle::stop(&s.daemon.pidfile, &lock).map(|()| ExitCode::SUCCESS),
+                Action::Stop => {
+                    lifecycle::stop(&s.daemon.pidfile, &lock)?;
+                    Ok(ExitCode::SUCCESS)
+                }
                 Action::Reload => {
                     if lifecycle::reload(&s.daemon.pidfile, &lock)? {
                         Ok(ExitCode::SUCCESS)
@@ -99,30 +104,24 @@ fn run(cli: Cli) -> Result<ExitCode, String> {
 
 /// Starts the daemon: detach (unless `--nodaemonize`), lock the pid file,
 /// apply the core-dump and privilege settings, then serve.
-fn start(s: settings::Settings, cli: &Cli, args: &DaemonArgs) -> Result<ExitCode, String> {
+fn start(s: settings::Settings, cli: &Cli, args: &DaemonArgs) -> Result<ExitCode, Box<dyn Error>> {
     let mut report = if s.daemon.nodaemonize {
         None
     } else {
         Some(lifecycle::daemonize()?)
     };
-    let mut fail = |e: String| {
-        if let Some(r) = report.as_mut() {
-            r.send(Err(&e));
-        }
-        e
-    };
-    logging::init(&s.log.handler, s.log.level).map_err(&mut fail)?;
+    logging::init(&s.log.handler, s.log.level).map_err(|e| fail(&mut report, e))?;
     for w in &s.source.warnings {
         log::warn!("{w}");
     }
     // SAFETY: geteuid cannot fail.
     let euid = unsafe { libc::geteuid() };
-    rundir::ensure(&s.daemon.run_dir, euid).map_err(&mut fail)?;
+    rundir::ensure(&s.daemon.run_dir, euid).map_err(|e| fail(&mut report, e))?;
     // One daemon per system, whatever its pid file.
-    let _instance =
-        lifecycle::InstanceLock::acquire(&lifecycle::instance_lock_path(&s.system.root)).map_err(&mut fail)?;
-    let _pidfile = lifecycle::PidFile::acquire(&s.daemon.pidfile).map_err(&mut fail)?;
-    lifecycle::set_coredumps(s.daemon.coredumps).map_err(&mut fail)?;
+    let _instance = lifecycle::InstanceLock::acquire(&lifecycle::instance_lock_path(&s.system.root))
+        .map_err(|e| fail(&mut report, e))?;
+    let _pidfile = lifecycle::PidFile::acquire(&s.daemon.pidfile).map_err(|e| fail(&mut report, e))?;
+    lifecycle::set_coredumps(s.daemon.coredumps).map_err(|e| fail(&mut report, e))?;
     // Detached and alone now: this pid is the one a watcher must watch.
     let own_args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     update::resume::watch_again(&s.update, &singularity::root::Root::new(&s.system.root), &own_args);
@@ -134,4 +133,12 @@ fn start(s: settings::Settings, cli: &Cli, args: &DaemonArgs) -> Result<ExitCode
         lifecycle::drop_privileges(uid.as_deref(), gid.as_deref())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Sends a start-up failure to the waiting parent, if detached; returns it.
+fn fail<E: Display>(report: &mut Option<lifecycle::StartReport>, e: E) -> E {
+    if let Some(r) = report.as_mut() {
+        r.send(Err(&e.to_string()));
+    }
+    e
 }

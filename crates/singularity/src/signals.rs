@@ -32,16 +32,24 @@ fn signal_set() -> libc::sigset_t {
     }
 }
 
+/// Why the signals could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SignalError {
+    /// `pthread_sigmask` failed.
+    #[error("cannot block signals: {0}")]
+    Block(#[source] std::io::Error),
+    /// The thread that takes the signals could not be started.
+    #[error("cannot start the signal thread: {0}")]
+    Thread(#[source] std::io::Error),
+}
+
 /// Blocks the signals in the calling thread (and the threads it starts).
-pub fn block_in_this_thread() -> Result<(), String> {
+pub fn block_in_this_thread() -> Result<(), SignalError> {
     let set = signal_set();
     // SAFETY: `set` is initialised; the old mask is not wanted.
     let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
     if rc != 0 {
-        return Err(format!(
-            "cannot block signals: {}",
-            std::io::Error::from_raw_os_error(rc)
-        ));
+        return Err(SignalError::Block(std::io::Error::from_raw_os_error(rc)));
     }
     Ok(())
 }
@@ -64,7 +72,7 @@ pub fn unblock_in_children(cmd: &mut Command) {
 
 /// Blocks the signals and starts the thread that takes them. Call it before
 /// any other thread is started, once per process.
-pub fn install() -> Result<(), String> {
+pub fn install() -> Result<(), SignalError> {
     block_in_this_thread()?;
     let set = signal_set();
     std::thread::Builder::new()
@@ -79,7 +87,7 @@ pub fn install() -> Result<(), String> {
             record(signal);
         })
         .map(drop)
-        .map_err(|e| format!("cannot start the signal thread: {e}"))
+        .map_err(SignalError::Thread)
 }
 
 /// Records one signal and wakes the waiters.

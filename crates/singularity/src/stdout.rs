@@ -4,16 +4,21 @@
 
 use std::io::{self, Write};
 
+/// Standard output could not be written (other than by a closed pipe).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write to standard output: {0}")]
+pub struct StdoutError(#[source] pub io::Error);
+
 /// Writes `text` to standard output. A closed pipe (EPIPE) is a normal end.
-pub fn print(text: &str) -> Result<(), String> {
+pub fn print(text: &str) -> Result<(), StdoutError> {
     write_to(&mut io::stdout().lock(), text)
 }
 
-fn write_to(out: &mut impl Write, text: &str) -> Result<(), String> {
+fn write_to(out: &mut impl Write, text: &str) -> Result<(), StdoutError> {
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(format!("cannot write to standard output: {e}")),
+        Err(e) => Err(StdoutError(e)),
     }
 }
 
@@ -45,9 +50,9 @@ mod tests {
 
     #[test]
     fn a_closed_pipe_ends_the_output_and_other_errors_are_reported() {
-        assert_eq!(write_to(&mut Closed, "x\n"), Ok(()));
-        assert!(write_to(&mut Full, "x\n")
-            .unwrap_err()
-            .starts_with("cannot write to standard output: "));
+        assert!(write_to(&mut Closed, "x\n").is_ok());
+        let err = write_to(&mut Full, "x\n").unwrap_err();
+        assert_eq!(err.0.raw_os_error(), Some(libc::ENOSPC));
+        assert!(err.to_string().starts_with("cannot write to standard output: "));
     }
 }

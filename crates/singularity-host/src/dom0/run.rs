@@ -57,7 +57,7 @@ fn nic(args: &SetNetworkArgs) -> Result<NicSpec, String> {
             let (dest, via) = r
                 .split_once(',')
                 .ok_or_else(|| format!("--route {r}: expected CIDR,VIA"))?;
-            Ok((dest.parse::<IpCidr>()?, parse_ip(via)?))
+            Ok((dest.parse::<IpCidr>().map_err(|e| e.to_string())?, parse_ip(via)?))
         })
         .collect::<Result<Vec<_>, String>>()?;
     args.mac

@@ -17,7 +17,7 @@ mod target;
 mod write;
 mod xattrs;
 
-pub use system::{LogRunner, Runner, SystemRunner};
+pub use system::{LogRunner, RunError, Runner, SystemRunner};
 
 use crate::plan::{FileWrite, Plan, Step};
 use crate::root::{Root, RootError};
@@ -63,8 +63,8 @@ pub enum ApplyError {
     Command {
         /// The command line.
         command: String,
-        /// Its exit status and error output.
-        detail: String,
+        /// How it failed: its exit status and error output.
+        detail: RunError,
     },
 }
 
@@ -497,15 +497,19 @@ mod tests {
     }
 
     impl Runner for FailingRunner {
-        fn run(&self, run: &Run) -> Result<(), String> {
+        fn run(&self, run: &Run) -> Result<(), RunError> {
             self.calls.lock().unwrap().push(run.program.clone());
             if self.fail {
-                Err("exit status: 1: ifup: no such interface".into())
+                Err(RunError::Failed {
+                    line: format!("{} {}", run.program, run.args.join(" ")),
+                    status: std::os::unix::process::ExitStatusExt::from_raw(1 << 8),
+                    stderr: b"ifup: no such interface\n".to_vec(),
+                })
             } else {
                 Ok(())
             }
         }
-        fn set_hostname(&self, _: &str) -> Result<(), String> {
+        fn set_hostname(&self, _: &str) -> Result<(), RunError> {
             Ok(())
         }
         fn hostname(&self) -> Option<String> {
@@ -565,7 +569,7 @@ mod tests {
         let err = applier.apply_all(&plans).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "command 'ifup eth0' failed: exit status: 1: ifup: no such interface"
+            "command 'ifup eth0' failed: ifup eth0: exit status: 1: ifup: no such interface"
         );
         assert_eq!(
             std::fs::read(dir.path().join("etc/network/interfaces")).unwrap(),

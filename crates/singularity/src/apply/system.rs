@@ -5,7 +5,7 @@
 use crate::plan::Run;
 use std::io::Read;
 use std::os::fd::AsRawFd;
-use std::process::{ChildStderr, Command, Stdio};
+use std::process::{ChildStderr, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// How long one command may take (nova waits 60 s for `resetnetwork`).
@@ -56,12 +56,54 @@ impl ErrorOutput {
     }
 }
 
+/// Why a command or a change of kernel state failed. Each names the command
+/// line (or the call) first.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The command could not be started, or waited for.
+    #[error("{line}: {source}")]
+    Start {
+        /// The command line.
+        line: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The command ran past its time limit and was killed.
+    #[error("{line}: no result within {} s", .limit.as_secs())]
+    Timeout {
+        /// The command line.
+        line: String,
+        /// The limit.
+        limit: Duration,
+    },
+    /// The command ended with a failure status.
+    #[error("{line}: {status}: {}", String::from_utf8_lossy(.stderr).trim())]
+    Failed {
+        /// The command line.
+        line: String,
+        /// How it ended.
+        status: ExitStatus,
+        /// The start of its error output.
+        stderr: Vec<u8>,
+    },
+    /// `sethostname(2)` failed.
+    #[error("sethostname {name}: {source}")]
+    Hostname {
+        /// The name.
+        name: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// Runs commands and changes kernel state.
 pub trait Runner: Send + Sync {
     /// Runs one command; `Err` carries its status and error output.
-    fn run(&self, run: &Run) -> Result<(), String>;
+    fn run(&self, run: &Run) -> Result<(), RunError>;
     /// Sets the kernel hostname.
-    fn set_hostname(&self, name: &str) -> Result<(), String>;
+    fn set_hostname(&self, name: &str) -> Result<(), RunError>;
     /// The kernel hostname now (for rollback), if known.
     fn hostname(&self) -> Option<String>;
 }
@@ -77,7 +119,7 @@ fn command_line(run: &Run) -> String {
 }
 
 impl Runner for SystemRunner {
-    fn run(&self, run: &Run) -> Result<(), String> {
+    fn run(&self, run: &Run) -> Result<(), RunError> {
         let line = command_line(run);
         log::info!("running {line}");
         let mut cmd = Command::new(&run.program);
@@ -86,7 +128,10 @@ impl Runner for SystemRunner {
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         crate::signals::unblock_in_children(&mut cmd);
-        let mut child = cmd.spawn().map_err(|e| format!("{line}: {e}"))?;
+        let mut child = match cmd.spawn() {
+            Ok(child) => child,
+            Err(source) => return Err(RunError::Start { line, source }),
+        };
         let mut stderr = ErrorOutput::new(child.stderr.take());
         let deadline = Instant::now() + COMMAND_TIMEOUT;
         let status = loop {
@@ -97,28 +142,35 @@ impl Runner for SystemRunner {
                 Ok(None) => {
                     let _ = child.kill();
                     let _ = child.wait();
-                    return Err(format!("{line}: no result within {} s", COMMAND_TIMEOUT.as_secs()));
+                    return Err(RunError::Timeout {
+                        line,
+                        limit: COMMAND_TIMEOUT,
+                    });
                 }
-                Err(e) => return Err(format!("{line}: {e}")),
+                Err(source) => return Err(RunError::Start { line, source }),
             }
         };
         if status.success() {
             return Ok(());
         }
         stderr.read_available();
-        Err(format!(
-            "{line}: {status}: {}",
-            String::from_utf8_lossy(&stderr.kept).trim()
-        ))
+        Err(RunError::Failed {
+            line,
+            status,
+            stderr: std::mem::take(&mut stderr.kept),
+        })
     }
 
-    fn set_hostname(&self, name: &str) -> Result<(), String> {
+    fn set_hostname(&self, name: &str) -> Result<(), RunError> {
         // SAFETY: sethostname reads exactly `len` bytes from the pointer.
         let rc = unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) };
         if rc == 0 {
             Ok(())
         } else {
-            Err(format!("sethostname {name}: {}", std::io::Error::last_os_error()))
+            Err(RunError::Hostname {
+                name: name.to_string(),
+                source: std::io::Error::last_os_error(),
+            })
         }
     }
 
@@ -130,12 +182,12 @@ impl Runner for SystemRunner {
 }
 
 impl Runner for LogRunner {
-    fn run(&self, run: &Run) -> Result<(), String> {
+    fn run(&self, run: &Run) -> Result<(), RunError> {
         log::info!("not the live root: not running '{}'", command_line(run));
         Ok(())
     }
 
-    fn set_hostname(&self, name: &str) -> Result<(), String> {
+    fn set_hostname(&self, name: &str) -> Result<(), RunError> {
         log::info!("not the live root: not setting the hostname to {name}");
         Ok(())
     }
@@ -181,6 +233,12 @@ mod tests {
                 args,
             })
             .unwrap_err();
+        let RunError::Failed { status, stderr, .. } = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(status.code(), Some(2));
+        assert!(stderr.len() <= 4096, "the error output keeps the start only");
+        let err = err.to_string();
         let tail = &err[err.len().saturating_sub(300)..];
         assert!(!err.contains("no result within"), "{tail}");
         let (_, text) = err

@@ -152,7 +152,7 @@ impl Configurator for Network {
         let spec = session.vmdata.unwrap_or(&empty);
         let s = session.settings;
         let renderer = match &s.network.renderer {
-            Some(name) => Some(name.parse::<Renderer>().map_err(Failure::Plan)?),
+            Some(name) => Some(name.parse::<Renderer>().map_err(|e| Failure::Plan(e.to_string()))?),
             None => None,
         };
         let outcome =

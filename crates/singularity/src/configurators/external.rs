@@ -13,18 +13,17 @@
 //! ([`External::run`]), turning its answer into a [`Reply`] and a [`Plan`].
 //! It never writes to the managed system.
 
-use crate::configurators::files;
+use crate::configurators::files::{self, NotAllowed};
 use crate::functions::valid_name;
 use crate::plan::{Plan, Step};
-use crate::protocol::inject::{check_path, InjectForm};
+use crate::protocol::inject::{check_path, InjectForm, InjectionError};
 use crate::protocol::{Injection, Reply};
 use serde_json::{Map, Value};
-use std::fmt;
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -64,34 +63,182 @@ pub struct Discovery {
 }
 
 /// Why running a configurator gave no usable answer.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
+#[error("configurator {}: {why}", .path.display())]
 pub struct ExternalError {
     /// The executable.
     pub path: PathBuf,
     /// What went wrong.
-    pub why: String,
+    #[source]
+    pub why: Why,
 }
 
-impl fmt::Display for ExternalError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "configurator {}: {}", self.path.display(), self.why)
+/// What went wrong with a configurator, for [`ExternalError`].
+#[derive(Debug, thiserror::Error)]
+pub enum Why {
+    /// It could not be run, or did not end well.
+    #[error(transparent)]
+    Invoke(#[from] InvokeError),
+    /// Its answer to a request is unusable.
+    #[error(transparent)]
+    Answer(#[from] AnswerError),
+    /// `--describe` printed no JSON.
+    #[error("--describe printed no JSON object ({0})")]
+    DescribeJson(#[source] serde_json::Error),
+    /// `--describe` named no usable function.
+    #[error("--describe: \"function\" must be a name of letters, digits, '_' or '-'")]
+    DescribeFunction,
+    /// `--describe` listed no usable commands.
+    #[error("--describe: \"commands\" must be a non-empty list of names of letters, digits, '_' or '-'")]
+    DescribeCommands,
+    /// `--describe` claimed a command only the agent serves.
+    #[error("--describe: '{0}' is the agent's own (its reply has a fixed form, or it holds the key exchange)")]
+    Reserved(String),
+    /// The executable could not be inspected before a request.
+    #[error("{0}")]
+    Inspect(#[source] io::Error),
+    /// The executable was replaced by something else since discovery.
+    #[error("is no longer a regular file")]
+    NotAFile,
+    /// The executable may now be changed by others than root.
+    #[error("is now {0}")]
+    NowUntrusted(Untrusted),
+    /// The request could not be encoded.
+    #[error("{0}")]
+    Input(#[source] serde_json::Error),
+}
+
+/// Why a configurator, or a directory above one, may be changed by others
+/// than root (or the daemon's user).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Untrusted {
+    /// Another user owns it.
+    #[error("owned by uid {0}, not root")]
+    Owner(u32),
+    /// Its group or others may write it (its permission bits).
+    #[error("writable by group or others (mode {0:04o})")]
+    Writable(u32),
+}
+
+/// Why a directory of configurators is skipped.
+#[derive(Debug, thiserror::Error)]
+pub enum UntrustedPath {
+    /// Its real path could not be found.
+    #[error("cannot resolve it: {0}")]
+    Resolve(#[source] io::Error),
+    /// It, or a directory above it, could not be inspected.
+    #[error("{}: {source}", .dir.display())]
+    Inspect {
+        /// The directory.
+        dir: PathBuf,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// It, or a directory above it, may be changed by others.
+    #[error("{} is {why}", .dir.display())]
+    Untrusted {
+        /// The directory.
+        dir: PathBuf,
+        /// How.
+        why: Untrusted,
+    },
+}
+
+/// Why running a configurator gave no output to use.
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    /// It could not be started.
+    #[error("cannot run: {0}")]
+    Start(#[source] io::Error),
+    /// It printed more than [`OUTPUT_LIMIT`].
+    #[error("printed more than {} KiB", OUTPUT_LIMIT / 1024)]
+    TooMuchOutput,
+    /// It was still running when its time was up.
+    #[error("no answer within {} s", .0.as_secs_f64())]
+    Timeout(Duration),
+    /// Waiting for it failed.
+    #[error("{0}")]
+    Wait(#[source] io::Error),
+    /// Its output could not be read.
+    #[error("cannot read its output: {0}")]
+    Output(#[source] io::Error),
+    /// It ended with a failure status.
+    #[error("failed ({status}){}", colon_before(.stderr))]
+    Failed {
+        /// How it ended.
+        status: ExitStatus,
+        /// The start of its error output, trimmed.
+        stderr: String,
+    },
+}
+
+/// `": text"`, or nothing for an empty text.
+fn colon_before(text: &str) -> String {
+    if text.is_empty() {
+        String::new()
+    } else {
+        format!(": {text}")
     }
 }
 
-impl std::error::Error for ExternalError {}
+/// What is wrong with a configurator's answer to a request.
+#[derive(Debug, thiserror::Error)]
+pub enum AnswerError {
+    /// Its output is not JSON.
+    #[error("its output is not one JSON object ({0})")]
+    Json(#[source] serde_json::Error),
+    /// Its output is JSON, but not an object.
+    #[error("its output is not a JSON object")]
+    NotAnObject,
+    /// A field that must be a string is missing or is not one.
+    #[error("its answer has no string \"{0}\"")]
+    NoString(&'static str),
+    /// `files` is not an object.
+    #[error("\"files\" is not an object")]
+    FilesNotObject,
+    /// A file's path is not a usable absolute path.
+    #[error("files: {0}")]
+    Path(InjectionError),
+    /// A file's path is usable, but not written in its normal form.
+    #[error("files: path '{path}' is not in normal form (write '{clean}')")]
+    NotNormal {
+        /// The path given.
+        path: String,
+        /// Its normal form.
+        clean: String,
+    },
+    /// A file has no text contents.
+    #[error("files: '{0}' has no string \"content\"")]
+    NoContent(String),
+    /// A file's mode is not an octal string of permission bits.
+    #[error("files: '{path}': mode '{mode}' is not an octal mode 0000 to 0777")]
+    BadMode {
+        /// The file.
+        path: String,
+        /// The mode given.
+        mode: String,
+    },
+    /// A file's mode is not a string.
+    #[error("files: '{0}': mode is not a string")]
+    ModeNotString(String),
+    /// A file lies outside the allowed injection paths.
+    #[error("files: {0}")]
+    NotAllowed(#[source] NotAllowed),
+    /// A file's path gave no write step.
+    #[error("files: '{0}' cannot be written")]
+    NotWritable(String),
+}
 
 /// Whether a file or directory is owned by root or `owner` and not writable
 /// by group or others: anyone else could make the agent run their code as
 /// root.
-fn trusted(meta: &std::fs::Metadata, owner: u32) -> Result<(), String> {
+fn trusted(meta: &std::fs::Metadata, owner: u32) -> Result<(), Untrusted> {
     if meta.uid() != 0 && meta.uid() != owner {
-        return Err(format!("owned by uid {}, not root", meta.uid()));
+        return Err(Untrusted::Owner(meta.uid()));
     }
     if meta.permissions().mode() & 0o022 != 0 {
-        return Err(format!(
-            "writable by group or others (mode {:04o})",
-            meta.permissions().mode() & 0o7777
-        ));
+        return Err(Untrusted::Writable(meta.permissions().mode() & 0o7777));
     }
     Ok(())
 }
@@ -100,17 +247,23 @@ fn trusted(meta: &std::fs::Metadata, owner: u32) -> Result<(), String> {
 /// changed only by root or `owner`: a directory others may write lets them
 /// replace what is below it, unless it is sticky and root's (like `/tmp`),
 /// where they cannot touch entries they do not own.
-fn trusted_path(dir: &Path, owner: u32) -> Result<(), String> {
-    let real = std::fs::canonicalize(dir).map_err(|e| format!("cannot resolve it: {e}"))?;
+fn trusted_path(dir: &Path, owner: u32) -> Result<(), UntrustedPath> {
+    let real = std::fs::canonicalize(dir).map_err(UntrustedPath::Resolve)?;
     let mut here = Some(real.as_path());
     while let Some(d) = here {
-        let meta = std::fs::metadata(d).map_err(|e| format!("{}: {e}", d.display()))?;
+        let meta = std::fs::metadata(d).map_err(|source| UntrustedPath::Inspect {
+            dir: d.to_path_buf(),
+            source,
+        })?;
         let sticky = meta.permissions().mode() & 0o1000 != 0 && meta.uid() == 0;
         if d != real && sticky {
             here = d.parent();
             continue;
         }
-        trusted(&meta, owner).map_err(|why| format!("{} is {why}", d.display()))?;
+        trusted(&meta, owner).map_err(|why| UntrustedPath::Untrusted {
+            dir: d.to_path_buf(),
+            why,
+        })?;
         here = d.parent();
     }
     Ok(())
@@ -189,18 +342,17 @@ pub fn discover(dirs: &[PathBuf], owner: u32, timeout: Duration) -> Discovery {
 
 /// Runs `EXE --describe` and checks its answer.
 fn describe(path: &Path, timeout: Duration) -> Result<External, ExternalError> {
-    let err = |why: String| ExternalError {
+    let err = |why: Why| ExternalError {
         path: path.to_path_buf(),
         why,
     };
-    let output = invoke(path, Some("--describe"), b"", Path::new("/"), timeout).map_err(err)?;
-    let value: Value =
-        serde_json::from_slice(&output).map_err(|e| err(format!("--describe printed no JSON object ({e})")))?;
+    let output = invoke(path, Some("--describe"), b"", Path::new("/"), timeout).map_err(|e| err(e.into()))?;
+    let value: Value = serde_json::from_slice(&output).map_err(|e| err(Why::DescribeJson(e)))?;
     let function = value
         .get("function")
         .and_then(Value::as_str)
         .filter(|f| valid_name(f))
-        .ok_or_else(|| err("--describe: \"function\" must be a name of letters, digits, '_' or '-'".into()))?;
+        .ok_or_else(|| err(Why::DescribeFunction))?;
     let commands: Vec<String> = value
         .get("commands")
         .and_then(Value::as_array)
@@ -214,14 +366,10 @@ fn describe(path: &Path, timeout: Duration) -> Result<External, ExternalError> {
         .unwrap_or_default();
     let listed = value.get("commands").and_then(Value::as_array).map_or(0, Vec::len);
     if commands.is_empty() || commands.len() != listed {
-        return Err(err(
-            "--describe: \"commands\" must be a non-empty list of names of letters, digits, '_' or '-'".into(),
-        ));
+        return Err(err(Why::DescribeCommands));
     }
     if let Some(c) = commands.iter().find(|c| RESERVED.contains(&c.as_str())) {
-        return Err(err(format!(
-            "--describe: '{c}' is the agent's own (its reply has a fixed form, or it holds the key exchange)"
-        )));
+        return Err(err(Why::Reserved(c.clone())));
     }
     Ok(External {
         path: path.to_path_buf(),
@@ -249,37 +397,36 @@ impl External {
         timeout: Duration,
         allowed: &[String],
     ) -> Result<(Reply, Plan), ExternalError> {
-        let err = |why: String| ExternalError {
+        let err = |why: Why| ExternalError {
             path: self.path.clone(),
             why,
         };
         // What was checked at discovery may have changed since: check again.
         // SAFETY: geteuid cannot fail.
         let owner = unsafe { libc::geteuid() };
-        let meta = std::fs::symlink_metadata(&self.path).map_err(|e| err(e.to_string()))?;
+        let meta = std::fs::symlink_metadata(&self.path).map_err(|e| err(Why::Inspect(e)))?;
         if !meta.is_file() {
-            return Err(err("is no longer a regular file".into()));
+            return Err(err(Why::NotAFile));
         }
-        trusted(&meta, owner).map_err(|why| err(format!("is now {why}")))?;
+        trusted(&meta, owner).map_err(|why| err(Why::NowUntrusted(why)))?;
         let mut input = Map::new();
         input.insert("command".into(), Value::String(command.to_string()));
         input.insert("value".into(), value.clone());
         input.insert("configuration".into(), configuration);
-        let input = serde_json::to_vec(&Value::Object(input)).map_err(|e| err(e.to_string()))?;
-        let output = invoke(&self.path, None, &input, cwd, timeout).map_err(err)?;
-        self.answer(&output, allowed).map_err(err)
+        let input = serde_json::to_vec(&Value::Object(input)).map_err(|e| err(Why::Input(e)))?;
+        let output = invoke(&self.path, None, &input, cwd, timeout).map_err(|e| err(e.into()))?;
+        self.answer(&output, allowed).map_err(|e| err(e.into()))
     }
 
     /// Checks a configurator's answer and turns it into a reply and a plan.
-    fn answer(&self, output: &[u8], allowed: &[String]) -> Result<(Reply, Plan), String> {
-        let value: Value =
-            serde_json::from_slice(output).map_err(|e| format!("its output is not one JSON object ({e})"))?;
+    fn answer(&self, output: &[u8], allowed: &[String]) -> Result<(Reply, Plan), AnswerError> {
+        let value: Value = serde_json::from_slice(output).map_err(AnswerError::Json)?;
         let Value::Object(map) = value else {
-            return Err("its output is not a JSON object".into());
+            return Err(AnswerError::NotAnObject);
         };
-        let text = |key: &str| match map.get(key) {
+        let text = |key: &'static str| match map.get(key) {
             Some(Value::String(s)) => Ok(s.clone()),
-            _ => Err(format!("its answer has no string \"{key}\"")),
+            _ => Err(AnswerError::NoString(key)),
         };
         let reply = Reply::new(&text("returncode")?, text("message")?);
         let mut steps = Vec::new();
@@ -290,7 +437,7 @@ impl External {
                     steps.push(Step::Write(file_write(path, spec, allowed)?));
                 }
             }
-            Some(_) => return Err("\"files\" is not an object".into()),
+            Some(_) => return Err(AnswerError::FilesNotObject),
         }
         Ok((
             reply,
@@ -304,23 +451,29 @@ impl External {
 
 /// One entry of `files`: the path checked as an injected file's is, the
 /// contents UTF-8 text, the mode an octal string of permission bits.
-fn file_write(path: &str, spec: &Value, allowed: &[String]) -> Result<crate::plan::FileWrite, String> {
-    let clean = check_path(path.as_bytes()).map_err(|e| format!("files: {e}"))?;
+fn file_write(path: &str, spec: &Value, allowed: &[String]) -> Result<crate::plan::FileWrite, AnswerError> {
+    let clean = check_path(path.as_bytes()).map_err(AnswerError::Path)?;
     if clean != path {
-        return Err(format!("files: path '{path}' is not in normal form (write '{clean}')"));
+        return Err(AnswerError::NotNormal {
+            path: path.to_string(),
+            clean,
+        });
     }
     let content = spec
         .get("content")
         .and_then(Value::as_str)
-        .ok_or_else(|| format!("files: '{path}' has no string \"content\""))?;
+        .ok_or_else(|| AnswerError::NoContent(path.to_string()))?;
     let mode = match spec.get("mode") {
         None | Some(Value::Null) => DEFAULT_MODE,
         Some(Value::String(m)) => Some(m)
             .filter(|m| !m.is_empty() && m.bytes().all(|b| (b'0'..=b'7').contains(&b)))
             .and_then(|m| u32::from_str_radix(m, 8).ok())
             .filter(|m| *m <= 0o777)
-            .ok_or_else(|| format!("files: '{path}': mode '{m}' is not an octal mode 0000 to 0777"))?,
-        Some(_) => return Err(format!("files: '{path}': mode is not a string")),
+            .ok_or_else(|| AnswerError::BadMode {
+                path: path.to_string(),
+                mode: m.clone(),
+            })?,
+        Some(_) => return Err(AnswerError::ModeNotString(path.to_string())),
     };
     let injection = Injection {
         path: clean,
@@ -330,10 +483,10 @@ fn file_write(path: &str, spec: &Value, allowed: &[String]) -> Result<crate::pla
     // A directory made for a file others may read is searchable by them too.
     let directory = if mode & 0o044 != 0 { 0o755 } else { 0o700 };
     let modes = files::Modes { file: mode, directory };
-    let plan = files::plan(&injection, allowed, modes).map_err(|e| format!("files: {e}"))?;
+    let plan = files::plan(&injection, allowed, modes).map_err(AnswerError::NotAllowed)?;
     match plan.steps.into_iter().next() {
         Some(Step::Write(write)) => Ok(write),
-        _ => Err(format!("files: '{path}' cannot be written")),
+        _ => Err(AnswerError::NotWritable(path.to_string())),
     }
 }
 
@@ -342,7 +495,7 @@ fn file_write(path: &str, spec: &Value, allowed: &[String]) -> Result<crate::pla
 /// Returns its standard output; fails on a start error, a non-zero exit,
 /// more than [`OUTPUT_LIMIT`] bytes of output or no exit within `timeout`.
 /// Whatever happens, nothing of the process group is left running.
-fn invoke(path: &Path, arg: Option<&str>, input: &[u8], cwd: &Path, timeout: Duration) -> Result<Vec<u8>, String> {
+fn invoke(path: &Path, arg: Option<&str>, input: &[u8], cwd: &Path, timeout: Duration) -> Result<Vec<u8>, InvokeError> {
     let mut cmd = Command::new(path);
     cmd.args(arg)
         .env_clear()
@@ -354,7 +507,7 @@ fn invoke(path: &Path, arg: Option<&str>, input: &[u8], cwd: &Path, timeout: Dur
         .stderr(Stdio::piped())
         .process_group(0);
     crate::signals::unblock_in_children(&mut cmd);
-    let mut child = cmd.spawn().map_err(|e| format!("cannot run: {e}"))?;
+    let mut child = cmd.spawn().map_err(InvokeError::Start)?;
     let group = child.id() as libc::pid_t;
     let kill_group = || {
         // SAFETY: kill(2) on the process group this child leads.
@@ -406,24 +559,24 @@ fn invoke(path: &Path, arg: Option<&str>, input: &[u8], cwd: &Path, timeout: Dur
             if o.len() > OUTPUT_LIMIT {
                 kill_group();
                 let _ = child.wait();
-                return Err(format!("printed more than {} KiB", OUTPUT_LIMIT / 1024));
+                return Err(InvokeError::TooMuchOutput);
             }
         }
         match exited(group) {
             // Still unreaped: the group id cannot have been reused yet.
             Ok(true) => {
                 kill_group();
-                break child.wait().map_err(|e| e.to_string())?;
+                break child.wait().map_err(InvokeError::Wait)?;
             }
             Ok(false) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
             Ok(false) => {
                 kill_group();
                 let _ = child.wait();
-                return Err(format!("no answer within {} s", timeout.as_secs_f64()));
+                return Err(InvokeError::Timeout(timeout));
             }
             Err(e) => {
                 kill_group();
-                return Err(e.to_string());
+                return Err(InvokeError::Wait(e));
             }
         }
     };
@@ -435,19 +588,16 @@ fn invoke(path: &Path, arg: Option<&str>, input: &[u8], cwd: &Path, timeout: Dur
             .recv_timeout(grace)
             .unwrap_or_else(|_| Err(std::io::Error::other("its output was never closed"))),
     }
-    .map_err(|e| format!("cannot read its output: {e}"))?;
+    .map_err(InvokeError::Output)?;
     // Checked first: a writer cut off at the limit dies of SIGPIPE.
     if output.len() > OUTPUT_LIMIT {
-        return Err(format!("printed more than {} KiB", OUTPUT_LIMIT / 1024));
+        return Err(InvokeError::TooMuchOutput);
     }
     if !status.success() {
         let stderr = err_rx.recv_timeout(grace).unwrap_or_default();
-        let stderr = String::from_utf8_lossy(&stderr);
-        let stderr = stderr.trim();
-        return Err(if stderr.is_empty() {
-            format!("failed ({status})")
-        } else {
-            format!("failed ({status}): {stderr}")
+        return Err(InvokeError::Failed {
+            status,
+            stderr: String::from_utf8_lossy(&stderr).trim().to_string(),
         });
     }
     Ok(output)

@@ -7,6 +7,74 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
+/// A MAC address or an address with a prefix that does not parse.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AddrError {
+    /// Not twelve hex digits (with or without separators).
+    #[error("'{0}' is not a MAC address")]
+    Mac(String),
+    /// No `/` between address and prefix.
+    #[error("'{0}' is not ADDRESS/PREFIX")]
+    NoPrefix(String),
+    /// The address part is not an IP address.
+    #[error("'{0}' is not an IP address")]
+    Ip(String),
+    /// The prefix part is not a number, or too large for the family.
+    #[error("'{prefix}' is not a prefix length for {addr}")]
+    Prefix {
+        /// The prefix part, as given.
+        prefix: String,
+        /// The address it goes with.
+        addr: IpAddr,
+    },
+    /// An IPv6 prefix where IPv4 is wanted.
+    #[error("'{0}' is not an IPv4 address")]
+    NotV4(String),
+    /// An IPv4 prefix where IPv6 is wanted.
+    #[error("'{0}' is not an IPv6 address")]
+    NotV6(String),
+}
+
+/// What is wrong with a network mask.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MaskProblem {
+    /// A prefix length above the family's (32 or 128).
+    AboveMax(u8),
+    /// It has a `.` but is not a dotted IPv4 mask.
+    NotDotted,
+    /// It has a `:` but is not an IPv6 mask.
+    NotV6Mask,
+    /// A mask with holes.
+    NotContiguous,
+    /// An IPv4 mask that is neither dotted nor a number.
+    NotV4Mask,
+    /// An IPv6 mask that is neither hex-colon nor a number.
+    NotPrefix,
+}
+
+impl fmt::Display for MaskProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MaskProblem::AboveMax(max) => write!(f, "is above {max}"),
+            MaskProblem::NotDotted => f.write_str("is not a dotted mask"),
+            MaskProblem::NotV6Mask => f.write_str("is not an IPv6 mask"),
+            MaskProblem::NotContiguous => f.write_str("is not contiguous"),
+            MaskProblem::NotV4Mask => f.write_str("is not a mask or prefix length"),
+            MaskProblem::NotPrefix => f.write_str("is not a prefix length"),
+        }
+    }
+}
+
+/// A network mask that gives no prefix length.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("netmask {mask} {problem}")]
+pub struct MaskError {
+    /// The mask as the JSON gave it (a string quoted).
+    pub mask: String,
+    /// What is wrong with it.
+    pub problem: MaskProblem,
+}
+
 /// A 48-bit Ethernet address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Mac(pub [u8; 6]);
@@ -25,12 +93,12 @@ impl Mac {
 }
 
 impl FromStr for Mac {
-    type Err = String;
+    type Err = AddrError;
 
     /// Accepts any case, with `:`, `-` or `.` separators or none.
-    fn from_str(s: &str) -> Result<Mac, String> {
+    fn from_str(s: &str) -> Result<Mac, AddrError> {
         let hex: Vec<u8> = s.bytes().filter(|b| !matches!(b, b':' | b'-' | b'.')).collect();
-        let bad = || format!("'{s}' is not a MAC address");
+        let bad = || AddrError::Mac(s.to_string());
         if hex.len() != 12 || !hex.iter().all(u8::is_ascii_hexdigit) {
             return Err(bad());
         }
@@ -153,20 +221,21 @@ impl IpCidr {
 }
 
 impl FromStr for IpCidr {
-    type Err = String;
+    type Err = AddrError;
 
     /// Parses `ADDRESS/PREFIX` of either family.
-    fn from_str(s: &str) -> Result<IpCidr, String> {
-        let (addr, prefix) = s
-            .split_once('/')
-            .ok_or_else(|| format!("'{s}' is not ADDRESS/PREFIX"))?;
-        let addr: IpAddr = addr.parse().map_err(|_| format!("'{addr}' is not an IP address"))?;
+    fn from_str(s: &str) -> Result<IpCidr, AddrError> {
+        let (addr, prefix) = s.split_once('/').ok_or_else(|| AddrError::NoPrefix(s.to_string()))?;
+        let addr: IpAddr = addr.parse().map_err(|_| AddrError::Ip(addr.to_string()))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix: u8 = prefix
             .parse()
             .ok()
             .filter(|p| *p <= max)
-            .ok_or_else(|| format!("'{prefix}' is not a prefix length for {addr}"))?;
+            .ok_or_else(|| AddrError::Prefix {
+                prefix: prefix.to_string(),
+                addr,
+            })?;
         Ok(match addr {
             IpAddr::V4(addr) => IpCidr::V4(Ipv4Cidr { addr, prefix }),
             IpAddr::V6(addr) => IpCidr::V6(Ipv6Cidr { addr, prefix }),
@@ -175,25 +244,25 @@ impl FromStr for IpCidr {
 }
 
 impl FromStr for Ipv4Cidr {
-    type Err = String;
+    type Err = AddrError;
 
     /// Parses `a.b.c.d/PREFIX`.
-    fn from_str(s: &str) -> Result<Ipv4Cidr, String> {
+    fn from_str(s: &str) -> Result<Ipv4Cidr, AddrError> {
         match s.parse::<IpCidr>()? {
             IpCidr::V4(c) => Ok(c),
-            IpCidr::V6(_) => Err(format!("'{s}' is not an IPv4 address")),
+            IpCidr::V6(_) => Err(AddrError::NotV4(s.to_string())),
         }
     }
 }
 
 impl FromStr for Ipv6Cidr {
-    type Err = String;
+    type Err = AddrError;
 
     /// Parses `ADDRESS/PREFIX` for IPv6.
-    fn from_str(s: &str) -> Result<Ipv6Cidr, String> {
+    fn from_str(s: &str) -> Result<Ipv6Cidr, AddrError> {
         match s.parse::<IpCidr>()? {
             IpCidr::V6(c) => Ok(c),
-            IpCidr::V4(_) => Err(format!("'{s}' is not an IPv6 address")),
+            IpCidr::V4(_) => Err(AddrError::NotV6(s.to_string())),
         }
     }
 }
@@ -241,21 +310,24 @@ impl fmt::Display for MaskValue<'_> {
 
 /// An IPv4 prefix length from a dotted mask, a number, or a numeric string.
 /// Non-contiguous masks are refused.
-pub fn v4_prefix(mask: MaskValue<'_>) -> Result<u8, String> {
-    let bad = |why: &str| format!("netmask {mask} {why}");
+pub fn v4_prefix(mask: MaskValue<'_>) -> Result<u8, MaskError> {
+    let bad = |problem| MaskError {
+        mask: mask.to_string(),
+        problem,
+    };
     match mask {
         MaskValue::Number(n) if n <= 32 => Ok(n as u8),
-        MaskValue::Number(_) => Err(bad("is above 32")),
+        MaskValue::Number(_) => Err(bad(MaskProblem::AboveMax(32))),
         MaskValue::Text(s) => {
             let s = s.trim();
             if s.contains('.') {
-                let m: Ipv4Addr = s.parse().map_err(|_| bad("is not a dotted mask"))?;
-                contiguous(u128::from(u32::from(m)) << 96).ok_or_else(|| bad("is not contiguous"))
+                let m: Ipv4Addr = s.parse().map_err(|_| bad(MaskProblem::NotDotted))?;
+                contiguous(u128::from(u32::from(m)) << 96).ok_or_else(|| bad(MaskProblem::NotContiguous))
             } else {
                 match s.trim_start_matches('/').parse::<u8>() {
                     Ok(n) if n <= 32 => Ok(n),
-                    Ok(_) => Err(bad("is above 32")),
-                    Err(_) => Err(bad("is not a mask or prefix length")),
+                    Ok(_) => Err(bad(MaskProblem::AboveMax(32))),
+                    Err(_) => Err(bad(MaskProblem::NotV4Mask)),
                 }
             }
         }
@@ -264,21 +336,24 @@ pub fn v4_prefix(mask: MaskValue<'_>) -> Result<u8, String> {
 
 /// An IPv6 prefix length from a number, a numeric string, or a hex-colon
 /// mask (`ffff:ffff:ffff:ffff::`). Non-contiguous masks are refused.
-pub fn v6_prefix(mask: MaskValue<'_>) -> Result<u8, String> {
-    let bad = |why: &str| format!("netmask {mask} {why}");
+pub fn v6_prefix(mask: MaskValue<'_>) -> Result<u8, MaskError> {
+    let bad = |problem| MaskError {
+        mask: mask.to_string(),
+        problem,
+    };
     match mask {
         MaskValue::Number(n) if n <= 128 => Ok(n as u8),
-        MaskValue::Number(_) => Err(bad("is above 128")),
+        MaskValue::Number(_) => Err(bad(MaskProblem::AboveMax(128))),
         MaskValue::Text(s) => {
             let s = s.trim();
             if s.contains(':') {
-                let m: Ipv6Addr = s.parse().map_err(|_| bad("is not an IPv6 mask"))?;
-                contiguous(u128::from(m)).ok_or_else(|| bad("is not contiguous"))
+                let m: Ipv6Addr = s.parse().map_err(|_| bad(MaskProblem::NotV6Mask))?;
+                contiguous(u128::from(m)).ok_or_else(|| bad(MaskProblem::NotContiguous))
             } else {
                 match s.trim_start_matches('/').parse::<u8>() {
                     Ok(n) if n <= 128 => Ok(n),
-                    Ok(_) => Err(bad("is above 128")),
-                    Err(_) => Err(bad("is not a prefix length")),
+                    Ok(_) => Err(bad(MaskProblem::AboveMax(128))),
+                    Err(_) => Err(bad(MaskProblem::NotPrefix)),
                 }
             }
         }
@@ -358,9 +433,10 @@ mod tests {
         assert_eq!(v4_prefix(MaskValue::Text("/24")), Ok(24));
         assert_eq!(v4_prefix(MaskValue::Number(32)), Ok(32));
         assert_eq!(v4_prefix(MaskValue::Text("0.0.0.0")), Ok(0));
-        assert!(v4_prefix(MaskValue::Text("255.0.255.0"))
-            .unwrap_err()
-            .contains("contiguous"));
+        assert_eq!(
+            v4_prefix(MaskValue::Text("255.0.255.0")).unwrap_err().to_string(),
+            "netmask \"255.0.255.0\" is not contiguous"
+        );
         assert!(v4_prefix(MaskValue::Number(33)).is_err());
         assert!(v4_prefix(MaskValue::Text("33")).is_err());
         assert!(v4_prefix(MaskValue::Text("abc")).is_err());

@@ -98,18 +98,25 @@ impl fmt::Display for Renderer {
     }
 }
 
-impl FromStr for Renderer {
-    type Err = String;
+/// A renderer name that names none of [`Renderer::ALL`] (lower-cased).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown network renderer '{0}' (expected one of {names})", names = renderer_names())]
+pub struct UnknownRenderer(pub String);
 
-    fn from_str(s: &str) -> Result<Renderer, String> {
+fn renderer_names() -> String {
+    let names: Vec<&str> = Renderer::ALL.iter().map(|r| r.name()).collect();
+    names.join(", ")
+}
+
+impl FromStr for Renderer {
+    type Err = UnknownRenderer;
+
+    fn from_str(s: &str) -> Result<Renderer, UnknownRenderer> {
         let s = s.trim().to_ascii_lowercase();
         Renderer::ALL
             .into_iter()
             .find(|r| r.0.name == s || r.0.aliases.contains(&s.as_str()))
-            .ok_or_else(|| {
-                let names: Vec<&str> = Renderer::ALL.iter().map(|r| r.name()).collect();
-                format!("unknown network renderer '{s}' (expected one of {})", names.join(", "))
-            })
+            .ok_or(UnknownRenderer(s))
     }
 }
 

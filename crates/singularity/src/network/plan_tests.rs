@@ -196,10 +196,9 @@ fn renderer_names_round_trip() {
         assert_eq!(r.to_string().parse::<Renderer>(), Ok(r));
     }
     assert_eq!("NetworkManager".parse::<Renderer>(), Ok(Renderer::NM_KEYFILE));
-    assert!("netctl"
-        .parse::<Renderer>()
-        .unwrap_err()
-        .contains("expected one of ifupdown, netplan"));
+    let err = "netctl".parse::<Renderer>().unwrap_err();
+    assert_eq!(err.0, "netctl");
+    assert!(err.to_string().contains("expected one of ifupdown, netplan"), "{err}");
 }
 
 #[test]

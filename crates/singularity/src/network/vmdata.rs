@@ -5,10 +5,75 @@
 //! `null` gateways, `gateway_v6`/`gateway6`/per-address IPv6 gateways, MACs in
 //! any form) and strict about everything else. No I/O here.
 
-use super::addr::{v4_prefix, v6_prefix, IpCidr, Ipv4Cidr, Ipv6Cidr, Mac, MaskValue};
+use super::addr::{v4_prefix, v6_prefix, IpCidr, Ipv4Cidr, Ipv6Cidr, Mac, MaskError, MaskValue};
 use super::error::NetError;
 use serde_json::{Map, Value};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// What is wrong with one field of an entry. The caller names the field's
+/// place in the entry; the entry's key is added by [`NetError`].
+#[derive(Debug, thiserror::Error)]
+enum FieldError {
+    /// A required field is absent or null.
+    #[error("missing")]
+    Missing,
+    /// A list field holds something else.
+    #[error("{field}: expected a list, got {got}")]
+    NotList { field: String, got: Value },
+    /// An item of an address list is not an object.
+    #[error("{field}[{index}]: expected an object, got {got}")]
+    NotObject { field: String, index: usize, got: Value },
+    /// An address's `enabled` is neither on nor off.
+    #[error("{field}[{index}].enabled: expected \"1\" or \"0\", got {got}")]
+    Enabled { field: String, index: usize, got: Value },
+    /// A string that is not an address of the family wanted.
+    #[error("'{0}' is not a valid address")]
+    Address(String),
+    /// An address field that is not a string.
+    #[error("expected a string, got {0}")]
+    NotString(Value),
+    /// An optional address field that is neither a string nor null.
+    #[error("expected a string or null, got {0}")]
+    NotStringOrNull(Value),
+    /// A numeric mask that is not a whole number.
+    #[error("{0} is not a prefix length")]
+    Prefix(serde_json::Number),
+    /// A mask field that is neither a string nor a number.
+    #[error("expected a mask or prefix length, got {0}")]
+    NotMask(Value),
+    /// The same address twice, with different prefix lengths.
+    #[error("{item} repeats {previous} with another prefix length")]
+    Repeated { item: String, previous: String },
+}
+
+/// What is wrong with one item of `routes`.
+#[derive(Debug, thiserror::Error)]
+enum RouteError {
+    /// The item is not an object.
+    #[error("expected an object, got {0}")]
+    NotObject(Value),
+    /// Its `route` (the destination).
+    #[error("route: {0}")]
+    Destination(#[source] FieldError),
+    /// Its `netmask` field.
+    #[error("netmask: {0}")]
+    Netmask(#[source] FieldError),
+    /// Its `gateway` field.
+    #[error("gateway: {0}")]
+    Gateway(#[source] FieldError),
+    /// Its mask gives no prefix length.
+    #[error(transparent)]
+    Mask(#[from] MaskError),
+    /// The destination is not a network address.
+    #[error("{dest} has host bits set (the network is {network}/{})", .dest.prefix())]
+    HostBits { dest: IpCidr, network: IpAddr },
+    /// The gateway is of the other family.
+    #[error("gateway {gateway} is not of the same family as {dest}")]
+    Family { gateway: IpAddr, dest: IpCidr },
+    /// The gateway cannot be a next hop.
+    #[error("gateway {0} is not a usable next hop")]
+    Unusable(IpAddr),
+}
 
 /// One NIC's configuration as nova sent it, checked and typed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,7 +137,11 @@ pub fn parse_entry(key: &str, json: &[u8]) -> Result<NicData, NetError> {
     }
 
     let mut ipv4: Vec<Ipv4Cidr> = Vec::new();
-    for (i, ip) in enabled(&obj, "ips").map_err(err)?.into_iter().enumerate() {
+    for (i, ip) in enabled(&obj, "ips")
+        .map_err(|e| err(e.to_string()))?
+        .into_iter()
+        .enumerate()
+    {
         let at = |f: &str| format!("ips[{i}].{f}");
         let addr: Ipv4Addr = parse_addr(ip, &["ip", "address"]).map_err(|e| err(format!("{}: {e}", at("ip"))))?;
         let mask = mask_of(ip).map_err(|e| err(format!("{}: {e}", at("netmask"))))?;
@@ -83,7 +152,11 @@ pub fn parse_entry(key: &str, json: &[u8]) -> Result<NicData, NetError> {
     }
     let mut ipv6: Vec<Ipv6Cidr> = Vec::new();
     let mut per_address_gw6 = None;
-    for (i, ip) in enabled(&obj, "ip6s").map_err(err)?.into_iter().enumerate() {
+    for (i, ip) in enabled(&obj, "ip6s")
+        .map_err(|e| err(e.to_string()))?
+        .into_iter()
+        .enumerate()
+    {
         let at = |f: &str| format!("ip6s[{i}].{f}");
         let addr: Ipv6Addr = parse_addr(ip, &["ip", "address"]).map_err(|e| err(format!("{}: {e}", at("ip"))))?;
         let mask = mask_of(ip).map_err(|e| err(format!("{}: {e}", at("netmask"))))?;
@@ -110,7 +183,11 @@ pub fn parse_entry(key: &str, json: &[u8]) -> Result<NicData, NetError> {
 
     let mut routes: Vec<Route> = Vec::new();
     let mut gateway6 = gateway6;
-    for (i, r) in array(&obj, "routes").map_err(err)?.iter().enumerate() {
+    for (i, r) in array(&obj, "routes")
+        .map_err(|e| err(e.to_string()))?
+        .iter()
+        .enumerate()
+    {
         let route = parse_route(r).map_err(|e| err(format!("routes[{i}]: {e}")))?;
         if !route.dest.is_default() {
             if !routes.contains(&route) {
@@ -207,20 +284,27 @@ fn safe_label(s: &str) -> String {
         .collect()
 }
 
-fn array<'a>(obj: &'a Map<String, Value>, field: &str) -> Result<&'a [Value], String> {
+fn array<'a>(obj: &'a Map<String, Value>, field: &str) -> Result<&'a [Value], FieldError> {
     match obj.get(field) {
         None | Some(Value::Null) => Ok(&[]),
         Some(Value::Array(a)) => Ok(a),
-        Some(other) => Err(format!("{field}: expected a list, got {other}")),
+        Some(other) => Err(FieldError::NotList {
+            field: field.to_string(),
+            got: other.clone(),
+        }),
     }
 }
 
 /// The address objects of `field` whose `enabled` is not off.
-fn enabled<'a>(obj: &'a Map<String, Value>, field: &str) -> Result<Vec<&'a Map<String, Value>>, String> {
+fn enabled<'a>(obj: &'a Map<String, Value>, field: &str) -> Result<Vec<&'a Map<String, Value>>, FieldError> {
     let mut out = Vec::new();
     for (i, item) in array(obj, field)?.iter().enumerate() {
         let Value::Object(ip) = item else {
-            return Err(format!("{field}[{i}]: expected an object, got {item}"));
+            return Err(FieldError::NotObject {
+                field: field.to_string(),
+                index: i,
+                got: item.clone(),
+            });
         };
         let on = match ip.get("enabled") {
             None | Some(Value::Null) => true,
@@ -229,7 +313,13 @@ fn enabled<'a>(obj: &'a Map<String, Value>, field: &str) -> Result<Vec<&'a Map<S
             Some(Value::Number(n)) if n.as_u64() == Some(0) => false,
             Some(Value::String(s)) if s.trim() == "1" || s.trim().eq_ignore_ascii_case("true") => true,
             Some(Value::String(s)) if s.trim() == "0" || s.trim().eq_ignore_ascii_case("false") => false,
-            Some(other) => return Err(format!("{field}[{i}].enabled: expected \"1\" or \"0\", got {other}")),
+            Some(other) => {
+                return Err(FieldError::Enabled {
+                    field: field.to_string(),
+                    index: i,
+                    got: other.clone(),
+                })
+            }
         };
         if on {
             out.push(ip);
@@ -238,31 +328,28 @@ fn enabled<'a>(obj: &'a Map<String, Value>, field: &str) -> Result<Vec<&'a Map<S
     Ok(out)
 }
 
-fn parse_addr<A: std::str::FromStr>(ip: &Map<String, Value>, fields: &[&str]) -> Result<A, String> {
-    let value = fields.iter().find_map(|f| ip.get(*f)).ok_or("missing")?;
+fn parse_addr<A: std::str::FromStr>(ip: &Map<String, Value>, fields: &[&str]) -> Result<A, FieldError> {
+    let value = fields.iter().find_map(|f| ip.get(*f)).ok_or(FieldError::Missing)?;
     match value {
-        Value::String(s) => s
-            .trim()
-            .parse::<A>()
-            .map_err(|_| format!("'{s}' is not a valid address")),
-        other => Err(format!("expected a string, got {other}")),
+        Value::String(s) => s.trim().parse::<A>().map_err(|_| FieldError::Address(s.clone())),
+        other => Err(FieldError::NotString(other.clone())),
     }
 }
 
-fn mask_of(obj: &Map<String, Value>) -> Result<MaskValue<'_>, String> {
+fn mask_of(obj: &Map<String, Value>) -> Result<MaskValue<'_>, FieldError> {
     match obj.get("netmask") {
         Some(Value::String(s)) => Ok(MaskValue::Text(s)),
         Some(Value::Number(n)) => n
             .as_u64()
             .map(MaskValue::Number)
-            .ok_or_else(|| format!("{n} is not a prefix length")),
-        None | Some(Value::Null) => Err("missing".into()),
-        Some(other) => Err(format!("expected a mask or prefix length, got {other}")),
+            .ok_or_else(|| FieldError::Prefix(n.clone())),
+        None | Some(Value::Null) => Err(FieldError::Missing),
+        Some(other) => Err(FieldError::NotMask(other.clone())),
     }
 }
 
 /// A gateway field: `null`, absent or `""` mean none.
-fn optional_addr<A: std::str::FromStr>(value: Option<&Value>) -> Result<Option<A>, String> {
+fn optional_addr<A: std::str::FromStr>(value: Option<&Value>) -> Result<Option<A>, FieldError> {
     match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
@@ -270,18 +357,18 @@ fn optional_addr<A: std::str::FromStr>(value: Option<&Value>) -> Result<Option<A
             .trim()
             .parse::<A>()
             .map(Some)
-            .map_err(|_| format!("'{s}' is not a valid address")),
-        Some(other) => Err(format!("expected a string or null, got {other}")),
+            .map_err(|_| FieldError::Address(s.clone())),
+        Some(other) => Err(FieldError::NotStringOrNull(other.clone())),
     }
 }
 
-fn parse_route(r: &Value) -> Result<Route, String> {
+fn parse_route(r: &Value) -> Result<Route, RouteError> {
     let Value::Object(obj) = r else {
-        return Err(format!("expected an object, got {r}"));
+        return Err(RouteError::NotObject(r.clone()));
     };
-    let dest: IpAddr = parse_addr(obj, &["route"]).map_err(|e| format!("route: {e}"))?;
-    let mask = mask_of(obj).map_err(|e| format!("netmask: {e}"))?;
-    let gateway = optional_addr::<IpAddr>(obj.get("gateway")).map_err(|e| format!("gateway: {e}"))?;
+    let dest: IpAddr = parse_addr(obj, &["route"]).map_err(RouteError::Destination)?;
+    let mask = mask_of(obj).map_err(RouteError::Netmask)?;
+    let gateway = optional_addr::<IpAddr>(obj.get("gateway")).map_err(RouteError::Gateway)?;
     let dest = match dest {
         IpAddr::V4(addr) => IpCidr::V4(Ipv4Cidr {
             addr,
@@ -297,17 +384,14 @@ fn parse_route(r: &Value) -> Result<Route, String> {
         IpCidr::V6(c) => IpAddr::V6(c.network()),
     };
     if network != dest.addr() {
-        return Err(format!(
-            "{dest} has host bits set (the network is {network}/{})",
-            dest.prefix()
-        ));
+        return Err(RouteError::HostBits { dest, network });
     }
     if let Some(g) = gateway {
         if g.is_ipv6() != dest.is_v6() {
-            return Err(format!("gateway {g} is not of the same family as {dest}"));
+            return Err(RouteError::Family { gateway: g, dest });
         }
         if g.is_unspecified() || g.is_multicast() || g.is_loopback() {
-            return Err(format!("gateway {g} is not a usable next hop"));
+            return Err(RouteError::Unusable(g));
         }
     }
     Ok(Route { dest, gateway })
@@ -344,10 +428,13 @@ fn push_unique<T: Copy + PartialEq + std::fmt::Display, A: PartialEq>(
     list: &mut Vec<T>,
     item: T,
     addr: impl Fn(&T) -> A,
-) -> Result<(), String> {
+) -> Result<(), FieldError> {
     match list.iter().find(|x| addr(x) == addr(&item)) {
         Some(x) if *x == item => Ok(()),
-        Some(x) => Err(format!("{item} repeats {x} with another prefix length")),
+        Some(x) => Err(FieldError::Repeated {
+            item: item.to_string(),
+            previous: x.to_string(),
+        }),
         None => {
             list.push(item);
             Ok(())

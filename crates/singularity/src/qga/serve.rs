@@ -28,7 +28,9 @@ use crate::apply::Applier;
 use crate::cli::{DaemonArgs, Global};
 use crate::communicator::Transport;
 use crate::crypto::hash::Scheme;
+use crate::daemon::ServeError;
 use crate::functions::Functions;
+use crate::lifecycle::SetupError;
 use crate::root::Root;
 use crate::settings::Settings;
 use crate::{daemon, notify, signals};
@@ -415,10 +417,10 @@ pub fn serve(
     current: Settings,
     global: &Global,
     args: &DaemonArgs,
-    connected: impl FnOnce() -> Result<(), String>,
-) -> Result<(), String> {
+    connected: impl FnOnce() -> Result<(), SetupError>,
+) -> Result<(), ServeError> {
     let Transport::Qga { method, path } = current.transport.clone() else {
-        return Err("the QEMU guest agent request loop serves only communicator = qga".into());
+        return Err(ServeError::NotQga);
     };
     let run_dir = current.daemon.run_dir.clone();
     // Before anything logs: left frozen, the agent must not write logs.
@@ -444,7 +446,7 @@ pub fn serve(
         std::thread::Builder::new()
             .name("qga-worker".into())
             .spawn(move || worker_loop(w, queue, r, f))
-            .map_err(|e| format!("cannot start the qga worker: {e}"))?
+            .map_err(ServeError::QgaWorker)?
     };
     let mut reader = Reader {
         stream: Stream::new(),

@@ -116,14 +116,46 @@ fn alive(pid: libc::pid_t) -> bool {
     }
 }
 
+/// Why the update watcher could not watch or restore.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    /// Its arguments are not those an update gives it.
+    #[error("usage: {} <pid> <marker> <target> <previous> <args>...", WATCH_COMMAND)]
+    Usage,
+    /// The pid argument is not a number.
+    #[error("bad pid")]
+    Pid,
+    /// It could not detach from the daemon.
+    #[error("cannot fork: {0}")]
+    Fork(#[source] std::io::Error),
+    /// The previous build could not be moved back.
+    #[error("cannot restore {}: {source}", .previous.display())]
+    Restore {
+        /// The previous build.
+        previous: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The restored build could not be executed.
+    #[error("cannot start the restored {}: {source}", .target.display())]
+    Exec {
+        /// The restored build.
+        target: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// Detaches the watcher from the daemon it watches: the daemon waits for
 /// this first process, which exits at once, so the watcher that goes on is
 /// nobody's child to reap (no zombie left in the new build's process).
-fn detach() -> Result<bool, String> {
+fn detach() -> Result<bool, WatchError> {
     // SAFETY: the watcher is single-threaded here (it has started no
     // thread), so the child may go on running Rust code after the fork.
     match unsafe { libc::fork() } {
-        -1 => Err(format!("cannot fork: {}", std::io::Error::last_os_error())),
+        -1 => Err(WatchError::Fork(std::io::Error::last_os_error())),
         0 => {
             // SAFETY: setsid has no preconditions; failing only leaves the
             // watcher in the daemon's session.
@@ -139,19 +171,11 @@ fn detach() -> Result<bool, String> {
 /// waits for the marker to go; if `pid` exits first or [`COME_BACK`]
 /// passes, restores `previous` as `target` and starts it with `args`
 /// (unless systemd runs the service: it restarts it).
-pub fn watch(args: &[OsString]) -> Result<(), String> {
-    let (pid, marker, target, previous, rest) = match args {
-        [pid, marker, target, previous, rest @ ..] => (pid, marker, target, previous, rest),
-        _ => {
-            return Err(format!(
-                "usage: {WATCH_COMMAND} <pid> <marker> <target> <previous> <args>..."
-            ))
-        }
+pub fn watch(args: &[OsString]) -> Result<(), WatchError> {
+    let [pid, marker, target, previous, rest @ ..] = args else {
+        return Err(WatchError::Usage);
     };
-    let pid: libc::pid_t = pid
-        .to_str()
-        .and_then(|p| p.parse().ok())
-        .ok_or_else(|| "bad pid".to_string())?;
+    let pid: libc::pid_t = pid.to_str().and_then(|p| p.parse().ok()).ok_or(WatchError::Pid)?;
     let (marker, target, previous) = (Path::new(marker), Path::new(target), Path::new(previous));
     if !detach()? {
         return Ok(());
@@ -187,7 +211,10 @@ pub fn watch(args: &[OsString]) -> Result<(), String> {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
-    std::fs::rename(previous, target).map_err(|e| format!("cannot restore {}: {e}", previous.display()))?;
+    std::fs::rename(previous, target).map_err(|source| WatchError::Restore {
+        previous: previous.to_path_buf(),
+        source,
+    })?;
     if std::env::var_os("INVOCATION_ID").is_some() {
         // systemd (Restart=on-failure) starts the restored build.
         return Ok(());
@@ -198,6 +225,9 @@ pub fn watch(args: &[OsString]) -> Result<(), String> {
         libc::signal(libc::SIGTERM, libc::SIG_DFL);
         libc::signal(libc::SIGHUP, libc::SIG_DFL);
     }
-    let e = Command::new(target).args(rest).exec();
-    Err(format!("cannot start the restored {}: {e}", target.display()))
+    let source = Command::new(target).args(rest).exec();
+    Err(WatchError::Exec {
+        target: target.to_path_buf(),
+        source,
+    })
 }

@@ -20,22 +20,33 @@ const END_OF_RANGE: i64 = 3_155_760_000;
 
 const NS: i64 = 1_000_000_000;
 
+/// Why `hwclock` gave no exit status.
+#[derive(Debug, thiserror::Error)]
+pub enum HwclockError {
+    /// It could not be run.
+    #[error("{0}")]
+    Run(#[source] std::io::Error),
+    /// A signal ended it.
+    #[error("killed")]
+    Killed,
+}
+
 /// What changes the clocks (the system's, and the hardware's through
 /// `hwclock`).
 pub trait Clocks {
     /// Sets the system clock to `ns` nanoseconds since the epoch.
-    fn set_system(&mut self, ns: i64) -> Result<(), String>;
+    fn set_system(&mut self, ns: i64) -> std::io::Result<()>;
     /// Runs `hwclock` with one argument: `Ok(true)` when it exited with 0,
     /// `Ok(false)` when it exited otherwise, `Err` when it was killed or
     /// could not run.
-    fn hwclock(&mut self, arg: &str) -> Result<bool, String>;
+    fn hwclock(&mut self, arg: &str) -> Result<bool, HwclockError>;
 }
 
 /// The kernel's clock and the real `hwclock`, for the live root.
 struct SystemClocks;
 
 impl Clocks for SystemClocks {
-    fn set_system(&mut self, ns: i64) -> Result<(), String> {
+    fn set_system(&mut self, ns: i64) -> std::io::Result<()> {
         let tv = libc::timeval {
             tv_sec: (ns / NS) as libc::time_t,
             tv_usec: ((ns % NS) / 1000) as libc::suseconds_t,
@@ -43,22 +54,22 @@ impl Clocks for SystemClocks {
         // SAFETY: `tv` is a valid timeval; a null time zone is allowed.
         let rc = unsafe { libc::settimeofday(&tv, std::ptr::null()) };
         if rc < 0 {
-            return Err(std::io::Error::last_os_error().to_string());
+            return Err(std::io::Error::last_os_error());
         }
         Ok(())
     }
 
-    fn hwclock(&mut self, arg: &str) -> Result<bool, String> {
+    fn hwclock(&mut self, arg: &str) -> Result<bool, HwclockError> {
         let status = Command::new(HWCLOCK)
             .arg(arg)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
-            .map_err(|e| e.to_string())?;
+            .map_err(HwclockError::Run)?;
         match status.code() {
             Some(code) => Ok(code == 0),
-            None => Err("killed".to_string()),
+            None => Err(HwclockError::Killed),
         }
     }
 }
@@ -67,12 +78,12 @@ impl Clocks for SystemClocks {
 struct UnchangedClocks;
 
 impl Clocks for UnchangedClocks {
-    fn set_system(&mut self, ns: i64) -> Result<(), String> {
+    fn set_system(&mut self, ns: i64) -> std::io::Result<()> {
         log::info!("not the live root: the system clock stays as it is (asked: {ns} ns)");
         Ok(())
     }
 
-    fn hwclock(&mut self, arg: &str) -> Result<bool, String> {
+    fn hwclock(&mut self, arg: &str) -> Result<bool, HwclockError> {
         log::info!("not the live root: not running {HWCLOCK} {arg}");
         Ok(true)
     }
@@ -519,21 +530,22 @@ mod tests {
     struct Recorder {
         calls: Vec<String>,
         system_fails: bool,
-        hwclock: Option<Result<bool, String>>,
+        /// What the next `hwclock` gives (then `Ok(true)` again).
+        hwclock: Option<Result<bool, HwclockError>>,
     }
 
     impl Clocks for Recorder {
-        fn set_system(&mut self, ns: i64) -> Result<(), String> {
+        fn set_system(&mut self, ns: i64) -> std::io::Result<()> {
             self.calls.push(format!("settimeofday {ns}"));
             if self.system_fails {
-                return Err("Operation not permitted (os error 1)".into());
+                return Err(std::io::Error::from_raw_os_error(libc::EPERM));
             }
             Ok(())
         }
 
-        fn hwclock(&mut self, arg: &str) -> Result<bool, String> {
+        fn hwclock(&mut self, arg: &str) -> Result<bool, HwclockError> {
             self.calls.push(format!("hwclock {arg}"));
-            self.hwclock.clone().unwrap_or(Ok(true))
+            self.hwclock.take().unwrap_or(Ok(true))
         }
     }
 
@@ -592,7 +604,7 @@ mod tests {
         };
         let e = set_time_with(&mut c, true, None).unwrap_err();
         assert_eq!(e.desc, "hwclock failed to set hardware clock to system time");
-        c.hwclock = Some(Err("killed".into()));
+        c.hwclock = Some(Err(HwclockError::Killed));
         let e = set_time_with(&mut c, true, None).unwrap_err();
         assert_eq!(e.desc, "child process has terminated abnormally");
     }

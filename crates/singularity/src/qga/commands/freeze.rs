@@ -257,7 +257,7 @@ fn freeze_some(ctx: &mut Ctx<'_>, only: Option<Vec<&str>>) -> Result<Value, QgaE
             Ok(false) => {}
             Err(why) => {
                 let _ = thaw_all(ctx);
-                return Err(QgaError::generic(why));
+                return Err(QgaError::generic(why.to_string()));
             }
         }
     }
@@ -274,14 +274,40 @@ fn freeze_some(ctx: &mut Ctx<'_>, only: Option<Vec<&str>>) -> Result<Value, QgaE
     Ok(json!(count))
 }
 
+/// Why one filesystem could not be frozen, in qemu-ga's words (the error
+/// without its "(os error N)").
+#[derive(Debug, thiserror::Error)]
+enum FreezeError {
+    /// Its mount point could not be opened.
+    #[error("failed to open {mountpoint}: {}", strerror(.source))]
+    Open {
+        mountpoint: String,
+        #[source]
+        source: io::Error,
+    },
+    /// `FIFREEZE` failed.
+    #[error("failed to freeze {mountpoint}: {}", strerror(.source))]
+    Freeze {
+        mountpoint: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
 /// Freezes the filesystem mounted at `mountpoint`: `false` when it cannot
 /// freeze or is frozen already (through another mount).
-fn freeze_one(mountpoint: &str) -> Result<bool, String> {
-    let dir = File::open(mountpoint).map_err(|e| format!("failed to open {mountpoint}: {}", strerror(&e)))?;
+fn freeze_one(mountpoint: &str) -> Result<bool, FreezeError> {
+    let dir = File::open(mountpoint).map_err(|source| FreezeError::Open {
+        mountpoint: mountpoint.to_string(),
+        source,
+    })?;
     match ioctl(&dir, FIFREEZE, std::ptr::null_mut()) {
         Ok(()) => Ok(true),
         Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP) | Some(libc::EBUSY)) => Ok(false),
-        Err(e) => Err(format!("failed to freeze {mountpoint}: {}", strerror(&e))),
+        Err(source) => Err(FreezeError::Freeze {
+            mountpoint: mountpoint.to_string(),
+            source,
+        }),
     }
 }
 

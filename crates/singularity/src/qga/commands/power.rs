@@ -50,7 +50,7 @@ pub fn shutdown(ctx: &mut Ctx<'_>, args: &Args) -> Result<Value, QgaError> {
 mod tests {
     use super::super::fixture::{args, System};
     use super::*;
-    use crate::apply::Runner;
+    use crate::apply::{RunError, Runner};
     use std::sync::{Arc, Mutex};
 
     /// Records the commands it is given; fails them when `fail`.
@@ -61,17 +61,22 @@ mod tests {
     }
 
     impl Runner for Recorder {
-        fn run(&self, run: &Run) -> Result<(), String> {
+        fn run(&self, run: &Run) -> Result<(), RunError> {
             let mut line = vec![run.program.clone()];
             line.extend(run.args.iter().cloned());
+            let failure = RunError::Failed {
+                line: line.join(" "),
+                status: std::os::unix::process::ExitStatusExt::from_raw(1 << 8),
+                stderr: Vec::new(),
+            };
             self.runs.lock().unwrap().push(line);
             if self.fail {
-                Err("exit status: 1".into())
+                Err(failure)
             } else {
                 Ok(())
             }
         }
-        fn set_hostname(&self, _: &str) -> Result<(), String> {
+        fn set_hostname(&self, _: &str) -> Result<(), RunError> {
             Ok(())
         }
         fn hostname(&self) -> Option<String> {

@@ -450,6 +450,37 @@ mod tests {
     }
 
     #[test]
+    fn a_serial_line_is_made_raw_at_38400_baud() {
+        use std::os::fd::FromRawFd;
+        let (mut master, mut slave) = (0, 0);
+        // SAFETY: openpty fills the two descriptors; the pointers may be null.
+        let rc = unsafe {
+            libc::openpty(
+                &mut master,
+                &mut slave,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(rc, 0, "openpty: {}", io::Error::last_os_error());
+        // SAFETY: openpty succeeded: both descriptors are new and ours.
+        let (_master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+        raw_serial(slave.as_fd()).unwrap();
+        // SAFETY: termios is plain data, filled by tcgetattr; `slave` is open.
+        let t = unsafe {
+            let mut t: libc::termios = std::mem::zeroed();
+            assert_eq!(libc::tcgetattr(slave.as_raw_fd(), &mut t), 0);
+            t
+        };
+        assert_eq!(t.c_cflag & libc::CBAUD, libc::B38400);
+        assert_eq!(t.c_cflag & libc::CSIZE, libc::CS8);
+        assert_eq!(t.c_lflag & (libc::ICANON | libc::ECHO | libc::ISIG), 0);
+        assert_eq!(t.c_oflag & libc::OPOST, 0);
+        assert_eq!((t.c_cc[libc::VMIN], t.c_cc[libc::VTIME]), (1, 0));
+    }
+
+    #[test]
     fn vsock_addresses() {
         assert_eq!(vsock_address("-1:1234"), Some((u32::MAX, 1234)));
         assert_eq!(vsock_address("3:5"), Some((3, 5)));

@@ -12,6 +12,7 @@
 //! so it works on kernels older than 5.6. Nothing here changes the system.
 
 use rustix::fs::{self, AtFlags, FileType, Mode, OFlags, Stat};
+use rustix::io::Errno;
 use std::collections::VecDeque;
 use std::ffi::CString;
 use std::io;
@@ -128,7 +129,7 @@ fn walk(root: &OwnedFd, parts: &[String], link_owner: Option<u32>) -> Result<Res
         let cur = stack.last().map_or(root.as_fd(), |(fd, _)| fd.as_fd());
         match open_dir_at(cur, &part) {
             Ok(fd) => stack.push((fd, part)),
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+            Err(e) if Errno::from_io_error(&e) == Some(Errno::NOENT) => {
                 if from_link {
                     return Err(ResolveError::Refused(
                         "passes through a symbolic link that leads nowhere",
@@ -149,10 +150,10 @@ fn walk(root: &OwnedFd, parts: &[String], link_owner: Option<u32>) -> Result<Res
                 let dir_path = stack.into_iter().map(|(_, name)| name).collect();
                 return Ok(Resolved { dir, dir_path, missing });
             }
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP | libc::ENOTDIR)) => {
+            Err(e) if matches!(Errno::from_io_error(&e), Some(Errno::LOOP | Errno::NOTDIR)) => {
                 let st = lstat_at(cur, &part)?;
                 if !is_symlink(&st) {
-                    return Err(ResolveError::Io(io::Error::from_raw_os_error(libc::ENOTDIR)));
+                    return Err(ResolveError::Io(io::Error::from(Errno::NOTDIR)));
                 }
                 if on_procfs(cur)? {
                     return Err(ResolveError::Refused("passes through a symbolic link in /proc"));
@@ -162,7 +163,7 @@ fn walk(root: &OwnedFd, parts: &[String], link_owner: Option<u32>) -> Result<Res
                 }
                 links += 1;
                 if links > MAX_LINKS {
-                    return Err(ResolveError::Io(io::Error::from_raw_os_error(libc::ELOOP)));
+                    return Err(ResolveError::Io(io::Error::from(Errno::LOOP)));
                 }
                 let target = String::from_utf8(readlink_at(cur, &part)?)
                     .map_err(|_| ResolveError::Refused("passes through a symbolic link to a non-UTF-8 path"))?;
@@ -205,7 +206,7 @@ pub(crate) fn resolve_prefix(root: &OwnedFd, prefix: &str) -> Option<Vec<String>
                 out.extend(parts[keep..].iter().cloned());
                 return Some(out);
             }
-            Err(ResolveError::Io(e)) if e.raw_os_error() == Some(libc::ENOTDIR) => continue,
+            Err(ResolveError::Io(e)) if Errno::from_io_error(&e) == Some(Errno::NOTDIR) => continue,
             Err(_) => return None,
         }
     }

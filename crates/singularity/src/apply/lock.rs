@@ -3,9 +3,11 @@
 //! `useradd` and friends from racing our rewrite of `/etc/shadow`.
 
 use super::write::open_at;
+use rustix::fs::{fcntl_lock, FlockOperation, OFlags};
+use rustix::io::Errno;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};
 
 /// How long `lckpwdf` waits.
@@ -19,27 +21,19 @@ pub(crate) struct PwdLock {
 /// Takes the lock on `name` in `dir` (created 0600 if missing), waiting up
 /// to 15 seconds.
 pub(crate) fn lock_pwd(dir: BorrowedFd<'_>, name: &str) -> io::Result<PwdLock> {
-    let file = open_at(dir, name, libc::O_WRONLY | libc::O_CREAT, 0o600)?;
+    let file = open_at(dir, name, OFlags::WRONLY | OFlags::CREATE, 0o600)?;
     let deadline = Instant::now() + LOCK_TIMEOUT;
     loop {
-        // SAFETY: flock is a plain C struct for which all-zero is a valid value.
-        let mut fl: libc::flock = unsafe { std::mem::zeroed() };
-        fl.l_type = libc::F_WRLCK as libc::c_short;
-        fl.l_whence = libc::SEEK_SET as libc::c_short;
-        // SAFETY: the descriptor is open for the duration of the call and `fl`
-        // is a valid, initialised flock structure.
-        let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &fl) };
-        if rc == 0 {
-            return Ok(PwdLock { _file: file });
-        }
-        let err = io::Error::last_os_error();
-        let busy = matches!(err.raw_os_error(), Some(libc::EACCES) | Some(libc::EAGAIN));
-        if !busy || Instant::now() >= deadline {
-            return Err(if busy {
-                io::Error::new(io::ErrorKind::TimedOut, "password file lock held by another process")
-            } else {
-                err
-            });
+        match fcntl_lock(&file, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => return Ok(PwdLock { _file: file }),
+            Err(Errno::ACCESS | Errno::AGAIN) if Instant::now() < deadline => {}
+            Err(Errno::ACCESS | Errno::AGAIN) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "password file lock held by another process",
+                ))
+            }
+            Err(e) => return Err(e.into()),
         }
         std::thread::sleep(Duration::from_millis(50));
     }

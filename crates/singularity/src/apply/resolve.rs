@@ -11,11 +11,12 @@
 //! `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)` does, kept in user space
 //! so it works on kernels older than 5.6. Nothing here changes the system.
 
+use rustix::fs::{self, AtFlags, FileType, Mode, OFlags, Stat};
+use rustix::io::Errno;
 use std::collections::VecDeque;
 use std::ffi::CString;
 use std::io;
-use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 /// The most symbolic links followed for one path (the kernel's limit).
 const MAX_LINKS: u32 = 40;
@@ -52,65 +53,44 @@ fn c_name(name: &str) -> io::Result<CString> {
     CString::new(name).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "name contains a NUL byte"))
 }
 
-fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
-}
-
 /// Opens `path` (following links: it is chosen by the administrator) as the
 /// directory every resolution starts from.
 pub(crate) fn open_root(path: &std::path::Path) -> io::Result<OwnedFd> {
     let c = CString::new(path.as_os_str().as_encoded_bytes())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "root contains a NUL byte"))?;
-    // SAFETY: `c` is a valid NUL-terminated string for the duration of the call.
-    let fd = check(unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) })?;
-    // SAFETY: `fd` was just returned by open and nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    Ok(fs::open(
+        &c,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
 }
 
 /// Opens the directory `name` in `dir`, refusing a symbolic link.
 pub(crate) fn open_dir_at(dir: BorrowedFd<'_>, name: &str) -> io::Result<OwnedFd> {
     let c = c_name(name)?;
-    let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-    // SAFETY: `dir` is an open descriptor and `c` a NUL-terminated string.
-    let fd = check(unsafe { libc::openat(dir.as_raw_fd(), c.as_ptr(), flags) })?;
-    // SAFETY: `fd` was just returned by openat and nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    Ok(fs::openat(dir, &c, flags, Mode::empty())?)
 }
 
 /// `lstat` of `name` in `dir`.
-pub(crate) fn lstat_at(dir: BorrowedFd<'_>, name: &str) -> io::Result<libc::stat> {
+pub(crate) fn lstat_at(dir: BorrowedFd<'_>, name: &str) -> io::Result<Stat> {
     let c = c_name(name)?;
-    let mut st = MaybeUninit::<libc::stat>::zeroed();
-    // SAFETY: `dir` is open, `c` is NUL-terminated and `st` is writable memory of the right size.
-    check(unsafe { libc::fstatat(dir.as_raw_fd(), c.as_ptr(), st.as_mut_ptr(), libc::AT_SYMLINK_NOFOLLOW) })?;
-    // SAFETY: fstatat succeeded, so it filled `st`.
-    Ok(unsafe { st.assume_init() })
+    Ok(fs::statat(dir, &c, AtFlags::SYMLINK_NOFOLLOW)?)
+}
+
+/// Whether `st` is a symbolic link's.
+pub(crate) fn is_symlink(st: &Stat) -> bool {
+    FileType::from_raw_mode(st.st_mode) == FileType::Symlink
 }
 
 /// The target of the symbolic link `name` in `dir`.
 pub(crate) fn readlink_at(dir: BorrowedFd<'_>, name: &str) -> io::Result<Vec<u8>> {
     let c = c_name(name)?;
-    let mut buf = vec![0u8; libc::PATH_MAX as usize + 1];
-    // SAFETY: `buf` is writable for `buf.len()` bytes; `dir` is open; `c` is NUL-terminated.
-    let n = unsafe { libc::readlinkat(dir.as_raw_fd(), c.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    let n = usize::try_from(n).map_err(|_| io::Error::last_os_error())?;
-    if n >= buf.len() {
-        return Err(io::Error::from_raw_os_error(libc::ENAMETOOLONG));
-    }
-    buf.truncate(n);
-    Ok(buf)
+    Ok(fs::readlinkat(dir, &c, Vec::new())?.into_bytes())
 }
 
 fn on_procfs(dir: BorrowedFd<'_>) -> io::Result<bool> {
-    let mut st = MaybeUninit::<libc::statfs>::zeroed();
-    // SAFETY: `dir` is open and `st` is writable memory of the right size.
-    check(unsafe { libc::fstatfs(dir.as_raw_fd(), st.as_mut_ptr()) })?;
-    // SAFETY: fstatfs succeeded, so it filled `st`.
-    let st = unsafe { st.assume_init() };
+    let st = fs::fstatfs(dir)?;
     #[allow(clippy::useless_conversion, clippy::unnecessary_fallible_conversions)]
     Ok(u64::try_from(st.f_type).ok() == Some(PROC_SUPER_MAGIC))
 }
@@ -149,7 +129,7 @@ fn walk(root: &OwnedFd, parts: &[String], link_owner: Option<u32>) -> Result<Res
         let cur = stack.last().map_or(root.as_fd(), |(fd, _)| fd.as_fd());
         match open_dir_at(cur, &part) {
             Ok(fd) => stack.push((fd, part)),
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+            Err(e) if Errno::from_io_error(&e) == Some(Errno::NOENT) => {
                 if from_link {
                     return Err(ResolveError::Refused(
                         "passes through a symbolic link that leads nowhere",
@@ -170,10 +150,10 @@ fn walk(root: &OwnedFd, parts: &[String], link_owner: Option<u32>) -> Result<Res
                 let dir_path = stack.into_iter().map(|(_, name)| name).collect();
                 return Ok(Resolved { dir, dir_path, missing });
             }
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP | libc::ENOTDIR)) => {
+            Err(e) if matches!(Errno::from_io_error(&e), Some(Errno::LOOP | Errno::NOTDIR)) => {
                 let st = lstat_at(cur, &part)?;
-                if st.st_mode & libc::S_IFMT != libc::S_IFLNK {
-                    return Err(ResolveError::Io(io::Error::from_raw_os_error(libc::ENOTDIR)));
+                if !is_symlink(&st) {
+                    return Err(ResolveError::Io(io::Error::from(Errno::NOTDIR)));
                 }
                 if on_procfs(cur)? {
                     return Err(ResolveError::Refused("passes through a symbolic link in /proc"));
@@ -183,7 +163,7 @@ fn walk(root: &OwnedFd, parts: &[String], link_owner: Option<u32>) -> Result<Res
                 }
                 links += 1;
                 if links > MAX_LINKS {
-                    return Err(ResolveError::Io(io::Error::from_raw_os_error(libc::ELOOP)));
+                    return Err(ResolveError::Io(io::Error::from(Errno::LOOP)));
                 }
                 let target = String::from_utf8(readlink_at(cur, &part)?)
                     .map_err(|_| ResolveError::Refused("passes through a symbolic link to a non-UTF-8 path"))?;
@@ -215,8 +195,7 @@ fn walk(root: &OwnedFd, parts: &[String], link_owner: Option<u32>) -> Result<Res
 /// a link a user made, say `/home/u/.ssh -> /etc`, would otherwise move the
 /// allowed tree. `None` when it cannot be resolved; then nothing is under it.
 pub(crate) fn resolve_prefix(root: &OwnedFd, prefix: &str) -> Option<Vec<String>> {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let me = unsafe { libc::geteuid() };
+    let me = rustix::process::geteuid().as_raw();
     let parts = components(prefix);
     // The longest leading run of parts that are directories or links to them.
     for keep in (0..=parts.len()).rev() {
@@ -227,7 +206,7 @@ pub(crate) fn resolve_prefix(root: &OwnedFd, prefix: &str) -> Option<Vec<String>
                 out.extend(parts[keep..].iter().cloned());
                 return Some(out);
             }
-            Err(ResolveError::Io(e)) if e.raw_os_error() == Some(libc::ENOTDIR) => continue,
+            Err(ResolveError::Io(e)) if Errno::from_io_error(&e) == Some(Errno::NOTDIR) => continue,
             Err(_) => return None,
         }
     }

@@ -60,10 +60,10 @@ pub(super) fn locate(root: &OwnedFd, path: &str) -> Result<Target, ApplyError> {
 pub(super) fn check_link(root: &OwnedFd, path: &str) -> Result<Target, ApplyError> {
     let link = locate(root, path)?;
     if !link.missing.is_empty() {
-        return Err(io_err("link", path)(io::Error::from_raw_os_error(libc::ENOENT)));
+        return Err(io_err("link", path)(io::Error::from(rustix::io::Errno::NOENT)));
     }
     match resolve::lstat_at(link.dir.as_fd(), &link.name) {
-        Ok(st) if st.st_mode & libc::S_IFMT != libc::S_IFLNK => Err(ApplyError::Refused {
+        Ok(st) if !resolve::is_symlink(&st) => Err(ApplyError::Refused {
             path: path.to_string(),
             why: "exists and is not a symbolic link",
         }),

@@ -10,10 +10,11 @@
 
 use super::resolve::{lstat_at, open_dir_at, readlink_at};
 use super::xattrs;
+use rustix::fs::{self as rfs, AtFlags, FileType, Gid, Mode, OFlags, Uid};
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use zeroize::Zeroizing;
 
@@ -47,23 +48,15 @@ fn c_name(name: &str) -> io::Result<CString> {
     CString::new(name).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "name contains a NUL byte"))
 }
 
-fn check(ret: libc::c_int) -> io::Result<()> {
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
-
 /// Inspects `name` in `dir` without following a symbolic link.
 pub(crate) fn inspect(dir: BorrowedFd<'_>, name: &str) -> Result<Existing, TargetError> {
     match lstat_at(dir, name) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Existing::Missing),
         Err(e) => Err(TargetError::Io(e)),
-        Ok(st) => match st.st_mode & libc::S_IFMT {
-            libc::S_IFLNK => Err(TargetError::NotRegular("is a symbolic link")),
-            libc::S_IFDIR => Err(TargetError::NotRegular("is a directory")),
-            libc::S_IFREG => Ok(Existing::File {
+        Ok(st) => match FileType::from_raw_mode(st.st_mode) {
+            FileType::Symlink => Err(TargetError::NotRegular("is a symbolic link")),
+            FileType::Directory => Err(TargetError::NotRegular("is a directory")),
+            FileType::RegularFile => Ok(Existing::File {
                 mode: st.st_mode & 0o7777,
                 uid: st.st_uid,
                 gid: st.st_gid,
@@ -75,22 +68,15 @@ pub(crate) fn inspect(dir: BorrowedFd<'_>, name: &str) -> Result<Existing, Targe
 }
 
 pub(crate) fn is_root_user() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
+    rustix::process::geteuid().is_root()
 }
 
 /// Opens `name` in `dir` with `flags` (and `mode` for a new file), never
 /// through a symbolic link.
-pub(crate) fn open_at(dir: BorrowedFd<'_>, name: &str, flags: libc::c_int, mode: libc::mode_t) -> io::Result<File> {
+pub(crate) fn open_at(dir: BorrowedFd<'_>, name: &str, flags: OFlags, mode: u32) -> io::Result<File> {
     let c = c_name(name)?;
-    let flags = flags | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-    // SAFETY: `dir` is open and `c` is NUL-terminated; `mode` is passed as the variadic argument openat expects.
-    let fd = unsafe { libc::openat(dir.as_raw_fd(), c.as_ptr(), flags, libc::c_uint::from(mode)) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `fd` was just returned by openat and nothing else owns it.
-    Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+    let flags = flags | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    Ok(File::from(rfs::openat(dir, &c, flags, Mode::from_raw_mode(mode))?))
 }
 
 /// The largest file the agent reads (to compare, to undo, to edit). Every
@@ -106,7 +92,7 @@ fn too_large() -> io::Error {
 /// dropped (it may be a key), sized up front so no partial copy is left in
 /// freed memory; at most [`MAX_READ`] bytes.
 pub(crate) fn read(dir: BorrowedFd<'_>, name: &str) -> io::Result<Zeroizing<Vec<u8>>> {
-    let mut file = open_at(dir, name, libc::O_RDONLY | libc::O_NONBLOCK, 0)?;
+    let mut file = open_at(dir, name, OFlags::RDONLY | OFlags::NONBLOCK, 0)?;
     let meta = file.metadata()?;
     if !meta.is_file() {
         return Err(io::Error::other("not a regular file"));
@@ -147,22 +133,23 @@ pub(crate) fn make_dir(
     context: Option<&[u8]>,
 ) -> io::Result<(OwnedFd, bool)> {
     let c = c_name(name)?;
-    // SAFETY: `dir` is open and `c` is NUL-terminated.
-    let made = unsafe { libc::mkdirat(dir.as_raw_fd(), c.as_ptr(), 0o700) };
-    let created = match check(made) {
+    let created = match rfs::mkdirat(dir, &c, Mode::from_raw_mode(0o700)) {
         Ok(()) => true,
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
-        Err(e) => return Err(e),
+        Err(rustix::io::Errno::EXIST) => false,
+        Err(e) => return Err(e.into()),
     };
     let new = open_dir_at(dir, name)?;
     if created {
         if is_root_user() {
             let (uid, gid) = owner.unwrap_or((0, 0));
-            // SAFETY: `new` is an open descriptor.
-            check(unsafe { libc::fchown(new.as_raw_fd(), uid, gid) })?;
+            // Unchecked: -1 leaves the id as it is, as fchown(2) does.
+            rfs::fchown(
+                &new,
+                Some(Uid::from_raw_unchecked(uid)),
+                Some(Gid::from_raw_unchecked(gid)),
+            )?;
         }
-        // SAFETY: `new` is an open descriptor.
-        check(unsafe { libc::fchmod(new.as_raw_fd(), mode) })?;
+        rfs::fchmod(&new, Mode::from_raw_mode(mode))?;
         if let Some(context) = context {
             if let Err(e) = label(new.as_fd(), context) {
                 let _ = remove_dir(dir, name);
@@ -176,29 +163,25 @@ pub(crate) fn make_dir(
 /// Removes the empty directory `name` from `dir`.
 pub(crate) fn remove_dir(dir: BorrowedFd<'_>, name: &str) -> io::Result<()> {
     let c = c_name(name)?;
-    // SAFETY: `dir` is open and `c` is NUL-terminated.
-    check(unsafe { libc::unlinkat(dir.as_raw_fd(), c.as_ptr(), libc::AT_REMOVEDIR) })
+    Ok(rfs::unlinkat(dir, &c, AtFlags::REMOVEDIR)?)
 }
 
 /// Removes the file or link `name` from `dir`; a missing one is fine.
 pub(crate) fn remove(dir: BorrowedFd<'_>, name: &str) -> io::Result<()> {
     let c = c_name(name)?;
-    // SAFETY: `dir` is open and `c` is NUL-terminated.
-    match check(unsafe { libc::unlinkat(dir.as_raw_fd(), c.as_ptr(), 0) }) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        other => other,
+    match rfs::unlinkat(dir, &c, AtFlags::empty()) {
+        Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }
 
 fn rename_at(dir: BorrowedFd<'_>, from: &str, to: &str) -> io::Result<()> {
     let (from, to) = (c_name(from)?, c_name(to)?);
-    // SAFETY: `dir` is open and both names are NUL-terminated.
-    check(unsafe { libc::renameat(dir.as_raw_fd(), from.as_ptr(), dir.as_raw_fd(), to.as_ptr()) })
+    Ok(rfs::renameat(dir, &from, dir, &to)?)
 }
 
 fn sync_dir(dir: BorrowedFd<'_>) -> io::Result<()> {
-    // SAFETY: `dir` is an open descriptor.
-    check(unsafe { libc::fsync(dir.as_raw_fd()) })
+    Ok(rfs::fsync(dir)?)
 }
 
 fn temp_name(name: &str) -> io::Result<String> {
@@ -243,7 +226,7 @@ pub(crate) fn replace(
             if read(dir, name)?[..] == *contents {
                 return Ok(false);
             }
-            let original = open_at(dir, name, libc::O_RDONLY | libc::O_NONBLOCK, 0)?;
+            let original = open_at(dir, name, OFlags::RDONLY | OFlags::NONBLOCK, 0)?;
             install(dir, name, contents, mode, Some(owner), Attrs::CopyFrom(&original))?;
         }
         Existing::Missing => {
@@ -265,7 +248,7 @@ fn install(
     attrs: Attrs<'_>,
 ) -> io::Result<()> {
     let temp = temp_name(name)?;
-    let file = open_at(dir, &temp, libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL, 0o600)?;
+    let file = open_at(dir, &temp, OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL, 0o600)?;
     let result = fill(file, contents, mode, owner, attrs).and_then(|()| rename_at(dir, &temp, name));
     if let Err(e) = result {
         let _ = remove(dir, &temp);
@@ -321,8 +304,7 @@ pub(crate) fn symlink(dir: BorrowedFd<'_>, name: &str, target: &str) -> io::Resu
     }
     let temp = temp_name(name)?;
     let (c_target, c_temp) = (c_name(target)?, c_name(&temp)?);
-    // SAFETY: `dir` is open and both strings are NUL-terminated.
-    check(unsafe { libc::symlinkat(c_target.as_ptr(), dir.as_raw_fd(), c_temp.as_ptr()) })?;
+    rfs::symlinkat(&c_target, dir, &c_temp)?;
     if let Err(e) = rename_at(dir, &temp, name) {
         let _ = remove(dir, &temp);
         return Err(e);
@@ -345,7 +327,7 @@ pub(crate) fn backup(dir: BorrowedFd<'_>, name: &str, existing: &Existing) -> io
         Err(TargetError::Io(e)) => return Err(e),
         Err(TargetError::NotRegular(why)) => return Err(io::Error::other(format!("backup {bak} {why}"))),
     }
-    let original = open_at(dir, name, libc::O_RDONLY | libc::O_NONBLOCK, 0)?;
+    let original = open_at(dir, name, OFlags::RDONLY | OFlags::NONBLOCK, 0)?;
     install(dir, &bak, &old, mode, Some((uid, gid)), Attrs::CopyFrom(&original))?;
     Ok(Some(bak))
 }

@@ -5,9 +5,11 @@
 //! file and set on another, always through descriptors. Nothing here looks a
 //! path up.
 
+use rustix::fs;
+use rustix::io::Errno;
 use std::ffi::{CStr, CString};
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 
 /// The attribute that holds a file's SELinux context.
 pub(crate) const SELINUX: &CStr = c"security.selinux";
@@ -29,28 +31,24 @@ fn copied(name: &[u8]) -> bool {
 
 /// Whether the error means the file system keeps no extended attributes.
 fn unsupported(e: &io::Error) -> bool {
-    e.raw_os_error() == Some(libc::EOPNOTSUPP)
+    e.raw_os_error() == Some(Errno::OPNOTSUPP.raw_os_error())
 }
 
-/// Calls `f` with a buffer of the size it last reported, until the result fits
-/// (the attribute may grow between the two calls).
-fn sized(mut f: impl FnMut(&mut [u8]) -> libc::ssize_t) -> io::Result<Vec<u8>> {
+/// Asks `query` for the size, then calls `fill` with a buffer that large,
+/// until the result fits (the value may grow between the two calls).
+fn sized(
+    query: impl Fn() -> rustix::io::Result<usize>,
+    fill: impl Fn(&mut [u8]) -> rustix::io::Result<usize>,
+) -> io::Result<Vec<u8>> {
     loop {
-        let size = f(&mut []);
-        let size = usize::try_from(size).map_err(|_| io::Error::last_os_error())?;
-        let mut buf = vec![0u8; size];
-        let got = f(&mut buf);
-        match usize::try_from(got) {
+        let mut buf = vec![0u8; query()?];
+        match fill(&mut buf) {
             Ok(n) => {
                 buf.truncate(n);
                 return Ok(buf);
             }
-            Err(_) => {
-                let e = io::Error::last_os_error();
-                if e.raw_os_error() != Some(libc::ERANGE) {
-                    return Err(e);
-                }
-            }
+            Err(Errno::RANGE) => {}
+            Err(e) => return Err(e.into()),
         }
     }
 }
@@ -58,12 +56,7 @@ fn sized(mut f: impl FnMut(&mut [u8]) -> libc::ssize_t) -> io::Result<Vec<u8>> {
 /// The names of `fd`'s extended attributes; none where the file system has
 /// none.
 pub(crate) fn list(fd: BorrowedFd<'_>) -> io::Result<Vec<CString>> {
-    let raw = sized(|buf| {
-        // SAFETY: `fd` is open; `buf` is valid for `buf.len()` bytes (a null
-        // pointer with size 0 asks for the size).
-        unsafe { libc::flistxattr(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) }
-    });
-    match raw {
+    match sized(|| fs::flistxattr_query(fd), |buf| fs::flistxattr(fd, buf)) {
         Ok(raw) => Ok(raw
             .split(|b| *b == 0)
             .filter(|n| !n.is_empty())
@@ -76,28 +69,16 @@ pub(crate) fn list(fd: BorrowedFd<'_>) -> io::Result<Vec<CString>> {
 
 /// The value of `fd`'s attribute `name`, if it has one.
 pub(crate) fn get(fd: BorrowedFd<'_>, name: &CStr) -> io::Result<Option<Vec<u8>>> {
-    let value = sized(|buf| {
-        // SAFETY: `fd` is open, `name` is NUL-terminated and `buf` is valid
-        // for `buf.len()` bytes.
-        unsafe { libc::fgetxattr(fd.as_raw_fd(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) }
-    });
-    match value {
+    match sized(|| fs::fgetxattr_query(fd, name), |buf| fs::fgetxattr(fd, name, buf)) {
         Ok(v) => Ok(Some(v)),
-        Err(e) if e.raw_os_error() == Some(libc::ENODATA) || unsupported(&e) => Ok(None),
+        Err(e) if e.raw_os_error() == Some(Errno::NODATA.raw_os_error()) || unsupported(&e) => Ok(None),
         Err(e) => Err(e),
     }
 }
 
 /// Sets `fd`'s attribute `name` to `value`.
 pub(crate) fn set(fd: BorrowedFd<'_>, name: &CStr, value: &[u8]) -> io::Result<()> {
-    // SAFETY: `fd` is open, `name` is NUL-terminated and `value` is valid for
-    // `value.len()` bytes.
-    let ret = unsafe { libc::fsetxattr(fd.as_raw_fd(), name.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    Ok(fs::fsetxattr(fd, name, value, fs::XattrFlags::empty())?)
 }
 
 /// Gives `to` every attribute of `from` that travels with a file (see

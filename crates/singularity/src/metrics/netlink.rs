@@ -1,10 +1,13 @@
-//! rtnetlink, through raw `libc` sockets: a dump of every interface address
+//! rtnetlink, through plain netlink sockets: a dump of every interface address
 //! (`RTM_GETADDR`), and a socket subscribed to address and link changes
 //! whose messages only say "look again". Nothing here changes the system.
 
+use rustix::io::Errno;
+use rustix::net::netlink::SocketAddrNetlink;
+use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
 const NLMSG_HDRLEN: usize = 16;
 const IFADDRMSG_LEN: usize = 8;
@@ -24,48 +27,20 @@ fn align4(n: usize) -> usize {
 
 /// A route netlink socket bound to `groups` (0: none, for dumps).
 fn open(groups: u32) -> io::Result<OwnedFd> {
-    // SAFETY: socket has no memory preconditions; the result is checked.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            libc::NETLINK_ROUTE,
-        )
-    };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `fd` is a new descriptor nobody else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: an all-zero sockaddr_nl is valid (pid 0: the kernel assigns one).
-    let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-    sa.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-    sa.nl_groups = groups;
-    // SAFETY: `sa` is a valid sockaddr_nl and the length is its size.
-    let rc = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            std::ptr::addr_of!(sa).cast::<libc::sockaddr>(),
-            std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
-        )
-    };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    // No protocol: NETLINK_ROUTE is netlink's default (0).
+    let fd = rustix::net::socket_with(AddressFamily::NETLINK, SocketType::RAW, SocketFlags::CLOEXEC, None)?;
+    // Port id 0: the kernel assigns one.
+    rustix::net::bind(&fd, &SocketAddrNetlink::new(0, groups))?;
     Ok(fd)
 }
 
-/// Receives one datagram into `buf`.
-fn recv(fd: &OwnedFd, buf: &mut [u8]) -> io::Result<usize> {
+/// Receives one datagram into `buf`, with `flags`.
+fn recv(fd: &OwnedFd, buf: &mut [u8], flags: RecvFlags) -> Result<usize, Errno> {
     loop {
-        // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
-        let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
+        match rustix::net::recv(fd, &mut *buf, flags) {
+            Ok((n, _)) => return Ok(n),
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(e),
         }
     }
 }
@@ -81,15 +56,11 @@ pub fn dump() -> io::Result<Vec<IfAddr>> {
     req[6..8].copy_from_slice(&flags.to_ne_bytes());
     req[8..12].copy_from_slice(&1u32.to_ne_bytes());
     // ifaddrmsg: family AF_UNSPEC (both), the rest zero.
-    // SAFETY: `req` is valid for reads of its length.
-    let sent = unsafe { libc::send(fd.as_raw_fd(), req.as_ptr().cast(), req.len(), 0) };
-    if sent < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    rustix::net::send(&fd, &req, SendFlags::empty())?;
     let mut out = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        let n = recv(&fd, &mut buf)?;
+        let n = recv(&fd, &mut buf, RecvFlags::empty())?;
         if n == 0 {
             return Ok(out);
         }
@@ -187,30 +158,16 @@ impl Changes {
     pub fn wait(&self) -> io::Result<Kinds> {
         let mut kinds = Kinds::default();
         let mut buf = vec![0u8; 16 * 1024];
-        match recv(&self.0, &mut buf) {
+        match recv(&self.0, &mut buf, RecvFlags::empty()) {
             Ok(n) => kinds.add(&buf[..n]),
-            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => kinds = Kinds { link: true, addr: true },
-            Err(e) => return Err(e),
+            Err(Errno::NOBUFS) => kinds = Kinds { link: true, addr: true },
+            Err(e) => return Err(e.into()),
         }
         loop {
-            // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
-            let n = unsafe {
-                libc::recv(
-                    self.0.as_raw_fd(),
-                    buf.as_mut_ptr().cast(),
-                    buf.len(),
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            if n >= 0 {
-                kinds.add(&buf[..n as usize]);
-                continue;
-            }
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::ENOBUFS) {
-                kinds = Kinds { link: true, addr: true };
-            } else if e.kind() != io::ErrorKind::Interrupted {
-                return Ok(kinds);
+            match recv(&self.0, &mut buf, RecvFlags::DONTWAIT) {
+                Ok(n) => kinds.add(&buf[..n]),
+                Err(Errno::NOBUFS) => kinds = Kinds { link: true, addr: true },
+                Err(_) => return Ok(kinds),
             }
         }
     }

@@ -10,8 +10,11 @@
 
 use super::{Method, PORT_NAME, SERIAL_PATH, SOCKET_NAME, VIRTIO_PATH};
 use crate::communicator::Waker;
+use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::io::Errno;
+use rustix::net::{AddressFamily, SocketFlags, SocketType};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
@@ -52,7 +55,7 @@ impl Replier {
         let Some(fd) = out.as_ref() else {
             return Ok(());
         };
-        write_all(fd.as_raw_fd(), bytes)
+        write_all(fd.as_fd(), bytes)
     }
 }
 
@@ -78,68 +81,41 @@ enum Kind {
     },
 }
 
-fn cvt(rc: libc::c_int) -> io::Result<libc::c_int> {
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(rc)
-    }
-}
-
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: `fds` has room for the two descriptors pipe2 returns.
-    cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) })?;
-    // SAFETY: pipe2 succeeded: both descriptors are new and ours.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    use rustix::pipe::PipeFlags;
+    Ok(rustix::pipe::pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK)?)
 }
 
 /// Waits for `events` on each descriptor; returns the revents, or `None` on
-/// timeout. An interrupted wait counts as a timeout (the caller loops).
-fn poll(fds: &[(RawFd, i16)], timeout: Duration) -> io::Result<Option<Vec<i16>>> {
-    let mut pfds: Vec<libc::pollfd> = fds
-        .iter()
-        .map(|&(fd, events)| libc::pollfd { fd, events, revents: 0 })
-        .collect();
-    let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
-    // SAFETY: `pfds` is a valid array of its length.
-    let rc = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
-    if rc < 0 {
-        let e = io::Error::last_os_error();
-        return if e.kind() == io::ErrorKind::Interrupted {
-            Ok(None)
-        } else {
-            Err(e)
-        };
+/// timeout. An interrupted wait counts as a timeout (the caller loops). The
+/// timeout is counted in whole milliseconds, as poll(2) takes it.
+fn poll(fds: &[(BorrowedFd<'_>, PollFlags)], timeout: Duration) -> io::Result<Option<Vec<PollFlags>>> {
+    let mut pfds: Vec<PollFd<'_>> = fds.iter().map(|(fd, events)| PollFd::new(fd, *events)).collect();
+    let ms = timeout.as_millis().min(i32::MAX as u128) as i64;
+    let timeout = Timespec {
+        tv_sec: ms / 1000,
+        tv_nsec: ms % 1000 * 1_000_000,
+    };
+    match rustix::event::poll(&mut pfds, Some(&timeout)) {
+        Ok(0) | Err(Errno::INTR) => Ok(None),
+        Ok(_) => Ok(Some(pfds.iter().map(PollFd::revents).collect())),
+        Err(e) => Err(e.into()),
     }
-    Ok((rc > 0).then(|| pfds.iter().map(|p| p.revents).collect()))
 }
 
-fn read_fd(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
-    // SAFETY: `buf` is valid for writes of its length.
-    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-    if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(n as usize)
-    }
+fn read_fd(fd: BorrowedFd<'_>, buf: &mut [u8]) -> rustix::io::Result<usize> {
+    rustix::io::read(fd, buf)
 }
 
 /// Writes all of `bytes`, waiting (up to [`WRITE_TIMEOUT`] in all) while the
 /// descriptor is full or nobody reads it yet.
-fn write_all(fd: RawFd, mut bytes: &[u8]) -> io::Result<()> {
+fn write_all(fd: BorrowedFd<'_>, mut bytes: &[u8]) -> io::Result<()> {
     let deadline = Instant::now() + WRITE_TIMEOUT;
     while !bytes.is_empty() {
-        // SAFETY: `bytes` is valid for reads of its length.
-        let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
-        if n >= 0 {
-            bytes = &bytes[n as usize..];
-            continue;
-        }
-        let e = io::Error::last_os_error();
-        match e.kind() {
-            io::ErrorKind::Interrupted => {}
-            io::ErrorKind::WouldBlock => {
+        match rustix::io::write(fd, bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(Errno::INTR) => {}
+            Err(Errno::AGAIN) => {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     return Err(io::Error::new(
@@ -147,9 +123,9 @@ fn write_all(fd: RawFd, mut bytes: &[u8]) -> io::Result<()> {
                         "the host does not take the reply",
                     ));
                 }
-                poll(&[(fd, libc::POLLOUT)], left.min(Duration::from_millis(100)))?;
+                poll(&[(fd, PollFlags::OUT)], left.min(Duration::from_millis(100)))?;
             }
-            _ => return Err(e),
+            Err(e) => return Err(e.into()),
         }
     }
     Ok(())
@@ -174,22 +150,12 @@ pub fn virtio_device(path: &Path, sys: &Path) -> Option<PathBuf> {
 }
 
 /// Puts a serial line into raw mode at 38400 baud, one byte at a time.
-fn raw_serial(fd: RawFd) -> io::Result<()> {
-    // SAFETY: termios is plain data, filled by tcgetattr before use.
-    unsafe {
-        let mut t: libc::termios = std::mem::zeroed();
-        cvt(libc::tcgetattr(fd, &mut t))?;
-        libc::cfmakeraw(&mut t);
-        // The speed is set in the flags directly: the libc crate binds
-        // cfsetospeed to a versioned glibc symbol that a static build lacks.
-        t.c_cflag = (t.c_cflag & !libc::CBAUD) | libc::B38400;
-        t.c_ispeed = libc::B38400;
-        t.c_ospeed = libc::B38400;
-        t.c_cc[libc::VMIN] = 1;
-        t.c_cc[libc::VTIME] = 0;
-        cvt(libc::tcsetattr(fd, libc::TCSANOW, &t))?;
-    }
-    Ok(())
+fn raw_serial(fd: BorrowedFd<'_>) -> io::Result<()> {
+    use rustix::termios::{self, OptionalActions};
+    let mut t = termios::tcgetattr(fd)?;
+    t.make_raw();
+    t.set_speed(termios::speed::B38400)?;
+    Ok(termios::tcsetattr(fd, OptionalActions::Now, &t)?)
 }
 
 fn open_device(path: &Path) -> io::Result<OwnedFd> {
@@ -212,31 +178,26 @@ fn vsock_address(text: &str) -> Option<(u32, u32)> {
 }
 
 fn listen_vsock(cid: u32, port: u32) -> io::Result<OwnedFd> {
-    // SAFETY: a new socket; checked before use.
-    let fd = cvt(unsafe {
-        libc::socket(
-            libc::AF_VSOCK,
-            libc::SOCK_STREAM | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-            0,
-        )
-    })?;
-    // SAFETY: socket succeeded: the descriptor is ours.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let flags = SocketFlags::CLOEXEC | SocketFlags::NONBLOCK;
+    let fd = rustix::net::socket_with(AddressFamily::VSOCK, SocketType::STREAM, flags, None)?;
+    // rustix has no vsock address type.
     // SAFETY: sockaddr_vm is plain data; every field that matters is set.
     let mut addr: libc::sockaddr_vm = unsafe { std::mem::zeroed() };
     addr.svm_family = libc::AF_VSOCK as libc::sa_family_t;
     addr.svm_cid = cid;
     addr.svm_port = port;
     // SAFETY: `addr` is a valid sockaddr_vm of the length given.
-    cvt(unsafe {
+    let rc = unsafe {
         libc::bind(
             fd.as_raw_fd(),
             (&addr as *const libc::sockaddr_vm).cast(),
             std::mem::size_of::<libc::sockaddr_vm>() as libc::socklen_t,
         )
-    })?;
-    // SAFETY: a bound socket of ours.
-    cvt(unsafe { libc::listen(fd.as_raw_fd(), 1) })?;
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    rustix::net::listen(&fd, 1)?;
     Ok(fd)
 }
 
@@ -282,7 +243,7 @@ fn open_kind(method: Method, path: Option<&str>, run_dir: &Path) -> io::Result<K
         }
         Method::IsaSerial => {
             let fd = open_device(Path::new(path.unwrap_or(SERIAL_PATH)))?;
-            raw_serial(fd.as_raw_fd())?;
+            raw_serial(fd.as_fd())?;
             Kind::Device(Arc::new(fd))
         }
         Method::UnixListen => {
@@ -355,11 +316,8 @@ impl Port {
     pub fn waker(&self) -> Waker {
         let fd = Arc::clone(&self.wake_write);
         Waker::new(move || {
-            // SAFETY: writes one byte from a valid buffer; a full pipe
-            // already wakes the reader.
-            unsafe {
-                libc::write(fd.as_raw_fd(), [1u8].as_ptr().cast(), 1);
-            }
+            // A full pipe already wakes the reader.
+            let _ = rustix::io::write(&*fd, &[1]);
         })
     }
 
@@ -367,7 +325,7 @@ impl Port {
     fn take_wake(&self) -> bool {
         let mut buf = [0u8; 64];
         let mut woken = false;
-        while matches!(read_fd(self.wake_read.as_raw_fd(), &mut buf), Ok(n) if n > 0) {
+        while matches!(read_fd(self.wake_read.as_fd(), &mut buf), Ok(n) if n > 0) {
             woken = true;
         }
         woken
@@ -385,48 +343,39 @@ impl Port {
             if left.is_zero() {
                 return Ok(Got::Idle);
             }
-            let wake = self.wake_read.as_raw_fd();
-            let (fd, events) = match &self.kind {
-                Kind::Device(fd) => (fd.as_raw_fd(), libc::POLLIN),
+            let wake = self.wake_read.as_fd();
+            let fd = match &self.kind {
+                Kind::Device(fd) => fd.as_fd(),
                 Kind::Listener {
                     client: Some(client), ..
-                } => (client.as_raw_fd(), libc::POLLIN),
-                Kind::Listener { listener, .. } => (listener.as_raw_fd(), libc::POLLIN),
+                } => client.as_fd(),
+                Kind::Listener { listener, .. } => listener.as_fd(),
             };
-            let Some(revents) = poll(&[(wake, libc::POLLIN), (fd, events)], left)? else {
+            let Some(revents) = poll(&[(wake, PollFlags::IN), (fd, PollFlags::IN)], left)? else {
                 continue;
             };
-            if revents[0] != 0 && self.take_wake() {
+            if !revents[0].is_empty() && self.take_wake() {
                 return Ok(Got::Woken);
             }
             let ready = revents[1];
-            if ready == 0 {
+            if ready.is_empty() {
                 continue;
             }
             match &mut self.kind {
                 Kind::Listener { listener, client, .. } if client.is_none() => {
-                    // SAFETY: accept4 on our listening socket; no address wanted.
-                    let fd = unsafe {
-                        libc::accept4(
-                            listener.as_raw_fd(),
-                            std::ptr::null_mut(),
-                            std::ptr::null_mut(),
-                            libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-                        )
-                    };
-                    if fd >= 0 {
-                        // SAFETY: accept4 succeeded: the descriptor is new and ours.
-                        let fd = Arc::new(unsafe { OwnedFd::from_raw_fd(fd) });
+                    let accepted = rustix::net::accept_with(&*listener, SocketFlags::CLOEXEC | SocketFlags::NONBLOCK);
+                    if let Ok(fd) = accepted {
+                        let fd = Arc::new(fd);
                         *client = Some(Arc::clone(&fd));
                         self.set_out(Some(fd));
                         log::debug!("qga: host connected");
                     }
                 }
                 Kind::Listener { client, .. } => {
-                    let fd = client.as_ref().map_or(-1, |c| c.as_raw_fd());
-                    match read_fd(fd, buf) {
+                    let got = client.as_ref().map_or(Err(Errno::BADF), |c| read_fd(c.as_fd(), buf));
+                    match got {
                         Ok(n) if n > 0 => return Ok(Got::Data(n)),
-                        Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => {}
+                        Err(Errno::AGAIN | Errno::INTR) => {}
                         // 0 bytes: the client closed; an error: it is gone.
                         _ => {
                             *client = None;
@@ -436,9 +385,8 @@ impl Port {
                     }
                 }
                 Kind::Device(fd) => {
-                    let fd = fd.as_raw_fd();
-                    let got = if ready & libc::POLLIN != 0 {
-                        read_fd(fd, buf)
+                    let got = if ready.contains(PollFlags::IN) {
+                        read_fd(fd.as_fd(), buf)
                     } else {
                         Ok(0)
                     };
@@ -447,13 +395,13 @@ impl Port {
                             self.away = AWAY_FIRST;
                             return Ok(Got::Data(n));
                         }
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(e) if ready & libc::POLLHUP == 0 => return Err(e),
+                        Err(Errno::AGAIN | Errno::INTR) => {}
+                        Err(e) if !ready.contains(PollFlags::HUP) => return Err(e.into()),
                         // Hang-up, or 0 bytes: no host on the other end yet.
                         // Wait without spinning (woken early by a signal).
                         _ => {
                             let pause = self.away.min(deadline.saturating_duration_since(Instant::now()));
-                            if poll(&[(wake, libc::POLLIN)], pause)?.is_some() && self.take_wake() {
+                            if poll(&[(self.wake_read.as_fd(), PollFlags::IN)], pause)?.is_some() && self.take_wake() {
                                 return Ok(Got::Woken);
                             }
                             self.away = (self.away * 2).min(AWAY_MAX);
@@ -499,6 +447,37 @@ mod tests {
         assert_eq!(virtio_device(&dir.path().join("nothing"), &sys), None);
         // An existing path is taken as it is.
         assert_eq!(virtio_device(dir.path(), &sys), Some(dir.path().to_path_buf()));
+    }
+
+    #[test]
+    fn a_serial_line_is_made_raw_at_38400_baud() {
+        use std::os::fd::FromRawFd;
+        let (mut master, mut slave) = (0, 0);
+        // SAFETY: openpty fills the two descriptors; the pointers may be null.
+        let rc = unsafe {
+            libc::openpty(
+                &mut master,
+                &mut slave,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(rc, 0, "openpty: {}", io::Error::last_os_error());
+        // SAFETY: openpty succeeded: both descriptors are new and ours.
+        let (_master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+        raw_serial(slave.as_fd()).unwrap();
+        // SAFETY: termios is plain data, filled by tcgetattr; `slave` is open.
+        let t = unsafe {
+            let mut t: libc::termios = std::mem::zeroed();
+            assert_eq!(libc::tcgetattr(slave.as_raw_fd(), &mut t), 0);
+            t
+        };
+        assert_eq!(t.c_cflag & libc::CBAUD, libc::B38400);
+        assert_eq!(t.c_cflag & libc::CSIZE, libc::CS8);
+        assert_eq!(t.c_lflag & (libc::ICANON | libc::ECHO | libc::ISIG), 0);
+        assert_eq!(t.c_oflag & libc::OPOST, 0);
+        assert_eq!((t.c_cc[libc::VMIN], t.c_cc[libc::VTIME]), (1, 0));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! being installed, it is removed.
 
 use super::UpdateError;
+use rustix::process::{kill_process_group, Pid, Signal};
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
@@ -181,7 +182,7 @@ fn run(program: &Path, args: &[OsString]) -> Result<Output, UpdateError> {
             .spawn();
         match spawned {
             Ok(c) => break c,
-            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 20 => {
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::TXTBSY.raw_os_error()) && tries < 20 => {
                 tries += 1;
                 std::thread::sleep(Duration::from_millis(25));
             }
@@ -200,11 +201,13 @@ fn run(program: &Path, args: &[OsString]) -> Result<Output, UpdateError> {
     let out = reader(child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>));
     let err = reader(child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>));
     let deadline = Instant::now() + CHECK_TIMEOUT;
-    let group = child.id() as libc::pid_t;
-    // SAFETY: kill(2) of the candidate's own process group (its pid is the
-    // group's id); a group that is gone already makes it fail harmlessly.
-    let kill_group = || unsafe {
-        libc::kill(-group, libc::SIGKILL);
+    // The candidate's own process group: its pid is the group's id. A group
+    // that is gone already makes the kill fail harmlessly.
+    let group = i32::try_from(child.id()).ok().and_then(Pid::from_raw);
+    let kill_group = || {
+        if let Some(group) = group {
+            let _ = kill_process_group(group, Signal::KILL);
+        }
     };
     let status = loop {
         match child.try_wait() {
@@ -255,8 +258,7 @@ mod tests {
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let pid: i32 = text.lines().next().unwrap().trim().parse().unwrap();
         std::thread::sleep(std::time::Duration::from_millis(200));
-        // SAFETY: signal 0 only checks that the process exists.
-        let alive = unsafe { libc::kill(pid, 0) } == 0
+        let alive = rustix::process::test_kill_process(rustix::process::Pid::from_raw(pid).unwrap()).is_ok()
             && !std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z "));
         assert!(!alive, "the background process {pid} survived");
     }

@@ -336,20 +336,13 @@ fn device_of(root: &Root, m: &Mount) -> Option<(u32, u32)> {
     let rdev = meta.rdev();
     meta.file_type()
         .is_block_device()
-        .then(|| (libc::major(rdev), libc::minor(rdev)))
+        .then(|| (rustix::fs::major(rdev), rustix::fs::minor(rdev)))
 }
 
 /// Used and total bytes of the filesystem at `path` (total as an ordinary
 /// user sees it: the root-reserved blocks left out, as df and qemu-ga do).
 fn usage(path: &Path) -> Option<(u64, u64)> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-    // SAFETY: statvfs is plain numbers; all zeros is a valid value.
-    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `c` is NUL-terminated and `s` is writable.
-    if unsafe { libc::statvfs(c.as_ptr(), &mut s) } != 0 {
-        return None;
-    }
+    let s = rustix::fs::statvfs(path).ok()?;
     let used = s.f_blocks.saturating_sub(s.f_bfree);
     let frsize = s.f_frsize;
     Some((used * frsize, (used + s.f_bavail) * frsize))

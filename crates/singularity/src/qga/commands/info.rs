@@ -2,7 +2,7 @@
 //! `guest-get-host-name`: read-only facts about the guest.
 //!
 //! Everything that lives in a file is read under the root. What only the
-//! kernel knows (uname(2), gethostname(2)) is asked only on the live root;
+//! kernel knows (uname(2), host name included) is asked only on the live root;
 //! under another root the same facts come from the root's files
 //! (`/proc/sys/kernel/*`, `/etc/hostname`). The time zone's offset always
 //! comes from its TZif file (not localtime(3)), so a test root has one too.
@@ -12,7 +12,6 @@ use crate::network::shellvars;
 use crate::qga::{Args, Ctx, QgaError};
 use crate::root::Root;
 use serde_json::{json, Map, Value};
-use std::ffi::CStr;
 
 /// Reads a file under the root as text, if it is there.
 fn read(root: &Root, path: &str) -> Option<String> {
@@ -20,18 +19,9 @@ fn read(root: &Root, path: &str) -> Option<String> {
 }
 
 /// The kernel's release, version and machine, from uname(2).
-fn uname() -> Option<[String; 3]> {
-    // SAFETY: utsname is plain bytes; all zeros is a valid value.
-    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
-    // SAFETY: `u` is a valid, writable utsname.
-    if unsafe { libc::uname(&mut u) } != 0 {
-        return None;
-    }
-    let field = |f: &[libc::c_char]| {
-        let bytes: Vec<u8> = f.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
-        String::from_utf8_lossy(&bytes).into_owned()
-    };
-    Some([field(&u.release), field(&u.version), field(&u.machine)])
+fn uname() -> [String; 3] {
+    let u = rustix::system::uname();
+    [u.release(), u.version(), u.machine()].map(|f| f.to_string_lossy().into_owned())
 }
 
 /// The members `guest-get-osinfo` takes from `os-release`.
@@ -73,10 +63,11 @@ fn osinfo_of(os_release: &str, kernel: [Option<String>; 3]) -> Value {
 /// `/usr/lib/os-release`).
 pub fn osinfo(ctx: &mut Ctx<'_>, _: &Args) -> Result<Value, QgaError> {
     let root = ctx.root;
-    let kernel = match (root.is_live(), uname()) {
-        (true, Some([r, v, m])) => [Some(r), Some(v), Some(m)],
-        _ => ["osrelease", "version", "arch"]
-            .map(|f| read(root, &format!("/proc/sys/kernel/{f}")).map(|s| s.trim().to_string())),
+    let kernel = if root.is_live() {
+        uname().map(Some)
+    } else {
+        ["osrelease", "version", "arch"]
+            .map(|f| read(root, &format!("/proc/sys/kernel/{f}")).map(|s| s.trim().to_string()))
     };
     let os_release = ["/etc/os-release", "/usr/lib/os-release"]
         .iter()
@@ -85,20 +76,11 @@ pub fn osinfo(ctx: &mut Ctx<'_>, _: &Args) -> Result<Value, QgaError> {
     Ok(osinfo_of(&os_release, kernel))
 }
 
-/// `guest-get-host-name`: `{host-name}`, from gethostname(2) on the live
-/// root, else the root's `/etc/hostname`.
+/// `guest-get-host-name`: `{host-name}`, the node name of uname(2) (what
+/// gethostname(2) returns) on the live root, else the root's `/etc/hostname`.
 pub fn host_name(ctx: &mut Ctx<'_>, _: &Args) -> Result<Value, QgaError> {
     let name = if ctx.root.is_live() {
-        let mut buf = [0u8; 256];
-        // SAFETY: `buf` is writable for its whole length.
-        let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-        if rc != 0 {
-            let e = std::io::Error::last_os_error();
-            return Err(QgaError::generic(format!("gethostname: {e}")));
-        }
-        CStr::from_bytes_until_nul(&buf)
-            .map(|c| c.to_string_lossy().into_owned())
-            .unwrap_or_default()
+        rustix::system::uname().nodename().to_string_lossy().into_owned()
     } else {
         read(ctx.root, "/etc/hostname")
             .and_then(|t| t.lines().map(str::trim).find(|l| !l.is_empty()).map(str::to_string))

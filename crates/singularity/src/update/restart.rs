@@ -116,6 +116,49 @@ fn alive(pid: libc::pid_t) -> bool {
     }
 }
 
+/// The process a watcher watches. Held by a pidfd where the kernel has them
+/// (Linux 5.3 and later): once the process exited, its pid may be given to
+/// another process, which the pidfd never stands for. Older kernels fall
+/// back to the pid.
+struct Watched {
+    pid: libc::pid_t,
+    fd: Option<std::os::fd::OwnedFd>,
+}
+
+impl Watched {
+    /// Takes hold of `pid`, which must be alive now (the daemon waits for
+    /// the watcher's first process, so it is).
+    fn new(pid: libc::pid_t) -> Watched {
+        let fd = rustix::process::Pid::from_raw(pid)
+            .and_then(|p| rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok());
+        Watched { pid, fd }
+    }
+
+    /// Whether it still runs (a zombie does not).
+    fn alive(&self) -> bool {
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        let Some(fd) = &self.fd else {
+            return alive(self.pid);
+        };
+        // The pidfd is readable once the process exited.
+        let mut fds = [PollFd::new(fd, PollFlags::IN)];
+        let now = Timespec { tv_sec: 0, tv_nsec: 0 };
+        match poll(&mut fds, Some(&now)) {
+            Ok(ready) => ready == 0,
+            Err(_) => alive(self.pid),
+        }
+    }
+
+    /// Kills it with SIGKILL.
+    fn kill(&self) {
+        use rustix::process::{kill_process, pidfd_send_signal, Pid, Signal};
+        let _ = match &self.fd {
+            Some(fd) => pidfd_send_signal(fd, Signal::KILL),
+            None => Pid::from_raw(self.pid).map_or(Ok(()), |p| kill_process(p, Signal::KILL)),
+        };
+    }
+}
+
 /// Why the update watcher could not watch or restore.
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
@@ -177,6 +220,7 @@ pub fn watch(args: &[OsString]) -> Result<(), WatchError> {
     };
     let pid: libc::pid_t = pid.to_str().and_then(|p| p.parse().ok()).ok_or(WatchError::Pid)?;
     let (marker, target, previous) = (Path::new(marker), Path::new(target), Path::new(previous));
+    let watched = Watched::new(pid);
     if !detach()? {
         return Ok(());
     }
@@ -192,7 +236,7 @@ pub fn watch(args: &[OsString]) -> Result<(), WatchError> {
         if !marker.exists() {
             return Ok(());
         }
-        if !alive(pid) || Instant::now() >= deadline {
+        if !watched.alive() || Instant::now() >= deadline {
             break;
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -204,10 +248,10 @@ pub fn watch(args: &[OsString]) -> Result<(), WatchError> {
     }
     let _ = std::fs::remove_file(&claimed);
     // The new build goes first, whatever happens to the restore.
-    if alive(pid) {
-        // SAFETY: the process did not come back in time; it is killed.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
-        while alive(pid) {
+    if watched.alive() {
+        // The process did not come back in time: it is killed.
+        watched.kill();
+        while watched.alive() {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -216,7 +260,7 @@ pub fn watch(args: &[OsString]) -> Result<(), WatchError> {
         source,
     })?;
     if std::env::var_os("INVOCATION_ID").is_some() {
-        // systemd (Restart=on-failure) starts the restored build.
+        // systemd (Restart=always) starts the restored build.
         return Ok(());
     }
     // The restored agent starts with the signals it would have at boot.
@@ -230,4 +274,50 @@ pub fn watch(args: &[OsString]) -> Result<(), WatchError> {
         target: target.to_path_buf(),
         source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Waits up to 10 s for `watched` to be seen gone.
+    fn gone(watched: &Watched) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while watched.alive() {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        true
+    }
+
+    #[test]
+    fn a_watched_process_is_alive_until_it_exits_and_is_killed_by_its_pidfd() {
+        let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+        let watched = Watched::new(child.id() as libc::pid_t);
+        assert!(watched.fd.is_some(), "this kernel has pidfd_open");
+        assert!(watched.alive());
+        watched.kill();
+        // Exited but not reaped yet: a zombie is not alive.
+        assert!(gone(&watched));
+        let status = child.wait().unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(libc::SIGKILL)
+        );
+    }
+
+    #[test]
+    fn without_a_pidfd_the_pid_is_watched() {
+        let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+        let watched = Watched {
+            pid: child.id() as libc::pid_t,
+            fd: None,
+        };
+        assert!(watched.alive());
+        watched.kill();
+        assert!(gone(&watched));
+        child.wait().unwrap();
+    }
 }

@@ -6,6 +6,8 @@
 
 use crate::cli::{DaemonArgs, Global};
 use crate::config::{FileValues, KeyDef};
+use std::ffi::OsString;
+use std::path::PathBuf;
 
 /// Where a key's effective value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,32 +35,43 @@ impl std::fmt::Display for Source {
     }
 }
 
-/// The value an option on the command line gives `section.key`, if any.
-/// Flags that can only switch something on count only when given.
-pub fn command_line_value(global: &Global, daemon: Option<&DaemonArgs>, k: &KeyDef) -> Option<String> {
-    let path = |p: &std::path::PathBuf| p.display().to_string();
-    let flag = |on: bool| on.then(|| "true".to_string());
+/// The value an option on the command line gives `section.key`, if any, as
+/// given (a path may not be UTF-8). Flags that can only switch something on
+/// count only when given. The one map of options to keys: the settings are
+/// resolved through it, and `config` prints from it.
+pub fn command_line_value(global: &Global, daemon: Option<&DaemonArgs>, k: &KeyDef) -> Option<OsString> {
+    let text = |s: &Option<String>| s.clone().map(OsString::from);
+    let path = |p: &Option<PathBuf>| p.clone().map(PathBuf::into_os_string);
+    let flag = |on: bool| on.then(|| OsString::from("true"));
     match (k.section, k.key) {
-        ("main", "loglevel") => global.loglevel.clone(),
-        ("main", "loghandler") => global.loghandler.clone(),
+        ("main", "loglevel") => text(&global.loglevel),
+        ("main", "loghandler") => text(&global.loghandler),
         ("main", "backup") => flag(global.backup),
-        ("main", "cache") => global.cache.clone(),
-        ("main", "functions") => global.functions.clone(),
-        ("main", "root") => global.root.as_ref().map(path),
+        ("main", "cache") => text(&global.cache),
+        ("main", "functions") => text(&global.functions),
+        ("main", "root") => path(&global.root),
         _ => {
             let d = daemon?;
             match (k.section, k.key) {
-                ("main", "communicator") => d.communicator.clone(),
-                ("daemon", "run") => d.run_dir.clone(),
-                ("daemon", "pidfile") => d.pidfile.clone(),
-                ("daemon", "uid") => d.uid.clone(),
-                ("daemon", "gid") => d.gid.clone(),
+                ("main", "communicator") => text(&d.communicator),
+                ("daemon", "run") => text(&d.run_dir),
+                ("daemon", "pidfile") => text(&d.pidfile),
+                ("daemon", "uid") => text(&d.uid),
+                ("daemon", "gid") => text(&d.gid),
                 ("daemon", "coredumps") => flag(d.coredumps),
                 ("daemon", "nodaemonize") => flag(d.nodaemonize),
-                ("daemon", "configurators") => (!d.configurators.is_empty())
-                    .then(|| d.configurators.iter().map(path).collect::<Vec<_>>().join(",")),
-                ("xen", "xenstore") => d.xenstore.clone(),
-                ("socket", "path") => d.socket.as_ref().map(path),
+                ("daemon", "configurators") => (!d.configurators.is_empty()).then(|| {
+                    let mut list = OsString::new();
+                    for (i, dir) in d.configurators.iter().enumerate() {
+                        if i > 0 {
+                            list.push(",");
+                        }
+                        list.push(dir);
+                    }
+                    list
+                }),
+                ("xen", "xenstore") => text(&d.xenstore),
+                ("socket", "path") => path(&d.socket),
                 _ => None,
             }
         }
@@ -69,7 +82,7 @@ pub fn command_line_value(global: &Global, daemon: Option<&DaemonArgs>, k: &KeyD
 /// over default.
 pub fn value_of(k: &KeyDef, file: &FileValues, global: &Global, daemon: Option<&DaemonArgs>) -> (String, Source) {
     if let Some(v) = command_line_value(global, daemon, k) {
-        return (v, Source::CommandLine);
+        return (v.to_string_lossy().into_owned(), Source::CommandLine);
     }
     if let Some(found) = file.get(k.section, k.key) {
         return (
@@ -155,11 +168,11 @@ mod tests {
         );
         assert_eq!(
             command_line_value(&global, Some(&daemon), key("daemon", "configurators")),
-            Some("/a,/b".to_string())
+            Some("/a,/b".into())
         );
         assert_eq!(
             command_line_value(&global, Some(&daemon), key("main", "communicator")),
-            Some("socket".to_string())
+            Some("socket".into())
         );
         assert_eq!(command_line_value(&global, None, key("daemon", "run")), None);
     }

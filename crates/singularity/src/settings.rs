@@ -8,6 +8,7 @@ use crate::configurators::external::External;
 use crate::configurators::files::{FileSettings, Modes};
 use crate::configurators::password::PasswordSettings;
 use crate::crypto::hash::Scheme;
+use crate::effective;
 use crate::functions::Functions;
 use crate::handler;
 use crate::metrics::MetricsSettings;
@@ -261,6 +262,53 @@ fn read_regular(file: &Path, max: u64) -> io::Result<String> {
     Ok(text)
 }
 
+/// Where a key's value comes from: the command line, through the one map of
+/// options to keys ([`effective::command_line_value`], which `config` prints
+/// from too), else the file.
+struct Sources<'a> {
+    file: &'a FileValues,
+    global: &'a Global,
+    daemon: Option<&'a DaemonArgs>,
+}
+
+impl Sources<'_> {
+    /// The text an option gives `section.key`, if one does; `what` names
+    /// the value in a refusal.
+    fn command_line(&self, section: &str, key: &str, what: &str) -> Result<Option<String>, ConfigError> {
+        let Some(k) = config::key_def(section, key) else {
+            return Ok(None);
+        };
+        match effective::command_line_value(self.global, self.daemon, k) {
+            None => Ok(None),
+            Some(value) => value
+                .into_string()
+                .map(Some)
+                .map_err(|v| ConfigError(format!("bad {what} '{}': not UTF-8", v.to_string_lossy()))),
+        }
+    }
+
+    /// `section.key` converted: from the command line (a refusal names the
+    /// value as `what`), else from the file; `None` when neither sets it.
+    fn get<T>(
+        &self,
+        section: &str,
+        key: &str,
+        what: &str,
+        convert: impl Fn(&str) -> Option<T>,
+    ) -> Result<Option<T>, ConfigError> {
+        let Some(value) = self.command_line(section, key, what)? else {
+            return self.file.typed(section, key, convert);
+        };
+        match convert(&value) {
+            Some(converted) => Ok(Some(converted)),
+            None => {
+                let accepts = config::key_def(section, key).map_or("", |k| k.accepts);
+                Err(ConfigError(format!("bad {what} '{value}': expected {accepts}")))
+            }
+        }
+    }
+}
+
 /// Merges parsed file values with the command line.
 pub fn resolve(
     global: &Global,
@@ -268,33 +316,21 @@ pub fn resolve(
     v: &FileValues,
     file: PathBuf,
 ) -> Result<Settings, ConfigError> {
-    let pick = |cli: Option<String>, section: &str, key: &str| -> Option<String> {
-        cli.or_else(|| v.get(section, key).map(|l| l.value.clone()))
+    let s = Sources {
+        file: v,
+        global,
+        daemon,
     };
-    let typed = |section: &'static str, key: &'static str, cli: Option<String>| -> Result<String, ConfigError> {
-        Ok(pick(cli, section, key).unwrap_or_else(|| default_of(section, key).to_string()))
-    };
-    let cli_err = |what: &str, value: &str, key: &str| {
-        let accepts = config::KEYS.iter().find(|k| k.key == key).map_or("", |k| k.accepts);
-        ConfigError(format!("bad {what} '{value}': expected {accepts}"))
-    };
-
-    let loglevel = match &global.loglevel {
-        Some(l) => parse_level(l).ok_or_else(|| cli_err("log level", l, "loglevel"))?,
-        None => v
-            .typed("main", "loglevel", parse_level)?
-            .unwrap_or(log::LevelFilter::Warn),
-    };
-    let d = daemon.cloned();
-    let configurators = match d.as_ref().map(|d| &d.configurators) {
-        Some(dirs) if !dirs.is_empty() => dirs.clone(),
-        _ => v
-            .typed("daemon", "configurators", path_list)?
-            .unwrap_or_else(|| vec![default_of("daemon", "configurators").to_string()])
-            .into_iter()
-            .map(PathBuf::from)
-            .collect(),
-    };
+    let text = |value: &str| Some(value.to_string());
+    let loglevel = s
+        .get("main", "loglevel", "log level", parse_level)?
+        .unwrap_or(log::LevelFilter::Warn);
+    let configurators = s
+        .get("daemon", "configurators", "configurator directories", path_list)?
+        .unwrap_or_else(|| vec![default_of("daemon", "configurators").to_string()])
+        .into_iter()
+        .map(PathBuf::from)
+        .collect();
     let configurator_timeout = Duration::from_secs(
         v.typed("daemon", "configurator_timeout", |s| {
             s.parse::<u64>().ok().filter(|n| (1..=3600).contains(n))
@@ -303,28 +339,24 @@ pub fn resolve(
     );
     // Any other well-formed name may be an external configurator's
     // function: the daemon, which finds them, warns about the undeclared.
-    let functions = match &global.functions {
-        Some(f) => Functions::parse_with_external(f).map_err(|e| ConfigError(format!("bad function list: {e}")))?,
+    let functions = match s.command_line("main", "functions", "function list")? {
+        Some(f) => Functions::parse_with_external(&f).map_err(|e| ConfigError(format!("bad function list: {e}")))?,
         None => v
-            .typed("main", "functions", |s| Functions::parse_with_external(s).ok())?
+            .typed("main", "functions", |f| Functions::parse_with_external(f).ok())?
             .unwrap_or_else(Functions::all),
     };
-    let backup = global.backup || v.typed("main", "backup", parse_bool)?.unwrap_or(false);
-    let cache = match &global.cache {
-        Some(c) => absolute(c).ok_or_else(|| cli_err("cache directory", c, "cache"))?,
-        None => v
-            .typed("main", "cache", absolute)?
-            .unwrap_or_else(|| default_of("main", "cache").into()),
-    };
-    let root = match &global.root {
-        Some(r) => r.clone(),
-        None => PathBuf::from(v.typed("main", "root", absolute)?.unwrap_or_else(|| "/".into())),
-    };
-    let parse_comm = |s: &str| Transport::NAMES.into_iter().find(|n| *n == s);
-    let communicator = match daemon.and_then(|d| d.communicator.as_deref()) {
-        Some(c) => parse_comm(c).ok_or_else(|| cli_err("communicator", c, "communicator"))?,
-        None => v.typed("main", "communicator", parse_comm)?.unwrap_or("xen"),
-    };
+    let backup = s.get("main", "backup", "backup", parse_bool)?.unwrap_or(false);
+    let cache = s
+        .get("main", "cache", "cache directory", absolute)?
+        .unwrap_or_else(|| default_of("main", "cache").into());
+    let root = PathBuf::from(
+        s.get("main", "root", "root directory", absolute)?
+            .unwrap_or_else(|| "/".into()),
+    );
+    let parse_comm = |c: &str| Transport::NAMES.into_iter().find(|n| *n == c);
+    let communicator = s
+        .get("main", "communicator", "communicator", parse_comm)?
+        .unwrap_or("xen");
     let rescan = v.typed("xen", "rescan_interval", |s| {
         s.parse::<u64>().ok().filter(|n| (1..=86400).contains(n))
     })?;
@@ -345,25 +377,18 @@ pub fn resolve(
             .typed("file", "directory_mode", octal_mode)?
             .unwrap_or(defaults.directory),
     };
-    let xenstore = match daemon.and_then(|d| d.xenstore.clone()) {
-        Some(x) => Some(x),
-        None => v.typed("xen", "xenstore", non_empty)?.flatten(),
-    };
-    let run_dir = match d.as_ref().and_then(|d| d.run_dir.clone()) {
-        Some(r) => absolute(&r).ok_or_else(|| cli_err("run-time directory", &r, "run"))?,
-        None => v
-            .typed("daemon", "run", absolute)?
-            .unwrap_or_else(|| default_of("daemon", "run").into()),
-    };
-    let pidfile = typed("daemon", "pidfile", d.as_ref().and_then(|d| d.pidfile.clone()))?;
+    let xenstore = s.get("xen", "xenstore", "XenStore path", non_empty)?.flatten();
+    let run_dir = s
+        .get("daemon", "run", "run-time directory", absolute)?
+        .unwrap_or_else(|| default_of("daemon", "run").into());
+    let pidfile = s
+        .get("daemon", "pidfile", "pid file", text)?
+        .unwrap_or_else(|| default_of("daemon", "pidfile").into());
     // The socket lives in the run-time directory unless it is named.
-    let socket_path = match d.as_ref().and_then(|d| d.socket.clone()) {
-        Some(p) => p,
-        None => v
-            .typed("socket", "path", optional_absolute)?
-            .flatten()
-            .map_or_else(|| Path::new(&run_dir).join(SOCKET_NAME), PathBuf::from),
-    };
+    let socket_path = s
+        .get("socket", "path", "socket path", optional_absolute)?
+        .flatten()
+        .map_or_else(|| Path::new(&run_dir).join(SOCKET_NAME), PathBuf::from);
     let apply_noop = v.typed("apply", "noop", parse_bool)?.unwrap_or(false);
     let update = update_settings(v, global)?;
     let qga = qga_settings(v)?;
@@ -371,19 +396,15 @@ pub fn resolve(
         .typed("qga", "method", crate::qga::Method::named)?
         .unwrap_or(crate::qga::Method::VirtioSerial);
     let qga_path = v.typed("qga", "path", non_empty)?.flatten();
-    let uid = match d.as_ref().and_then(|d| d.uid.clone()) {
-        Some(u) => Some(u),
-        None => v.typed("daemon", "uid", non_empty)?.flatten(),
-    };
-    let gid = match d.as_ref().and_then(|d| d.gid.clone()) {
-        Some(g) => Some(g),
-        None => v.typed("daemon", "gid", non_empty)?.flatten(),
-    };
-    let coredumps =
-        d.as_ref().is_some_and(|d| d.coredumps) || v.typed("daemon", "coredumps", parse_bool)?.unwrap_or(false);
-    let nodaemonize =
-        d.as_ref().is_some_and(|d| d.nodaemonize) || v.typed("daemon", "nodaemonize", parse_bool)?.unwrap_or(false);
-    let loghandler = typed("main", "loghandler", global.loghandler.clone())?;
+    let uid = s.get("daemon", "uid", "user", non_empty)?.flatten();
+    let gid = s.get("daemon", "gid", "group", non_empty)?.flatten();
+    let coredumps = s.get("daemon", "coredumps", "coredumps", parse_bool)?.unwrap_or(false);
+    let nodaemonize = s
+        .get("daemon", "nodaemonize", "nodaemonize", parse_bool)?
+        .unwrap_or(false);
+    let loghandler = s
+        .get("main", "loghandler", "log handler", text)?
+        .unwrap_or_else(|| default_of("main", "loghandler").into());
     let socket_vm_data = v
         .typed("socket", "vm_data", optional_absolute)?
         .flatten()
@@ -533,6 +554,7 @@ fn qga_settings(v: &FileValues) -> Result<QgaSettings, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::ffi::OsStringExt;
 
     fn file(text: &str) -> FileValues {
         config::parse("s.conf", text).unwrap()
@@ -632,6 +654,38 @@ mod tests {
         assert_eq!(
             resolve_with(&cli, None, "").unwrap_err().0,
             "bad log level 'loud': expected debug, info, warning, error, critical"
+        );
+    }
+
+    #[test]
+    fn command_line_values_are_checked_as_the_file_values_are() {
+        let with_root = |root: PathBuf| Global {
+            root: Some(root),
+            ..Global::default()
+        };
+        assert_eq!(
+            resolve_with(&with_root(PathBuf::from("srv/guest")), None, "")
+                .unwrap_err()
+                .0,
+            "bad root directory 'srv/guest': expected an absolute path"
+        );
+        let not_utf8 = std::ffi::OsString::from_vec(b"/srv/\xff".to_vec());
+        assert_eq!(
+            resolve_with(&with_root(PathBuf::from(not_utf8)), None, "")
+                .unwrap_err()
+                .0,
+            "bad root directory '/srv/\u{fffd}': not UTF-8"
+        );
+        // A flag given on the command line wins over the file's false.
+        let backup = Global {
+            backup: true,
+            ..Global::default()
+        };
+        assert!(
+            resolve_with(&backup, None, "[main]\nbackup = false\n")
+                .unwrap()
+                .system
+                .backup
         );
     }
 

@@ -463,6 +463,8 @@ pub fn serve(
         current.system.root.display()
     );
     notify::send("READY=1");
+    // An update's watcher (see `update::resume`) learns that this build serves.
+    crate::update::restart::came_back();
     // Requests are small; a bigger one takes more reads, not more memory.
     let mut buf = [0u8; 4096];
     let mut reload_asked = false;

@@ -402,8 +402,7 @@ impl External {
             why,
         };
         // What was checked at discovery may have changed since: check again.
-        // SAFETY: geteuid cannot fail.
-        let owner = unsafe { libc::geteuid() };
+        let owner = rustix::process::geteuid().as_raw();
         let meta = std::fs::symlink_metadata(&self.path).map_err(|e| err(Why::Inspect(e)))?;
         if !meta.is_file() {
             return Err(err(Why::NotAFile));
@@ -636,8 +635,7 @@ mod tests {
     }
 
     fn owner() -> u32 {
-        // SAFETY: geteuid cannot fail.
-        unsafe { libc::geteuid() }
+        rustix::process::geteuid().as_raw()
     }
 
     const SECOND: Duration = Duration::from_secs(5);

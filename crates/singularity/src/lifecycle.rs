@@ -11,6 +11,8 @@
 //! `restart` signal a pid only if it holds that lock too and runs the
 //! singularity binary.
 
+use rustix::io::Errno;
+use rustix::process::{Pid, Signal};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
 use std::os::fd::{AsRawFd, FromRawFd};
@@ -417,13 +419,10 @@ pub fn running_pid(path: &Path) -> Option<i32> {
     }
 }
 
-fn signal(pid: i32, sig: libc::c_int) -> io::Result<()> {
-    // SAFETY: kill(2) with a pid read from a locked pid file.
-    if unsafe { libc::kill(pid, sig) } == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+/// Sends `sig` to `pid`, a pid read from a locked pid file (never 0).
+fn signal(pid: i32, sig: Signal) -> io::Result<()> {
+    let pid = Pid::from_raw(pid).ok_or(Errno::SRCH)?;
+    Ok(rustix::process::kill_process(pid, sig)?)
 }
 
 /// Whether `pid` has exited (no such process, or a zombie not yet reaped).
@@ -443,7 +442,7 @@ pub fn stop(pidfile: &Path, lock: &Path) -> Result<(), ControlError> {
         return Ok(());
     };
     check_daemon(pid, pidfile, lock)?;
-    signal(pid, libc::SIGTERM).map_err(|source| ControlError::Signal { pid, source })?;
+    signal(pid, Signal::TERM).map_err(|source| ControlError::Signal { pid, source })?;
     let deadline = Instant::now() + STOP_WAIT;
     // Its pid file released, and the process itself gone (it drops its
     // locks a moment before it exits).
@@ -478,7 +477,7 @@ pub fn reload(pidfile: &Path, lock: &Path) -> Result<bool, ControlError> {
         return Ok(false);
     };
     check_daemon(pid, pidfile, lock)?;
-    signal(pid, libc::SIGHUP).map_err(|source| ControlError::Signal { pid, source })?;
+    signal(pid, Signal::HUP).map_err(|source| ControlError::Signal { pid, source })?;
     println!("singularity reloading (pid {pid})");
     Ok(true)
 }

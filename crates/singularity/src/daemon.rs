@@ -30,8 +30,7 @@ const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// command runs them) and warns about what was skipped, and about functions
 /// named in `functions` that none declares.
 fn configurators(s: &Settings) -> Vec<External> {
-    // SAFETY: geteuid cannot fail.
-    let euid = unsafe { libc::geteuid() };
+    let euid = rustix::process::geteuid().as_raw();
     let found = external::discover(
         &s.daemon.configurators,
         euid,

@@ -11,9 +11,12 @@
 //! `restart` signal a pid only if it holds that lock too and runs the
 //! singularity binary.
 
+use rustix::fs::FlockOperation;
+use rustix::io::Errno;
+use rustix::pipe::{pipe_with, PipeFlags};
+use rustix::process::{getrlimit, set_dumpable_behavior, setrlimit, DumpableBehavior, Pid, Resource, Signal};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
-use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -168,9 +171,6 @@ pub enum SetupError {
     /// `/dev/null` could not be opened for the standard descriptors.
     #[error("cannot open /dev/null: {0}")]
     DevNull(#[source] io::Error),
-    /// `getrlimit(RLIMIT_CORE)` failed.
-    #[error("cannot read RLIMIT_CORE: {0}")]
-    CoreLimit(#[source] io::Error),
     /// `setrlimit` or `prctl(PR_SET_DUMPABLE)` failed.
     #[error("cannot set core-dump policy: {0}")]
     CoreDumps(#[source] io::Error),
@@ -248,16 +248,10 @@ fn open_pidfile(path: &Path) -> io::Result<File> {
 }
 
 fn try_lock(file: &File) -> io::Result<bool> {
-    // SAFETY: flock on a descriptor we own.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc == 0 {
-        return Ok(true);
-    }
-    let err = io::Error::last_os_error();
-    if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
-        Ok(false)
-    } else {
-        Err(err)
+    match rustix::fs::flock(file, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(true),
+        Err(Errno::WOULDBLOCK) => Ok(false),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -417,13 +411,10 @@ pub fn running_pid(path: &Path) -> Option<i32> {
     }
 }
 
-fn signal(pid: i32, sig: libc::c_int) -> io::Result<()> {
-    // SAFETY: kill(2) with a pid read from a locked pid file.
-    if unsafe { libc::kill(pid, sig) } == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+/// Sends `sig` to `pid`, a pid read from a locked pid file (never 0).
+fn signal(pid: i32, sig: Signal) -> io::Result<()> {
+    let pid = Pid::from_raw(pid).ok_or(Errno::SRCH)?;
+    Ok(rustix::process::kill_process(pid, sig)?)
 }
 
 /// Whether `pid` has exited (no such process, or a zombie not yet reaped).
@@ -443,7 +434,7 @@ pub fn stop(pidfile: &Path, lock: &Path) -> Result<(), ControlError> {
         return Ok(());
     };
     check_daemon(pid, pidfile, lock)?;
-    signal(pid, libc::SIGTERM).map_err(|source| ControlError::Signal { pid, source })?;
+    signal(pid, Signal::TERM).map_err(|source| ControlError::Signal { pid, source })?;
     let deadline = Instant::now() + STOP_WAIT;
     // Its pid file released, and the process itself gone (it drops its
     // locks a moment before it exits).
@@ -478,7 +469,7 @@ pub fn reload(pidfile: &Path, lock: &Path) -> Result<bool, ControlError> {
         return Ok(false);
     };
     check_daemon(pid, pidfile, lock)?;
-    signal(pid, libc::SIGHUP).map_err(|source| ControlError::Signal { pid, source })?;
+    signal(pid, Signal::HUP).map_err(|source| ControlError::Signal { pid, source })?;
     println!("singularity reloading (pid {pid})");
     Ok(true)
 }
@@ -506,13 +497,8 @@ impl StartReport {
 /// report and exits with 0 or 1; only the daemon returns from here.
 /// Must run before any thread is started.
 pub fn daemonize() -> Result<StartReport, SetupError> {
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 fills two descriptors on success.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(SetupError::Pipe(io::Error::last_os_error()));
-    }
-    // SAFETY: both descriptors are fresh and owned only here.
-    let (mut read, write) = unsafe { (File::from_raw_fd(fds[0]), File::from_raw_fd(fds[1])) };
+    let (read, write) = pipe_with(PipeFlags::CLOEXEC).map_err(|e| SetupError::Pipe(e.into()))?;
+    let (mut read, write) = (File::from(read), File::from(write));
     // SAFETY: single-threaded at this point (documented precondition).
     match unsafe { libc::fork() } {
         -1 => return Err(SetupError::Fork(io::Error::last_os_error())),
@@ -529,8 +515,8 @@ pub fn daemonize() -> Result<StartReport, SetupError> {
         }
     }
     drop(read);
-    // SAFETY: in the child; setsid cannot fail for a non-leader.
-    unsafe { libc::setsid() };
+    // In the child, which leads no group: setsid cannot fail.
+    let _ = rustix::process::setsid();
     // SAFETY: as above; the second fork drops session leadership.
     match unsafe { libc::fork() } {
         -1 => return Err(SetupError::Fork(io::Error::last_os_error())),
@@ -542,8 +528,7 @@ pub fn daemonize() -> Result<StartReport, SetupError> {
         }
     }
     redirect_stdio()?;
-    // SAFETY: chdir to a static NUL-terminated path.
-    unsafe { libc::chdir(c"/".as_ptr()) };
+    let _ = rustix::process::chdir("/");
     Ok(StartReport { write: Some(write) })
 }
 
@@ -553,35 +538,25 @@ fn redirect_stdio() -> Result<(), SetupError> {
         .write(true)
         .open("/dev/null")
         .map_err(SetupError::DevNull)?;
-    for fd in 0..3 {
-        // SAFETY: dup2 onto the standard descriptors.
-        unsafe { libc::dup2(null.as_raw_fd(), fd) };
-    }
+    let _ = rustix::stdio::dup2_stdin(&null);
+    let _ = rustix::stdio::dup2_stdout(&null);
+    let _ = rustix::stdio::dup2_stderr(&null);
     Ok(())
 }
 
 /// Applies the core-dump policy: off means not dumpable and `RLIMIT_CORE` 0
 /// (a dump could hold a password); on means dumpable and the hard limit.
 pub fn set_coredumps(enabled: bool) -> Result<(), SetupError> {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit fills the struct.
-    if unsafe { libc::getrlimit(libc::RLIMIT_CORE, &mut limit) } != 0 {
-        return Err(SetupError::CoreLimit(io::Error::last_os_error()));
-    }
-    limit.rlim_cur = if enabled { limit.rlim_max } else { 0 };
-    // SAFETY: setrlimit with a valid struct; prctl with constant arguments.
-    let ok = unsafe {
-        libc::setrlimit(libc::RLIMIT_CORE, &limit) == 0
-            && libc::prctl(libc::PR_SET_DUMPABLE, libc::c_ulong::from(enabled), 0, 0, 0) == 0
-    };
-    if ok {
-        Ok(())
+    let mut limit = getrlimit(Resource::Core);
+    limit.current = if enabled { limit.maximum } else { Some(0) };
+    let dumpable = if enabled {
+        DumpableBehavior::Dumpable
     } else {
-        Err(SetupError::CoreDumps(io::Error::last_os_error()))
-    }
+        DumpableBehavior::NotDumpable
+    };
+    setrlimit(Resource::Core, limit)
+        .and_then(|()| set_dumpable_behavior(dumpable))
+        .map_err(|e| SetupError::CoreDumps(e.into()))
 }
 
 /// The fields of the line of `file` (`/etc/passwd` or `/etc/group`) whose

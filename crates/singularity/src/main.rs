@@ -114,8 +114,7 @@ fn start(s: settings::Settings, cli: &Cli, args: &DaemonArgs) -> Result<ExitCode
     for w in &s.source.warnings {
         log::warn!("{w}");
     }
-    // SAFETY: geteuid cannot fail.
-    let euid = unsafe { libc::geteuid() };
+    let euid = rustix::process::geteuid().as_raw();
     rundir::ensure(&s.daemon.run_dir, euid).map_err(|e| fail(&mut report, e))?;
     // One daemon per system, whatever its pid file.
     let _instance = lifecycle::InstanceLock::acquire(&lifecycle::instance_lock_path(&s.system.root))

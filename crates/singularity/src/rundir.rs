@@ -153,8 +153,7 @@ mod tests {
     use super::*;
 
     fn euid() -> u32 {
-        // SAFETY: geteuid cannot fail.
-        unsafe { libc::geteuid() }
+        rustix::process::geteuid().as_raw()
     }
 
     #[test]

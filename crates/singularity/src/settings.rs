@@ -782,9 +782,7 @@ mod tests {
             format!("cannot read {}: not a regular file", conf.display())
         );
         std::fs::remove_file(&conf).unwrap();
-        let c_path = std::ffi::CString::new(conf.as_os_str().as_encoded_bytes()).unwrap();
-        // SAFETY: a valid NUL-terminated path.
-        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        rustix::fs::mkfifoat(rustix::fs::CWD, conf.as_path(), rustix::fs::Mode::from_raw_mode(0o600)).unwrap();
         assert_eq!(
             refusal(dir.path()),
             format!("cannot read {}: not a regular file", conf.display())

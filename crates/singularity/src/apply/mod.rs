@@ -445,19 +445,15 @@ impl Applier {
             let (target, _) = target::check_target(root, &cached, &[])?;
             let name = std::ffi::CString::new(target.name.as_bytes())
                 .map_err(|_| io_err("cache", &w.path)(io::Error::from(io::ErrorKind::InvalidInput)))?;
-            // SAFETY: a valid directory descriptor and NUL-terminated name.
-            let rc = unsafe {
-                libc::fchownat(
-                    std::os::fd::AsRawFd::as_raw_fd(&target.dir),
-                    name.as_ptr(),
-                    uid,
-                    gid,
-                    libc::AT_SYMLINK_NOFOLLOW,
-                )
-            };
-            if rc != 0 {
-                return Err(io_err("cache", &w.path)(io::Error::last_os_error()));
-            }
+            // Unchecked: -1 leaves the id as it is, as fchownat(2) does.
+            rustix::fs::chownat(
+                &target.dir,
+                name.as_c_str(),
+                Some(rustix::fs::Uid::from_raw_unchecked(uid)),
+                Some(rustix::fs::Gid::from_raw_unchecked(gid)),
+                rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+            )
+            .map_err(|e| io_err("cache", &w.path)(e.into()))?;
         }
         Ok(())
     }
@@ -605,8 +601,7 @@ mod tests {
 
     #[test]
     fn an_owned_write_gives_the_file_and_its_new_directories_to_the_owner() {
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        if unsafe { libc::geteuid() } != 0 {
+        if !rustix::process::geteuid().is_root() {
             eprintln!("SKIPPED: only root gives files away");
             return;
         }

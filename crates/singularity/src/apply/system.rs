@@ -3,8 +3,8 @@
 //! other than `/` the [`LogRunner`] only logs what it would have done.
 
 use crate::plan::Run;
+use rustix::fs::{fcntl_getfl, fcntl_setfl, OFlags};
 use std::io::Read;
-use std::os::fd::AsRawFd;
 use std::process::{ChildStderr, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -25,13 +25,7 @@ struct ErrorOutput {
 
 impl ErrorOutput {
     fn new(pipe: Option<ChildStderr>) -> ErrorOutput {
-        let pipe = pipe.filter(|p| {
-            // SAFETY: fcntl on a descriptor the pipe owns.
-            unsafe {
-                let flags = libc::fcntl(p.as_raw_fd(), libc::F_GETFL);
-                flags >= 0 && libc::fcntl(p.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) == 0
-            }
-        });
+        let pipe = pipe.filter(|p| fcntl_getfl(p).is_ok_and(|flags| fcntl_setfl(p, flags | OFlags::NONBLOCK).is_ok()));
         ErrorOutput { pipe, kept: Vec::new() }
     }
 
@@ -162,16 +156,10 @@ impl Runner for SystemRunner {
     }
 
     fn set_hostname(&self, name: &str) -> Result<(), RunError> {
-        // SAFETY: sethostname reads exactly `len` bytes from the pointer.
-        let rc = unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) };
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(RunError::Hostname {
-                name: name.to_string(),
-                source: std::io::Error::last_os_error(),
-            })
-        }
+        rustix::system::sethostname(name.as_bytes()).map_err(|e| RunError::Hostname {
+            name: name.to_string(),
+            source: e.into(),
+        })
     }
 
     fn hostname(&self) -> Option<String> {

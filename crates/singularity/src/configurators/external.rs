@@ -18,6 +18,7 @@ use crate::functions::valid_name;
 use crate::plan::{Plan, Step};
 use crate::protocol::inject::{check_path, InjectForm, InjectionError};
 use crate::protocol::{Injection, Reply};
+use rustix::process::{kill_process_group, Pid, Signal, WaitId, WaitIdOptions};
 use serde_json::{Map, Value};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -402,8 +403,7 @@ impl External {
             why,
         };
         // What was checked at discovery may have changed since: check again.
-        // SAFETY: geteuid cannot fail.
-        let owner = unsafe { libc::geteuid() };
+        let owner = rustix::process::geteuid().as_raw();
         let meta = std::fs::symlink_metadata(&self.path).map_err(|e| err(Why::Inspect(e)))?;
         if !meta.is_file() {
             return Err(err(Why::NotAFile));
@@ -508,10 +508,9 @@ fn invoke(path: &Path, arg: Option<&str>, input: &[u8], cwd: &Path, timeout: Dur
         .process_group(0);
     crate::signals::unblock_in_children(&mut cmd);
     let mut child = cmd.spawn().map_err(InvokeError::Start)?;
-    let group = child.id() as libc::pid_t;
+    let group = Pid::from_child(&child);
     let kill_group = || {
-        // SAFETY: kill(2) on the process group this child leads.
-        unsafe { libc::kill(-group, libc::SIGKILL) };
+        let _ = kill_process_group(group, Signal::KILL);
     };
 
     let stdin = child.stdin.take();
@@ -605,23 +604,9 @@ fn invoke(path: &Path, arg: Option<&str>, input: &[u8], cwd: &Path, timeout: Dur
 
 /// Whether the child `pid` has exited, leaving it unreaped (`WNOWAIT`): its
 /// process group id stays its own until it is reaped.
-fn exited(pid: libc::pid_t) -> std::io::Result<bool> {
-    // SAFETY: a zeroed siginfo_t is valid; waitid writes into it.
-    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-    // SAFETY: waitid on our own child with a valid siginfo_t pointer.
-    let rc = unsafe {
-        libc::waitid(
-            libc::P_PID,
-            pid as libc::id_t,
-            &mut info,
-            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
-        )
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: si_pid is set when waitid reports a child.
-    Ok(unsafe { info.si_pid() } != 0)
+fn exited(pid: Pid) -> std::io::Result<bool> {
+    let options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
+    Ok(rustix::process::waitid(WaitId::Pid(pid), options)?.is_some())
 }
 
 #[cfg(test)]
@@ -636,8 +621,7 @@ mod tests {
     }
 
     fn owner() -> u32 {
-        // SAFETY: geteuid cannot fail.
-        unsafe { libc::geteuid() }
+        rustix::process::geteuid().as_raw()
     }
 
     const SECOND: Duration = Duration::from_secs(5);
@@ -852,8 +836,7 @@ printf '%s\n' '{{"returncode": "0", "message": "done", "files": {{"/etc/kms.conf
         assert!(run(&e).unwrap_err().to_string().contains("no answer"));
         let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
         std::thread::sleep(Duration::from_millis(100));
-        // SAFETY: kill with signal 0 only checks for existence.
-        let alive = unsafe { libc::kill(pid, 0) } == 0;
+        let alive = rustix::process::test_kill_process(Pid::from_raw(pid).unwrap()).is_ok();
         assert!(!alive || std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z ")));
     }
 }

@@ -148,8 +148,7 @@ fn trusted_directory(target: &Path) -> Result<(), UpdateError> {
     use std::os::unix::fs::MetadataExt;
     let dir = target.parent().unwrap_or(Path::new("/"));
     let meta = std::fs::metadata(dir).map_err(|e| UpdateError::Target(target.to_path_buf(), e.to_string()))?;
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let me = unsafe { libc::geteuid() };
+    let me = rustix::process::geteuid().as_raw();
     if (meta.uid() != 0 && meta.uid() != me) || meta.mode() & 0o022 != 0 {
         return Err(UpdateError::Target(
             target.to_path_buf(),

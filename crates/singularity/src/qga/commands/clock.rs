@@ -7,6 +7,7 @@
 
 use crate::qga::{arg_int, Args, Ctx, QgaError};
 use crate::root::Root;
+use rustix::time::{clock_settime, ClockId, Timespec};
 use serde_json::{json, Value};
 use std::process::{Command, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -47,16 +48,12 @@ struct SystemClocks;
 
 impl Clocks for SystemClocks {
     fn set_system(&mut self, ns: i64) -> std::io::Result<()> {
-        let tv = libc::timeval {
-            tv_sec: (ns / NS) as libc::time_t,
-            tv_usec: ((ns % NS) / 1000) as libc::suseconds_t,
+        // Whole microseconds, as qemu-ga sets the clock.
+        let time = Timespec {
+            tv_sec: ns / NS,
+            tv_nsec: (ns % NS) / 1000 * 1000,
         };
-        // SAFETY: `tv` is a valid timeval; a null time zone is allowed.
-        let rc = unsafe { libc::settimeofday(&tv, std::ptr::null()) };
-        if rc < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(())
+        Ok(clock_settime(ClockId::Realtime, time)?)
     }
 
     fn hwclock(&mut self, arg: &str) -> Result<bool, HwclockError> {

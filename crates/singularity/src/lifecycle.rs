@@ -517,7 +517,8 @@ pub fn daemonize() -> Result<StartReport, SetupError> {
     drop(read);
     // In the child, which leads no group: setsid cannot fail.
     let _ = rustix::process::setsid();
-    // SAFETY: as above; the second fork drops session leadership.
+    // SAFETY: still single-threaded, as at the first fork; the second fork
+    // drops session leadership.
     match unsafe { libc::fork() } {
         -1 => return Err(SetupError::Fork(io::Error::last_os_error())),
         0 => {}

@@ -25,6 +25,23 @@ pub fn marker_path(target: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// The marker's text: this process's pid and the id of the boot it was
+/// written in (`<pid> <boot id>`), by which the next start knows whether the
+/// machine restarted since.
+pub(crate) fn marker_text() -> String {
+    match boot_id() {
+        Some(id) => format!("{} {id}\n", std::process::id()),
+        None => format!("{}\n", std::process::id()),
+    }
+}
+
+/// The kernel's id of this boot.
+pub(crate) fn boot_id() -> Option<String> {
+    let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let id = id.trim();
+    (!id.is_empty()).then(|| id.to_string())
+}
+
 /// Whether this process was started by an update (the marker it must clear
 /// once it serves).
 pub fn resumed_marker() -> Option<PathBuf> {
@@ -58,7 +75,7 @@ pub fn came_back() {
 /// arguments. Returns only on failure, with the old build still running.
 pub fn reexec(target: &Path, previous: &Path) -> String {
     let marker = marker_path(target);
-    if let Err(e) = std::fs::write(&marker, format!("{}\n", std::process::id())) {
+    if let Err(e) = std::fs::write(&marker, marker_text()) {
         return format!("cannot write the update marker {}: {e}", marker.display());
     }
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();

@@ -36,10 +36,30 @@ pub enum Found {
     Stale(PathBuf, String),
 }
 
+/// This boot, as a marker is compared with it.
+#[derive(Debug, Clone)]
+pub struct Boot {
+    /// The kernel's id of this boot, when it has one.
+    pub id: Option<String>,
+    /// When the machine started.
+    pub time: SystemTime,
+}
+
+impl Boot {
+    /// Whether a marker holding `text`, last written at `written`, is from
+    /// an earlier boot: by the boot id it names, else (a marker of a build
+    /// that writes only its pid) by its time.
+    fn predates(&self, text: &str, written: Option<SystemTime>) -> bool {
+        match (text.split_whitespace().nth(1), &self.id) {
+            (Some(then), Some(now)) => then != now,
+            _ => written.is_some_and(|w| w < self.time),
+        }
+    }
+}
+
 /// Looks for an update cut short by a restart of the machine. Only on the
-/// live root, where updates re-execute the agent; `boot` is when the machine
-/// started.
-pub fn find(settings: &UpdateSettings, root: &Root, boot: SystemTime) -> Found {
+/// live root, where updates re-execute the agent.
+pub fn find(settings: &UpdateSettings, root: &Root, boot: &Boot) -> Found {
     if !root.is_live() || restart::resumed_marker().is_some() {
         return Found::Nothing;
     }
@@ -50,7 +70,8 @@ pub fn find(settings: &UpdateSettings, root: &Root, boot: SystemTime) -> Found {
     let Ok(meta) = std::fs::symlink_metadata(&marker) else {
         return Found::Nothing;
     };
-    if meta.modified().is_ok_and(|written| written >= boot) {
+    let text = std::fs::read_to_string(&marker).unwrap_or_default();
+    if !boot.predates(&text, meta.modified().ok()) {
         return Found::Watched;
     }
     let previous = previous_path(&target);
@@ -75,8 +96,16 @@ fn is_running_executable(target: &Path) -> bool {
     }
 }
 
+/// This boot: its id and when the machine started (`btime` of `/proc/stat`).
+pub fn this_boot() -> Option<Boot> {
+    Some(Boot {
+        id: restart::boot_id(),
+        time: boot_time()?,
+    })
+}
+
 /// When the machine started (`btime` of `/proc/stat`).
-pub fn boot_time() -> Option<SystemTime> {
+fn boot_time() -> Option<SystemTime> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     let secs = stat
         .lines()
@@ -92,10 +121,10 @@ pub fn boot_time() -> Option<SystemTime> {
 /// again. `args` are this process's arguments, which the previous build is
 /// started with if it comes back.
 pub fn watch_again(settings: &UpdateSettings, root: &Root, args: &[OsString]) {
-    let Some(boot) = boot_time() else {
+    let Some(boot) = this_boot() else {
         return;
     };
-    match find(settings, root, boot) {
+    match find(settings, root, &boot) {
         Found::Nothing | Found::Watched => {}
         Found::Stale(marker, why) => {
             log::warn!("an update was cut short by a restart of the machine, but {why}; keeping this build");
@@ -107,7 +136,7 @@ pub fn watch_again(settings: &UpdateSettings, root: &Root, args: &[OsString]) {
             previous,
         } => {
             // Written again: from this boot, and naming this process.
-            if let Err(e) = std::fs::write(&marker, format!("{}\n", std::process::id())) {
+            if let Err(e) = std::fs::write(&marker, restart::marker_text()) {
                 log::error!("cannot write the update marker {}: {e}", marker.display());
                 return;
             }
@@ -149,37 +178,50 @@ mod tests {
         let live = Root::new(Path::new("/"));
         let s = settings(&target);
         let now = SystemTime::now();
-        assert_eq!(find(&s, &live, now), Found::Nothing);
+        // Markers without a boot id are judged by their time.
+        let booted_at = |time| Boot { id: None, time };
+        assert_eq!(find(&s, &live, &booted_at(now)), Found::Nothing);
         let marker = marker_path(&target);
         std::fs::write(&marker, "1\n").unwrap();
         // Written after the boot: the update's own watcher decides.
         let long_ago = UNIX_EPOCH + Duration::from_secs(1);
-        assert_eq!(find(&s, &live, long_ago), Found::Watched);
+        assert_eq!(find(&s, &live, &booted_at(long_ago)), Found::Watched);
         // From before the boot, with no previous build to go back to.
-        let later = now + Duration::from_secs(3600);
-        assert!(matches!(find(&s, &live, later), Found::Stale(_, why) if why.contains("nothing to go back to")));
+        let later = booted_at(now + Duration::from_secs(3600));
+        assert!(matches!(find(&s, &live, &later), Found::Stale(_, why) if why.contains("nothing to go back to")));
         let previous = previous_path(&target);
         std::fs::write(&previous, b"old").unwrap();
-        assert_eq!(
-            find(&s, &live, later),
-            Found::Interrupted {
-                marker,
-                target,
-                previous,
-            }
-        );
+        let interrupted = Found::Interrupted {
+            marker: marker.clone(),
+            target: target.clone(),
+            previous: previous.clone(),
+        };
+        assert_eq!(find(&s, &live, &later), interrupted);
+        // A boot id in the marker decides, whatever the clock says.
+        let this = Boot {
+            id: Some("b2".into()),
+            time: now + Duration::from_secs(3600),
+        };
+        std::fs::write(&marker, "1 b2\n").unwrap();
+        assert_eq!(find(&s, &live, &this), Found::Watched);
+        std::fs::write(&marker, "1 b1\n").unwrap();
+        let earlier_clock = Boot { time: long_ago, ..this };
+        assert_eq!(find(&s, &live, &earlier_clock), interrupted);
+        // The marker an update writes names this boot.
+        std::fs::write(&marker, restart::marker_text()).unwrap();
+        assert_eq!(find(&s, &live, &this_boot().unwrap()), Found::Watched);
         // Another file at the target is not this build: nothing to vouch for.
         let other = dir.path().join("other");
         std::fs::write(&other, b"x").unwrap();
         std::fs::write(marker_path(&other), "1\n").unwrap();
         std::fs::write(previous_path(&other), b"old").unwrap();
         assert!(
-            matches!(find(&settings(&other), &live, later), Found::Stale(_, why) if why.contains("not the running executable"))
+            matches!(find(&settings(&other), &live, &later), Found::Stale(_, why) if why.contains("not the running executable"))
         );
         // Not on the live root: updates do not re-execute there.
         let scratch = Root::new(dir.path());
         assert_eq!(
-            find(&settings(Path::new("/singularity")), &scratch, later),
+            find(&settings(Path::new("/singularity")), &scratch, &later),
             Found::Nothing
         );
     }

@@ -445,12 +445,11 @@ impl Applier {
             let (target, _) = target::check_target(root, &cached, &[])?;
             let name = std::ffi::CString::new(target.name.as_bytes())
                 .map_err(|_| io_err("cache", &w.path)(io::Error::from(io::ErrorKind::InvalidInput)))?;
-            // Unchecked: -1 leaves the id as it is, as fchownat(2) does.
             rustix::fs::chownat(
                 &target.dir,
                 name.as_c_str(),
-                Some(rustix::fs::Uid::from_raw_unchecked(uid)),
-                Some(rustix::fs::Gid::from_raw_unchecked(gid)),
+                crate::apply::write::owner_uid(uid),
+                crate::apply::write::owner_gid(gid),
                 rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
             )
             .map_err(|e| io_err("cache", &w.path)(e.into()))?;

@@ -142,12 +142,7 @@ pub(crate) fn make_dir(
     if created {
         if is_root_user() {
             let (uid, gid) = owner.unwrap_or((0, 0));
-            // Unchecked: -1 leaves the id as it is, as fchown(2) does.
-            rfs::fchown(
-                &new,
-                Some(Uid::from_raw_unchecked(uid)),
-                Some(Gid::from_raw_unchecked(gid)),
-            )?;
+            rfs::fchown(&new, owner_uid(uid), owner_gid(gid))?;
         }
         rfs::fchmod(&new, Mode::from_raw_mode(mode))?;
         if let Some(context) = context {
@@ -330,6 +325,19 @@ pub(crate) fn backup(dir: BorrowedFd<'_>, name: &str, existing: &Existing) -> io
     let original = open_at(dir, name, OFlags::RDONLY | OFlags::NONBLOCK, 0)?;
     install(dir, &bak, &old, mode, Some((uid, gid)), Attrs::CopyFrom(&original))?;
     Ok(Some(bak))
+}
+
+
+/// A uid for `chown`: `None` for -1 (`u32::MAX`), which leaves the id as it
+/// is.
+pub(crate) fn owner_uid(uid: u32) -> Option<Uid> {
+    (uid != u32::MAX).then(|| Uid::from_raw(uid))
+}
+
+/// A gid for `chown`: `None` for -1 (`u32::MAX`), which leaves the id as it
+/// is.
+pub(crate) fn owner_gid(gid: u32) -> Option<Gid> {
+    (gid != u32::MAX).then(|| Gid::from_raw(gid))
 }
 
 #[cfg(test)]

@@ -327,7 +327,6 @@ pub(crate) fn backup(dir: BorrowedFd<'_>, name: &str, existing: &Existing) -> io
     Ok(Some(bak))
 }
 
-
 /// A uid for `chown`: `None` for -1 (`u32::MAX`), which leaves the id as it
 /// is.
 pub(crate) fn owner_uid(uid: u32) -> Option<Uid> {

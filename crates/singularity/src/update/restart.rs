@@ -118,9 +118,13 @@ pub(crate) fn start_watcher(marker: &Path, target: &Path, previous: &Path, args:
 /// Whether `pid` still runs: it exists and is not a zombie (a daemon
 /// that exited and that its parent has not reaped yet).
 fn alive(pid: libc::pid_t) -> bool {
-    // SAFETY: signal 0 only checks that the process exists.
-    let exists =
-        unsafe { libc::kill(pid, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    let Some(process) = rustix::process::Pid::from_raw(pid) else {
+        return false;
+    };
+    let exists = match rustix::process::test_kill_process(process) {
+        Ok(()) => true,
+        Err(e) => e == rustix::io::Errno::PERM,
+    };
     if !exists {
         return false;
     }

@@ -41,6 +41,11 @@
 //!   (`/proc/<pid>/smaps_rollup`) are printed beside it, and VmHWM after the
 //!   requests;
 //! - the sizes of the stripped guest agent and of the operator tools;
+//! - the floor under the idle cost: the singularity crate's `floor_idle`
+//!   example, built as the agent is (static, the release profile) and asleep
+//!   with as many threads as the idle agent, by its anonymous memory plus its
+//!   stripped size; and `floor_https`, `agentupdate`'s download alone, by
+//!   its stripped size;
 //! - XenStore requests the agent makes in 3 s of idleness, and per request
 //!   (simulator only: it counts every request it serves);
 //! - idle XenStore requests per hour with the metrics function on and off
@@ -66,7 +71,7 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
-use support::{stripped_kib, summarize, Summary};
+use support::{stripped_kib, summarize, Floor, Summary};
 use xenstore::sim::{Config, Simulator};
 use xenstore::{Client, Optional, Watch, WatchEvent};
 
@@ -144,6 +149,7 @@ fn run() -> Result<(), String> {
         Err(e) => println!("real xenstored: not measured: {e}\n"),
     }
     print_report(&results, exe_kib);
+    print_floor(&results, exe_kib);
     bench_metrics_idle(&bin)?;
     bench_idle_cpu(&bin)?;
     Ok(())
@@ -331,6 +337,46 @@ fn bench_idle_cpu(bin: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// The floor under the idle cost: programs built as the agent is that only
+/// sleep, or only download as `agentupdate` does.
+fn print_floor(results: &[Results], exe_kib: Option<u64>) {
+    let Some(start) = results.first().map(|r| r.idle_start) else {
+        return;
+    };
+    let threads = start.threads.unwrap_or(1);
+    let floor = match Floor::measure(threads) {
+        Ok(floor) => floor,
+        Err(e) => {
+            println!("floor: not measured: {e}\n");
+            return;
+        }
+    };
+    let opt = |v: Option<u64>| v.map_or_else(|| "n/a".into(), |n| n.to_string());
+    let sum = |a: Option<u64>, b: Option<u64>| opt(a.zip(b).map(|(a, b)| a + b));
+    println!("The floor under the idle cost, KiB (static, the release profile, as the agent):");
+    println!(
+        "  a program that only sleeps, {threads} threads: {} anonymous + {} executable = {}",
+        opt(floor.idle_anon),
+        opt(floor.idle_exe),
+        sum(floor.idle_anon, floor.idle_exe)
+    );
+    println!(
+        "  the same anonymous memory + a program that only downloads as agentupdate does ({} executable) = {}",
+        opt(floor.https_exe),
+        sum(floor.idle_anon, floor.https_exe)
+    );
+    for r in results {
+        println!(
+            "  the agent on {}, idle after start-up: {} anonymous + {} executable = {}",
+            r.xenstore,
+            opt(r.idle_start.anon_kib),
+            opt(exe_kib),
+            sum(r.idle_start.anon_kib, exe_kib)
+        );
+    }
+    println!();
+}
+
 /// Builds (if needed) and finds the static release agent next to this example's
 /// target directory, or takes `SINGULARITY_BIN`.
 fn agent_binary() -> Result<PathBuf, String> {
@@ -455,6 +501,7 @@ impl Agent {
             anon_kib: self.status_kib("RssAnon"),
             rss_kib: self.status_kib("VmRSS"),
             pss_kib: field("Pss"),
+            threads: self.status_kib("Threads"),
         }
     }
 
@@ -844,6 +891,7 @@ struct Memory {
     anon_kib: Option<u64>,
     rss_kib: Option<u64>,
     pss_kib: Option<u64>,
+    threads: Option<u64>,
 }
 
 /// What the agent did in [`IDLE`] without requests.

@@ -37,7 +37,12 @@
 //!   `/proc/<pid>/smaps_rollup`: heap, stacks, written data, which no other
 //!   process shares), the stripped executable (the most of the program the
 //!   page cache can hold for it), and for qemu-ga each shared library it maps
-//!   with its file size; VmRSS, PSS and `Private_Dirty` beside them.
+//!   with its file size; VmRSS, PSS and `Private_Dirty` beside them;
+//! - the floor under singularity's figures: the singularity crate's
+//!   `floor_idle` example, built as the agent is (static, the release
+//!   profile) and asleep with as many threads as singularity idles with, by
+//!   its anonymous memory and stripped size; and the stripped size of
+//!   `floor_https`, `agentupdate`'s download alone.
 //!
 //! Numbers only: nothing here fails on a time.
 
@@ -53,7 +58,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
-use support::{stripped_kib, summarize, Summary};
+use support::{stripped_kib, summarize, Floor, Summary};
 
 /// Requests one agent gets before the other takes its turn.
 const BLOCK: usize = 250;
@@ -759,6 +764,20 @@ fn print_targets(rows: &[Row], after: &[Memory; 2], exe: &[Option<u64>; 2], libs
             r.map_or("n/a".into(), |r| format!("{r:.2}")),
             r.map_or("n/a", |r| yes_no(r <= 0.10))
         );
+    }
+    // What no program built as the agent can go below: the standard
+    // library's and static glibc's own pages, asleep with as many threads.
+    let threads = after[1].threads.unwrap_or(1);
+    match Floor::measure(threads) {
+        Ok(floor) => println!(
+            "floor, built as singularity is: a program that only sleeps, {threads} threads: {} KiB anonymous \
+             (floor/qemu-ga {}), {} KiB executable; one that only downloads as agentupdate does: {} KiB executable",
+            opt(floor.idle_anon),
+            ratio(floor.idle_anon, after[0].anon).map_or("n/a".into(), |r| format!("{r:.2}")),
+            opt(floor.idle_exe),
+            opt(floor.https_exe)
+        ),
+        Err(e) => println!("floor: not measured: {e}"),
     }
 }
 

@@ -218,7 +218,9 @@ pub fn serve(
     notify::send("READY=1");
     crate::update::restart::came_back();
     let mut metadata = vm_data(&current);
-    // After a request, the loop wakes once when TRIM_AFTER passes quietly.
+    // The start-up's freed memory goes back to the kernel now; after a
+    // request, the loop wakes once when TRIM_AFTER passes quietly.
+    trim_heap();
     let mut trim_due = false;
     while !signals::stop_requested() {
         if signals::take_reload() {

@@ -262,6 +262,23 @@ fn oversize_replies_are_accepted() {
 }
 
 #[test]
+fn a_stream_reply_longer_than_one_read_is_joined() {
+    // 22,000 bytes: over five of the reader's 4,112-byte reads on a stream.
+    let l = Listener::stream();
+    let (c, mut p) = connect(&l);
+    let names: Vec<String> = (0..2000).map(|i| format!("name-{i:05}")).collect();
+    let got = with_peer(
+        &mut p,
+        || c.directory("/bigger"),
+        |p| {
+            let m = p.recv();
+            p.reply(&m, &xenstore::wire::join_nul(&names));
+        },
+    );
+    assert_eq!(got.expect("a directory of 22,000 bytes"), names);
+}
+
+#[test]
 fn handles_are_thread_safe_and_open_honours_xenstored_path() {
     fn send_sync_clone<T: Send + Sync + Clone>() {}
     fn send<T: Send>() {}

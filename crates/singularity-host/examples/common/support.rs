@@ -8,36 +8,103 @@ use std::time::{Duration, Instant};
 /// The target of the static binary the packages ship.
 pub const STATIC_TARGET: &str = "x86_64-unknown-linux-gnu";
 
-/// Builds (if needed) the static release binaries of `packages`, one cargo
-/// invocation each as scripts/package does (built together, the agent's
-/// dependencies would get the tools' features), and returns the agent's,
-/// found next to this example's target directory.
-pub fn static_agent(packages: &[&str]) -> Result<PathBuf, String> {
+/// Runs `cargo build --release <args>` for the static target, as
+/// scripts/package does.
+fn cargo_static(args: &[&str]) -> Result<(), String> {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    for package in packages {
-        let status = Command::new(&cargo)
-            .env("RUSTFLAGS", "-C target-feature=+crt-static")
-            .args(["build", "--release", "-p", package, "--bin", package])
-            .args(["--target", STATIC_TARGET, "--manifest-path"])
-            .arg(&manifest)
-            .status()
-            .map_err(|e| format!("cannot run cargo build: {e}"))?;
-        if !status.success() {
-            return Err(format!("static cargo build --release -p {package} failed ({status})"));
-        }
+    let status = Command::new(&cargo)
+        .env("RUSTFLAGS", "-C target-feature=+crt-static")
+        .arg("build")
+        .arg("--release")
+        .args(args)
+        .args(["--target", STATIC_TARGET, "--manifest-path"])
+        .arg(&manifest)
+        .status()
+        .map_err(|e| format!("cannot run cargo build: {e}"))?;
+    if !status.success() {
+        return Err(format!(
+            "static cargo build --release {} failed ({status})",
+            args.join(" ")
+        ));
     }
-    // <target>/<profile>/examples/<example> → <target>/<triple>/release/singularity
+    Ok(())
+}
+
+/// `<target>/<triple>/release/<path>`, found from this example's own place
+/// (`<target>/<profile>/examples/<example>`), once it exists.
+fn static_output(path: &str) -> Result<PathBuf, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let target = exe
         .ancestors()
         .nth(3)
         .ok_or_else(|| format!("cannot find the target directory from {}", exe.display()))?;
-    let bin = target.join(STATIC_TARGET).join("release/singularity");
+    let bin = target.join(STATIC_TARGET).join("release").join(path);
     if !bin.is_file() {
         return Err(format!("{} missing after cargo build", bin.display()));
     }
     Ok(bin)
+}
+
+/// Builds (if needed) the static release binaries of `packages`, one cargo
+/// invocation each as scripts/package does (built together, the agent's
+/// dependencies would get the tools' features), and returns the agent's,
+/// found next to this example's target directory.
+pub fn static_agent(packages: &[&str]) -> Result<PathBuf, String> {
+    for package in packages {
+        cargo_static(&["-p", package, "--bin", package])?;
+    }
+    static_output("singularity")
+}
+
+/// The floor under the agent's figures: what programs built exactly as the
+/// agent is (static, the release profile) cost when they do nothing but
+/// what they must. KiB.
+pub struct Floor {
+    /// Anonymous memory of `floor_idle`, asleep with as many threads as
+    /// the idle agent.
+    pub idle_anon: Option<u64>,
+    /// Its stripped executable: Rust's standard library and static glibc.
+    pub idle_exe: Option<u64>,
+    /// The stripped executable of `floor_https`: `agentupdate`'s download
+    /// alone (ureq, rustls, *ring*).
+    pub https_exe: Option<u64>,
+}
+
+impl Floor {
+    /// Builds the singularity crate's `floor_idle` and `floor_https`
+    /// examples and measures them; `threads` is the agent's idle thread
+    /// count, the main one included.
+    pub fn measure(threads: u64) -> Result<Floor, String> {
+        cargo_static(&[
+            "-p",
+            "singularity",
+            "--example",
+            "floor_idle",
+            "--example",
+            "floor_https",
+        ])?;
+        let idle = static_output("examples/floor_idle")?;
+        let https = static_output("examples/floor_https")?;
+        let mut child = Command::new(&idle)
+            .arg(threads.saturating_sub(1).to_string())
+            .stdin(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", idle.display()))?;
+        std::thread::sleep(Duration::from_secs(1));
+        let rollup = std::fs::read_to_string(format!("/proc/{}/smaps_rollup", child.id())).unwrap_or_default();
+        let idle_anon = rollup.lines().find_map(|l| {
+            let rest = l.strip_prefix("Anonymous:")?;
+            rest.trim().trim_end_matches("kB").trim().parse().ok()
+        });
+        let _ = child.kill();
+        let _ = child.wait();
+        Ok(Floor {
+            idle_anon,
+            idle_exe: stripped_kib(&idle),
+            https_exe: stripped_kib(&https),
+        })
+    }
 }
 
 /// How many, the median, the 99th percentile and the largest.

@@ -6,16 +6,27 @@ use super::conn::{encode, lock, Delivery, Pending, Shared, Waiter};
 use super::transport::{self, Kind, Ready, Transport};
 use super::WatchEvent;
 use crate::error::Error;
-use crate::wire::{split_nul, Decoder, ErrorKind, Message, MsgType, Oversize, READ_PAYLOAD_CAP};
+use crate::wire::{
+    split_nul, Decoder, ErrorKind, Message, MsgType, Oversize, HEADER_LEN, PAYLOAD_MAX, READ_PAYLOAD_CAP,
+};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 const BACKOFF_START: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
-/// Large enough for any reply we accept: a seqpacket read truncates a datagram
-/// that does not fit.
-const READ_BUF: usize = READ_PAYLOAD_CAP + 64;
+/// What one read takes on a connection of `kind`. A seqpacket read truncates
+/// a datagram that does not fit, so there it is large enough for any reply
+/// we accept. A stream or the device hands a message over in as many reads
+/// as it takes and the decoder joins them, so one regular message (header
+/// and [`PAYLOAD_MAX`] bytes) at a time is enough: an idle connection holds
+/// 4 KiB, not 64.
+fn read_buf_len(kind: Kind) -> usize {
+    match kind {
+        Kind::SeqPacket => READ_PAYLOAD_CAP + 64,
+        Kind::Stream | Kind::Device => HEADER_LEN + PAYLOAD_MAX,
+    }
+}
 
 /// Why a connection ended.
 enum End {
@@ -25,7 +36,7 @@ enum End {
 
 /// The thread body. Returns when the client is dropped or the device is gone.
 pub(crate) fn run(shared: Arc<Shared>) {
-    let mut buf = vec![0u8; READ_BUF];
+    let mut buf = Vec::new();
     let mut backoff = BACKOFF_START;
     loop {
         if shared.shutdown.load(Ordering::Acquire) {
@@ -34,6 +45,10 @@ pub(crate) fn run(shared: Arc<Shared>) {
         let conn = lock(&shared.state).conn.clone();
         match conn {
             Some(conn) => {
+                let len = read_buf_len(conn.kind());
+                if buf.len() != len {
+                    buf = vec![0u8; len];
+                }
                 let end = serve(&shared, &conn, &mut buf);
                 disconnect(&shared);
                 if matches!(end, End::Shutdown) || conn.kind() == Kind::Device {

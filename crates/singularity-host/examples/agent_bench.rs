@@ -42,7 +42,7 @@
 //!   requests;
 //! - the sizes of the stripped guest agent and of the operator tools;
 //! - the floor under the idle cost: the singularity crate's `floor_idle`
-//!   example, built as the agent is (static, the release profile) and asleep
+//!   example, built with the agent's profile, flags and link step and asleep
 //!   with as many threads as the idle agent, by its anonymous memory plus its
 //!   stripped size; and `floor_https`, `agentupdate`'s download alone, by
 //!   its stripped size;
@@ -344,7 +344,12 @@ fn print_floor(results: &[Results], exe_kib: Option<u64>) {
         return;
     };
     let threads = start.threads.unwrap_or(1);
-    let floor = match Floor::measure(threads) {
+    let rss_anon = |pid: u32| {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let line = status.lines().find_map(|l| l.strip_prefix("RssAnon:"))?;
+        line.split_whitespace().next()?.parse().ok()
+    };
+    let floor = match Floor::measure(threads, rss_anon) {
         Ok(floor) => floor,
         Err(e) => {
             println!("floor: not measured: {e}\n");
@@ -353,7 +358,7 @@ fn print_floor(results: &[Results], exe_kib: Option<u64>) {
     };
     let opt = |v: Option<u64>| v.map_or_else(|| "n/a".into(), |n| n.to_string());
     let sum = |a: Option<u64>, b: Option<u64>| opt(a.zip(b).map(|(a, b)| a + b));
-    println!("The floor under the idle cost, KiB (static, the release profile, as the agent):");
+    println!("The floor under the idle cost, KiB (the agent's profile, flags and link step):");
     println!(
         "  a program that only sleeps, {threads} threads: {} anonymous + {} executable = {}",
         opt(floor.idle_anon),
@@ -361,9 +366,8 @@ fn print_floor(results: &[Results], exe_kib: Option<u64>) {
         sum(floor.idle_anon, floor.idle_exe)
     );
     println!(
-        "  the same anonymous memory + a program that only downloads as agentupdate does ({} executable) = {}",
-        opt(floor.https_exe),
-        sum(floor.idle_anon, floor.https_exe)
+        "  a program that only downloads as agentupdate does: {} executable, before any anonymous memory",
+        opt(floor.https_exe)
     );
     for r in results {
         println!(

@@ -39,8 +39,8 @@
 //!   page cache can hold for it), and for qemu-ga each shared library it maps
 //!   with its file size; VmRSS, PSS and `Private_Dirty` beside them;
 //! - the floor under singularity's figures: the singularity crate's
-//!   `floor_idle` example, built as the agent is (static, the release
-//!   profile) and asleep with as many threads as singularity idles with, by
+//!   `floor_idle` example, built with the agent's profile, flags and link
+//!   step and asleep with as many threads as singularity idles with, by
 //!   its anonymous memory and stripped size; and the stripped size of
 //!   `floor_https`, `agentupdate`'s download alone.
 //!
@@ -768,9 +768,9 @@ fn print_targets(rows: &[Row], after: &[Memory; 2], exe: &[Option<u64>; 2], libs
     // What no program built as the agent can go below: the standard
     // library's and static glibc's own pages, asleep with as many threads.
     let threads = after[1].threads.unwrap_or(1);
-    match Floor::measure(threads) {
+    match Floor::measure(threads, |pid| memory(pid).anon) {
         Ok(floor) => println!(
-            "floor, built as singularity is: a program that only sleeps, {threads} threads: {} KiB anonymous \
+            "floor, with singularity's profile, flags and link step: a program that only sleeps, {threads} threads: {} KiB anonymous \
              (floor/qemu-ga {}), {} KiB executable; one that only downloads as agentupdate does: {} KiB executable",
             opt(floor.idle_anon),
             ratio(floor.idle_anon, after[0].anon).map_or("n/a".into(), |r| format!("{r:.2}")),

@@ -1,7 +1,8 @@
 //! The least an idle program costs a guest when it is built as the agent is
 //! (Rust's standard library, static glibc, the release profile) and does
-//! nothing: it starts THREADS threads besides the main one (default 2, as
-//! many as the idle daemon has), and all of them sleep until it is killed.
+//! nothing: it keeps one malloc arena as the daemon does, starts THREADS
+//! threads besides the main one (default 2), and all of them sleep until it
+//! is killed.
 //!
 //! The benchmarks build it beside the agent and print its anonymous memory
 //! and stripped size as the floor under the agent's own figures.
@@ -19,6 +20,13 @@ fn main() {
             std::process::exit(2);
         }
     };
+    // As the daemon (`daemon::one_arena`): without it each thread that
+    // allocates gets an arena of its own.
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only changes allocator parameters; no thread runs yet.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
     for _ in 0..threads {
         std::thread::spawn(|| loop {
             std::thread::sleep(Duration::from_secs(3600));

@@ -231,6 +231,8 @@ pub fn serve(
                     log::error!("cannot start metrics: {e}");
                 }
             });
+            // The old configuration's memory goes back once it is quiet.
+            trim_due = true;
         }
         let wait = if trim_due { TRIM_AFTER } else { IDLE_WAIT };
         if serve_one(comm.as_mut(), metadata.as_mut(), &mut agent, wait) {

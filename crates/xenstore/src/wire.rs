@@ -321,6 +321,10 @@ impl Decoder {
         }
         let payload = self.buf[HEADER_LEN..HEADER_LEN + len].to_vec();
         self.buf.drain(..HEADER_LEN + len);
+        if self.buf.is_empty() {
+            // A long reply does not keep its room once it is handled.
+            self.buf.shrink_to(HEADER_LEN + PAYLOAD_MAX);
+        }
         Ok(Some(Message::new(header.kind, header.req_id, header.tx_id, payload)))
     }
 }

@@ -57,9 +57,9 @@ pub fn static_agent(packages: &[&str]) -> Result<PathBuf, String> {
     static_output("singularity")
 }
 
-/// The floor under the agent's figures: what programs built exactly as the
-/// agent is (static, the release profile) cost when they do nothing but
-/// what they must. KiB.
+/// The floor under the agent's figures: what programs built with the
+/// agent's profile, flags and link step (static, the release profile) cost
+/// when they do nothing but what they must. KiB.
 pub struct Floor {
     /// Anonymous memory of `floor_idle`, asleep with as many threads as
     /// the idle agent.
@@ -67,15 +67,16 @@ pub struct Floor {
     /// Its stripped executable: Rust's standard library and static glibc.
     pub idle_exe: Option<u64>,
     /// The stripped executable of `floor_https`: `agentupdate`'s download
-    /// alone (ureq, rustls, *ring*).
+    /// alone (ureq, rustls, *ring*, the reading of the system's CA store).
     pub https_exe: Option<u64>,
 }
 
 impl Floor {
     /// Builds the singularity crate's `floor_idle` and `floor_https`
     /// examples and measures them; `threads` is the agent's idle thread
-    /// count, the main one included.
-    pub fn measure(threads: u64) -> Result<Floor, String> {
+    /// count, the main one included, and `anon` reads a process's anonymous
+    /// memory as the benchmark reads the agent's.
+    pub fn measure(threads: u64, anon: impl Fn(u32) -> Option<u64>) -> Result<Floor, String> {
         cargo_static(&[
             "-p",
             "singularity",
@@ -92,11 +93,7 @@ impl Floor {
             .spawn()
             .map_err(|e| format!("cannot run {}: {e}", idle.display()))?;
         std::thread::sleep(Duration::from_secs(1));
-        let rollup = std::fs::read_to_string(format!("/proc/{}/smaps_rollup", child.id())).unwrap_or_default();
-        let idle_anon = rollup.lines().find_map(|l| {
-            let rest = l.strip_prefix("Anonymous:")?;
-            rest.trim().trim_end_matches("kB").trim().parse().ok()
-        });
+        let idle_anon = anon(child.id());
         let _ = child.kill();
         let _ = child.wait();
         Ok(Floor {

@@ -480,6 +480,8 @@ pub fn serve(
         if reload_asked && !reader.shared.frozen.load(Ordering::SeqCst) {
             reload(&current, global, args, &mut reader);
             reload_asked = false;
+            // The old configuration's memory goes back once it is quiet.
+            trim_due = true;
         }
         let wait = if trim_due { daemon::TRIM_AFTER } else { IDLE_WAIT };
         match port.read(&mut buf, wait) {
